@@ -1,0 +1,3 @@
+from modelvc.cli.main import main
+
+main()

@@ -1,0 +1,96 @@
+"""One exception hierarchy; each class carries the exit code the CLI maps it to.
+
+The messages are written for the user: what went wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class MvcError(Exception):
+    """Base of every error modelvc reports to a user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(MvcError):
+    """The command line asks for something that does not make sense."""
+
+    exit_code = 2
+
+
+class NotARepositoryError(MvcError):
+    exit_code = 3
+
+
+class UnknownRevisionError(MvcError):
+    """A revision, ref or path that does not exist (or is ambiguous)."""
+
+    exit_code = 4
+
+
+class PathNotFoundError(UnknownRevisionError):
+    """A path given on the command line matches nothing."""
+
+
+class LocalChangesError(MvcError):
+    """An operation would overwrite uncommitted work."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, paths: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.paths = paths
+
+
+class LockTimeoutError(MvcError):
+    exit_code = 6
+
+
+class IntegrityError(MvcError):
+    """Stored bytes do not match their id, or an object is missing."""
+
+    exit_code = 7
+
+
+class FormatVersionError(MvcError):
+    """The repository was written by a newer (or unknown) format version."""
+
+    exit_code = 8
+
+
+class NothingToCommitError(MvcError):
+    exit_code = 9
+
+
+class RefError(MvcError):
+    """Invalid ref name, a ref that already exists, or a lost compare-and-swap."""
+
+    exit_code = 10
+
+
+class AlreadyExistsError(RefError):
+    pass
+
+
+class RefConflictError(RefError):
+    """A ref moved under us between read and update (compare-and-swap lost)."""
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "differences found (diff --exit-code), problems found (fsck), or an unexpected error",
+    2: "usage error: bad option, bad value, path outside the working tree",
+    3: "not a modelvc repository",
+    4: "unknown or ambiguous revision, ref or path",
+    5: "uncommitted local changes would be overwritten",
+    6: "timed out waiting for the repository lock",
+    7: "integrity error: stored data is corrupt or missing",
+    8: "repository format version not supported by this modelvc",
+    9: "nothing to commit",
+    10: "invalid ref name, or ref already exists",
+}

@@ -1,0 +1,37 @@
+"""Object ids: the blake3 of raw bytes, shown as 64 hex digits."""
+
+from __future__ import annotations
+
+import re
+
+ID_BYTES = 32
+ID_HEX = 64
+SHORT_HEX = 10
+MIN_PREFIX = 4
+
+_HEX_RE = re.compile(r"^[0-9a-f]+$")
+
+
+def hash_bytes(data: bytes | memoryview) -> str:
+    """The id of a byte string (a chunk, or an object's canonical encoding)."""
+    from blake3 import blake3
+
+    return blake3(data).hexdigest()
+
+
+def hash_bytes_raw(data: bytes | memoryview) -> bytes:
+    from blake3 import blake3
+
+    return blake3(data).digest()
+
+
+def is_full_id(text: str) -> bool:
+    return len(text) == ID_HEX and bool(_HEX_RE.match(text))
+
+
+def is_hex_prefix(text: str) -> bool:
+    return MIN_PREFIX <= len(text) <= ID_HEX and bool(_HEX_RE.match(text))
+
+
+def short(object_id: str) -> str:
+    return object_id[:SHORT_HEX]
