@@ -1,0 +1,340 @@
+"""HEAD, branches, tags and their reflogs, stored as small text files under .mvc.
+
+Every ref is one file holding a full id, replaced by atomic rename, so readers need no
+lock. Writers hold the repository lock and still compare-and-swap: a ref only moves from
+the value the caller last saw, which turns a lost update or a logic bug into an error
+instead of silently dropped history. Every move is appended to a reflog, which gc and fsck
+treat as reachable so "where was this branch yesterday" always has an answer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import IntegrityError, RefConflictError, RefError
+from .fsutil import append_line, atomic_write, fsync_dir
+from .ids import is_full_id, short
+from .refname import check_ref_name, is_valid_ref_name
+
+ZERO_ID = "0" * 64
+
+_SYMBOLIC_PREFIX = "ref: refs/heads/"
+_KINDS = (("refs/heads/", "branch"), ("refs/tags/", "tag"), ("refs/", "ref"))
+_REFLOG_LINE = re.compile(
+    r"^([0-9a-f]{64}) ([0-9a-f]{64}) (.*?) <([^<>]*)> (\d+) ([+-]\d{4})\t(.*)$"
+)
+_IDENTITY_JUNK = str.maketrans("", "", "<>\n\r\t")
+
+
+@dataclass(frozen=True)
+class Head:
+    branch: str | None  # "main" when symbolic, None when detached
+    commit: str | None  # None on an unborn branch
+
+
+@dataclass(frozen=True)
+class ReflogEntry:
+    old: str
+    new: str
+    who: str  # "name <email>"
+    time: int  # unix seconds
+    tz: str  # "+hhmm"
+    message: str
+
+
+def _kind_of(refname: str) -> tuple[str, str, str]:
+    """(namespace prefix, "branch"/"tag"/"ref", short name) of a full ref name, validated."""
+    for prefix, what in _KINDS:
+        if refname.startswith(prefix):
+            name = refname[len(prefix) :]
+            check_ref_name(name, what)
+            return prefix, what, name
+    raise RefError(f"invalid ref '{refname}': expected HEAD or a name under refs/")
+
+
+def _require_id(value: str) -> None:
+    if not is_full_id(value) or value == ZERO_ID:
+        raise ValueError(f"not a full object id: {value!r}")
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _local_tz(seconds: int) -> str:
+    offset = time.localtime(seconds).tm_gmtoff // 60
+    sign = "+" if offset >= 0 else "-"
+    hours, minutes = divmod(abs(offset), 60)
+    return f"{sign}{hours:02d}{minutes:02d}"
+
+
+def _describe(value: str | None) -> str:
+    return "nothing" if value is None else short(value)
+
+
+class Refs:
+    """The refs of one repository; `identity` gives (name, email) for reflog lines."""
+
+    def __init__(self, mvc_dir: Path, identity: Callable[[], tuple[str, str]]) -> None:
+        self._dir = Path(mvc_dir)
+        self._identity = identity
+
+    # ---- reading -------------------------------------------------------------------
+
+    def head(self) -> Head:
+        head = self._head_or_none()
+        if head is None:
+            raise IntegrityError(
+                f"{self._dir / 'HEAD'} is missing or corrupt",
+                hint="it should hold 'ref: refs/heads/<branch>' or a commit id",
+            )
+        return head
+
+    def read(self, refname: str) -> str | None:
+        """The id a ref holds ("HEAD" follows the current branch), or None if absent."""
+        if refname == "HEAD":
+            return self.head().commit
+        _kind_of(refname)
+        return self._read_ref_file(refname)
+
+    def branches(self) -> dict[str, str]:
+        return self._list("refs/heads/")
+
+    def tags(self) -> dict[str, str]:
+        return self._list("refs/tags/")
+
+    def reflog(self, refname: str = "HEAD") -> list[ReflogEntry]:
+        """Newest first. Torn or garbled lines (a crash mid-append) are skipped."""
+        if refname != "HEAD":
+            _kind_of(refname)
+        entries = [
+            ReflogEntry(m[1], m[2], f"{m[3]} <{m[4]}>", int(m[5]), m[6], m[7])
+            for m in self._parse_log(self._log_path(refname))
+        ]
+        entries.reverse()
+        return entries
+
+    def all_reflog_ids(self) -> set[str]:
+        """Every id any reflog mentions, including logs of deleted refs (gc keeps them)."""
+        ids: set[str] = set()
+        for directory, _subdirs, files in os.walk(self._dir / "logs"):
+            for file_name in files:
+                for match in self._parse_log(Path(directory) / file_name):
+                    ids.add(match[1])
+                    ids.add(match[2])
+        ids.discard(ZERO_ID)
+        return ids
+
+    # ---- writing (the caller holds the repository lock) ------------------------------
+
+    def update(self, refname: str, new: str, expected: str | None, message: str) -> None:
+        """Set `refname` to `new` if it still holds `expected` (None: must not exist)."""
+        if refname == "HEAD":
+            self.update_head(new, expected, message)
+            return
+        prefix, what, name = _kind_of(refname)
+        _require_id(new)
+        current = self._read_ref_file(refname)
+        self._check_expected(refname, expected, current)
+        if current is None:
+            self._check_no_path_conflict(prefix, what, name)
+        atomic_write(self._dir / refname, f"{new}\n".encode())
+        self._log_ref_move(refname, current or ZERO_ID, new, message)
+
+    def delete(self, refname: str, expected: str, message: str) -> None:
+        """Remove a ref that still holds `expected`; its reflog is kept."""
+        prefix, _what, _name = _kind_of(refname)
+        current = self._read_ref_file(refname)
+        self._check_expected(refname, expected, current)
+        path = self._dir / refname
+        path.unlink()
+        fsync_dir(path.parent)
+        self._remove_empty_parents(path, self._dir / prefix)
+        self._log_ref_move(refname, expected, ZERO_ID, message)
+
+    def update_head(self, new: str, expected: str | None, message: str) -> None:
+        """Move what HEAD points at: the current branch (created if unborn), or HEAD itself."""
+        head = self.head()
+        if head.branch is not None:
+            self.update(f"refs/heads/{head.branch}", new, expected, message)
+            return
+        _require_id(new)
+        self._check_expected("HEAD", expected, head.commit)
+        atomic_write(self._dir / "HEAD", f"{new}\n".encode())
+        self._append_log("HEAD", self._log_line(head.commit or ZERO_ID, new, message))
+
+    def set_head_branch(self, branch: str, message: str) -> None:
+        """Make HEAD follow `branch` (which may be unborn), as checkout and init do."""
+        check_ref_name(branch, "branch")
+        old = self._head_commit_or_zero()
+        new = self._read_ref_file(f"refs/heads/{branch}") or ZERO_ID
+        atomic_write(self._dir / "HEAD", f"{_SYMBOLIC_PREFIX}{branch}\n".encode())
+        self._append_log("HEAD", self._log_line(old, new, message))
+
+    def set_head_detached(self, commit: str, message: str) -> None:
+        _require_id(commit)
+        old = self._head_commit_or_zero()
+        atomic_write(self._dir / "HEAD", f"{commit}\n".encode())
+        self._append_log("HEAD", self._log_line(old, commit, message))
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _head_or_none(self) -> Head | None:
+        text = _read_text(self._dir / "HEAD")
+        if text is None:
+            return None
+        line = text.rstrip("\n")
+        if line.startswith(_SYMBOLIC_PREFIX):
+            branch = line[len(_SYMBOLIC_PREFIX) :]
+            if not is_valid_ref_name(branch):
+                return None
+            return Head(branch, self._read_ref_file(f"refs/heads/{branch}"))
+        if is_full_id(line) and line != ZERO_ID:
+            return Head(None, line)
+        return None
+
+    def _head_commit_or_zero(self) -> str:
+        head = self._head_or_none()
+        return head.commit if head is not None and head.commit is not None else ZERO_ID
+
+    def _read_ref_file(self, refname: str) -> str | None:
+        text = _read_text(self._dir / refname)
+        if text is None:
+            return None
+        value = text.rstrip("\n")
+        if not is_full_id(value):
+            raise IntegrityError(
+                f"ref {refname} is corrupt: it holds {value[:80]!r} instead of a commit id",
+                hint="run 'mvc fsck', then point it at a good commit from 'mvc reflog'",
+            )
+        return value
+
+    def _list(self, prefix: str) -> dict[str, str]:
+        root = self._dir / prefix
+        found: dict[str, str] = {}
+        for directory, _subdirs, files in os.walk(root):
+            relative_dir = Path(directory).relative_to(root).as_posix()
+            for file_name in files:
+                name = file_name if relative_dir == "." else f"{relative_dir}/{file_name}"
+                if not is_valid_ref_name(name):
+                    continue  # a writer's temp file, or a stray file
+                value = self._read_ref_file(prefix + name)
+                if value is not None:
+                    found[name] = value
+        return dict(sorted(found.items()))
+
+    @staticmethod
+    def _check_expected(refname: str, expected: str | None, current: str | None) -> None:
+        if current != expected:
+            raise RefConflictError(
+                f"ref {refname} moved (expected {_describe(expected)}, "
+                f"found {_describe(current)})"
+            )
+
+    def _check_no_path_conflict(self, prefix: str, what: str, name: str) -> None:
+        """A ref 'a' is a file where 'a/b' needs a directory: the two cannot coexist."""
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            ancestor = "/".join(parts[:depth])
+            if (self._dir / prefix / ancestor).is_file():
+                self._raise_path_conflict(what, name, ancestor)
+        directory = self._dir / prefix / name
+        if directory.is_dir():
+            for below, _subdirs, files in os.walk(directory):
+                for file_name in sorted(files):
+                    other = (Path(below) / file_name).relative_to(self._dir / prefix).as_posix()
+                    if is_valid_ref_name(other):
+                        self._raise_path_conflict(what, name, other)
+            # Only temp files or empty directories left behind: clear them away.
+            self._remove_tree(directory)
+
+    @staticmethod
+    def _raise_path_conflict(what: str, name: str, other: str) -> None:
+        raise RefError(
+            f"cannot create {what} '{name}': {what} '{other}' exists",
+            hint=f"a {what} named 'a' and one named 'a/b' cannot coexist; "
+            f"rename or delete '{other}' first",
+        )
+
+    @staticmethod
+    def _remove_tree(directory: Path) -> None:
+        for below, subdirs, files in os.walk(directory, topdown=False):
+            for file_name in files:
+                os.unlink(Path(below) / file_name)
+            for subdir in subdirs:
+                os.rmdir(Path(below) / subdir)
+        os.rmdir(directory)
+        fsync_dir(directory.parent)
+
+    @staticmethod
+    def _remove_empty_parents(path: Path, root: Path) -> None:
+        parent = path.parent
+        while parent != root and root in parent.parents:
+            try:
+                parent.rmdir()
+            except OSError:
+                return  # not empty: another ref lives here
+            fsync_dir(parent.parent)
+            parent = parent.parent
+
+    def _log_path(self, refname: str) -> Path:
+        return self._dir / "logs" / refname
+
+    def _log_line(self, old: str, new: str, message: str) -> str:
+        name, email = self._identity()
+        seconds = int(time.time())
+        text = " ".join(message.splitlines())
+        return (
+            f"{old} {new} {name.translate(_IDENTITY_JUNK)} <{email.translate(_IDENTITY_JUNK)}> "
+            f"{seconds} {_local_tz(seconds)}\t{text}"
+        )
+
+    def _log_ref_move(self, refname: str, old: str, new: str, message: str) -> None:
+        line = self._log_line(old, new, message)
+        self._append_log(refname, line)
+        head = self._head_or_none()
+        if head is not None and head.branch is not None and refname == f"refs/heads/{head.branch}":
+            self._append_log("HEAD", line)
+
+    def _append_log(self, refname: str, line: str) -> None:
+        path = self._log_path(refname)
+        self._move_stale_logs_aside(path)
+        append_line(path, line)
+
+    def _move_stale_logs_aside(self, path: Path) -> None:
+        """Make room for a reflog where a deleted ref's log sits as a file or directory.
+
+        The stale log moves to logs/attic/ rather than being dropped, so the commits it
+        names stay reachable for gc and recoverable by hand.
+        """
+        logs = self._dir / "logs"
+        ancestors = (p for p in reversed(path.parents) if logs in p.parents)
+        blocker = next((p for p in ancestors if p.is_file()), None)
+        if blocker is None and path.is_dir():
+            blocker = path
+        if blocker is None:
+            return
+        relative = blocker.relative_to(logs).as_posix()
+        target = logs / "attic" / f"{relative}@{time.time_ns()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(blocker, target)
+        fsync_dir(blocker.parent)
+        fsync_dir(target.parent)
+
+    @staticmethod
+    def _parse_log(path: Path) -> list[re.Match[str]]:
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return []
+        lines = data.decode("utf-8", errors="replace").split("\n")
+        lines.pop()  # text after the last newline is a torn append (or empty)
+        return [m for m in map(_REFLOG_LINE.match, lines) if m is not None]

@@ -1,0 +1,138 @@
+"""Turn what a user types ("HEAD~2", "v1", "3fa9c0", "main^2") into a full commit id.
+
+The syntax and lookup order follow git, so habits carry over: names are tried as refs
+before being read as id prefixes, and a short id must be unique among commits.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from .errors import UnknownRevisionError
+from .ids import is_full_id, is_hex_prefix, short
+from .refname import is_valid_ref_name
+from .refs import Refs
+
+_NAVIGATION = re.compile(r"(?:[~^]\d*)*")
+_STEP = re.compile(r"([~^])(\d*)")
+_MAX_LISTED = 5
+_UNKNOWN_HINT = "list commits with 'mvc log', names with 'mvc branch' and 'mvc tag'"
+
+
+class CommitGraph(Protocol):
+    """What resolving needs from the object store."""
+
+    def parents(self, commit_id: str) -> list[str]: ...
+
+    def peel(self, object_id: str) -> str:
+        """A tag object's commit id; a commit's own id; UnknownRevisionError otherwise."""
+        ...
+
+    def commits_with_prefix(self, prefix: str) -> list[str]: ...
+
+
+def split_rev_path(spec: str) -> tuple[str, str | None]:
+    """Split "v1:model.safetensors" into ("v1", "model.safetensors"); no ":" gives a None path.
+
+    Ref names cannot contain ":", so the first one always ends the revision. "v1:" gives an
+    empty path (the whole tree).
+    """
+    rev, colon, path = spec.partition(":")
+    if not colon:
+        return spec, None
+    if not rev:
+        raise UnknownRevisionError(
+            f"missing revision before ':' in '{spec}'",
+            hint="write <revision>:<path>, e.g. HEAD:model.safetensors",
+        )
+    return rev, path
+
+
+def resolve(rev: str, refs: Refs, graph: CommitGraph) -> str:
+    """The full id of the commit `rev` names."""
+    cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
+    base, navigation = rev[:cut], rev[cut:]
+    if not base or not _NAVIGATION.fullmatch(navigation):
+        raise _unknown(rev)
+    commit = _resolve_base(rev, base, refs, graph)
+    for operator, count in _STEP.findall(navigation):
+        number = int(count) if count else 1
+        if operator == "~":
+            commit = _first_parent_ancestor(rev, commit, number, graph)
+        else:
+            commit = _nth_parent(rev, commit, number, graph)
+    return commit
+
+
+def _resolve_base(rev: str, base: str, refs: Refs, graph: CommitGraph) -> str:
+    if base in ("HEAD", "@"):
+        head = refs.head()
+        if head.commit is None:
+            raise UnknownRevisionError(
+                f"HEAD does not point to a commit yet (branch '{head.branch}' has no commits)",
+                hint="make the first commit with 'mvc commit'",
+            )
+        return head.commit
+    lowered = base.lower()
+    if is_full_id(lowered):
+        return graph.peel(lowered)
+    if is_valid_ref_name(base):
+        candidates = [base] if base.startswith("refs/") else []
+        candidates += [f"refs/{base}", f"refs/tags/{base}", f"refs/heads/{base}"]
+        for refname in candidates:
+            value = refs.read(refname)
+            if value is not None:
+                return graph.peel(value)
+    if is_hex_prefix(lowered):
+        matches = sorted(set(graph.commits_with_prefix(lowered)))
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise _ambiguous(base, matches)
+    raise _unknown(rev)
+
+
+def _first_parent_ancestor(rev: str, commit: str, generations: int, graph: CommitGraph) -> str:
+    for _ in range(generations):
+        parents = graph.parents(commit)
+        if not parents:
+            raise _past_root(rev)
+        commit = parents[0]
+    return commit
+
+
+def _nth_parent(rev: str, commit: str, number: int, graph: CommitGraph) -> str:
+    if number == 0:
+        return commit
+    parents = graph.parents(commit)
+    if not parents:
+        raise _past_root(rev)
+    if number > len(parents):
+        raise UnknownRevisionError(
+            f"commit {short(commit)} has no parent {number}",
+            hint=f"it has {len(parents)} parent{'s' if len(parents) > 1 else ''}",
+        )
+    return parents[number - 1]
+
+
+def _unknown(rev: str) -> UnknownRevisionError:
+    return UnknownRevisionError(f"unknown revision '{rev}'", hint=_UNKNOWN_HINT)
+
+
+def _past_root(rev: str) -> UnknownRevisionError:
+    return UnknownRevisionError(
+        f"revision '{rev}' goes past the first commit",
+        hint="count the commits with 'mvc log'",
+    )
+
+
+def _ambiguous(prefix: str, matches: list[str]) -> UnknownRevisionError:
+    listed = ", ".join(short(m) for m in matches[:_MAX_LISTED])
+    more = len(matches) - _MAX_LISTED
+    if more > 0:
+        listed += f" and {more} more"
+    return UnknownRevisionError(
+        f"short id '{prefix}' is ambiguous: it matches {listed}",
+        hint="type more characters of the id",
+    )
