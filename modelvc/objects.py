@@ -1,0 +1,163 @@
+"""Metadata objects (file manifests, trees, commits, tags) and their canonical encodings.
+
+An object's id is the blake3 of its canonical encoding: compact JSON with sorted keys, so the
+same content always gives the same bytes and therefore the same id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from modelvc.errors import IntegrityError
+
+MODE_FILE = 0o100644
+MODE_EXEC = 0o100755
+
+
+def canonical_json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A file's content: its chunks in order, each (chunk id, raw length)."""
+
+    size: int
+    chunks: tuple[tuple[str, int], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "file", "size": self.size, "chunks": [list(c) for c in self.chunks]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        chunks = tuple((str(c[0]), int(c[1])) for c in data["chunks"])
+        manifest = cls(int(data["size"]), chunks)
+        if sum(length for _, length in chunks) != manifest.size:
+            raise ValueError("chunk lengths do not add up to the file size")
+        return manifest
+
+    def chunk_offsets(self) -> list[int]:
+        offsets, position = [], 0
+        for _, length in self.chunks:
+            offsets.append(position)
+            position += length
+        return offsets
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    file: str
+    size: int
+    mode: int = MODE_FILE
+
+    @property
+    def executable(self) -> bool:
+        return self.mode == MODE_EXEC
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A flat map of slash-separated paths to file manifests (model repos are shallow)."""
+
+    entries: tuple[TreeEntry, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "tree", "entries": [
+            {"path": e.path, "file": e.file, "size": e.size, "mode": f"{e.mode:o}"}
+            for e in sorted(self.entries, key=lambda e: e.path)]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tree:
+        return cls(tuple(TreeEntry(e["path"], e["file"], int(e["size"]), int(e["mode"], 8))
+                         for e in data["entries"]))
+
+    def as_map(self) -> dict[str, TreeEntry]:
+        return {e.path: e for e in self.entries}
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    email: str
+    time: int  # unix seconds
+    tz_minutes: int  # offset east of UTC
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "email": self.email, "time": self.time, "tz": self.tz_minutes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Signature:
+        return cls(data["name"], data["email"], int(data["time"]), int(data["tz"]))
+
+    def tz_text(self) -> str:
+        sign = "+" if self.tz_minutes >= 0 else "-"
+        minutes = abs(self.tz_minutes)
+        return f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
+
+
+@dataclass(frozen=True)
+class Commit:
+    tree: str
+    parents: tuple[str, ...]
+    author: Signature
+    message: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return self.message.strip().splitlines()[0] if self.message.strip() else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        for key, value in self.metrics.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"metric {key} is not a finite number")
+        return {"type": "commit", "tree": self.tree, "parents": list(self.parents),
+                "author": self.author.to_dict(), "message": self.message,
+                "metrics": dict(self.metrics), "params": dict(self.params), "meta": dict(self.meta)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Commit:
+        return cls(data["tree"], tuple(data["parents"]), Signature.from_dict(data["author"]),
+                   data["message"], dict(data.get("metrics", {})), dict(data.get("params", {})),
+                   dict(data.get("meta", {})))
+
+
+@dataclass(frozen=True)
+class Tag:
+    """An annotated tag: a named, signed pointer to a commit with a message."""
+
+    object: str
+    name: str
+    tagger: Signature
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "tag", "object": self.object, "name": self.name,
+                "tagger": self.tagger.to_dict(), "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tag:
+        return cls(data["object"], data["name"], Signature.from_dict(data["tagger"]), data["message"])
+
+
+StoredObject = Union[Manifest, Tree, Commit, Tag]
+_TYPES: dict[str, Any] = {"file": Manifest, "tree": Tree, "commit": Commit, "tag": Tag}
+
+
+def encode(obj: StoredObject) -> bytes:
+    return canonical_json(obj.to_dict())
+
+
+def decode(data: bytes, object_id: str) -> StoredObject:
+    try:
+        parsed = json.loads(data)
+        return _TYPES[parsed["type"]].from_dict(parsed)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise IntegrityError(f"object {object_id[:10]} is not a valid modelvc object ({exc})") from exc

@@ -1,0 +1,1 @@
+"""Content-addressed storage: chunks in packs, metadata objects as loose files."""

@@ -1,0 +1,115 @@
+"""The chunk store: write chunks into packs, read them back verified."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from modelvc.errors import IntegrityError
+from modelvc.ids import hash_bytes_raw
+from modelvc.store.chunkindex import ChunkIndex
+from modelvc.store.packs import Location, PackReader, PackWriter
+
+DEFAULT_PACK_BYTES = 256 << 20
+
+
+class ChunkStore:
+    def __init__(self, packs_dir: Path, pack_max_bytes: int = DEFAULT_PACK_BYTES) -> None:
+        self.packs_dir = packs_dir
+        self.pack_max_bytes = pack_max_bytes
+        self._index: ChunkIndex | None = None
+        self._index_lock = threading.Lock()
+        self.reader = PackReader(packs_dir)
+
+    @property
+    def index(self) -> ChunkIndex:
+        if self._index is None:
+            with self._index_lock:
+                if self._index is None:
+                    self._index = ChunkIndex(self.packs_dir)
+        return self._index
+
+    def reload(self) -> None:
+        self._index = None
+
+    def has(self, chunk_id: bytes) -> bool:
+        return self.index.contains(chunk_id)
+
+    def locate(self, chunk_id: bytes) -> Location:
+        location = self.index.locate(chunk_id)
+        if location is None:
+            raise IntegrityError(f"chunk {chunk_id.hex()[:10]} is missing from the store",
+                                 hint="run 'mvc fsck' to see which versions it breaks")
+        return location
+
+    def read(self, chunk_id: bytes) -> bytes:
+        """A chunk's raw bytes, decoded and checked against its id."""
+        from modelvc.store.codecs import decode_chunk
+
+        location = self.locate(chunk_id)
+        payload = self.reader.read_record(location)
+        raw = decode_chunk(location.codec, payload, location.raw_len)
+        if len(raw) != location.raw_len or hash_bytes_raw(raw) != chunk_id:
+            raise IntegrityError(
+                f"chunk {chunk_id.hex()[:10]} is corrupt: its bytes do not match its id "
+                f"(pack {location.pack}, offset {location.offset})",
+                hint="run 'mvc fsck' to see which versions it breaks")
+        return raw
+
+    def writer(self) -> ChunkWriter:
+        return ChunkWriter(self)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class ChunkWriter:
+    """Appends new chunks to packs; chunks become visible to readers when `close` seals them."""
+
+    def __init__(self, store: ChunkStore) -> None:
+        self.store = store
+        self._pack: PackWriter | None = None
+        self._pending: set[bytes] = set()
+        self.new_chunks = 0
+        self.new_raw_bytes = 0
+        self.new_stored_bytes = 0
+
+    def needs(self, chunk_id: bytes) -> bool:
+        return chunk_id not in self._pending and not self.store.has(chunk_id)
+
+    def append(self, chunk_id: bytes, codec: int, raw_len: int, payload: bytes,
+               base: bytes | None = None) -> None:
+        if chunk_id in self._pending:
+            return
+        if self._pack is None:
+            self._pack = PackWriter(self.store.packs_dir, self.store.pack_max_bytes)
+        self._pack.append(chunk_id, codec, raw_len, payload, base)
+        self._pending.add(chunk_id)
+        self.new_chunks += 1
+        self.new_raw_bytes += raw_len
+        self.new_stored_bytes += len(payload)
+        if self._pack.full:
+            self._pack.finish()
+            self._pack = None
+
+    def close(self) -> None:
+        """Seal the open pack and make every chunk written so far visible."""
+        if self._pack is not None:
+            self._pack.finish()
+            self._pack = None
+        self.store.reload()
+
+    def abort(self) -> None:
+        if self._pack is not None:
+            self._pack.abort()
+            self._pack = None
+
+    def __enter__(self) -> ChunkWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+            self.store.reload()

@@ -1,0 +1,188 @@
+"""Pack files: chunk payloads appended to a few big files, each with a sorted index file.
+
+A pack `pack-<name>.pack` is a header followed by records (a fixed record header, then the
+payload). Its index `pack-<name>.idx` lists every record sorted by chunk id. The index is
+written last: a pack without an index is an interrupted write, ignored by readers and
+deleted by gc.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modelvc.errors import IntegrityError
+from modelvc.fsutil import atomic_write, fsync_dir
+from modelvc.ids import hash_bytes_raw
+
+PACK_MAGIC = b"MVCPACK\x01"
+IDX_MAGIC = b"MVCIDX\x00\x01"
+RECORD_MAGIC = b"CK"
+# magic, codec, reserved, raw length, payload length, chunk id, base chunk id (zeros: none)
+RECORD_HEADER = struct.Struct("<2sBBII32s32s")
+NO_BASE = bytes(32)
+
+IDX_DTYPE = np.dtype([("id", "V32"), ("offset", "<u8"), ("payload_len", "<u4"),
+                      ("raw_len", "<u4"), ("codec", "u1"), ("pad", "V3"), ("base", "V32")])
+
+
+@dataclass(frozen=True)
+class Location:
+    pack: str
+    offset: int  # of the record header
+    payload_len: int
+    raw_len: int
+    codec: int
+    base: bytes | None
+
+    @property
+    def payload_offset(self) -> int:
+        return self.offset + RECORD_HEADER.size
+
+
+def pack_names(packs_dir: Path) -> list[str]:
+    """Names of the complete packs (those whose index exists)."""
+    if not packs_dir.is_dir():
+        return []
+    return sorted(name[:-4] for name in os.listdir(packs_dir)
+                  if name.startswith("pack-") and name.endswith(".idx")
+                  and (packs_dir / (name[:-4] + ".pack")).exists())
+
+
+def read_idx(path: Path) -> np.ndarray:
+    data = path.read_bytes()
+    if len(data) < 16 + 32 or data[:8] != IDX_MAGIC:
+        raise IntegrityError(f"pack index {path.name} is corrupt (bad header)")
+    (count,) = struct.unpack_from("<Q", data, 8)
+    body_end = 16 + count * IDX_DTYPE.itemsize
+    if body_end + 32 != len(data) or hash_bytes_raw(data[:body_end]) != data[body_end:]:
+        raise IntegrityError(f"pack index {path.name} is corrupt (checksum mismatch)")
+    return np.frombuffer(data, dtype=IDX_DTYPE, count=count, offset=16)
+
+
+def write_idx(path: Path, records: list[tuple]) -> None:
+    """Write an index of IDX_DTYPE rows (a few thousand per pack), sorted by chunk id."""
+    table = np.array(sorted(records, key=lambda r: r[0]), dtype=IDX_DTYPE)
+    body = IDX_MAGIC + struct.pack("<Q", len(table)) + table.tobytes()
+    atomic_write(path, body + hash_bytes_raw(body))
+
+
+class PackWriter:
+    """Appends records to a new pack; `finish` makes them visible by writing the index."""
+
+    def __init__(self, packs_dir: Path, max_bytes: int) -> None:
+        self.packs_dir = packs_dir
+        self.max_bytes = max_bytes
+        self.name = f"pack-{secrets.token_hex(16)}"
+        packs_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_path = packs_dir / f"tmp-{self.name}.pack"
+        self._file = open(self.tmp_path, "wb")
+        self._file.write(PACK_MAGIC)
+        self.size = len(PACK_MAGIC)
+        self._records: list[tuple] = []
+
+    def append(self, chunk_id: bytes, codec: int, raw_len: int, payload: bytes,
+               base: bytes | None = None) -> Location:
+        offset = self.size
+        header = RECORD_HEADER.pack(RECORD_MAGIC, codec, 0, raw_len, len(payload), chunk_id,
+                                    base or NO_BASE)
+        self._file.write(header)
+        self._file.write(payload)
+        self.size += len(header) + len(payload)
+        self._records.append((chunk_id, offset, len(payload), raw_len, codec, b"\0\0\0", base or NO_BASE))
+        return Location(self.name, offset, len(payload), raw_len, codec, base)
+
+    @property
+    def full(self) -> bool:
+        return self.size >= self.max_bytes
+
+    @property
+    def empty(self) -> bool:
+        return not self._records
+
+    def finish(self) -> str | None:
+        """Seal the pack: fsync, rename into place, then write its index (the commit point)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        if not self._records:
+            self.tmp_path.unlink(missing_ok=True)
+            return None
+        final = self.packs_dir / f"{self.name}.pack"
+        os.replace(self.tmp_path, final)
+        fsync_dir(self.packs_dir)
+        write_idx(self.packs_dir / f"{self.name}.idx", self._records)
+        return self.name
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+
+class PackReader:
+    """Positional reads from packs, safe from several threads (os.pread, cached descriptors)."""
+
+    def __init__(self, packs_dir: Path) -> None:
+        self.packs_dir = packs_dir
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _fd(self, pack: str) -> int:
+        with self._lock:
+            fd = self._fds.get(pack)
+            if fd is None:
+                try:
+                    fd = os.open(self.packs_dir / f"{pack}.pack", os.O_RDONLY)
+                except FileNotFoundError:
+                    raise IntegrityError(f"pack {pack} is missing") from None
+                self._fds[pack] = fd
+            return fd
+
+    def read_record(self, location: Location) -> bytes:
+        """The payload of a record, after checking its header matches the index."""
+        fd = self._fd(location.pack)
+        data = os.pread(fd, RECORD_HEADER.size + location.payload_len, location.offset)
+        if len(data) != RECORD_HEADER.size + location.payload_len:
+            raise IntegrityError(f"pack {location.pack} is truncated at offset {location.offset}")
+        magic, codec, _, raw_len, payload_len, _, _ = RECORD_HEADER.unpack_from(data)
+        if (magic != RECORD_MAGIC or codec != location.codec or raw_len != location.raw_len
+                or payload_len != location.payload_len):
+            raise IntegrityError(f"pack {location.pack} has a corrupt record header at offset {location.offset}")
+        return data[RECORD_HEADER.size:]
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+
+def scan_pack(path: Path) -> list[tuple[bytes, int, int, int, int, bytes]]:
+    """Walk a pack's records from the start: (id, offset, payload_len, raw_len, codec, base).
+
+    Used by fsck to cross-check an index, and to tell how much of a damaged pack is readable.
+    """
+    records = []
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        if handle.read(len(PACK_MAGIC)) != PACK_MAGIC:
+            raise IntegrityError(f"{path.name} is not a modelvc pack")
+        offset = len(PACK_MAGIC)
+        while offset < size:
+            header = handle.read(RECORD_HEADER.size)
+            if len(header) < RECORD_HEADER.size:
+                break
+            magic, codec, _, raw_len, payload_len, chunk_id, base = RECORD_HEADER.unpack(header)
+            if magic != RECORD_MAGIC or offset + RECORD_HEADER.size + payload_len > size:
+                break
+            records.append((chunk_id, offset, payload_len, raw_len, codec, base))
+            handle.seek(payload_len, os.SEEK_CUR)
+            offset += RECORD_HEADER.size + payload_len
+    return records

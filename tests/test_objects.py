@@ -1,0 +1,64 @@
+"""Canonical encodings and the loose object store."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelvc.errors import IntegrityError
+from modelvc.ids import hash_bytes
+from modelvc.objects import MODE_EXEC, Commit, Manifest, Signature, Tree, TreeEntry, encode
+from modelvc.store.objects import ObjectStore
+
+
+def sample_commit(**changes) -> Commit:
+    fields = dict(tree="ab" * 32, parents=(), author=Signature("A", "a@x", 1700000000, 60),
+                  message="m", metrics={"loss": 1.5, "step": 3}, params={"lr": "0.1"})
+    fields.update(changes)
+    return Commit(**fields)
+
+
+def test_encoding_is_canonical():
+    a = sample_commit(metrics={"b": 1, "a": 2.5})
+    b = sample_commit(metrics={"a": 2.5, "b": 1})
+    assert encode(a) == encode(b)
+    assert encode(a).startswith(b'{"author":{"email":"a@x","name":"A","time":1700000000,"tz":60}')
+
+
+def test_tree_order_does_not_change_the_id():
+    e1, e2 = TreeEntry("b", "1" * 64, 3), TreeEntry("a", "2" * 64, 4, MODE_EXEC)
+    assert encode(Tree((e1, e2))) == encode(Tree((e2, e1)))
+
+
+def test_store_round_trip_and_id(tmp_path):
+    store = ObjectStore(tmp_path)
+    manifest = Manifest(7, (("c" * 64, 3), ("d" * 64, 4)))
+    object_id = store.put(manifest)
+    assert object_id == hash_bytes(encode(manifest))
+    assert ObjectStore(tmp_path).get(object_id) == manifest
+    assert ObjectStore(tmp_path).get_typed(object_id, Manifest) == manifest
+    with pytest.raises(IntegrityError, match="is a manifest, expected a commit"):
+        ObjectStore(tmp_path).get_typed(object_id, Commit)
+
+
+def test_corrupt_and_missing_objects(tmp_path):
+    store = ObjectStore(tmp_path)
+    object_id = store.put(sample_commit())
+    path = store.path_of(object_id)
+    import zstandard
+
+    path.write_bytes(zstandard.ZstdCompressor().compress(encode(sample_commit(message="forged"))))
+    with pytest.raises(IntegrityError, match=f"object {object_id[:10]} is corrupt: its content does not match its id"):
+        ObjectStore(tmp_path).get(object_id)
+    path.unlink()
+    with pytest.raises(IntegrityError, match=f"object {object_id[:10]} is missing"):
+        ObjectStore(tmp_path).get(object_id)
+
+
+def test_non_finite_metric_is_refused():
+    with pytest.raises(ValueError):
+        encode(sample_commit(metrics={"loss": float("nan")}))
+
+
+def test_manifest_lengths_must_add_up():
+    with pytest.raises(ValueError):
+        Manifest.from_dict({"type": "file", "size": 10, "chunks": [["a" * 64, 3]]})
