@@ -1,0 +1,122 @@
+"""mvc init, add, rm, status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progress_bar
+
+
+@click.command("init")
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
+    """Create an empty repository in PATH (default: the current directory).
+
+    Refuses (exit 10) when a repository already exists there: nothing is overwritten.
+    """
+    from modelvc.repo import FORMAT_VERSION, Repo
+
+    target = (cwd_of(ctx) / path) if path else cwd_of(ctx)
+    repo = Repo.init(Path(target))
+    if as_json:
+        emit_json({"path": str(repo.mvc_dir), "format_version": FORMAT_VERSION})
+    else:
+        click.echo(f"Initialized empty modelvc repository in {repo.mvc_dir}")
+
+
+@click.command("add")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
+    """Stage files for the next commit (files, directories, or glob patterns).
+
+    Directories are walked recursively, skipping paths matched by .mvcignore. Files that
+    were deleted from the working tree are unstaged. Chunks are stored now, deduplicated
+    against everything already in the store.
+    """
+    from modelvc.ops.add import add
+
+    repo = open_repo(ctx)
+    with progress_bar() as bar:
+        result = add(repo, list(paths), cwd_of(ctx), bar)
+    if as_json:
+        emit_json({"staged": result.staged, "removed": result.removed, "unchanged": result.unchanged,
+                   "bytes_read": result.bytes_read, "new_chunks": result.new_chunks,
+                   "new_bytes": result.new_raw_bytes, "stored_bytes": result.new_stored_bytes})
+        return
+    for path in result.staged:
+        click.echo(f"add '{path}'")
+    for path in result.removed:
+        click.echo(f"remove '{path}'")
+    if result.staged:
+        click.echo(f"{len(result.staged)} file(s) staged: {human_size(result.new_raw_bytes)} new data, "
+                   f"stored as {human_size(result.new_stored_bytes)}")
+
+
+@click.command("rm")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--cached", is_flag=True, help="Only stop tracking; keep the working files.")
+@click.option("-f", "--force", is_flag=True, help="Delete files even if they have unstaged changes.")
+@click.pass_context
+def rm_command(ctx: click.Context, paths: tuple[str, ...], cached: bool, force: bool) -> None:
+    """Stop tracking files (and delete them from the working tree unless --cached)."""
+    from modelvc.ops.add import rm
+
+    result = rm(open_repo(ctx), list(paths), cached, force, cwd_of(ctx))
+    for path in result.removed:
+        click.echo(f"rm '{path}'")
+
+
+@click.command("status")
+@click.option("-s", "--short", "short", is_flag=True, help="Two-letter codes, one path per line.")
+@click.option("--porcelain", is_flag=True, help="Like --short, stable for scripts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bool) -> None:
+    """Show staged changes, unstaged changes and untracked files.
+
+    Unchanged files are recognised from their size, mtime and inode without being read.
+    """
+    from modelvc.ops.status import status
+
+    result = status(open_repo(ctx))
+    if as_json:
+        emit_json({"branch": result.branch, "head": result.head,
+                   "staged": [{"status": k, "path": p} for k, p in result.staged],
+                   "unstaged": [{"status": k, "path": p} for k, p in result.unstaged],
+                   "untracked": result.untracked, "clean": result.clean})
+        return
+    if short or porcelain:
+        codes: dict[str, list[str]] = {}
+        for kind, path in result.staged:
+            codes.setdefault(path, [" ", " "])[0] = kind[0].upper()
+        for kind, path in result.unstaged:
+            codes.setdefault(path, [" ", " "])[1] = kind[0].upper()
+        for path in sorted(codes):
+            click.echo(f"{''.join(codes[path])} {path}")
+        for path in result.untracked:
+            click.echo(f"?? {path}")
+        return
+    click.echo(f"On branch {result.branch}" if result.branch else
+               f"HEAD detached at {result.head[:10] if result.head else '?'}")
+    if result.head is None:
+        click.echo("\nNo commits yet")
+    labels = {"added": "new file:", "modified": "modified:", "deleted": "deleted:"}
+    sections = [("Changes to be committed:", result.staged, "green"),
+                ("Changes not staged for commit:", result.unstaged, "red")]
+    for title, rows, colour in sections:
+        if rows:
+            click.echo(f"\n{title}")
+            for kind, path in rows:
+                click.secho(f"\t{labels[kind]:<12}{path}", fg=colour)
+    if result.untracked:
+        click.echo("\nUntracked files:")
+        for path in result.untracked:
+            click.secho(f"\t{path}", fg="red")
+    if result.clean:
+        click.echo("nothing to commit, working tree clean")

@@ -1,0 +1,201 @@
+"""mvc commit, log, show, diff."""
+
+from __future__ import annotations
+
+import click
+
+from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, format_value,
+                                human_size, iso_time, open_repo, progress_bar)
+
+
+def commit_json(commit_id: str, commit, names: list[str] | None = None) -> dict:
+    return {"id": commit_id, "short": commit_id[:10], "parents": list(commit.parents),
+            "tree": commit.tree, "author": {"name": commit.author.name, "email": commit.author.email},
+            "timestamp": commit.author.time, "date": iso_time(commit.author.time, commit.author.tz_minutes),
+            "message": commit.message, "metrics": commit.metrics, "params": commit.params,
+            "meta": commit.meta, "names": names or []}
+
+
+def pairs_text(values: dict) -> str:
+    return " ".join(f"{k}={format_value(v)}" for k, v in sorted(values.items()))
+
+
+@click.command("commit")
+@click.option("-m", "--message", required=True, help="The commit message.")
+@click.option("--metric", "metrics", multiple=True, metavar="KEY=NUMBER", help="A metric (a number); repeatable.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter; repeatable.")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Free metadata; repeatable.")
+@click.option("--allow-empty", is_flag=True, help="Commit even when nothing changed.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the short id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new commit as JSON.")
+@click.pass_context
+def commit_command(ctx, message, metrics, params, meta, allow_empty, quiet, as_json) -> None:
+    """Record the staged files as a new version, with metrics, params and metadata.
+
+    Exits 9 when nothing is staged (unless --allow-empty), 2 for a metric that is not a number.
+    """
+    from modelvc.ops.commit import commit, parse_pairs
+
+    metric_values = parse_pairs(list(metrics), "--metric", numeric=True)
+    param_values = parse_pairs(list(params), "--param")
+    meta_values = parse_pairs(list(meta), "--meta")
+    result = commit(open_repo(ctx), message, metric_values, param_values, meta_values, allow_empty)
+    if as_json:
+        emit_json(commit_json(result.id, result.commit) | {"branch": result.branch,
+                                                            "files_changed": result.files_changed})
+    elif quiet:
+        click.echo(result.id[:10])
+    else:
+        root = "" if result.parents else " (root-commit)"
+        where = result.branch or "detached HEAD"
+        click.echo(f"[{where}{root} {result.id[:10]}] {result.commit.subject}")
+        click.echo(f" {result.files_changed} file(s) changed")
+
+
+@click.command("log", cls=PathsAfterDashDash)
+@click.argument("rev", required=False)
+@click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N commits.")
+@click.option("--oneline", is_flag=True, help="One line per commit.")
+@click.option("--metric", "metric_names", multiple=True, metavar="NAME", help="Show this metric per commit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the commits as JSON.")
+@click.pass_context
+def log_command(ctx, rev, limit, oneline, metric_names, as_json) -> None:
+    """Show the history from REV (default HEAD), newest first.
+
+    'mvc log [REV] -- PATH...' shows only commits that changed those paths.
+    """
+    from modelvc.ops.log import log
+
+    repo = open_repo(ctx)
+    if repo.head_commit() is None and rev is None:
+        if as_json:
+            emit_json([])
+        else:
+            click.echo("no commits yet", err=True)
+        return
+    entries = log(repo, rev, limit, ctx.meta.get("paths"), cwd_of(ctx))
+    if as_json:
+        emit_json([commit_json(e.id, e.commit, e.names) for e in entries])
+        return
+    for entry in entries:
+        c = entry.commit
+        names = f" ({', '.join(entry.names)})" if entry.names else ""
+        shown = {k: c.metrics[k] for k in metric_names if k in c.metrics} if metric_names else c.metrics
+        if metric_names:
+            missing = [k for k in metric_names if k not in c.metrics]
+            extra = pairs_text(shown) + "".join(f" {k}=-" for k in missing)
+        else:
+            extra = pairs_text(shown)
+        if oneline:
+            click.echo(click.style(entry.id[:10], fg="yellow") + names + f" {c.subject}"
+                       + (f"  [{extra}]" if extra else ""))
+            continue
+        click.secho(f"commit {entry.id}{names}", fg="yellow")
+        if len(c.parents) > 1:
+            click.echo("Merge: " + " ".join(p[:10] for p in c.parents))
+        click.echo(f"Author: {c.author.name} <{c.author.email}>")
+        click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}\n")
+        for line in c.message.rstrip().splitlines():
+            click.echo(f"    {line}")
+        if extra:
+            click.echo(f"\n    metrics: {extra}")
+        if c.params and not metric_names:
+            click.echo(f"    params:  {pairs_text(c.params)}")
+        click.echo()
+
+
+@click.command("show")
+@click.argument("rev", default="HEAD")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def show_command(ctx, rev, as_json) -> None:
+    """Show a commit: message, metrics, params, metadata, and its files with sizes."""
+    from modelvc.ops.show import show_commit
+
+    result = show_commit(open_repo(ctx), rev)
+    c = result.commit
+    if as_json:
+        emit_json(commit_json(result.id, c, result.names) | {"files": [
+            {"path": f.path, "status": f.status, "size": f.size, "old_size": f.old_size, "chunks": f.chunks}
+            for f in result.files], "total_size": result.total_size})
+        return
+    names = f" ({', '.join(result.names)})" if result.names else ""
+    click.secho(f"commit {result.id}{names}", fg="yellow")
+    click.echo(f"Author: {c.author.name} <{c.author.email}>")
+    click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}\n")
+    for line in c.message.rstrip().splitlines():
+        click.echo(f"    {line}")
+    for title, values in (("metrics", c.metrics), ("params", c.params), ("meta", c.meta)):
+        if values:
+            click.echo(f"\n{title}:")
+            for key in sorted(values):
+                click.echo(f"  {key} = {format_value(values[key])}")
+    click.echo(f"\nfiles ({len([f for f in result.files if f.status != 'deleted'])}, "
+               f"{human_size(result.total_size)}):")
+    for f in result.files:
+        click.echo(f"  {f.status:<9} {human_size(f.size) if f.status != 'deleted' else '':>10}  {f.path}")
+
+
+def diff_json(result) -> dict:
+    return {"old": {"label": result.old_label, "commit": result.old_commit},
+            "new": {"label": result.new_label, "commit": result.new_commit},
+            "files": [{"path": f.path, "status": f.status, "old_size": f.old_size, "new_size": f.new_size,
+                       "shared_bytes": f.shared_bytes,
+                       "old_mode": f"{f.old_mode:o}" if f.old_mode else None,
+                       "new_mode": f"{f.new_mode:o}" if f.new_mode else None} for f in result.files],
+            "metrics": [{"key": m.key, "old": m.old, "new": m.new, "delta": m.delta} for m in result.metrics],
+            "params": [{"key": p.key, "old": p.old, "new": p.new} for p in result.params]}
+
+
+@click.command("diff", cls=PathsAfterDashDash)
+@click.argument("revs", nargs=-1)
+@click.option("--stat", is_flag=True, help="Only a summary line per file and the totals.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when none.")
+@click.pass_context
+def diff_command(ctx, revs, stat, as_json, exit_code) -> None:
+    """Show what changed: HEAD vs the working tree, REV vs the working tree, or REV1 vs REV2.
+
+    For each file: added, removed or modified, old and new sizes, and how many bytes of
+    the new version are shared with the old one at chunk level. Between two commits,
+    also the metric and param changes. 'mvc diff A B -- PATH...' limits it to paths.
+    """
+    from modelvc.ops.diff import diff
+
+    if len(revs) > 2:
+        raise click.UsageError("diff takes at most two revisions (use '--' before paths)")
+    old_rev = revs[0] if revs else None
+    new_rev = revs[1] if len(revs) > 1 else None
+    with progress_bar() as bar:
+        result = diff(open_repo(ctx), old_rev, new_rev, ctx.meta.get("paths"), cwd_of(ctx), bar)
+    if as_json:
+        emit_json(diff_json(result))
+    else:
+        render_diff(result, stat)
+    if exit_code and result.has_changes:
+        ctx.exit(1)
+
+
+def render_diff(result, stat: bool) -> None:
+    colours = {"added": "green", "removed": "red", "modified": "yellow", "mode": "cyan"}
+    for f in result.files:
+        sizes = (human_size(f.new_size) if f.status == "added" else human_size(f.old_size)
+                 if f.status == "removed" else f"{human_size(f.old_size)} -> {human_size(f.new_size)}")
+        line = f"{f.status:<9} {f.path}  {sizes}"
+        if f.status == "modified" and f.new_size:
+            line += f"  (shares {human_size(f.shared_bytes)}, {100 * f.shared_bytes / f.new_size:.0f}% with the old version)"
+        if f.status == "mode":
+            line += f"  mode {f.old_mode:o} -> {f.new_mode:o}"
+        click.secho(line, fg=colours[f.status])
+    if stat:
+        changed = sum(1 for f in result.files)
+        new_bytes = sum((f.new_size or 0) - f.shared_bytes for f in result.files if f.status != "removed")
+        click.echo(f" {changed} file(s) changed, {human_size(new_bytes)} of new content")
+        return
+    for title, rows in (("metrics", result.metrics), ("params", result.params)):
+        if rows:
+            click.echo(f"{title}:")
+            for row in rows:
+                delta = f"  ({row.delta:+.6g})" if getattr(row, "delta", None) is not None else ""
+                click.echo(f"  {row.key}: {format_value(row.old) if row.old is not None else '-'}"
+                           f" -> {format_value(row.new) if row.new is not None else '-'}{delta}")

@@ -1,0 +1,189 @@
+"""mvc checkout, rollback, branch, tag, reflog."""
+
+from __future__ import annotations
+
+import click
+
+from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, open_repo,
+                                progress_bar)
+
+
+def move_summary(move) -> str:
+    parts = []
+    if move.written:
+        parts.append(f"{len(move.written)} file(s) written")
+    if move.removed:
+        parts.append(f"{len(move.removed)} removed")
+    if move.kept_local:
+        parts.append(f"local changes kept in: {', '.join(move.kept_local)}")
+    return "; ".join(parts)
+
+
+def move_json(move) -> dict:
+    return {"written": move.written, "removed": move.removed, "kept_local": move.kept_local}
+
+
+@click.command("checkout", cls=PathsAfterDashDash)
+@click.argument("args", nargs=-1)
+@click.option("-b", "new_branch", metavar="NEW", help="Create branch NEW at START (default HEAD) and switch to it.")
+@click.option("-f", "--force", is_flag=True, help="Discard local changes that would be overwritten.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def checkout_command(ctx, args, new_branch, force, as_json) -> None:
+    """Switch to a branch or revision, or restore files from one.
+
+    \b
+    mvc checkout BRANCH          switch branch (HEAD follows it)
+    mvc checkout REV             detached HEAD at a tag, id, HEAD~N, REV^ ...
+    mvc checkout -b NEW [START]  create a branch and switch to it
+    mvc checkout REV -- PATH...  restore files from REV (HEAD stays)
+
+    Refuses (exit 5, naming the files) to overwrite uncommitted changes unless --force.
+    Untracked files are left alone.
+    """
+    from modelvc.ops.checkout import checkout, checkout_new_branch, restore_paths
+
+    repo = open_repo(ctx)
+    paths = ctx.meta.get("paths")
+    with progress_bar() as bar:
+        if new_branch:
+            if len(args) > 1 or paths:
+                raise click.UsageError("checkout -b takes a new branch name and at most one START")
+            result = checkout_new_branch(repo, new_branch, args[0] if args else None, force, bar)
+            message = f"Switched to a new branch '{new_branch}'"
+        elif paths is not None or len(args) > 1:
+            if not args:
+                raise click.UsageError("checkout needs a revision before '--'")
+            rev, specs = args[0], (list(args[1:]) + (paths or []))
+            if not specs:
+                raise click.UsageError("checkout REV -- PATH... needs at least one path")
+            result = restore_paths(repo, rev, specs, force, cwd_of(ctx), bar)
+            message = f"Restored {len(result.restored_paths or [])} path(s) from {rev}"
+        elif len(args) == 1:
+            result = checkout(repo, args[0], force, bar)
+            message = (f"Switched to branch '{result.branch}'" if result.branch
+                       else f"HEAD is now at {result.commit[:10]} (detached)")
+        else:
+            raise click.UsageError("checkout needs a branch or revision (see 'mvc checkout --help')")
+    if as_json:
+        emit_json({"commit": result.commit, "branch": result.branch, **move_json(result.move)})
+        return
+    click.echo(message)
+    summary = move_summary(result.move)
+    if summary:
+        click.echo(summary)
+
+
+@click.command("rollback")
+@click.argument("rev", required=False)
+@click.option("--hard", is_flag=True, help="Move the branch back instead of adding a commit (the reflog keeps the old position).")
+@click.option("-f", "--force", is_flag=True, help="Discard local changes that would be overwritten.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def rollback_command(ctx, rev, hard, force, as_json) -> None:
+    """Go back to REV's content (default: the parent of HEAD).
+
+    Makes a new commit "Rollback to <id>: <subject>" whose files are REV's, so history is
+    kept; metrics and params are copied from REV. With --hard, moves the current branch to
+    REV instead.
+    """
+    from modelvc.ops.rollback import rollback
+
+    with progress_bar() as bar:
+        result = rollback(open_repo(ctx), rev, hard, force, bar)
+    if as_json:
+        emit_json({"target": result.target, "commit": result.new_commit, "previous": result.previous,
+                   "branch": result.branch, "hard": hard, **move_json(result.move)})
+        return
+    if hard:
+        click.echo(f"HEAD is now at {result.target[:10]} (was {result.previous[:10]}; see 'mvc reflog')")
+    else:
+        click.echo(f"[{result.branch or 'detached HEAD'} {result.new_commit[:10]}] Rollback to {result.target[:10]}")
+    summary = move_summary(result.move)
+    if summary:
+        click.echo(summary)
+
+
+@click.command("branch")
+@click.argument("name", required=False)
+@click.argument("start", required=False)
+@click.option("-d", "--delete", "delete", is_flag=True, help="Delete branch NAME (its reflog is kept).")
+@click.option("--json", "as_json", is_flag=True, help="Print branches as JSON.")
+@click.pass_context
+def branch_command(ctx, name, start, delete, as_json) -> None:
+    """List branches, create NAME at START (default HEAD), or delete one with -d."""
+    from modelvc.ops.names import create_branch, delete_branch, list_branches
+
+    repo = open_repo(ctx)
+    if delete:
+        if not name or start:
+            raise click.UsageError("branch -d takes exactly one branch name")
+        info = delete_branch(repo, name)
+        click.echo(f"Deleted branch {name} (was {info.commit[:10]})")
+        return
+    if name:
+        info = create_branch(repo, name, start)
+        if as_json:
+            emit_json({"name": info.name, "commit": info.commit})
+        else:
+            click.echo(f"Created branch {name} at {info.commit[:10]}")
+        return
+    infos = list_branches(repo)
+    if as_json:
+        emit_json([{"name": i.name, "commit": i.commit, "current": i.current, "subject": i.subject} for i in infos])
+        return
+    for info in infos:
+        marker = "*" if info.current else " "
+        click.echo(f"{marker} {info.name:<20} {info.commit[:10]} {info.subject}")
+
+
+@click.command("tag")
+@click.argument("name", required=False)
+@click.argument("rev", required=False)
+@click.option("-m", "--message", help="Make an annotated tag with this message.")
+@click.option("-d", "--delete", "delete", is_flag=True, help="Delete tag NAME.")
+@click.option("-f", "--force", is_flag=True, help="Move an existing tag.")
+@click.option("--json", "as_json", is_flag=True, help="Print tags as JSON.")
+@click.pass_context
+def tag_command(ctx, name, rev, message, delete, force, as_json) -> None:
+    """List tags, tag REV (default HEAD) as NAME, or delete a tag with -d."""
+    from modelvc.ops.names import create_tag, delete_tag, list_tags
+
+    repo = open_repo(ctx)
+    if delete:
+        if not name or rev:
+            raise click.UsageError("tag -d takes exactly one tag name")
+        info = delete_tag(repo, name)
+        click.echo(f"Deleted tag {name} (was {info.commit[:10]})")
+        return
+    if name:
+        info = create_tag(repo, name, rev, message, force)
+        if as_json:
+            emit_json({"name": info.name, "commit": info.commit, "message": info.message})
+        else:
+            click.echo(f"Tagged {info.commit[:10]} as {name}")
+        return
+    infos = list_tags(repo)
+    if as_json:
+        emit_json([{"name": i.name, "commit": i.commit, "message": i.message, "subject": i.subject} for i in infos])
+        return
+    for info in infos:
+        click.echo(f"{info.name:<20} {info.commit[:10]} {info.message or info.subject}")
+
+
+@click.command("reflog")
+@click.argument("ref", default="HEAD")
+@click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print entries as JSON.")
+@click.pass_context
+def reflog_command(ctx, ref, limit, as_json) -> None:
+    """Show where REF (default HEAD; or a branch name) has pointed, newest first."""
+    repo = open_repo(ctx)
+    refname = ref if ref == "HEAD" or ref.startswith("refs/") else f"refs/heads/{ref}"
+    entries = repo.refs.reflog(refname)[:limit] if limit is not None else repo.refs.reflog(refname)
+    if as_json:
+        emit_json([{"old": e.old, "new": e.new, "who": e.who, "timestamp": e.time, "tz": e.tz,
+                    "message": e.message} for e in entries])
+        return
+    for number, e in enumerate(entries):
+        click.echo(f"{click.style(e.new[:10], fg='yellow')} {ref}@{{{number}}}: {e.message}")

@@ -1,0 +1,90 @@
+"""mvc fsck, gc, stats."""
+
+from __future__ import annotations
+
+import click
+
+from modelvc.cli.output import emit_json, human_size, open_repo, progress_bar
+from modelvc.errors import IntegrityError
+
+
+@click.command("fsck")
+@click.option("--read-data", is_flag=True, help="Also verify every chunk in every pack, reachable or not, and each pack against its index.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def fsck_command(ctx, read_data, as_json) -> None:
+    """Verify every object and chunk reachable from refs, reflogs and the index.
+
+    Every chunk is decompressed and hashed. Reports what is missing or corrupt and which
+    commits and paths it breaks; exits 7 when anything is wrong.
+    """
+    from modelvc.ops.fsck import fsck
+
+    with progress_bar() as bar:
+        result = fsck(open_repo(ctx), read_data, bar)
+    if as_json:
+        emit_json({"ok": result.ok, "commits": result.commits, "objects": result.objects,
+                   "chunks": result.chunks, "chunk_bytes": result.chunk_bytes, "notes": result.notes,
+                   "problems": [{"kind": p.kind, "object": p.object, "detail": p.detail,
+                                 "breaks": [{"commit": c, "path": path} for c, path in p.breaks]}
+                                for p in result.problems]})
+    else:
+        for problem in result.problems:
+            click.echo(f"{problem.kind} {problem.object[:10]}: {problem.detail}", err=True)
+            for commit_id, path in problem.breaks:
+                where = "the index" if commit_id == "index" else f"commit {commit_id[:10]}"
+                click.echo(f"  breaks {path} in {where}", err=True)
+        for note in result.notes:
+            click.echo(f"note: {note}")
+        click.echo(f"checked {result.commits} commits, {result.objects} objects, {result.chunks} chunks "
+                   f"({human_size(result.chunk_bytes)})")
+    if not result.ok:
+        if not as_json:
+            click.echo(f"error: {len(result.problems)} problem(s) found", err=True)
+        ctx.exit(IntegrityError.exit_code)
+
+
+@click.command("gc")
+@click.option("--grace", type=click.FloatRange(min=0), default=3600, show_default=True,
+              help="Keep unreachable data younger than this many seconds (0: prune everything unreachable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def gc_command(ctx, grace, as_json) -> None:
+    """Delete unreachable objects and rewrite packs that are mostly unreachable chunks."""
+    from modelvc.ops.gc import gc
+
+    with progress_bar() as bar:
+        result = gc(open_repo(ctx), grace, bar)
+    if as_json:
+        emit_json({"objects_removed": result.objects_removed, "packs_removed": result.packs_removed,
+                   "packs_rewritten": result.packs_rewritten, "incomplete_removed": result.incomplete_removed,
+                   "chunks_removed": result.chunks_removed, "bytes_before": result.bytes_before,
+                   "bytes_after": result.bytes_after, "bytes_freed": result.bytes_freed})
+        return
+    click.echo(f"removed {result.objects_removed} objects, {result.chunks_removed} chunks, "
+               f"{result.incomplete_removed} incomplete packs; rewrote {result.packs_rewritten} packs; "
+               f"freed {human_size(result.bytes_freed)}")
+
+
+@click.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
+def stats_command(ctx, as_json) -> None:
+    """Bytes tracked across all versions vs bytes stored."""
+    from dataclasses import asdict
+
+    from modelvc.ops.stats import stats
+
+    result = stats(open_repo(ctx))
+    if as_json:
+        emit_json(asdict(result) | {"stored_bytes": result.stored_bytes, "ratio": result.ratio})
+        return
+    rows = [("commits", str(result.commits)), ("file versions", str(result.file_versions)),
+            ("tracked (all versions)", human_size(result.tracked_bytes)),
+            ("unique file versions", human_size(result.unique_file_bytes)),
+            ("unique chunks", f"{result.unique_chunks} ({human_size(result.unique_chunk_bytes)})"),
+            ("stored", f"{human_size(result.stored_bytes)} in {result.packs} pack(s) + objects"),
+            ("stored / tracked", f"{result.ratio:.3f}"),
+            ("chunks by codec", ", ".join(f"{k}: {v}" for k, v in result.codecs.items()) or "-")]
+    for label, value in rows:
+        click.echo(f"{label:<24} {value}")

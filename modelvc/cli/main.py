@@ -1,0 +1,88 @@
+"""The `mvc` entry point: lazy command loading and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from modelvc import __version__
+
+INTERNAL_ERROR = 70
+INTERRUPTED = 130
+
+COMMANDS = {
+    "init": "files", "add": "files", "rm": "files", "status": "files",
+    "commit": "history", "log": "history", "show": "history", "diff": "history",
+    "checkout": "moves", "rollback": "moves", "branch": "moves", "tag": "moves", "reflog": "moves",
+    "fsck": "upkeep", "gc": "upkeep", "stats": "upkeep",
+}
+
+
+class MvcGroup(click.Group):
+    """Loads each command's module only when it runs, so `mvc status` starts fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module = COMMANDS.get(name)
+        if module is None:
+            return None
+        return getattr(importlib.import_module(f"modelvc.cli.cmd_{module}"), f"{name}_command")
+
+    def invoke(self, ctx: click.Context):
+        from modelvc.errors import MvcError
+
+        try:
+            return super().invoke(ctx)
+        except MvcError as exc:
+            if os.environ.get("MVC_DEBUG") == "1":
+                raise
+            click.echo(f"error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(INTERRUPTED)
+        except BrokenPipeError:
+            sys.stderr.close()
+            ctx.exit(1)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+            if os.environ.get("MVC_DEBUG") == "1":
+                raise
+            click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo("hint: run again with MVC_DEBUG=1 for a traceback, and report it", err=True)
+            ctx.exit(INTERNAL_ERROR)
+
+
+@click.group(cls=MvcGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", type=click.Path(file_okay=False), default=None,
+              help="Run as if mvc was started in this directory.")
+@click.version_option(__version__, prog_name="mvc")
+@click.pass_context
+def cli(ctx: click.Context, directory: str | None) -> None:
+    """modelvc: version control for model files.
+
+    Chunk-level dedup that understands safetensors, GGUF and PyTorch checkpoints,
+    float-aware compression, and a diff that says which tensors changed.
+    See 'mvc COMMAND --help' for each command; exit codes are listed in docs/cli.md.
+    """
+    cwd = Path(directory).resolve() if directory else Path.cwd()
+    if directory and not cwd.is_dir():
+        raise click.UsageError(f"-C {directory}: no such directory")
+    ctx.obj = {"cwd": cwd}
+
+
+def main() -> None:
+    cli(prog_name="mvc")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Shared CLI plumbing: finding the repository, JSON output, sizes, progress bars, '--' paths."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def cwd_of(ctx: click.Context) -> Path:
+    return ctx.find_root().obj["cwd"]
+
+
+def open_repo(ctx: click.Context):
+    from modelvc.repo import Repo
+
+    return Repo.discover(cwd_of(ctx))
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def human_size(count: int | None) -> str:
+    if count is None:
+        return "-"
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+def format_time(timestamp: int, tz_minutes: int) -> str:
+    offset = tz_minutes * 60
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp + offset))
+    sign = "+" if tz_minutes >= 0 else "-"
+    return f"{stamp} {sign}{abs(tz_minutes) // 60:02d}{abs(tz_minutes) % 60:02d}"
+
+
+def iso_time(timestamp: int, tz_minutes: int) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return datetime.fromtimestamp(timestamp, timezone(timedelta(minutes=tz_minutes))).isoformat()
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+class RichProgress:
+    """A byte-count progress bar on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self._progress = None
+        self._task = None
+
+    def start(self, label: str, total: int) -> None:
+        if not sys.stderr.isatty() or total <= 0:
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                   TimeRemainingColumn, TransferSpeedColumn)
+
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                  TransferSpeedColumn(), TimeRemainingColumn(),
+                                  console=Console(stderr=True), transient=True)
+        self._progress.start()
+        self._task = self._progress.add_task(label, total=total)
+
+    def advance(self, amount: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=amount)
+
+    def finish(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+@contextmanager
+def progress_bar() -> Iterator[RichProgress]:
+    bar = RichProgress()
+    try:
+        yield bar
+    finally:
+        bar.finish()
+
+
+class PathsAfterDashDash(click.Command):
+    """Puts whatever follows a bare '--' into ctx.meta['paths'], as git's 'REV -- PATH' does."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta["paths"] = args[split + 1:]
+            args = args[:split]
+        else:
+            ctx.meta["paths"] = None
+        return super().parse_args(ctx, args)

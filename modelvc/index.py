@@ -1,0 +1,70 @@
+"""The index: what the next commit will contain, plus a stat cache of the working files.
+
+A file whose size, mtime_ns, inode and executable bit match its entry is taken as unchanged
+without reading it. An entry whose mtime is too close to when the index was written is
+"racy" (the file could have changed again within the same timestamp tick) and is re-hashed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat as statmod
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from modelvc.errors import IntegrityError
+from modelvc.fsutil import atomic_write
+from modelvc.objects import MODE_EXEC, MODE_FILE
+
+INDEX_VERSION = 1
+RACY_WINDOW_NS = 2_000_000_000
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    path: str
+    file: str
+    size: int
+    mode: int
+    mtime_ns: int = 0
+    ino: int = 0
+
+    def matches_stat(self, st: os.stat_result, written_ns: int) -> bool:
+        return (st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.ino
+                and mode_of(st) == self.mode and self.mtime_ns < written_ns - RACY_WINDOW_NS)
+
+
+def mode_of(st: os.stat_result) -> int:
+    return MODE_EXEC if st.st_mode & statmod.S_IXUSR else MODE_FILE
+
+
+class Index:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, IndexEntry] = {}
+        self.written_ns = 0
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.path.read_bytes())
+            self.written_ns = int(data["written_ns"])
+            self.entries = {e["path"]: IndexEntry(**e) for e in data["entries"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"the index file {self.path} is corrupt ({exc})",
+                                 hint="restore it with 'mvc checkout --force HEAD'") from exc
+
+    def save(self) -> None:
+        self.written_ns = time.time_ns()
+        data = {"version": INDEX_VERSION, "written_ns": self.written_ns,
+                "entries": [asdict(self.entries[p]) for p in sorted(self.entries)]}
+        atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode())
+
+    def is_unchanged(self, entry: IndexEntry, st: os.stat_result) -> bool:
+        return entry.matches_stat(st, self.written_ns)
+
+    def file_ids(self) -> set[str]:
+        return {e.file for e in self.entries.values()}

@@ -1,0 +1,102 @@
+"""mvc add / mvc rm: stage files into the index (their chunks go into the store now)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelvc.index import IndexEntry, mode_of
+from modelvc.ops.pathspec import expand
+from modelvc.progress import NO_PROGRESS, Progress
+from modelvc.repo import Repo
+from modelvc.worktree import stat_path
+
+
+@dataclass
+class AddResult:
+    staged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    bytes_read: int = 0
+    new_chunks: int = 0
+    new_raw_bytes: int = 0
+    new_stored_bytes: int = 0
+
+
+def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS) -> AddResult:
+    from modelvc.store.filedata import ingest_file
+
+    cwd = cwd or Path.cwd()
+    result = AddResult()
+    with repo.lock():
+        index = repo.fresh_index()
+        paths = expand(repo.root, specs, cwd, index.entries)
+        work: list[tuple[str, os.stat_result]] = []
+        for path in paths:
+            st = stat_path(repo.root, path)
+            entry = index.entries.get(path)
+            if st is None:
+                if entry is not None:
+                    del index.entries[path]
+                    result.removed.append(path)
+            elif entry is not None and index.is_unchanged(entry, st):
+                result.unchanged += 1
+            else:
+                work.append((path, st))
+        progress.start("Adding", sum(st.st_size for _, st in work))
+        staged: list[tuple[str, os.stat_result, object]] = []
+        with repo.chunks.writer() as writer:
+            for path, st in work:
+                ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance)
+                staged.append((path, st, ingested.manifest))
+                result.bytes_read += st.st_size
+            result.new_chunks = writer.new_chunks
+            result.new_raw_bytes = writer.new_raw_bytes
+            result.new_stored_bytes = writer.new_stored_bytes
+        progress.finish()
+        # Chunks are sealed in packs; now the manifests, and the index last.
+        for path, st, manifest in staged:
+            file_id = repo.objects.put(manifest)
+            previous = index.entries.get(path)
+            index.entries[path] = IndexEntry(path, file_id, manifest.size, mode_of(st), st.st_mtime_ns, st.st_ino)
+            if previous is None or previous.file != file_id or previous.mode != mode_of(st):
+                result.staged.append(path)
+            else:
+                result.unchanged += 1
+        index.save()
+    return result
+
+
+@dataclass
+class RmResult:
+    removed: list[str] = field(default_factory=list)
+    deleted_files: list[str] = field(default_factory=list)
+
+
+def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Path | None = None) -> RmResult:
+    """Stop tracking paths; without --cached also delete the working files (if unmodified)."""
+    from modelvc.errors import LocalChangesError
+    from modelvc.ops.workstate import working_file
+
+    cwd = cwd or Path.cwd()
+    result = RmResult()
+    with repo.lock():
+        index = repo.fresh_index()
+        paths = expand(repo.root, specs, cwd, index.entries, include_worktree=False)
+        if not cached and not force:
+            modified = [p for p in paths
+                        if (w := working_file(repo, p, index.entries[p])).file is not None
+                        and w.file != index.entries[p].file]
+            if modified:
+                raise LocalChangesError(
+                    "these files have changes that are not staged; removing them would lose them: "
+                    + ", ".join(modified), modified, hint="use --cached to keep the files, or --force")
+        for path in paths:
+            del index.entries[path]
+            result.removed.append(path)
+            if not cached and stat_path(repo.root, path) is not None:
+                (repo.root / path).unlink()
+                result.deleted_files.append(path)
+        index.save()
+    return result

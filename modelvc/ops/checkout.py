@@ -1,0 +1,72 @@
+"""mvc checkout: switch branches, detach at a revision, or restore paths from a revision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelvc.errors import AlreadyExistsError
+from modelvc.ids import short
+from modelvc.ops.materialize import MoveResult, move_tree
+from modelvc.ops.pathspec import expand
+from modelvc.progress import NO_PROGRESS, Progress
+from modelvc.refname import check_ref_name
+from modelvc.repo import Repo
+
+
+@dataclass
+class CheckoutResult:
+    commit: str
+    branch: str | None  # None: detached HEAD
+    created_branch: bool = False
+    move: MoveResult = field(default_factory=MoveResult)
+    restored_paths: list[str] | None = None
+
+
+def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_PROGRESS) -> CheckoutResult:
+    """Switch to a branch (HEAD follows it) or any other revision (detached HEAD)."""
+    with repo.lock():
+        repo.fresh_index()
+        target = repo.resolve(rev)
+        head = repo.refs.head()
+        is_branch = rev in repo.refs.branches()
+        move = move_tree(repo, repo.tree_of(head.commit), repo.tree_of(target), force, progress)
+        source = head.branch or (short(head.commit) if head.commit else "unborn")
+        if is_branch:
+            repo.refs.set_head_branch(rev, f"checkout: moving from {source} to {rev}")
+            return CheckoutResult(target, rev, move=move)
+        repo.refs.set_head_detached(target, f"checkout: moving from {source} to {short(target)}")
+        return CheckoutResult(target, None, move=move)
+
+
+def checkout_new_branch(repo: Repo, name: str, start: str | None = None, force: bool = False,
+                        progress: Progress = NO_PROGRESS) -> CheckoutResult:
+    check_ref_name(name, "branch")
+    with repo.lock():
+        repo.fresh_index()
+        if repo.refs.read(f"refs/heads/{name}") is not None:
+            raise AlreadyExistsError(f"a branch named '{name}' already exists",
+                                     hint=f"switch to it with 'mvc checkout {name}'")
+        head = repo.refs.head()
+        target = repo.resolve(start) if start else head.commit
+        if target is None:  # unborn HEAD: just point it at the new name
+            repo.refs.set_head_branch(name, f"checkout: moving to new branch {name}")
+            return CheckoutResult("", name, created_branch=True)
+        move = move_tree(repo, repo.tree_of(head.commit), repo.tree_of(target), force, progress)
+        repo.refs.update(f"refs/heads/{name}", target, None, f"branch: created from {start or 'HEAD'}")
+        source = head.branch or short(head.commit or "")
+        repo.refs.set_head_branch(name, f"checkout: moving from {source} to {name}")
+        return CheckoutResult(target, name, created_branch=True, move=move)
+
+
+def restore_paths(repo: Repo, rev: str, specs: list[str], force: bool = False, cwd: Path | None = None,
+                  progress: Progress = NO_PROGRESS) -> CheckoutResult:
+    """Bring paths back as they are in `rev`, into the working tree and the index; HEAD stays."""
+    with repo.lock():
+        repo.fresh_index()
+        target = repo.resolve(rev)
+        tree = repo.tree_of(target)
+        paths = expand(repo.root, specs, cwd or Path.cwd(), tree.as_map(), include_worktree=False)
+        current = repo.tree_of(repo.refs.head().commit)
+        move = move_tree(repo, current, tree, force, progress, paths=paths, action="restoring these paths")
+        return CheckoutResult(target, repo.refs.head().branch, move=move, restored_paths=paths)

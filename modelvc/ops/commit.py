@@ -1,0 +1,64 @@
+"""mvc commit: record the index as a new commit with its metrics, params and metadata."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from modelvc.errors import NothingToCommitError, UsageError
+from modelvc.objects import Commit
+from modelvc.ops.workstate import tree_from_index
+from modelvc.repo import Repo
+
+
+def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
+    """KEY=VALUE pairs from the command line; with numeric, the values must be finite numbers."""
+    pairs: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"{option} expects KEY=VALUE, got '{item}'")
+        if numeric:
+            try:
+                number = float(value)
+            except ValueError:
+                raise UsageError(f"{option} {key}: '{value}' is not a number") from None
+            if not math.isfinite(number):
+                raise UsageError(f"{option} {key}: '{value}' is not a finite number")
+            pairs[key] = int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+        else:
+            pairs[key] = value
+    return pairs
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    id: str
+    branch: str | None
+    parents: tuple[str, ...]
+    commit: Commit
+    files_changed: int
+
+
+def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict | None = None,
+           meta: dict | None = None, allow_empty: bool = False) -> CommitResult:
+    if not message.strip():
+        raise UsageError("empty commit message", hint="give one with -m MESSAGE")
+    with repo.lock():
+        repo.fresh_index()
+        head = repo.refs.head()
+        tree = tree_from_index(repo)
+        old, new_map = repo.tree_of(head.commit).as_map(), tree.as_map()
+        changed = sum(1 for path in set(old) | set(new_map) if old.get(path) != new_map.get(path))
+        if changed == 0 and not allow_empty:
+            raise NothingToCommitError("nothing to commit: the index matches HEAD",
+                                       hint="stage changes with 'mvc add', or use --allow-empty")
+        tree_id = repo.objects.put(tree)
+        parents = (head.commit,) if head.commit else ()
+        new = Commit(tree_id, parents, repo.signature_now(), message, dict(metrics or {}),
+                     dict(params or {}), dict(meta or {}))
+        commit_id = repo.objects.put(new)
+        kind = "commit" if parents else "commit (initial)"
+        repo.refs.update_head(commit_id, head.commit, f"{kind}: {new.subject}")
+    return CommitResult(commit_id, head.branch, parents, new, changed)

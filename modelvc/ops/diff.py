@@ -1,0 +1,125 @@
+"""mvc diff: what changed between two versions, file by file, and in their metrics and params."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelvc.objects import Manifest
+from modelvc.ops.pathspec import under
+from modelvc.ops.workstate import WorkingFile, working_file
+from modelvc.progress import NO_PROGRESS, Progress
+from modelvc.repo import Repo
+from modelvc.worktree import to_repo_path
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    status: str  # added | removed | modified | mode
+    old_size: int | None
+    new_size: int | None
+    shared_bytes: int  # bytes of the new version found in the old one's chunks
+    old_mode: int | None = None
+    new_mode: int | None = None
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    key: str
+    old: Any
+    new: Any
+    delta: float | None = None
+
+
+@dataclass
+class DiffResult:
+    old_label: str
+    new_label: str
+    old_commit: str | None
+    new_commit: str | None  # None: the working tree
+    files: list[FileChange] = field(default_factory=list)
+    metrics: list[ValueChange] = field(default_factory=list)
+    params: list[ValueChange] = field(default_factory=list)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.files or self.metrics or self.params)
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One file version: a stored manifest id, or a working file (maybe already hashed)."""
+
+    file: str
+    size: int
+    mode: int
+    manifest: Manifest | None = None
+
+
+def shared_bytes(old: Manifest, new: Manifest) -> int:
+    old_ids = {chunk_id for chunk_id, _ in old.chunks}
+    return sum(length for chunk_id, length in new.chunks if chunk_id in old_ids)
+
+
+def _manifest(repo: Repo, side: _Side) -> Manifest:
+    return side.manifest if side.manifest is not None else repo.manifest(side.file)
+
+
+def _tree_sides(repo: Repo, commit_id: str) -> dict[str, _Side]:
+    return {p: _Side(e.file, e.size, e.mode) for p, e in repo.tree_of(commit_id).as_map().items()}
+
+
+def _worktree_sides(repo: Repo, base: dict[str, _Side], progress: Progress) -> dict[str, _Side]:
+    sides = {}
+    for path in sorted(set(base) | set(repo.index.entries)):
+        now: WorkingFile = working_file(repo, path, repo.index.entries.get(path), progress)
+        if now.file is not None:
+            sides[path] = _Side(now.file, now.size, now.mode, now.manifest)
+    return sides
+
+
+def compare_values(old: dict, new: dict, numeric: bool) -> list[ValueChange]:
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        delta = b - a if numeric and isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+        changes.append(ValueChange(key, a, b, delta))
+    return changes
+
+
+def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
+         paths: list[str] | None = None, cwd: Path | None = None,
+         progress: Progress = NO_PROGRESS) -> DiffResult:
+    """No revision: HEAD vs the working tree; one: REV vs the working tree; two: REV vs REV."""
+    old_commit = repo.resolve(old_rev or "HEAD") if (old_rev or repo.head_commit()) else None
+    old = _tree_sides(repo, old_commit) if old_commit else {}
+    if new_rev is None:
+        new_commit, new = None, _worktree_sides(repo, old, progress)
+    else:
+        new_commit = repo.resolve(new_rev)
+        new = _tree_sides(repo, new_commit)
+    result = DiffResult(old_rev or "HEAD", new_rev or "working tree", old_commit, new_commit)
+    filters = [to_repo_path(repo.root, p, cwd) for p in paths] if paths else None
+    for path in sorted(set(old) | set(new)):
+        if filters is not None and not any(under(path, f) for f in filters):
+            continue
+        a, b = old.get(path), new.get(path)
+        if a is None:
+            result.files.append(FileChange(path, "added", None, b.size, 0, None, b.mode))
+        elif b is None:
+            result.files.append(FileChange(path, "removed", a.size, None, 0, a.mode, None))
+        elif a.file != b.file:
+            shared = shared_bytes(_manifest(repo, a), _manifest(repo, b))
+            result.files.append(FileChange(path, "modified", a.size, b.size, shared, a.mode, b.mode))
+        elif a.mode != b.mode:
+            result.files.append(FileChange(path, "mode", a.size, b.size, b.size, a.mode, b.mode))
+    if old_commit and new_commit:
+        a_commit, b_commit = repo.commit(old_commit), repo.commit(new_commit)
+        result.metrics = compare_values(a_commit.metrics, b_commit.metrics, numeric=True)
+        result.params = compare_values(a_commit.params, b_commit.params, numeric=False)
+    return result
+

@@ -1,0 +1,127 @@
+"""mvc gc: delete what nothing reachable needs, and rewrite packs that are mostly dead.
+
+Anything younger than the grace period (an hour by default) is kept, so an operation
+in flight in another process is never robbed of the data it has just written.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from modelvc.errors import IntegrityError
+from modelvc.ops.reach import walk
+from modelvc.progress import NO_PROGRESS, Progress
+from modelvc.repo import Repo
+from modelvc.store.packs import PackWriter, pack_names
+
+GRACE_SECONDS = 3600
+REWRITE_BELOW = 0.5  # rewrite a pack when less than this fraction of its bytes is live
+
+
+@dataclass
+class GcResult:
+    objects_removed: int = 0
+    packs_removed: int = 0
+    packs_rewritten: int = 0
+    incomplete_removed: int = 0
+    chunks_removed: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+    @property
+    def bytes_freed(self) -> int:
+        return self.bytes_before - self.bytes_after
+
+
+def store_size(repo: Repo) -> int:
+    total = 0
+    for directory in (repo.mvc_dir / "objects", repo.mvc_dir / "packs"):
+        for dirpath, _, names in os.walk(directory):
+            total += sum(os.path.getsize(os.path.join(dirpath, n)) for n in names)
+    return total
+
+
+def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS) -> GcResult:
+    result = GcResult()
+    with repo.lock():
+        repo.fresh_index()
+        result.bytes_before = store_size(repo)
+        problems: list[str] = []
+        reach = walk(repo, lambda kind, oid, detail: problems.append(detail), verify=False)
+        if problems:
+            raise IntegrityError("gc refused: the repository has missing or corrupt objects; "
+                                 f"deleting now could lose more ({problems[0]})",
+                                 hint="run 'mvc fsck' first")
+        cutoff = time.time() - grace_seconds
+        live_objects = reach.object_ids
+        for object_id in list(repo.objects.all_ids()):
+            path = repo.objects.path_of(object_id)
+            if object_id not in live_objects and path.stat().st_mtime < cutoff:
+                repo.objects.delete(object_id)
+                result.objects_removed += 1
+        _collect_packs(repo, set(reach.chunks), cutoff, result, progress)
+        result.bytes_after = store_size(repo)
+    return result
+
+
+def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult, progress: Progress) -> None:
+    store = repo.chunks
+    packs_dir = store.packs_dir
+    complete = set(pack_names(packs_dir))
+    for path in sorted(packs_dir.iterdir()):
+        stem = path.name.rsplit(".", 1)[0]
+        incomplete = path.name.startswith("tmp-") or (path.suffix == ".pack" and stem not in complete)
+        if incomplete and path.stat().st_mtime < cutoff:
+            path.unlink()
+            result.incomplete_removed += 1
+    index = store.index
+    table, pack_of = index.entries(), index.pack_numbers()
+    rewrite: list[int] = []
+    for number, name in enumerate(index.packs):
+        rows = table[pack_of == number]
+        if (packs_dir / f"{name}.pack").stat().st_mtime >= cutoff:
+            continue
+        is_live = [row.tobytes() in live for row in rows["id"]]
+        live_bytes = int(rows["payload_len"][is_live].sum()) if rows.size else 0
+        total = int(rows["payload_len"].sum()) or 1
+        if live_bytes / total < REWRITE_BELOW:
+            rewrite.append(number)
+    if not rewrite:
+        return
+    rows_to_copy = [(index.packs[n], row) for n in rewrite for row in table[pack_of == n]
+                    if row["id"].tobytes() in live]
+    progress.start("Repacking", sum(int(row["payload_len"]) for _, row in rows_to_copy))
+    writer: PackWriter | None = None
+    try:
+        for pack, row in rows_to_copy:
+            location = index.locate(row["id"].tobytes())
+            payload = store.reader.read_record(location)
+            if writer is None:
+                writer = PackWriter(packs_dir, store.pack_max_bytes)
+            base = row["base"].tobytes()
+            writer.append(row["id"].tobytes(), int(row["codec"]), int(row["raw_len"]), payload,
+                          None if base == bytes(32) else base)
+            progress.advance(len(payload))
+            if writer.full:
+                writer.finish()
+                writer = None
+        if writer is not None:
+            writer.finish()
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
+        progress.finish()
+    # New packs are sealed: only now drop the old ones (index first, so readers skip the pack).
+    store.reader.close()
+    for number in rewrite:
+        name = index.packs[number]
+        dead = int((pack_of == number).sum()) - sum(1 for p, _ in rows_to_copy if p == name)
+        result.chunks_removed += dead
+        (packs_dir / f"{name}.idx").unlink()
+        (packs_dir / f"{name}.pack").unlink()
+        result.packs_rewritten += 1 if any(p == name for p, _ in rows_to_copy) else 0
+        result.packs_removed += 1
+    store.reload()

@@ -1,0 +1,82 @@
+"""mvc branch / mvc tag: create, list and delete names for commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelvc.errors import AlreadyExistsError, RefError, UnknownRevisionError
+from modelvc.objects import Tag
+from modelvc.refname import check_ref_name
+from modelvc.repo import Repo
+
+
+@dataclass(frozen=True)
+class NameInfo:
+    name: str
+    commit: str
+    subject: str
+    current: bool = False
+    message: str | None = None  # annotated tags
+
+
+def list_branches(repo: Repo) -> list[NameInfo]:
+    head = repo.refs.head()
+    return [NameInfo(name, commit_id, repo.commit(commit_id).subject, name == head.branch)
+            for name, commit_id in repo.refs.branches().items()]
+
+
+def create_branch(repo: Repo, name: str, start: str | None = None) -> NameInfo:
+    check_ref_name(name, "branch")
+    with repo.lock():
+        if repo.refs.read(f"refs/heads/{name}") is not None:
+            raise AlreadyExistsError(f"a branch named '{name}' already exists")
+        commit_id = repo.resolve(start or "HEAD")
+        repo.refs.update(f"refs/heads/{name}", commit_id, None, f"branch: created from {start or 'HEAD'}")
+    return NameInfo(name, commit_id, repo.commit(commit_id).subject)
+
+
+def delete_branch(repo: Repo, name: str) -> NameInfo:
+    with repo.lock():
+        commit_id = repo.refs.read(f"refs/heads/{name}")
+        if commit_id is None:
+            raise UnknownRevisionError(f"branch '{name}' not found")
+        if repo.refs.head().branch == name:
+            raise RefError(f"cannot delete branch '{name}': it is the current branch",
+                           hint="switch to another branch first")
+        repo.refs.delete(f"refs/heads/{name}", commit_id, "branch: deleted")
+    return NameInfo(name, commit_id, "")
+
+
+def list_tags(repo: Repo) -> list[NameInfo]:
+    infos = []
+    for name, object_id in repo.refs.tags().items():
+        obj = repo.objects.get(object_id)
+        commit_id = repo.peel(object_id)
+        message = obj.message if isinstance(obj, Tag) else None
+        infos.append(NameInfo(name, commit_id, repo.commit(commit_id).subject, message=message))
+    return infos
+
+
+def create_tag(repo: Repo, name: str, rev: str | None = None, message: str | None = None,
+               force: bool = False) -> NameInfo:
+    check_ref_name(name, "tag")
+    with repo.lock():
+        existing = repo.refs.read(f"refs/tags/{name}")
+        if existing is not None and not force:
+            raise AlreadyExistsError(f"a tag named '{name}' already exists",
+                                     hint="use --force to move it")
+        commit_id = repo.resolve(rev or "HEAD")
+        target = commit_id
+        if message is not None:
+            target = repo.objects.put(Tag(commit_id, name, repo.signature_now(), message))
+        repo.refs.update(f"refs/tags/{name}", target, existing, f"tag: {name}")
+    return NameInfo(name, commit_id, repo.commit(commit_id).subject, message=message)
+
+
+def delete_tag(repo: Repo, name: str) -> NameInfo:
+    with repo.lock():
+        object_id = repo.refs.read(f"refs/tags/{name}")
+        if object_id is None:
+            raise UnknownRevisionError(f"tag '{name}' not found")
+        repo.refs.delete(f"refs/tags/{name}", object_id, "tag: deleted")
+    return NameInfo(name, object_id, "")

@@ -1,0 +1,123 @@
+"""What is reachable: from refs, reflogs and the index down to every chunk.
+
+fsck uses it to know what to verify and what a damaged object breaks; gc to know what it
+must keep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from modelvc import objects as objmod
+from modelvc.errors import IntegrityError
+from modelvc.repo import Repo
+
+ZERO = "0" * 64
+
+
+@dataclass
+class Reachable:
+    commits: set[str] = field(default_factory=set)
+    trees: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)
+    tags: set[str] = field(default_factory=set)
+    chunks: dict[bytes, int] = field(default_factory=dict)  # chunk id -> raw length
+    chunk_files: dict[bytes, set[str]] = field(default_factory=dict)
+    file_users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # (tree id | "index", path)
+    tree_commits: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def object_ids(self) -> set[str]:
+        return self.commits | self.trees | self.files | self.tags
+
+
+def roots(repo: Repo) -> list[tuple[str, str]]:
+    """(object id, where it came from) for every ref, HEAD, reflog entry."""
+    found = [(object_id, f"refs/heads/{name}") for name, object_id in repo.refs.branches().items()]
+    found += [(object_id, f"refs/tags/{name}") for name, object_id in repo.refs.tags().items()]
+    head = repo.refs.head()
+    if head.commit:
+        found.append((head.commit, "HEAD"))
+    found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO]
+    return found
+
+
+def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True) -> Reachable:
+    """Walk everything reachable; report(kind, object id, detail) for missing or corrupt objects.
+
+    With verify, every object's bytes are re-read and hashed (bypassing the cache).
+    """
+    reach = Reachable()
+
+    def load(object_id: str, expected: type, referrer: str):
+        try:
+            if verify:
+                obj = objmod.decode(repo.objects.read_verified(object_id), object_id)
+            else:
+                obj = repo.objects.get(object_id)
+        except IntegrityError as exc:
+            kind = "missing" if "missing" in exc.message else "corrupt"
+            report(kind, object_id, f"{exc.message} (needed by {referrer})")
+            return None
+        if expected is not None and not isinstance(obj, expected):
+            report("corrupt", object_id, f"expected a {expected.__name__.lower()} (needed by {referrer})")
+            return None
+        return obj
+
+    def add_file(file_id: str, tree_id: str, path: str) -> None:
+        reach.file_users.setdefault(file_id, []).append((tree_id, path))
+        if file_id in reach.files:
+            return
+        reach.files.add(file_id)
+        where = "the index" if tree_id == "index" else f"commit {reach.tree_commits[tree_id][0][:10]}"
+        manifest = load(file_id, objmod.Manifest, f"{path} in {where}")
+        if manifest is None:
+            return
+        for chunk_hex, length in manifest.chunks:
+            chunk_id = bytes.fromhex(chunk_hex)
+            reach.chunks[chunk_id] = length
+            reach.chunk_files.setdefault(chunk_id, set()).add(file_id)
+
+    pending = []
+    for object_id, origin in roots(repo):
+        pending.append((object_id, origin))
+    while pending:
+        object_id, origin = pending.pop()
+        if object_id in reach.commits or object_id in reach.tags:
+            continue
+        obj = load(object_id, None, origin)
+        if isinstance(obj, objmod.Tag):
+            reach.tags.add(object_id)
+            pending.append((obj.object, f"tag {obj.name}"))
+        elif isinstance(obj, objmod.Commit):
+            reach.commits.add(object_id)
+            label = object_id[:10]
+            reach.tree_commits.setdefault(obj.tree, []).append(object_id)
+            if obj.tree not in reach.trees:
+                tree = load(obj.tree, objmod.Tree, f"commit {label}")
+                reach.trees.add(obj.tree)
+                for entry in tree.entries if tree else ():
+                    add_file(entry.file, obj.tree, entry.path)
+            pending.extend((parent, f"commit {label}") for parent in obj.parents)
+        elif obj is not None:
+            report("corrupt", object_id, f"{origin} points to a {type(obj).__name__.lower()}, not a commit")
+    for entry in repo.index.entries.values():
+        add_file(entry.file, "index", entry.path)
+    return reach
+
+
+def users_of_file(reach: Reachable, file_id: str) -> list[tuple[str, str]]:
+    """(commit id or "index", path) of every version that contains this file content."""
+    users = set()
+    for tree_id, path in reach.file_users.get(file_id, []):
+        for commit_id in reach.tree_commits.get(tree_id, ["index"]):
+            users.add((commit_id, path))
+    return sorted(users)
+
+
+def users_of_chunk(reach: Reachable, chunk_id: bytes) -> list[tuple[str, str]]:
+    users: set[tuple[str, str]] = set()
+    for file_id in reach.chunk_files.get(chunk_id, ()):
+        users.update(users_of_file(reach, file_id))
+    return sorted(users)

@@ -1,0 +1,46 @@
+"""mvc rollback: go back to an earlier version without losing history (or, --hard, by moving the branch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelvc.errors import NothingToCommitError, UnknownRevisionError
+from modelvc.ids import short
+from modelvc.objects import Commit
+from modelvc.ops.materialize import MoveResult, move_tree
+from modelvc.progress import NO_PROGRESS, Progress
+from modelvc.repo import Repo
+
+
+@dataclass
+class RollbackResult:
+    target: str
+    new_commit: str | None  # None for --hard
+    previous: str
+    branch: str | None
+    move: MoveResult
+
+
+def rollback(repo: Repo, rev: str | None = None, hard: bool = False, force: bool = False,
+             progress: Progress = NO_PROGRESS) -> RollbackResult:
+    with repo.lock():
+        repo.fresh_index()
+        head = repo.refs.head()
+        if head.commit is None:
+            raise UnknownRevisionError("there is nothing to roll back: HEAD has no commits yet")
+        target = repo.resolve(rev or "HEAD^")
+        target_commit = repo.commit(target)
+        current_tree = repo.tree_of(head.commit)
+        if hard:
+            move = move_tree(repo, current_tree, repo.tree(target_commit.tree), force, progress, action="rollback")
+            repo.refs.update_head(target, head.commit, f"rollback --hard: moving to {short(target)}")
+            return RollbackResult(target, None, head.commit, head.branch, move)
+        if target_commit.tree == repo.commit(head.commit).tree:
+            raise NothingToCommitError(f"HEAD already has the content of {short(target)}; nothing to roll back")
+        move = move_tree(repo, current_tree, repo.tree(target_commit.tree), force, progress, action="rollback")
+        message = f"Rollback to {short(target)}: {target_commit.subject}"
+        new = Commit(target_commit.tree, (head.commit,), repo.signature_now(), message,
+                     dict(target_commit.metrics), dict(target_commit.params), {"rollback_of": target})
+        new_id = repo.objects.put(new)
+        repo.refs.update_head(new_id, head.commit, f"rollback: {message}")
+        return RollbackResult(target, new_id, head.commit, head.branch, move)

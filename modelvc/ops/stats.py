@@ -1,0 +1,57 @@
+"""mvc stats: how many bytes the versions hold, and how few the store needs for them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from modelvc.ops.reach import walk
+from modelvc.repo import Repo
+from modelvc.store.packs import pack_names
+
+
+@dataclass
+class StatsResult:
+    commits: int = 0
+    file_versions: int = 0
+    tracked_bytes: int = 0  # sum over every commit of its files' sizes
+    unique_file_bytes: int = 0  # each distinct file version counted once
+    unique_chunks: int = 0
+    unique_chunk_bytes: int = 0  # after chunk dedup, before compression
+    stored_chunk_bytes: int = 0  # payload bytes in packs (live and dead)
+    pack_bytes: int = 0
+    packs: int = 0
+    object_bytes: int = 0
+    codecs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def stored_bytes(self) -> int:
+        return self.pack_bytes + self.object_bytes
+
+    @property
+    def ratio(self) -> float:
+        return self.stored_bytes / self.tracked_bytes if self.tracked_bytes else 0.0
+
+
+def stats(repo: Repo) -> StatsResult:
+    from modelvc.ops.gc import store_size
+
+    reach = walk(repo, lambda *args: None, verify=False)
+    result = StatsResult(commits=len(reach.commits), file_versions=len(reach.files))
+    for commit_id in reach.commits:
+        result.tracked_bytes += sum(e.size for e in repo.tree_of(commit_id).entries)
+    result.unique_file_bytes = sum(repo.manifest(f).size for f in reach.files if repo.objects.has(f))
+    result.unique_chunks = len(reach.chunks)
+    result.unique_chunk_bytes = sum(reach.chunks.values())
+    table = repo.chunks.index.entries()
+    result.stored_chunk_bytes = int(table["payload_len"].sum()) if len(table) else 0
+    from modelvc.store.codecs import codec_name
+
+    counts = Counter(int(c) for c in table["codec"]) if len(table) else Counter()
+    result.codecs = {codec_name(code): n for code, n in sorted(counts.items())}
+    names = pack_names(repo.chunks.packs_dir)
+    result.packs = len(names)
+    result.pack_bytes = sum((repo.chunks.packs_dir / f"{n}.pack").stat().st_size
+                            + (repo.chunks.packs_dir / f"{n}.idx").stat().st_size for n in names)
+    result.object_bytes = store_size(repo) - result.pack_bytes
+    return result

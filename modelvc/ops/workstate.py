@@ -1,0 +1,74 @@
+"""What the working tree holds now, compared with the index and a tree, cheaply.
+
+Shared by status, diff, checkout and rollback: the stat cache answers for unchanged files,
+and only files whose stat changed are re-chunked and hashed (nothing is stored).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from modelvc.ids import hash_bytes
+from modelvc.index import IndexEntry, mode_of
+from modelvc.objects import Manifest, Tree, TreeEntry, encode
+from modelvc.progress import NO_PROGRESS, Progress
+from modelvc.repo import Repo
+from modelvc.worktree import stat_path
+
+
+@dataclass(frozen=True)
+class WorkingFile:
+    """A tracked path as it is on disk now: None fields mean the file is gone."""
+
+    path: str
+    file: str | None
+    size: int | None
+    mode: int | None
+    manifest: Manifest | None = None  # set when it had to be re-hashed
+
+
+def file_id_of(manifest: Manifest) -> str:
+    return hash_bytes(encode(manifest))
+
+
+def hash_working_file(repo: Repo, path: str, progress: Progress = NO_PROGRESS) -> Manifest:
+    from modelvc.store.filedata import ingest_file
+
+    return ingest_file(repo.root / path, repo.chunk_params, repo.chunks, None, progress.advance).manifest
+
+
+def working_file(repo: Repo, path: str, entry: IndexEntry | None,
+                 progress: Progress = NO_PROGRESS) -> WorkingFile:
+    st = stat_path(repo.root, path)
+    if st is None:
+        return WorkingFile(path, None, None, None)
+    if entry is not None and repo.index.is_unchanged(entry, st):
+        return WorkingFile(path, entry.file, entry.size, entry.mode)
+    manifest = hash_working_file(repo, path, progress)
+    return WorkingFile(path, file_id_of(manifest), manifest.size, mode_of(st), manifest)
+
+
+def same_content(a: TreeEntry | IndexEntry | WorkingFile | None,
+                 b: TreeEntry | IndexEntry | WorkingFile | None) -> bool:
+    if a is None or getattr(a, "file", None) is None:
+        return b is None or getattr(b, "file", None) is None
+    if b is None or getattr(b, "file", None) is None:
+        return False
+    return a.file == b.file and a.mode == b.mode
+
+
+def tree_from_index(repo: Repo) -> Tree:
+    return Tree(tuple(TreeEntry(e.path, e.file, e.size, e.mode)
+                      for e in sorted(repo.index.entries.values(), key=lambda e: e.path)))
+
+
+def bytes_to_hash(repo: Repo, paths: list[str]) -> int:
+    """How many bytes re-hashing these paths will read (for a progress bar total)."""
+    total = 0
+    for path in paths:
+        try:
+            total += os.stat(repo.root / path).st_size
+        except OSError:
+            pass
+    return total

@@ -1,0 +1,211 @@
+"""Repo: finds, creates and opens a repository and holds its parts together."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from modelvc.errors import (AlreadyExistsError, FormatVersionError, NotARepositoryError,
+                            UnknownRevisionError, UsageError)
+from modelvc.fsutil import atomic_write
+from modelvc.objects import Commit, Manifest, Signature, Tag, Tree
+from modelvc.worktree import MVC_DIR
+
+FORMAT_VERSION = 1
+SUPPORTED_FORMATS = (1,)
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+def _local_tz_minutes(timestamp: float) -> int:
+    local = time.localtime(timestamp)
+    return int(local.tm_gmtoff // 60)
+
+
+def default_chunk_params() -> dict[str, Any]:
+    from modelvc.store.chunker import ChunkParams
+
+    return ChunkParams.for_format(FORMAT_VERSION).to_dict()
+
+
+class Repo:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.mvc_dir = root / MVC_DIR
+        self.config = self._read_config()
+        self._objects = None
+        self._chunks = None
+        self._refs = None
+        self._index = None
+
+    # -- creating and finding -------------------------------------------------------------
+    @classmethod
+    def init(cls, path: Path) -> Repo:
+        root = path.resolve()
+        mvc_dir = root / MVC_DIR
+        if mvc_dir.exists():
+            raise AlreadyExistsError(f"a modelvc repository already exists at {mvc_dir}",
+                                     hint="nothing was changed")
+        root.mkdir(parents=True, exist_ok=True)
+        for sub in ("objects", "packs", "refs/heads", "refs/tags", "logs"):
+            (mvc_dir / sub).mkdir(parents=True, exist_ok=True)
+        config = {"format_version": FORMAT_VERSION, "chunking": default_chunk_params(),
+                  "pack_max_bytes": 256 << 20}
+        atomic_write(mvc_dir / "config", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write(mvc_dir / "HEAD", b"ref: refs/heads/main\n")
+        return cls(root)
+
+    @classmethod
+    def discover(cls, start: Path | None = None) -> Repo:
+        start = (start or Path.cwd()).resolve()
+        for candidate in (start, *start.parents):
+            if (candidate / MVC_DIR / "config").is_file():
+                return cls(candidate)
+        raise NotARepositoryError(f"not a modelvc repository (or any parent up to /): {start}",
+                                  hint="create one with 'mvc init'")
+
+    def _read_config(self) -> dict[str, Any]:
+        path = self.mvc_dir / "config"
+        try:
+            config = json.loads(path.read_bytes())
+            version = config["format_version"]
+        except FileNotFoundError:
+            raise NotARepositoryError(f"not a modelvc repository: {self.root}",
+                                      hint="create one with 'mvc init'") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FormatVersionError(f"cannot read the repository config {path}: {exc}") from exc
+        if version not in SUPPORTED_FORMATS:
+            raise FormatVersionError(
+                f"repository format version {version} is not supported by this modelvc "
+                f"(it reads versions {', '.join(map(str, SUPPORTED_FORMATS))})",
+                hint="upgrade modelvc to work with this repository")
+        return config
+
+    # -- parts ----------------------------------------------------------------------------
+    @property
+    def objects(self):
+        if self._objects is None:
+            from modelvc.store.objects import ObjectStore
+
+            self._objects = ObjectStore(self.mvc_dir / "objects")
+        return self._objects
+
+    @property
+    def chunks(self):
+        if self._chunks is None:
+            from modelvc.store.chunkstore import ChunkStore
+
+            self._chunks = ChunkStore(self.mvc_dir / "packs", int(self.config.get("pack_max_bytes", 256 << 20)))
+        return self._chunks
+
+    @property
+    def refs(self):
+        if self._refs is None:
+            from modelvc.refs import Refs
+
+            self._refs = Refs(self.mvc_dir, self.identity)
+        return self._refs
+
+    @property
+    def index(self):
+        if self._index is None:
+            from modelvc.index import Index
+
+            self._index = Index(self.mvc_dir / "index")
+        return self._index
+
+    def fresh_index(self):
+        """Re-read the index from disk (writers call this once they hold the lock)."""
+        from modelvc.index import Index
+
+        self._index = Index(self.mvc_dir / "index")
+        return self._index
+
+    @property
+    def chunk_params(self):
+        from modelvc.store.chunker import ChunkParams
+
+        return ChunkParams.from_dict(self.config["chunking"])
+
+    def lock(self):
+        from modelvc.lock import RepoLock
+
+        raw = os.environ.get("MVC_LOCK_TIMEOUT", "")
+        try:
+            timeout = float(raw) if raw else DEFAULT_LOCK_TIMEOUT
+        except ValueError:
+            raise UsageError(f"MVC_LOCK_TIMEOUT must be a number of seconds, not '{raw}'") from None
+        return RepoLock(self.mvc_dir / "lock", timeout)
+
+    # -- identity -------------------------------------------------------------------------
+    def identity(self) -> tuple[str, str]:
+        user = self.config.get("user", {})
+        login = _login_name()
+        name = os.environ.get("MVC_AUTHOR_NAME") or user.get("name") or login
+        email = os.environ.get("MVC_AUTHOR_EMAIL") or user.get("email") or f"{login}@{socket.gethostname()}"
+        return name, email
+
+    def signature_now(self) -> Signature:
+        name, email = self.identity()
+        now = time.time()
+        return Signature(name, email, int(now), _local_tz_minutes(now))
+
+    # -- revisions ------------------------------------------------------------------------
+    def parents(self, commit_id: str) -> list[str]:
+        return list(self.commit(commit_id).parents)
+
+    def peel(self, object_id: str) -> str:
+        from modelvc.errors import IntegrityError
+
+        try:
+            obj = self.objects.get(object_id)
+        except IntegrityError:
+            raise UnknownRevisionError(f"object {object_id[:10]} does not exist") from None
+        if isinstance(obj, Tag):
+            return self.peel(obj.object)
+        if not isinstance(obj, Commit):
+            raise UnknownRevisionError(f"object {object_id[:10]} is not a commit")
+        return object_id
+
+    def commits_with_prefix(self, prefix: str) -> list[str]:
+        found = []
+        for object_id in self.objects.ids_with_prefix(prefix):
+            try:
+                if isinstance(self.objects.get(object_id), Commit):
+                    found.append(object_id)
+            except Exception:  # noqa: BLE001 - a corrupt candidate is not a match; fsck reports it
+                continue
+        return found
+
+    def resolve(self, rev: str) -> str:
+        from modelvc.revparse import resolve
+
+        return resolve(rev, self.refs, self)
+
+    def commit(self, commit_id: str) -> Commit:
+        return self.objects.get_typed(commit_id, Commit)
+
+    def tree(self, tree_id: str) -> Tree:
+        return self.objects.get_typed(tree_id, Tree)
+
+    def manifest(self, file_id: str) -> Manifest:
+        return self.objects.get_typed(file_id, Manifest)
+
+    def tree_of(self, commit_id: str | None) -> Tree:
+        if commit_id is None:
+            return Tree(())
+        return self.tree(self.commit(commit_id).tree)
+
+    def head_commit(self) -> str | None:
+        return self.refs.head().commit
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

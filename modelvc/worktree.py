@@ -1,0 +1,98 @@
+"""The working tree: path normalisation, ignore rules, walking the files."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from modelvc.errors import UsageError
+
+MVC_DIR = ".mvc"
+IGNORE_FILE = ".mvcignore"
+
+
+def to_repo_path(root: Path, user_path: str, cwd: Path | None = None) -> str:
+    """A user's path (relative to cwd, or absolute) as a slash-separated path from the root."""
+    cwd = cwd or Path.cwd()
+    absolute = Path(os.path.normpath(os.path.join(cwd, user_path)))
+    try:
+        relative = absolute.relative_to(root)
+    except ValueError:
+        raise UsageError(f"path '{user_path}' is outside the working tree at {root}") from None
+    text = relative.as_posix()
+    if text == MVC_DIR or text.startswith(MVC_DIR + "/"):
+        raise UsageError(f"path '{user_path}' is inside the repository's own {MVC_DIR} directory")
+    return "" if text == "." else text
+
+
+class IgnoreRules:
+    """gitignore-like patterns: '#' comments, '!' negation, trailing '/' for directories,
+    a leading '/' or an inner '/' anchors the pattern to the root; later rules win."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.rules: list[tuple[str, bool, bool, bool]] = []
+        for raw in lines:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            negate = line.startswith("!")
+            line = line[1:] if negate else line
+            dir_only = line.endswith("/")
+            line = line.rstrip("/")
+            anchored = "/" in line
+            self.rules.append((line.lstrip("/"), negate, dir_only, anchored))
+
+    @classmethod
+    def load(cls, root: Path) -> IgnoreRules:
+        path = root / IGNORE_FILE
+        try:
+            return cls(path.read_text(encoding="utf-8").splitlines())
+        except FileNotFoundError:
+            return cls([])
+
+    def ignored(self, path: str, is_dir: bool) -> bool:
+        result = False
+        name = path.rsplit("/", 1)[-1]
+        for pattern, negate, dir_only, anchored in self.rules:
+            if dir_only and not is_dir:
+                continue
+            target = path if anchored else name
+            if fnmatch.fnmatchcase(target, pattern):
+                result = not negate
+        return result
+
+
+def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
+               ) -> Iterator[tuple[str, os.stat_result]]:
+    """Regular files under `start` (a repo path), skipping .mvc and ignored paths, sorted."""
+    rules = rules or IgnoreRules.load(root)
+    top = root / start if start else root
+    stack = [top]
+    found: list[tuple[str, os.stat_result]] = []
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            rel = Path(entry.path).relative_to(root).as_posix()
+            if rel == MVC_DIR:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if not rules.ignored(rel, True):
+                    stack.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False) and not rules.ignored(rel, False):
+                found.append((rel, entry.stat(follow_symlinks=False)))
+    found.sort()
+    yield from found
+
+
+def stat_path(root: Path, path: str) -> os.stat_result | None:
+    try:
+        st = os.lstat(root / path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st if os.path.isfile(root / path) and not os.path.islink(root / path) else None

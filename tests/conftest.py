@@ -1,0 +1,65 @@
+"""Shared fixtures: a repository in tmp_path and a way to run `mvc` in it through click."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from modelvc.cli.main import cli
+
+
+@pytest.fixture(autouse=True)
+def _author(monkeypatch):
+    monkeypatch.setenv("MVC_AUTHOR_NAME", "Test Author")
+    monkeypatch.setenv("MVC_AUTHOR_EMAIL", "test@example.com")
+    monkeypatch.delenv("MVC_DEBUG", raising=False)
+
+
+class Mvc:
+    """Runs mvc commands in a directory and returns click's Result."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, ok: bool = True):
+        result = self.runner.invoke(cli, ["-C", str(self.cwd), *args], catch_exceptions=False)
+        if ok and result.exit_code != 0:
+            raise AssertionError(f"mvc {' '.join(args)} exited {result.exit_code}\n"
+                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
+
+    def json(self, *args: str):
+        import json
+
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    directory = tmp_path / "work"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def mvc(work: Path) -> Mvc:
+    runner = Mvc(work)
+    runner("init")
+    return runner
+
+
+def write(path: Path, data: bytes, executable: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.chmod(path, 0o755 if executable else 0o644)
+    return path
+
+
+def random_bytes(size: int, seed: int = 0) -> bytes:
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()

@@ -1,0 +1,221 @@
+"""The everyday commands through click: status, add, commit, checkout, rollback, branches, gc."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from conftest import random_bytes, write
+
+
+def test_status_forms(mvc, work):
+    write(work / "a.bin", b"a")
+    write(work / "sub" / "b.bin", b"b")
+    assert mvc("status", "--porcelain").stdout == "?? a.bin\n?? sub/b.bin\n"
+    mvc("add", ".")
+    assert mvc("status", "--porcelain").stdout == "A  a.bin\nA  sub/b.bin\n"
+    mvc("commit", "-m", "first")
+    assert mvc("status", "--porcelain").stdout == ""
+    assert "nothing to commit, working tree clean" in mvc("status").stdout
+    write(work / "a.bin", b"changed")
+    (work / "sub" / "b.bin").unlink()
+    assert mvc("status", "-s").stdout == " M a.bin\n D sub/b.bin\n"
+    mvc("add", "a.bin")
+    data = mvc.json("status")
+    assert data["staged"] == [{"status": "modified", "path": "a.bin"}]
+    assert data["unstaged"] == [{"status": "deleted", "path": "sub/b.bin"}]
+    assert data["clean"] is False
+
+
+def test_commands_work_from_a_subdirectory(mvc, work):
+    write(work / "models" / "m.bin", b"m")
+    from conftest import Mvc
+
+    inside = Mvc(work / "models")
+    inside("add", "m.bin")
+    inside("commit", "-m", "from inside")
+    assert mvc("status", "--porcelain").stdout == ""
+    assert mvc.json("show")["files"][0]["path"] == "models/m.bin"
+
+
+def test_mvcignore_and_globs(mvc, work):
+    write(work / ".mvcignore", b"*.tmp\ncache/\n")
+    write(work / "a.safetensors", b"1")
+    write(work / "b.safetensors", b"2")
+    write(work / "x.tmp", b"t")
+    write(work / "cache" / "c.bin", b"c")
+    mvc("add", "*.safetensors")
+    assert [s["path"] for s in mvc.json("status")["staged"]] == ["a.safetensors", "b.safetensors"]
+    mvc("add", ".")
+    assert sorted(s["path"] for s in mvc.json("status")["staged"]) == [".mvcignore", "a.safetensors", "b.safetensors"]
+
+
+def test_executable_bit_survives_checkout(mvc, work):
+    write(work / "run.sh", b"#!/bin/sh\necho hi\n", executable=True)
+    write(work / "data.bin", b"d")
+    mvc("add", ".")
+    mvc("commit", "-m", "x")
+    (work / "run.sh").unlink()
+    (work / "data.bin").unlink()
+    mvc("checkout", "HEAD", "--", "run.sh", "data.bin")
+    assert os.stat(work / "run.sh").st_mode & 0o777 == 0o755
+    assert os.stat(work / "data.bin").st_mode & 0o777 == 0o644
+    assert (work / "run.sh").read_bytes() == b"#!/bin/sh\necho hi\n"
+    os.chmod(work / "data.bin", 0o755)
+    assert mvc("status", "--porcelain").stdout == " M data.bin\n"
+
+
+def test_checkout_removes_files_the_target_lacks_and_keeps_untracked(mvc, work):
+    write(work / "a.bin", b"a")
+    mvc("add", "a.bin")
+    mvc("commit", "-m", "one")
+    write(work / "deep" / "b.bin", b"b")
+    mvc("add", "deep/b.bin")
+    mvc("commit", "-m", "two")
+    write(work / "notes.txt", b"mine")
+    out = mvc("checkout", "HEAD~1").stdout
+    assert "HEAD is now at" in out and "(detached)" in out
+    assert not (work / "deep").exists()
+    assert (work / "notes.txt").read_bytes() == b"mine"
+    assert mvc.json("status")["branch"] is None
+    mvc("checkout", "main")
+    assert (work / "deep" / "b.bin").read_bytes() == b"b"
+    assert mvc.json("status")["branch"] == "main"
+
+
+def test_untracked_file_in_the_way_is_not_overwritten(mvc, work):
+    write(work / "a.bin", b"a")
+    mvc("add", "a.bin")
+    mvc("commit", "-m", "one")
+    mvc("checkout", "-b", "side")
+    write(work / "b.bin", b"b")
+    mvc("add", "b.bin")
+    mvc("commit", "-m", "side")
+    mvc("checkout", "main")
+    write(work / "b.bin", b"untracked work")
+    result = mvc("checkout", "side", ok=False)
+    assert result.exit_code == 5
+    assert "b.bin" in result.stderr
+    assert (work / "b.bin").read_bytes() == b"untracked work"
+
+
+def test_checkout_b_and_revision_syntax(mvc, work):
+    for number in range(3):
+        write(work / "m.bin", f"v{number}".encode())
+        mvc("add", "m.bin")
+        mvc("commit", "-m", f"v{number}")
+    mvc("checkout", "-b", "old", "HEAD~2")
+    assert (work / "m.bin").read_bytes() == b"v0"
+    assert mvc.json("status")["branch"] == "old"
+    assert mvc.json("show", "main^")["message"] == "v1"
+    assert mvc.json("show", "main~2")["message"] == "v0"
+    result = mvc("checkout", "-b", "old", ok=False)
+    assert result.exit_code == 10
+    assert result.stderr.startswith("error: a branch named 'old' already exists")
+
+
+def test_rollback_and_hard_rollback(mvc, work):
+    for number in range(3):
+        write(work / "m.bin", f"v{number}".encode())
+        mvc("add", "m.bin")
+        mvc("commit", "-m", f"v{number}", "--metric", f"loss={3 - number}")
+    data = mvc.json("rollback")
+    assert (work / "m.bin").read_bytes() == b"v1"
+    head = mvc.json("show")
+    assert head["message"] == f"Rollback to {data['target'][:10]}: v1"
+    assert head["metrics"] == {"loss": 2}
+    assert head["parents"] == [data["previous"]]
+    assert len(mvc.json("log")) == 4
+    before = data["commit"]
+    mvc("rollback", "--hard", "HEAD~3")
+    assert (work / "m.bin").read_bytes() == b"v0"
+    assert len(mvc.json("log")) == 1
+    reflog = mvc.json("reflog")
+    assert reflog[0]["message"].startswith("rollback --hard")
+    assert reflog[1]["new"] == before  # the old position is kept
+    result = mvc("rollback", ok=False)
+    assert result.exit_code == 4  # the root has no parent
+
+
+def test_branch_and_tag_management(mvc, work):
+    write(work / "m.bin", b"x")
+    mvc("add", "m.bin")
+    mvc("commit", "-m", "x")
+    mvc("branch", "exp")
+    mvc("tag", "v1", "-m", "first release")
+    assert [b["name"] for b in mvc.json("branch")] == ["exp", "main"]
+    assert mvc.json("tag")[0]["message"] == "first release"
+    result = mvc("branch", "-d", "main", ok=False)
+    assert result.exit_code == 10
+    assert result.stderr.startswith("error: cannot delete branch 'main': it is the current branch")
+    mvc("branch", "-d", "exp")
+    assert [b["name"] for b in mvc.json("branch")] == ["main"]
+    assert mvc("tag", "v1", ok=False).exit_code == 10
+    mvc("tag", "-d", "v1")
+    assert mvc.json("tag") == []
+    assert mvc("branch", "-d", "nope", ok=False).exit_code == 4
+
+
+def test_log_filters(mvc, work):
+    write(work / "a.bin", b"a")
+    mvc("add", "a.bin")
+    mvc("commit", "-m", "a", "--metric", "loss=1.5")
+    write(work / "b.bin", b"b")
+    mvc("add", "b.bin")
+    mvc("commit", "-m", "b")
+    assert [e["message"] for e in mvc.json("log", "-n", "1")] == ["b"]
+    assert [e["message"] for e in json.loads(mvc("log", "--json", "--", "a.bin").stdout)] == ["a"]
+    out = mvc("log", "--oneline", "--metric", "loss").stdout.splitlines()
+    assert out[0].endswith("b  [ loss=-]") or out[0].endswith("b  [loss=-]")
+    assert out[1].endswith("a  [loss=1.5]")
+
+
+def test_rm_cached_and_rm(mvc, work):
+    write(work / "a.bin", b"a")
+    write(work / "b.bin", b"b")
+    mvc("add", ".")
+    mvc("commit", "-m", "x")
+    mvc("rm", "--cached", "a.bin")
+    assert (work / "a.bin").exists()
+    mvc("rm", "b.bin")
+    assert not (work / "b.bin").exists()
+    assert mvc("status", "--porcelain").stdout == "D  a.bin\nD  b.bin\n?? a.bin\n"
+
+
+def test_gc_frees_unreachable_and_keeps_reachable(mvc, work):
+    write(work / "big.bin", random_bytes(400_000, seed=3))
+    mvc("add", "big.bin")
+    mvc("commit", "-m", "keep")
+    write(work / "big.bin", random_bytes(400_000, seed=4))
+    mvc("add", "big.bin")  # staged, then abandoned: its chunks become unreachable
+    mvc("checkout", "--force", "HEAD", "--", "big.bin")
+    assert mvc.json("stats")["stored_chunk_bytes"] >= 800_000
+    young = mvc.json("gc")  # within the grace period nothing is touched
+    assert young["bytes_freed"] == 0
+    result = mvc.json("gc", "--grace", "0")
+    assert result["bytes_freed"] >= 390_000
+    assert mvc.json("fsck")["ok"] is True
+    assert mvc.json("stats")["stored_chunk_bytes"] <= 401_000
+    (work / "big.bin").unlink()
+    mvc("checkout", "--force", "HEAD")
+    assert (work / "big.bin").read_bytes() == random_bytes(400_000, seed=3)
+
+
+def test_untracked_copy_survives_a_switch_after_rm_cached(mvc, work):
+    write(work / "a.bin", b"a")
+    mvc("add", "a.bin")
+    mvc("commit", "-m", "one")
+    mvc("checkout", "-b", "empty")
+    mvc("rm", "--cached", "a.bin")
+    mvc("commit", "-m", "drop a")
+    write(work / "a.bin", b"my untracked edits")
+    mvc("checkout", "main", ok=False)  # main would write a.bin over the untracked file
+    result = mvc("checkout", "main", ok=False)
+    assert result.exit_code == 5
+    assert (work / "a.bin").read_bytes() == b"my untracked edits"
+    (work / "a.bin").unlink()
+    mvc("checkout", "main")
+    write(work / "a.bin", b"edited")
+    mvc("rm", "--cached", "a.bin")
+    mvc("checkout", "empty")  # a.bin is untracked now: the switch leaves it alone
+    assert (work / "a.bin").read_bytes() == b"edited"
