@@ -16,8 +16,10 @@ from modelvc.fsutil import atomic_write
 from modelvc.objects import Commit, Manifest, Signature, Tag, Tree
 from modelvc.worktree import MVC_DIR
 
-FORMAT_VERSION = 1
-SUPPORTED_FORMATS = (1,)
+# 1: FastCDC over every file, zstd chunks. 2: model-aware chunking (tensor-aligned blocks)
+# and byte-plane compression of float chunks. Both are read and written; init makes 2.
+FORMAT_VERSION = 2
+SUPPORTED_FORMATS = (1, 2)
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 
@@ -26,10 +28,10 @@ def _local_tz_minutes(timestamp: float) -> int:
     return int(local.tm_gmtoff // 60)
 
 
-def default_chunk_params() -> dict[str, Any]:
+def default_chunk_params(version: int) -> dict[str, Any]:
     from modelvc.store.chunker import ChunkParams
 
-    return ChunkParams.for_format(FORMAT_VERSION).to_dict()
+    return ChunkParams.for_format(version).to_dict()
 
 
 class Repo:
@@ -44,7 +46,7 @@ class Repo:
 
     # -- creating and finding -------------------------------------------------------------
     @classmethod
-    def init(cls, path: Path) -> Repo:
+    def init(cls, path: Path, format_version: int = FORMAT_VERSION) -> Repo:
         root = path.resolve()
         mvc_dir = root / MVC_DIR
         if mvc_dir.exists():
@@ -53,7 +55,7 @@ class Repo:
         root.mkdir(parents=True, exist_ok=True)
         for sub in ("objects", "packs", "refs/heads", "refs/tags", "logs"):
             (mvc_dir / sub).mkdir(parents=True, exist_ok=True)
-        config = {"format_version": FORMAT_VERSION, "chunking": default_chunk_params(),
+        config = {"format_version": format_version, "chunking": default_chunk_params(format_version),
                   "pack_max_bytes": 256 << 20}
         atomic_write(mvc_dir / "config", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
         atomic_write(mvc_dir / "HEAD", b"ref: refs/heads/main\n")
