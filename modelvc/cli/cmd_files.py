@@ -47,8 +47,12 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> No
     if as_json:
         emit_json({"staged": result.staged, "removed": result.removed, "unchanged": result.unchanged,
                    "bytes_read": result.bytes_read, "new_chunks": result.new_chunks,
-                   "new_bytes": result.new_raw_bytes, "stored_bytes": result.new_stored_bytes})
+                   "new_bytes": result.new_raw_bytes, "stored_bytes": result.new_stored_bytes,
+                   "warnings": result.warnings})
         return
+    for path, warnings in result.warnings.items():
+        for warning in warnings:
+            click.echo(f"warning: {path}: {warning}", err=True)
     for path in result.staged:
         click.echo(f"add '{path}'")
     for path in result.removed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, format_value,
@@ -109,9 +111,18 @@ def log_command(ctx, rev, limit, oneline, metric_names, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def show_command(ctx, rev, as_json) -> None:
-    """Show a commit: message, metrics, params, metadata, and its files with sizes."""
-    from modelvc.ops.show import show_commit
+    """Show a commit (message, metrics, params, metadata, files with sizes), or a file.
 
+    'mvc show REV:PATH' lists a model file's tensors (name, dtype, shape, bytes) and its
+    header metadata, read from the stored header alone; other files show size and chunks.
+    """
+    from modelvc.ops.show import show_commit
+    from modelvc.revparse import split_rev_path
+
+    commit_rev, path = split_rev_path(rev)
+    if path is not None:
+        render_file(open_repo(ctx), commit_rev, path, as_json)
+        return
     result = show_commit(open_repo(ctx), rev)
     c = result.commit
     if as_json:
@@ -136,29 +147,73 @@ def show_command(ctx, rev, as_json) -> None:
         click.echo(f"  {f.status:<9} {human_size(f.size) if f.status != 'deleted' else '':>10}  {f.path}")
 
 
-def diff_json(result) -> dict:
+def render_file(repo, rev: str, path: str, as_json: bool) -> None:
+    from modelvc.ops.show import show_file
+
+    result = show_file(repo, rev, path)
+    if as_json:
+        emit_json({"commit": result.commit, "path": result.path, "size": result.size,
+                   "mode": f"{result.mode:o}", "chunks": result.chunks,
+                   "model": result.model.to_dict() if result.model else None})
+        return
+    click.echo(f"{result.path} at {result.commit[:10]}: {human_size(result.size)}, {result.chunks} chunk(s)")
+    summary = result.model
+    if summary is None:
+        return
+    click.echo(f"format: {summary.format}, {len(summary.tensors)} tensors, "
+               f"{summary.total_numel:,} parameters, {human_size(summary.total_tensor_bytes)}")
+    for warning in summary.warnings:
+        click.secho(f"warning: {warning}", fg="red")
+    width = max((len(t.name) for t in summary.tensors), default=10)
+    for t in summary.tensors:
+        shape = "[" + ", ".join(map(str, t.shape)) + "]" if t.shape is not None else "?"
+        click.echo(f"  {t.name:<{width}}  {t.dtype or '?':<8} {shape:<20} {human_size(t.bytes):>10}")
+    if summary.metadata:
+        click.echo("metadata:")
+        for key, value in summary.metadata.items():
+            click.echo(f"  {key}: {json.dumps(value, default=str)[:200]}")
+
+
+def diff_json(result, show_all: bool) -> dict:
     return {"old": {"label": result.old_label, "commit": result.old_commit},
             "new": {"label": result.new_label, "commit": result.new_commit},
             "files": [{"path": f.path, "status": f.status, "old_size": f.old_size, "new_size": f.new_size,
                        "shared_bytes": f.shared_bytes,
                        "old_mode": f"{f.old_mode:o}" if f.old_mode else None,
-                       "new_mode": f"{f.new_mode:o}" if f.new_mode else None} for f in result.files],
+                       "new_mode": f"{f.new_mode:o}" if f.new_mode else None,
+                       "model": model_json(f.model, show_all), "bytes_read": f.bytes_read} for f in result.files],
             "metrics": [{"key": m.key, "old": m.old, "new": m.new, "delta": m.delta} for m in result.metrics],
             "params": [{"key": p.key, "old": p.old, "new": p.new} for p in result.params]}
+
+
+def model_json(model, show_all: bool) -> dict | None:
+    if model is None:
+        return None
+    data = model.to_dict()
+    if not show_all:
+        data["tensors"] = [t for t in data["tensors"] if t["status"] != "unchanged"]
+    return data
 
 
 @click.command("diff", cls=PathsAfterDashDash)
 @click.argument("revs", nargs=-1)
 @click.option("--stat", is_flag=True, help="Only a summary line per file and the totals.")
+@click.option("--stats", "tensor_stats", is_flag=True,
+              help="For each changed tensor: max |Δ|, mean |Δ|, relative L2 change, fraction of elements changed.")
+@click.option("--all", "show_all", is_flag=True, help="List unchanged tensors too (else only their count).")
+@click.option("--no-tensors", is_flag=True, help="Compare files only, not the tensors inside model files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when none.")
 @click.pass_context
-def diff_command(ctx, revs, stat, as_json, exit_code) -> None:
+def diff_command(ctx, revs, stat, tensor_stats, show_all, no_tensors, as_json, exit_code) -> None:
     """Show what changed: HEAD vs the working tree, REV vs the working tree, or REV1 vs REV2.
 
     For each file: added, removed or modified, old and new sizes, and how many bytes of
-    the new version are shared with the old one at chunk level. Between two commits,
-    also the metric and param changes. 'mvc diff A B -- PATH...' limits it to paths.
+    the new version are shared with the old one at chunk level. For model files
+    (safetensors, GGUF, PyTorch checkpoints, .npz, .npy): the tensors added, removed,
+    changed in dtype, shape or value, and header metadata changes; unchanged tensors are
+    recognised from chunk ids without reading them. Between two commits, also the metric
+    and param changes. 'mvc diff A B -- PATH...' limits it to paths.
     """
     from modelvc.ops.diff import diff
 
@@ -167,16 +222,45 @@ def diff_command(ctx, revs, stat, as_json, exit_code) -> None:
     old_rev = revs[0] if revs else None
     new_rev = revs[1] if len(revs) > 1 else None
     with progress_bar() as bar:
-        result = diff(open_repo(ctx), old_rev, new_rev, ctx.meta.get("paths"), cwd_of(ctx), bar)
+        result = diff(open_repo(ctx), old_rev, new_rev, ctx.meta.get("paths"), cwd_of(ctx), bar,
+                      models=not no_tensors and not stat, stats=tensor_stats)
     if as_json:
-        emit_json(diff_json(result))
+        emit_json(diff_json(result, show_all))
     else:
-        render_diff(result, stat)
+        render_diff(result, stat, show_all)
     if exit_code and result.has_changes:
         ctx.exit(1)
 
 
-def render_diff(result, stat: bool) -> None:
+def render_model(model, show_all: bool) -> None:
+    counts = ", ".join(f"{n} {status}" for status, n in model.counts.items() if n)
+    click.echo(f"    tensors: {counts or 'none'}")
+    colours = {"added": "green", "removed": "red", "changed": "yellow", "dtype": "cyan", "shape": "cyan",
+               "unchanged": None}
+    for t in model.tensors:
+        if t.status == "unchanged" and not show_all:
+            continue
+        old = f"{t.old_dtype} {list(t.old_shape) if t.old_shape is not None else ''}" if t.old_dtype else ""
+        new = f"{t.new_dtype} {list(t.new_shape) if t.new_shape is not None else ''}" if t.new_dtype else ""
+        shape = new if t.status in ("added", "changed", "unchanged") else old if t.status == "removed" else f"{old} -> {new}"
+        line = f"    {t.status:<9} {t.name}  {shape}"
+        if t.stats is not None:
+            s = t.stats
+            rel = f"{s.rel_l2:.3g}" if s.rel_l2 is not None else "-"
+            line += (f"  max|Δ| {s.max_abs_diff:.3g}  mean|Δ| {s.mean_abs_diff:.3g}  rel L2 {rel}"
+                     f"  changed {100 * s.fraction_changed:.3g}%")
+        elif t.stats_note and t.status == "changed":
+            line += f"  ({t.stats_note})"
+        click.secho(line, fg=colours.get(t.status))
+    for change in model.metadata:
+        old = json.dumps(change.old, default=str) if change.old is not None else "-"
+        new = json.dumps(change.new, default=str) if change.new is not None else "-"
+        click.echo(f"    metadata {change.key}: {old[:120]} -> {new[:120]}")
+    for note in model.notes:
+        click.echo(f"    note: {note}")
+
+
+def render_diff(result, stat: bool, show_all: bool = False) -> None:
     colours = {"added": "green", "removed": "red", "modified": "yellow", "mode": "cyan"}
     for f in result.files:
         sizes = (human_size(f.new_size) if f.status == "added" else human_size(f.old_size)
@@ -187,6 +271,8 @@ def render_diff(result, stat: bool) -> None:
         if f.status == "mode":
             line += f"  mode {f.old_mode:o} -> {f.new_mode:o}"
         click.secho(line, fg=colours[f.status])
+        if f.model is not None and not stat:
+            render_model(f.model, show_all)
     if stat:
         changed = sum(1 for f in result.files)
         new_bytes = sum((f.new_size or 0) - f.shared_bytes for f in result.files if f.status != "removed")

@@ -48,3 +48,29 @@ class Layout:
         if self.tensor_table is not None:
             return list(self.tensor_table)
         return [s for s in self.segments if s.kind == "tensor"]
+
+
+class FileSource:
+    """A ByteSource over a file on disk, read with pread; counts what it reads."""
+
+    def __init__(self, path: str) -> None:
+        import os
+
+        self._os = os
+        self._fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self._fd).st_size
+        self.bytes_read = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        data = self._os.pread(self._fd, max(0, min(length, self.size - offset)), offset)
+        self.bytes_read += len(data)
+        return data
+
+    def close(self) -> None:
+        self._os.close(self._fd)
+
+    def __enter__(self) -> "FileSource":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -22,6 +22,7 @@ class AddResult:
     new_chunks: int = 0
     new_raw_bytes: int = 0
     new_stored_bytes: int = 0
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # path -> what its reader noticed
 
 
 def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS) -> AddResult:
@@ -50,6 +51,8 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
             for path, st in work:
                 ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance)
                 staged.append((path, st, ingested.manifest))
+                if ingested.layout is not None and ingested.layout.warnings:
+                    result.warnings[path] = list(ingested.layout.warnings)
                 result.bytes_read += st.st_size
             result.new_chunks = writer.new_chunks
             result.new_raw_bytes = writer.new_raw_bytes

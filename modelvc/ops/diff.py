@@ -23,6 +23,8 @@ class FileChange:
     shared_bytes: int  # bytes of the new version found in the old one's chunks
     old_mode: int | None = None
     new_mode: int | None = None
+    model: Any = None  # a modeldiff.ModelDiff for model files
+    bytes_read: int = 0  # file bytes read to compare the tensors (headers included)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class _Side:
     size: int
     mode: int
     manifest: Manifest | None = None
+    path: str | None = None  # a working file (else a stored version)
 
 
 def shared_bytes(old: Manifest, new: Manifest) -> int:
@@ -76,7 +79,7 @@ def _worktree_sides(repo: Repo, base: dict[str, _Side], progress: Progress) -> d
     for path in sorted(set(base) | set(repo.index.entries)):
         now: WorkingFile = working_file(repo, path, repo.index.entries.get(path), progress)
         if now.file is not None:
-            sides[path] = _Side(now.file, now.size, now.mode, now.manifest)
+            sides[path] = _Side(now.file, now.size, now.mode, now.manifest, path)
     return sides
 
 
@@ -91,10 +94,46 @@ def compare_values(old: dict, new: dict, numeric: bool) -> list[ValueChange]:
     return changes
 
 
+def _version(repo: Repo, side: _Side, name: str, opened: list):
+    """A modeldiff FileVersion over a stored version or a working file, with its chunk list."""
+    from modelvc.formats import FileSource
+    from modelvc.modeldiff import FileVersion
+    from modelvc.store.filedata import StoredFileSource
+
+    manifest = _manifest(repo, side)
+    source = FileSource(str(repo.root / side.path)) if side.path else StoredFileSource(manifest, repo.chunks)
+    opened.append(source)
+    offsets = manifest.chunk_offsets()
+    chunks = tuple((chunk_id, offset, length) for (chunk_id, length), offset in zip(manifest.chunks, offsets))
+    return FileVersion.read(source, name, chunks)
+
+
+def model_diff(repo: Repo, a: _Side, b: _Side, path: str, stats: bool, progress: Progress):
+    """Tensor-level changes when either side is a model file of a known layout, else None."""
+    from modelvc.modeldiff import compare_models
+
+    opened: list = []
+    try:
+        name = path.rsplit("/", 1)[-1]
+        old, new = _version(repo, a, name, opened), _version(repo, b, name, opened)
+        if old.layout is None and new.layout is None:
+            return None, sum(s.bytes_read for s in opened)
+        result = compare_models(old, new, stats=stats, progress=progress)
+        return result, sum(s.bytes_read for s in opened)
+    finally:
+        for source in opened:
+            if hasattr(source, "close"):
+                source.close()
+
+
 def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
          paths: list[str] | None = None, cwd: Path | None = None,
-         progress: Progress = NO_PROGRESS) -> DiffResult:
-    """No revision: HEAD vs the working tree; one: REV vs the working tree; two: REV vs REV."""
+         progress: Progress = NO_PROGRESS, models: bool = True, stats: bool = False) -> DiffResult:
+    """No revision: HEAD vs the working tree; one: REV vs the working tree; two: REV vs REV.
+
+    With `models`, modified model files also get a tensor-level comparison (and with
+    `stats`, numeric statistics of each changed tensor).
+    """
     old_commit = repo.resolve(old_rev or "HEAD") if (old_rev or repo.head_commit()) else None
     old = _tree_sides(repo, old_commit) if old_commit else {}
     if new_rev is None:
@@ -114,7 +153,8 @@ def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
             result.files.append(FileChange(path, "removed", a.size, None, 0, a.mode, None))
         elif a.file != b.file:
             shared = shared_bytes(_manifest(repo, a), _manifest(repo, b))
-            result.files.append(FileChange(path, "modified", a.size, b.size, shared, a.mode, b.mode))
+            model, read = model_diff(repo, a, b, path, stats, progress) if models else (None, 0)
+            result.files.append(FileChange(path, "modified", a.size, b.size, shared, a.mode, b.mode, model, read))
         elif a.mode != b.mode:
             result.files.append(FileChange(path, "mode", a.size, b.size, b.size, a.mode, b.mode))
     if old_commit and new_commit:

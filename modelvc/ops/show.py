@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelvc.objects import Commit, Tree
 from modelvc.ops.log import decorations
@@ -43,4 +44,34 @@ def show_commit(repo: Repo, rev: str) -> ShowResult:
         chunks = len(repo.manifest(new.file).chunks)
         result.files.append(FileRow(path, status, new.size, old.size if old else None, chunks))
         result.total_size += new.size
+    return result
+
+
+@dataclass
+class ShowFileResult:
+    commit: str
+    path: str
+    size: int
+    mode: int
+    chunks: int
+    model: Any = None  # a modeldiff.ModelSummary for model files
+
+
+def show_file(repo: Repo, rev: str, path: str) -> ShowFileResult:
+    """A file as stored in a revision: its tensors and header metadata when it is a model."""
+    from modelvc.errors import PathNotFoundError
+    from modelvc.modeldiff import FileVersion, describe_model
+    from modelvc.store.filedata import StoredFileSource
+
+    commit_id = repo.resolve(rev)
+    path = path.strip("/")
+    entry = repo.tree_of(commit_id).as_map().get(path)
+    if entry is None:
+        raise PathNotFoundError(f"path '{path}' does not exist in {rev}",
+                                hint=f"list its files with 'mvc show {rev}'")
+    manifest = repo.manifest(entry.file)
+    result = ShowFileResult(commit_id, path, entry.size, entry.mode, len(manifest.chunks))
+    version = FileVersion.read(StoredFileSource(manifest, repo.chunks), path.rsplit("/", 1)[-1])
+    if version.layout is not None:
+        result.model = describe_model(version)
     return result
