@@ -8,7 +8,7 @@ Codec ids (part of the on-disk format, never renumbered):
 * ``0`` CODEC_NONE: the payload is the raw bytes.
 * ``1`` CODEC_ZSTD: the payload is one zstd frame (with its content size) of the raw bytes.
 * ``2`` CODEC_PLANES: byte planes of a float array, layout below.
-* ``3`` CODEC_XOR_PLANES: reserved (byte planes of raw XOR a base chunk); not implemented.
+* ``3`` CODEC_DELTA: the difference from a base chunk, as byte planes (modelvc/store/delta.py).
 
 CODEC_PLANES payload layout. ``itemsize`` is 2, 4 or 8; ``n = raw_length // itemsize``
 whole elements; plane ``k`` is byte ``k`` of every element in order (so for little-endian
@@ -71,7 +71,7 @@ from modelvc.errors import IntegrityError
 CODEC_NONE = 0
 CODEC_ZSTD = 1
 CODEC_PLANES = 2
-CODEC_XOR_PLANES = 3
+CODEC_DELTA = 3
 
 FLOAT_ITEMSIZES = (2, 4, 8)
 GENERIC_ZSTD_LEVEL = 1
@@ -142,7 +142,7 @@ def encode_chunk(raw: bytes | memoryview, itemsize: int | None) -> tuple[int, by
         if itemsize not in FLOAT_ITEMSIZES:
             raise ValueError(f"itemsize must be one of {FLOAT_ITEMSIZES} or None, not {itemsize!r}")
         if raw_length >= itemsize:
-            payload = _encode_planes(raw, itemsize)
+            payload = encode_planes(raw, itemsize)
             if payload is not None:
                 return CODEC_PLANES, payload
             return CODEC_NONE, bytes(raw)
@@ -152,7 +152,7 @@ def encode_chunk(raw: bytes | memoryview, itemsize: int | None) -> tuple[int, by
     return CODEC_NONE, bytes(raw)
 
 
-def _encode_planes(raw: bytes | memoryview, itemsize: int) -> bytes | None:
+def encode_planes(raw: bytes | memoryview, itemsize: int) -> bytes | None:
     """CODEC_PLANES payload, or None when it would not save enough to be worth it."""
     raw_length = len(raw)
     count = raw_length // itemsize
@@ -196,9 +196,9 @@ def decode_chunk(codec: int, payload: bytes | memoryview, raw_length: int) -> by
     if codec == CODEC_ZSTD:
         return _decompress_exact(payload, raw_length, "zstd payload")
     if codec == CODEC_PLANES:
-        return _decode_planes(payload, raw_length)
-    if codec == CODEC_XOR_PLANES:
-        raise _corrupt("codec 3 (xor planes) is not supported by this modelvc")
+        return decode_planes(payload, raw_length)
+    if codec == CODEC_DELTA:
+        raise _corrupt("a delta chunk cannot be decoded without its base")
     raise _corrupt(f"unknown codec id {codec}")
 
 
@@ -225,7 +225,7 @@ def _decompress_exact(frame: bytes | memoryview, expected: int, what: str) -> by
     return data
 
 
-def _decode_planes(payload: bytes | memoryview, raw_length: int) -> bytes:
+def decode_planes(payload: bytes | memoryview, raw_length: int) -> bytes:
     view = memoryview(payload)
     if len(view) < _PLANES_HEAD.size:
         raise _corrupt("planes header truncated")
@@ -267,7 +267,7 @@ def _decode_planes(payload: bytes | memoryview, raw_length: int) -> bytes:
     return out.tobytes()
 
 
-CODEC_NAMES = {CODEC_NONE: "none", CODEC_ZSTD: "zstd", CODEC_PLANES: "planes", CODEC_XOR_PLANES: "xor-planes"}
+CODEC_NAMES = {CODEC_NONE: "none", CODEC_ZSTD: "zstd", CODEC_PLANES: "planes", CODEC_DELTA: "delta"}
 
 
 def codec_name(codec: int) -> str:

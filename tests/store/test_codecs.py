@@ -16,7 +16,7 @@ from modelvc.errors import IntegrityError
 from modelvc.store.codecs import (
     CODEC_NONE,
     CODEC_PLANES,
-    CODEC_XOR_PLANES,
+    CODEC_DELTA,
     CODEC_ZSTD,
     decode_chunk,
     encode_chunk,
@@ -204,10 +204,10 @@ def test_raw_payload_of_wrong_length() -> None:
     assert corrupt_message(CODEC_NONE, b"abc", 4) == "corrupt chunk payload: raw payload is 3 bytes, expected 4"
 
 
-def test_unknown_and_reserved_codecs() -> None:
+def test_unknown_codec_and_delta_without_base() -> None:
     assert corrupt_message(9, b"abc", 3) == "corrupt chunk payload: unknown codec id 9"
-    assert corrupt_message(CODEC_XOR_PLANES, b"abc", 3) == (
-        "corrupt chunk payload: codec 3 (xor planes) is not supported by this modelvc"
+    assert corrupt_message(CODEC_DELTA, b"abc", 3) == (
+        "corrupt chunk payload: a delta chunk cannot be decoded without its base"
     )
 
 

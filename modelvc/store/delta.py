@@ -1,0 +1,114 @@
+"""Delta chunks: a tensor block stored as its difference from the same block of the parent version.
+
+When every weight moves a little (a fine-tune step, an EMA update), no block is identical to
+the previous version's, but their bit patterns are close. CODEC_DELTA stores the difference
+of the bit patterns, element by element, as integers modulo 2**(8*itemsize), zigzag-mapped
+(0, -1, 1, -2 ... -> 0, 1, 2, 3 ...) so that small differences of either sign have mostly zero
+high bytes, then byte-plane-compressed like a float chunk (codecs.encode_planes).
+
+Measured on 1 MiB of bf16 weights (standard_normal * 0.02) after w + N(0, 1e-4): plain byte
+planes 0.670 of raw, XOR of the bit patterns 0.273, this difference 0.236; after N(0, 1e-5):
+0.125 and 0.115. The subtraction wins because a small change that crosses a carry (0x7f ->
+0x80) flips many bits under XOR but is a difference of 1.
+
+Payload: exactly a CODEC_PLANES payload (codecs.py) of the zigzagged differences; its itemsize
+byte says the element size. The base chunk is named in the pack record and index (its id,
+so the encoding stays content-addressed). Only whole elements are differenced: when the base
+is shorter the missing part counts as zeros, when longer its excess is ignored; the trailing
+partial element, if any, is stored as is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modelvc.errors import IntegrityError
+from modelvc.store.codecs import decode_planes, encode_planes
+
+_UNSIGNED = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+_SIGNED = {2: np.int16, 4: np.int32, 8: np.int64}
+
+# Accept a delta at once when it is this small a fraction of the raw block; otherwise the
+# plain encoding is tried too and the smaller wins.
+DELTA_GOOD_ENOUGH = 0.55
+
+
+def _elements(data: bytes | memoryview | np.ndarray, count: int, itemsize: int) -> np.ndarray:
+    """The first `count` elements of data as unsigned integers, zero-padded if data is short."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    out = np.zeros(count * itemsize, dtype=np.uint8)
+    usable = min(len(raw), count * itemsize)
+    out[:usable] = raw[:usable]
+    return out.view(_UNSIGNED[itemsize])
+
+
+def encode_delta(raw: bytes | memoryview, base: bytes, itemsize: int) -> bytes | None:
+    """The CODEC_DELTA payload of raw against base, or None when it would not compress."""
+    count = len(raw) // itemsize
+    if count == 0:
+        return None
+    new = np.frombuffer(raw, dtype=np.uint8, count=count * itemsize).view(_UNSIGNED[itemsize])
+    difference = (new - _elements(base, count, itemsize)).view(_SIGNED[itemsize])
+    bits = 8 * itemsize - 1
+    zigzag = ((difference << 1) ^ (difference >> bits)).view(_UNSIGNED[itemsize])
+    tail = bytes(memoryview(raw)[count * itemsize:])
+    return encode_planes(zigzag.tobytes() + tail, itemsize)
+
+
+def decode_delta(payload: bytes | memoryview, raw_length: int, base: bytes) -> bytes:
+    if len(payload) < 1 or payload[0] not in _UNSIGNED:
+        raise IntegrityError("corrupt chunk payload: delta without a valid itemsize")
+    itemsize = payload[0]
+    data = decode_planes(payload, raw_length)
+    count = raw_length // itemsize
+    unsigned = _UNSIGNED[itemsize]
+    zigzag = np.frombuffer(data, dtype=np.uint8, count=count * itemsize).view(unsigned)
+    difference = (zigzag >> unsigned(1)) ^ (unsigned(0) - (zigzag & unsigned(1)))
+    out = np.empty(raw_length, dtype=np.uint8)
+    out[:count * itemsize].view(unsigned)[:] = _elements(base, count, itemsize) + difference
+    out[count * itemsize:] = np.frombuffer(data, dtype=np.uint8)[count * itemsize:]
+    return out.tobytes()
+
+
+def _row_shape(shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    return None if shape is None else tuple(shape[1:])
+
+
+def plan_bases(spans, layout, previous_layout, previous_chunks: list[tuple[str, int]]) -> list[bytes | None]:
+    """For each span, the chunk of the previous version to store it as a delta against, if any.
+
+    A span qualifies when it is a block inside one float tensor that the previous version
+    had under the same name, dtype and row size (so appended rows still line up), and the
+    previous version has a chunk starting at the same offset within that tensor.
+    """
+    bases: list[bytes | None] = [None] * len(spans)
+    if layout is None or previous_layout is None:
+        return bases
+    old_tensors = {s.name: s for s in previous_layout.segments if s.kind == "tensor"}
+    starts: dict[int, str] = {}
+    position = 0
+    for chunk_id, length in previous_chunks:
+        starts[position] = chunk_id
+        position += length
+    tensors = [s for s in layout.segments if s.kind == "tensor" and s.length > 0]
+    index = 0
+    for number, span in enumerate(spans):
+        if span.itemsize is None:
+            continue
+        while index < len(tensors) and tensors[index].end <= span.offset:
+            index += 1
+        if index == len(tensors):
+            break
+        tensor = tensors[index]
+        if not (tensor.offset <= span.offset and span.offset + span.length <= tensor.end):
+            continue
+        old = old_tensors.get(tensor.name)
+        if old is None or old.dtype != tensor.dtype or _row_shape(old.shape) != _row_shape(tensor.shape):
+            continue
+        relative = span.offset - tensor.offset
+        if relative >= old.length:
+            continue
+        chunk_id = starts.get(old.offset + relative)
+        if chunk_id is not None:
+            bases[number] = bytes.fromhex(chunk_id)
+    return bases

@@ -1,0 +1,65 @@
+"""Delta chunks: exact round trips for every float width, odd lengths, short and long bases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelvc.samples import bf16_bits
+from modelvc.store.codecs import encode_chunk
+from modelvc.store.delta import decode_delta, encode_delta
+
+
+def weights(count: int, seed: int) -> np.ndarray:
+    return (0.02 * np.random.default_rng(seed).standard_normal(count)).astype(np.float32)
+
+
+def nudged(values: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    return (values + sigma * np.random.default_rng(seed).standard_normal(values.size)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["bf16", "f16", "f32", "f64"])
+@pytest.mark.parametrize("extra", [0, 1, 3])  # a trailing partial element
+def test_round_trip_every_width_and_odd_lengths(kind, extra):
+    base_values, new_values = weights(40_000, 1), None
+    new_values = nudged(base_values, 1e-4, 2)
+    convert = {"bf16": lambda v: bf16_bits(v), "f16": lambda v: v.astype(np.float16),
+               "f32": lambda v: v, "f64": lambda v: v.astype(np.float64)}[kind]
+    itemsize = convert(base_values).itemsize
+    base = convert(base_values).tobytes()
+    raw = convert(new_values).tobytes() + b"\x07\x01\x02"[:extra]
+    payload = encode_delta(raw, base, itemsize)
+    assert payload is not None
+    assert decode_delta(payload, len(raw), base) == raw
+
+
+def test_bases_shorter_and_longer_than_the_block():
+    values = weights(10_000, 3)
+    base = bf16_bits(values[:6000]).tobytes()  # the tensor grew: the old block was shorter
+    raw = bf16_bits(nudged(values, 1e-4, 4)).tobytes()
+    assert decode_delta(encode_delta(raw, base, 2), len(raw), base) == raw
+    long_base = bf16_bits(weights(20_000, 5)).tobytes()
+    payload = encode_delta(raw, long_base, 2)
+    assert payload is None or decode_delta(payload, len(raw), long_base) == raw
+
+
+def test_extreme_differences_wrap_exactly():
+    base = np.array([0, 0xFFFF, 0x8000, 0x7FFF, 1] * 4000, dtype=np.uint16)
+    new = np.array([0xFFFF, 0, 0x7FFF, 0x8000, 1] * 4000, dtype=np.uint16)
+    payload = encode_delta(new.tobytes(), base.tobytes(), 2)
+    assert payload is not None
+    assert decode_delta(payload, new.nbytes, base.tobytes()) == new.tobytes()
+
+
+def test_a_small_nudge_stores_far_less_than_plain_planes():
+    values = weights(1 << 19, 6)
+    base, raw = bf16_bits(values).tobytes(), bf16_bits(nudged(values, 1e-4, 7)).tobytes()
+    delta = len(encode_delta(raw, base, 2))
+    plain = len(encode_chunk(raw, 2)[1])
+    assert delta < 0.4 * plain
+    assert delta / len(raw) < 0.26
+
+
+def test_identical_block_is_nearly_free():
+    raw = bf16_bits(weights(1 << 16, 8)).tobytes()
+    assert len(encode_delta(raw, raw, 2)) < 100
