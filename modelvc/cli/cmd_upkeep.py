@@ -85,6 +85,8 @@ def stats_command(ctx, as_json) -> None:
             ("unique chunks", f"{result.unique_chunks} ({human_size(result.unique_chunk_bytes)})"),
             ("stored", f"{human_size(result.stored_bytes)} in {result.packs} pack(s) + objects"),
             ("stored / tracked", f"{result.ratio:.3f}"),
-            ("chunks by codec", ", ".join(f"{k}: {v}" for k, v in result.codecs.items()) or "-")]
+            ("chunks by codec", ", ".join(f"{k}: {v}" for k, v in result.codecs.items()) or "-"),
+            ("delta blocks", f"{result.delta_chunks} ({human_size(result.delta_raw_bytes)} stored as "
+                             f"{human_size(result.delta_stored_bytes)}, about {human_size(result.delta_saved_bytes)} saved)")]
     for label, value in rows:
         click.echo(f"{label:<24} {value}")

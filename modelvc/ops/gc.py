@@ -10,6 +10,8 @@ import os
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from modelvc.errors import IntegrityError
 from modelvc.ops.reach import walk
 from modelvc.progress import NO_PROGRESS, Progress
@@ -61,9 +63,25 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
             if object_id not in live_objects and path.stat().st_mtime < cutoff:
                 repo.objects.delete(object_id)
                 result.objects_removed += 1
-        _collect_packs(repo, set(reach.chunks), cutoff, result, progress)
+        _collect_packs(repo, with_delta_bases(repo, set(reach.chunks)), cutoff, result, progress)
         result.bytes_after = store_size(repo)
     return result
+
+
+def with_delta_bases(repo: Repo, live: set[bytes]) -> set[bytes]:
+    """The live chunks plus every base their deltas need, transitively."""
+    table = repo.chunks.index.entries()
+    has_base = table["base"] != np.void(bytes(32))
+    bases = {row["id"].tobytes(): row["base"].tobytes() for row in table[has_base]}
+    pending = [chunk for chunk in live if chunk in bases]
+    live = set(live)
+    while pending:
+        base = bases[pending.pop()]
+        if base not in live:
+            live.add(base)
+            if base in bases:
+                pending.append(base)
+    return live
 
 
 def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult, progress: Progress) -> None:

@@ -23,6 +23,10 @@ class StatsResult:
     packs: int = 0
     object_bytes: int = 0
     codecs: dict[str, int] = field(default_factory=dict)
+    delta_chunks: int = 0
+    delta_raw_bytes: int = 0
+    delta_stored_bytes: int = 0
+    delta_saved_bytes: int = 0  # estimate: what full byte-plane chunks would have taken, minus the deltas
 
     @property
     def stored_bytes(self) -> int:
@@ -49,6 +53,15 @@ def stats(repo: Repo) -> StatsResult:
 
     counts = Counter(int(c) for c in table["codec"]) if len(table) else Counter()
     result.codecs = {codec_name(code): n for code, n in sorted(counts.items())}
+    if len(table):
+        from modelvc.store.codecs import CODEC_DELTA, CODEC_PLANES
+
+        deltas, planes = table[table["codec"] == CODEC_DELTA], table[table["codec"] == CODEC_PLANES]
+        result.delta_chunks = len(deltas)
+        result.delta_raw_bytes = int(deltas["raw_len"].sum())
+        result.delta_stored_bytes = int(deltas["payload_len"].sum())
+        plane_ratio = (int(planes["payload_len"].sum()) / int(planes["raw_len"].sum())) if len(planes) else 1.0
+        result.delta_saved_bytes = max(0, round(result.delta_raw_bytes * plane_ratio) - result.delta_stored_bytes)
     names = pack_names(repo.chunks.packs_dir)
     result.packs = len(names)
     result.pack_bytes = sum((repo.chunks.packs_dir / f"{n}.pack").stat().st_size

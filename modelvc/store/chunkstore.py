@@ -11,6 +11,7 @@ from modelvc.store.chunkindex import ChunkIndex
 from modelvc.store.packs import Location, PackReader, PackWriter
 
 DEFAULT_PACK_BYTES = 256 << 20
+MAX_CHAIN_READ = 64  # far above any depth a writer makes; guards against a corrupt loop
 
 
 class ChunkStore:
@@ -43,18 +44,46 @@ class ChunkStore:
         return location
 
     def read(self, chunk_id: bytes) -> bytes:
-        """A chunk's raw bytes, decoded and checked against its id."""
-        from modelvc.store.codecs import decode_chunk
+        """A chunk's raw bytes, decoded and checked against its id.
 
+        A delta chunk is rebuilt from its chain of bases; only the final bytes are hashed,
+        which checks every link of the chain at once.
+        """
         location = self.locate(chunk_id)
-        payload = self.reader.read_record(location)
-        raw = decode_chunk(location.codec, payload, location.raw_len)
+        raw = self._decode(chunk_id, location, 0)
         if len(raw) != location.raw_len or hash_bytes_raw(raw) != chunk_id:
             raise IntegrityError(
                 f"chunk {chunk_id.hex()[:10]} is corrupt: its bytes do not match its id "
                 f"(pack {location.pack}, offset {location.offset})",
                 hint="run 'mvc fsck' to see which versions it breaks")
         return raw
+
+    def _decode(self, chunk_id: bytes, location: Location, depth: int) -> bytes:
+        from modelvc.store.codecs import CODEC_DELTA, decode_chunk
+
+        payload = self.reader.read_record(location)
+        if location.codec != CODEC_DELTA:
+            return decode_chunk(location.codec, payload, location.raw_len)
+        from modelvc.store.delta import decode_delta
+
+        if location.base is None or depth >= MAX_CHAIN_READ:
+            raise IntegrityError(f"chunk {chunk_id.hex()[:10]} is a delta with a missing or looping chain of bases")
+        base_location = self.index.locate(location.base)
+        if base_location is None:
+            raise IntegrityError(
+                f"chunk {location.base.hex()[:10]}, the base of delta chunk {chunk_id.hex()[:10]}, is missing",
+                hint="run 'mvc fsck' to see which versions it breaks")
+        base = self._decode(location.base, base_location, depth + 1)
+        return decode_delta(payload, location.raw_len, base)
+
+    def chain_depth(self, chunk_id: bytes) -> int:
+        """How many deltas must be applied to read this chunk (0 for a full chunk)."""
+        depth = 0
+        location = self.index.locate(chunk_id)
+        while location is not None and location.base is not None and depth < MAX_CHAIN_READ:
+            depth += 1
+            location = self.index.locate(location.base)
+        return depth
 
     def writer(self) -> ChunkWriter:
         return ChunkWriter(self)
