@@ -93,12 +93,18 @@ class ChunkStore:
 
 
 class ChunkWriter:
-    """Appends new chunks to packs; chunks become visible to readers when `close` seals them."""
+    """Appends new chunks to packs; chunks become visible to readers when `close` seals them.
+
+    A full pack is sealed (fsync, rename, index) by a background thread while the next one
+    fills: the fsync of 256 MiB takes a good part of a second, during which the pipeline
+    would otherwise stand still. `close` waits for every seal and reports the first failure.
+    """
 
     def __init__(self, store: ChunkStore) -> None:
         self.store = store
         self._pack: PackWriter | None = None
         self._pending: set[bytes] = set()
+        self._sealing: list[tuple[threading.Thread, list[BaseException]]] = []
         self.new_chunks = 0
         self.new_raw_bytes = 0
         self.new_stored_bytes = 0
@@ -118,20 +124,54 @@ class ChunkWriter:
         self.new_raw_bytes += raw_len
         self.new_stored_bytes += len(payload)
         if self._pack.full:
-            self._pack.finish()
+            self._seal_in_background(self._pack)
             self._pack = None
+
+    def _seal_in_background(self, pack: PackWriter) -> None:
+        errors: list[BaseException] = []
+
+        def seal() -> None:
+            try:
+                pack.finish()
+            except BaseException as exc:  # noqa: BLE001 - handed to close()
+                errors.append(exc)
+                pack.abort()
+
+        thread = threading.Thread(target=seal, name="mvc-seal", daemon=False)
+        thread.start()
+        self._sealing.append((thread, errors))
+
+    def _wait_for_seals(self) -> None:
+        sealing, self._sealing = self._sealing, []
+        failures = []
+        for thread, errors in sealing:
+            thread.join()
+            failures.extend(errors)
+        if failures:
+            raise failures[0]
 
     def close(self) -> None:
         """Seal the open pack and make every chunk written so far visible."""
-        if self._pack is not None:
-            self._pack.finish()
-            self._pack = None
-        self.store.reload()
+        try:
+            if self._pack is not None:
+                pack, self._pack = self._pack, None
+                try:
+                    pack.finish()
+                except BaseException:
+                    pack.abort()
+                    raise
+        finally:
+            self._wait_for_seals()
+            self.store.reload()
 
     def abort(self) -> None:
         if self._pack is not None:
             self._pack.abort()
             self._pack = None
+        try:
+            self._wait_for_seals()
+        except BaseException:  # noqa: BLE001 - the error that caused the abort matters more
+            pass
 
     def __enter__(self) -> ChunkWriter:
         return self

@@ -1,24 +1,37 @@
-"""Moving a file's bytes into the chunk store and back out, streamed and in parallel."""
+"""Moving a file's bytes into the chunk store and back out, streamed and in parallel.
+
+Work is handed to the thread pool in batches of consecutive chunks (about BATCH_BYTES), so
+the per-task overhead is small next to the hashing and coding, and at most IN_FLIGHT_BYTES
+of the file are being worked on at once: memory stays bounded whatever the file size.
+"""
 
 from __future__ import annotations
 
 import bisect
+import fcntl
 import mmap
 import os
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, TypeVar
 
 from modelvc.formats import Layout
 from modelvc.ids import hash_bytes_raw
 from modelvc.objects import Manifest
 from modelvc.store.chunker import ChunkParams, ChunkSpan, plan_chunks
 from modelvc.store.chunkstore import ChunkStore, ChunkWriter
+from modelvc.store.packs import start_writeback
 from modelvc.store.parallel import ordered_map
 
 Progress = Callable[[int], None]
+T = TypeVar("T")
+
+BATCH_BYTES = 8 << 20
+IN_FLIGHT_BYTES = 64 << 20
+WRITEBACK_BYTES = 32 << 20  # start the disk writes of a restored file every this many bytes
 
 
 class BufferSource:
@@ -32,24 +45,62 @@ class BufferSource:
         return bytes(self.buffer[offset:offset + length])
 
 
+class MappedFile:
+    """A file mapped read-only, whose pages can be let go once they have been processed.
+
+    Pages of a mapping count in the process's resident memory until unmapped; dropping the
+    ones already hashed keeps a 100 GB file from showing as 100 GB of RSS (they stay in the
+    page cache, and would simply be mapped again if touched).
+    """
+
+    def __init__(self, mapping: mmap.mmap | None, view: memoryview) -> None:
+        self._mapping = mapping
+        self.view = view
+        self._released = 0
+
+    def prefetch(self, offset: int, length: int) -> None:
+        """Ask the kernel to read a range ahead (a no-op when it is in the page cache)."""
+        self._advise(mmap.MADV_WILLNEED, offset, length)
+
+    def release_before(self, offset: int) -> None:
+        start = self._released
+        end = offset - offset % mmap.PAGESIZE
+        if self._mapping is not None and end > start:
+            self._advise(mmap.MADV_DONTNEED, start, end - start)
+            self._released = end
+
+    def _advise(self, option: int, offset: int, length: int) -> None:
+        if self._mapping is None or length <= 0:
+            return
+        start = offset - offset % mmap.PAGESIZE
+        self._mapping.madvise(option, start, min(offset + length, len(self.view)) - start)
+
+
 @contextmanager
-def mapped(path: Path) -> Iterator[memoryview]:
-    """The whole file as a read-only memoryview, without reading it into memory."""
+def mapped_file(path: Path) -> Iterator[MappedFile]:
+    """The whole file as a MappedFile, without reading it into memory."""
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
-            yield memoryview(b"")
+            yield MappedFile(None, memoryview(b""))
             return
         mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         view = memoryview(mapping)
         try:
-            yield view
+            yield MappedFile(mapping, view)
         finally:
             view.release()
             try:
                 mapping.close()
             except BufferError:  # a slice still referenced somewhere; GC closes it
                 pass
+
+
+@contextmanager
+def mapped(path: Path) -> Iterator[memoryview]:
+    """The whole file as a read-only memoryview, without reading it into memory."""
+    with mapped_file(path) as mapping:
+        yield mapping.view
 
 
 def detect_layout(view: memoryview, name: str, params: ChunkParams) -> Layout | None:
@@ -60,47 +111,193 @@ def detect_layout(view: memoryview, name: str, params: ChunkParams) -> Layout | 
     return read_layout(BufferSource(view), name)
 
 
+def batches(items: Sequence[T], lengths: Sequence[int], limit: int = BATCH_BYTES) -> list[list[T]]:
+    """Consecutive items grouped into runs of about `limit` bytes (one task each)."""
+    groups: list[list[T]] = []
+    group: list[T] = []
+    size = 0
+    for item, length in zip(items, lengths):
+        group.append(item)
+        size += length
+        if size >= limit:
+            groups.append(group)
+            group, size = [], 0
+    if group:
+        groups.append(group)
+    return groups
+
+
 @dataclass(frozen=True)
 class IngestResult:
     manifest: Manifest
     layout: Layout | None
 
 
-def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: ChunkWriter | None,
-                progress: Progress | None = None) -> IngestResult:
-    """Chunk, hash and (with a writer) store a file; without a writer only compute its manifest."""
-    from modelvc.store.codecs import encode_chunk
+@dataclass(frozen=True)
+class _Chunk:
+    """One span after a worker has seen it: its id, and its encoding when the store needs it."""
 
-    with mapped(path) as view:
+    chunk_id: bytes
+    length: int
+    codec: int
+    payload: bytes | None
+    base: bytes | None = None
+
+
+@dataclass(frozen=True)
+class PreviousVersion:
+    """The version of the same path that a new one may be stored as deltas against."""
+
+    layout: Layout | None
+    chunks: tuple[tuple[str, int], ...]
+
+
+def encode_span(store: ChunkStore, piece: memoryview, itemsize: int | None, base: bytes | None,
+                max_depth: int) -> tuple[int, bytes, bytes | None]:
+    """(codec, payload, base): a delta against `base` when that is smaller, else the plain codec.
+
+    The chain of deltas behind a base is kept under `max_depth`, so reading any block
+    never applies more than that many deltas.
+    """
+    from modelvc.errors import IntegrityError
+    from modelvc.store.codecs import CODEC_DELTA, encode_chunk
+    from modelvc.store.delta import DELTA_GOOD_ENOUGH, encode_delta
+
+    delta = None
+    if base is not None and itemsize is not None and store.has(base) and store.chain_depth(base) < max_depth:
+        try:
+            delta = encode_delta(piece, store.read(base), itemsize)
+        except IntegrityError:  # never build on a damaged base; fsck will report it
+            delta = None
+        if delta is not None and len(delta) <= DELTA_GOOD_ENOUGH * len(piece):
+            return CODEC_DELTA, delta, base
+    codec, payload = encode_chunk(piece, itemsize)
+    if delta is not None and len(delta) < len(payload):
+        return CODEC_DELTA, delta, base
+    return codec, payload, None
+
+
+def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: ChunkWriter | None,
+                progress: Progress | None = None, previous: PreviousVersion | None = None,
+                max_delta_depth: int = 0) -> IngestResult:
+    """Chunk, hash and (with a writer) store a file; without a writer only compute its manifest.
+
+    Workers hash each span, look it up, and encode the new ones; the calling thread only
+    appends payloads to the pack, in file order.
+    """
+    with mapped_file(path) as source:
+        view = source.view
         layout = detect_layout(view, path.name, params)
         spans = plan_chunks(view, layout, params) if len(view) else []
+        base_of: dict[int, bytes] = {}
+        if previous is not None and writer is not None and max_delta_depth > 0:
+            from modelvc.store.delta import plan_bases
 
-        def work(span: ChunkSpan) -> tuple[bytes, int, int, bytes | None]:
-            piece = view[span.offset:span.offset + span.length]
-            chunk_id = hash_bytes_raw(piece)
-            if writer is None or not writer.needs(chunk_id):
-                return chunk_id, span.length, 0, None
-            codec, payload = encode_chunk(piece, span.itemsize)
-            return chunk_id, span.length, codec, payload
+            bases = plan_bases(spans, layout, previous.layout, list(previous.chunks))
+            base_of = {span.offset: base for span, base in zip(spans, bases) if base is not None}
+
+        def work(batch: list[ChunkSpan]) -> list[_Chunk]:
+            done = []
+            for span in batch:
+                piece = view[span.offset:span.end]
+                chunk_id = hash_bytes_raw(piece)
+                if writer is None or not writer.needs(chunk_id):
+                    done.append(_Chunk(chunk_id, span.length, 0, None))
+                else:
+                    codec, payload, base = encode_span(store, piece, span.itemsize,
+                                                       base_of.get(span.offset), max_delta_depth)
+                    done.append(_Chunk(chunk_id, span.length, codec, payload, base))
+            return done
+
+        def submitted(groups: list[list[ChunkSpan]]) -> Iterator[list[ChunkSpan]]:
+            for group in groups:
+                source.prefetch(group[0].offset, group[-1].end - group[0].offset)
+                yield group
 
         chunks: list[tuple[str, int]] = []
-        for chunk_id, length, codec, payload in ordered_map(work, spans):
-            if payload is not None and writer is not None:
-                writer.append(chunk_id, codec, length, payload)
-            chunks.append((chunk_id.hex(), length))
+        groups = batches(spans, [span.length for span in spans])
+        for group, done in zip(groups, ordered_map(work, submitted(groups), weight=_span_bytes,
+                                                   max_weight=IN_FLIGHT_BYTES)):
+            for chunk in done:
+                if chunk.payload is not None and writer is not None:
+                    writer.append(chunk.chunk_id, chunk.codec, chunk.length, chunk.payload, chunk.base)
+                chunks.append((chunk.chunk_id.hex(), chunk.length))
+            source.release_before(group[-1].end)
             if progress:
-                progress(length)
+                progress(group[-1].end - group[0].offset)
         del work
     return IngestResult(Manifest(sum(length for _, length in chunks), tuple(chunks)), layout)
 
 
+def _span_bytes(group: list[ChunkSpan]) -> int:
+    return group[-1].end - group[0].offset
+
+
 def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
                progress: Progress | None = None) -> None:
-    """Write a file's bytes: chunks decoded and verified in parallel, written in order."""
+    """Write a file's bytes: chunks decoded and verified in parallel, written in order.
+
+    Into a regular file, workers write each chunk at its offset themselves (no copy through
+    the calling thread), and the disk writes are started as the file fills up, so that the
+    caller's final fsync has little left to wait for.
+    """
+    fd = _positional_fd(handle)
+    if fd is None:
+        _write_stream(manifest, handle, store, progress)
+        return
+    base = handle.tell()
+    offsets = manifest.chunk_offsets()
+    indexes = list(range(len(manifest.chunks)))
+    groups = batches(indexes, [length for _, length in manifest.chunks])
+
+    def fetch_and_write(group: list[int]) -> int:
+        written = 0
+        for index in group:
+            chunk_id, length = manifest.chunks[index]
+            data = store.read(bytes.fromhex(chunk_id))
+            _pwrite_all(fd, data, base + offsets[index])
+            written += length
+        return written
+
+    def group_bytes(group: list[int]) -> int:
+        return sum(manifest.chunks[index][1] for index in group)
+
+    done = flushed = 0
+    for written in ordered_map(fetch_and_write, groups, weight=group_bytes, max_weight=IN_FLIGHT_BYTES):
+        done += written
+        if done - flushed >= WRITEBACK_BYTES:
+            start_writeback(fd, base + flushed, done - flushed)
+            flushed = done
+        if progress:
+            progress(written)
+    handle.seek(base + manifest.size)
+
+
+def _positional_fd(handle: BinaryIO) -> int | None:
+    """The descriptor of `handle` when it is a regular file that accepts positional writes."""
+    try:
+        fd = handle.fileno()
+        handle.flush()
+        handle.tell()
+        appending = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND  # pwrite would append
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) and not appending else None
+    except (AttributeError, OSError, ValueError):  # io.BytesIO and the like, pipes
+        return None
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _write_stream(manifest: Manifest, handle: BinaryIO, store: ChunkStore, progress: Progress | None) -> None:
     def fetch(chunk: tuple[str, int]) -> bytes:
         return store.read(bytes.fromhex(chunk[0]))
 
-    for data in ordered_map(fetch, manifest.chunks):
+    for data in ordered_map(fetch, manifest.chunks, window=16):
         handle.write(data)
         if progress:
             progress(len(data))
