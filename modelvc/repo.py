@@ -21,6 +21,9 @@ from modelvc.worktree import MVC_DIR
 FORMAT_VERSION = 2
 SUPPORTED_FORMATS = (1, 2)
 DEFAULT_LOCK_TIMEOUT = 30.0
+# How many deltas reading a block may have to apply (a write-time policy, not part of the
+# format: readers follow chains of any length). Chosen by measuring checkout time.
+DEFAULT_DELTA_MAX_DEPTH = 8
 
 
 def _local_tz_minutes(timestamp: float) -> int:
@@ -132,6 +135,10 @@ class Repo:
         from modelvc.store.chunker import ChunkParams
 
         return ChunkParams.from_dict(self.config["chunking"])
+
+    @property
+    def delta_max_depth(self) -> int:
+        return int(self.config.get("delta_max_depth", DEFAULT_DELTA_MAX_DEPTH))
 
     def lock(self):
         from modelvc.lock import RepoLock

@@ -10,6 +10,7 @@ from modelvc.index import IndexEntry, mode_of
 from modelvc.ops.pathspec import expand
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
+from modelvc.store.filedata import PreviousVersion
 from modelvc.worktree import stat_path
 
 
@@ -47,9 +48,12 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
                 work.append((path, st))
         progress.start("Adding", sum(st.st_size for _, st in work))
         staged: list[tuple[str, os.stat_result, object]] = []
+        head_entries = repo.tree_of(repo.head_commit()).as_map()
         with repo.chunks.writer() as writer:
             for path, st in work:
-                ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance)
+                previous = previous_version(repo, index.entries.get(path) or head_entries.get(path))
+                ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance,
+                                       previous, repo.delta_max_depth)
                 staged.append((path, st, ingested.manifest))
                 if ingested.layout is not None and ingested.layout.warnings:
                     result.warnings[path] = list(ingested.layout.warnings)
@@ -69,6 +73,22 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
                 result.unchanged += 1
         index.save()
     return result
+
+
+def previous_version(repo: Repo, entry) -> PreviousVersion | None:
+    """The stored version a new one of the same path may be delta-encoded against."""
+    if entry is None or not repo.chunk_params.model_aware or repo.delta_max_depth == 0:
+        return None
+    from modelvc.errors import IntegrityError
+    from modelvc.formats.detect import read_layout
+    from modelvc.store.filedata import StoredFileSource
+
+    try:
+        manifest = repo.manifest(entry.file)
+        layout = read_layout(StoredFileSource(manifest, repo.chunks), entry.path.rsplit("/", 1)[-1])
+    except IntegrityError:  # a damaged previous version: store the new one in full
+        return None
+    return PreviousVersion(layout, manifest.chunks) if layout is not None else None
 
 
 @dataclass
