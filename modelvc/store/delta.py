@@ -77,9 +77,12 @@ def _row_shape(shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
 def plan_bases(spans, layout, previous_layout, previous_chunks: list[tuple[str, int]]) -> list[bytes | None]:
     """For each span, the chunk of the previous version to store it as a delta against, if any.
 
-    A span qualifies when it is a block inside one float tensor that the previous version
-    had under the same name, dtype and row size (so appended rows still line up), and the
-    previous version has a chunk starting at the same offset within that tensor.
+    A span qualifies when it holds floats and starts inside a tensor that the previous
+    version had under the same name, dtype and row size (so appended rows still line up),
+    and the previous version has a chunk starting at the same offset within that tensor.
+    That covers tensor blocks and runs of small tensors merged into one span. Any base
+    gives exact bytes back (the result is hashed); a poor match only compresses worse, and
+    then the plain encoding wins.
     """
     bases: list[bytes | None] = [None] * len(spans)
     if layout is None or previous_layout is None:
@@ -100,7 +103,7 @@ def plan_bases(spans, layout, previous_layout, previous_chunks: list[tuple[str, 
         if index == len(tensors):
             break
         tensor = tensors[index]
-        if not (tensor.offset <= span.offset and span.offset + span.length <= tensor.end):
+        if tensor.offset > span.offset:
             continue
         old = old_tensors.get(tensor.name)
         if old is None or old.dtype != tensor.dtype or _row_shape(old.shape) != _row_shape(tensor.shape):

@@ -63,3 +63,26 @@ def test_a_small_nudge_stores_far_less_than_plain_planes():
 def test_identical_block_is_nearly_free():
     raw = bf16_bits(weights(1 << 16, 8)).tobytes()
     assert len(encode_delta(raw, raw, 2)) < 100
+
+
+def test_plan_bases_matches_blocks_by_tensor_and_offset():
+    from modelvc.formats import Layout, Segment
+    from modelvc.store.chunker import ChunkSpan
+    from modelvc.store.delta import plan_bases
+
+    def layout(segments):
+        return Layout("safetensors", segments[-1].end, tuple(segments))
+
+    old = layout([Segment("<header>", 0, 100, "header"),
+                  Segment("emb", 100, 4000, "tensor", "BF16", (1000, 2)),
+                  Segment("w", 4100, 800, "tensor", "F32", (200,)),
+                  Segment("gone", 4900, 100, "tensor", "BF16", (50,))])
+    old_chunks = [("aa" * 32, 100), ("bb" * 32, 2048), ("cc" * 32, 1952), ("dd" * 32, 800), ("ee" * 32, 100)]
+    new = layout([Segment("<header>", 0, 120, "header"),  # a longer header shifts everything
+                  Segment("emb", 120, 4400, "tensor", "BF16", (1100, 2)),  # rows appended
+                  Segment("w", 4520, 400, "tensor", "F16", (200,)),  # dtype changed
+                  Segment("fresh", 4920, 100, "tensor", "BF16", (50,))])
+    spans = [ChunkSpan(0, 120, None), ChunkSpan(120, 2048, 2), ChunkSpan(2168, 2048, 2), ChunkSpan(4216, 304, 2),
+             ChunkSpan(4520, 400, 2), ChunkSpan(4920, 100, 2)]
+    bases = plan_bases(spans, new, old, old_chunks)
+    assert bases == [None, bytes.fromhex("bb" * 32), bytes.fromhex("cc" * 32), None, None, None]

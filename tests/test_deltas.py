@@ -1,0 +1,140 @@
+"""Delta-encoded versions through the repository: round trips, chain limits, gc and fsck."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import write
+
+from modelvc.repo import Repo
+from modelvc.samples import ModelShape, init_weights, nudge, write_safetensors
+from modelvc.store.packs import pack_names
+
+SHAPE = ModelShape(vocab=1024, d_model=512, layers=2, d_ff=1024)  # about 8 MB in bf16
+
+
+def series(count: int, sigma: float = 1e-4) -> list[dict]:
+    weights = [init_weights(SHAPE, seed=1)]
+    for number in range(1, count):
+        weights.append(nudge(weights[-1], list(weights[-1]), sigma, seed=100 + number))
+    return weights
+
+
+def set_config(work, **values) -> None:
+    path = work / ".mvc" / "config"
+    config = json.loads(path.read_text())
+    config.update(values)
+    path.write_text(json.dumps(config))
+
+
+def commit_series(mvc, work, versions, dtype="bf16") -> list[tuple[str, bytes]]:
+    commits = []
+    for number, weights in enumerate(versions):
+        write_safetensors(work / "m.safetensors", weights, dtype)
+        mvc("add", "m.safetensors")
+        commits.append((mvc("commit", "-m", f"v{number}", "-q").stdout.strip(),
+                        (work / "m.safetensors").read_bytes()))
+    return commits
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16", "fp32"])
+def test_nudged_versions_are_stored_as_deltas_and_read_back_exactly(mvc, work, dtype):
+    commits = commit_series(mvc, work, series(3), dtype)
+    stats = mvc.json("stats")
+    assert stats["delta_chunks"] > 0
+    assert stats["delta_stored_bytes"] < 0.75 * stats["delta_raw_bytes"]
+    for commit_id, data in commits:
+        (work / "m.safetensors").unlink()
+        mvc("checkout", "--force", commit_id, "--", "m.safetensors")
+        assert (work / "m.safetensors").read_bytes() == data
+    assert mvc.json("fsck", "--read-data")["ok"] is True
+
+
+def test_a_delta_version_stores_less_than_half_of_a_full_one(mvc, work):
+    set_config(work, delta_max_depth=8)
+    versions = series(2)
+    write_safetensors(work / "m.safetensors", versions[0])
+    first = mvc.json("add", "m.safetensors")["stored_bytes"]
+    mvc("commit", "-m", "v0")
+    write_safetensors(work / "m.safetensors", versions[1])
+    second = mvc.json("add", "m.safetensors")["stored_bytes"]
+    assert second < 0.45 * first
+
+
+def test_chains_stop_at_the_depth_limit(mvc, work):
+    set_config(work, delta_max_depth=2)
+    commits = commit_series(mvc, work, series(6))
+    repo = Repo.discover(work)
+    table = repo.chunks.index.entries()
+    depths = [repo.chunks.chain_depth(row.tobytes()) for row in table["id"]]
+    assert max(depths) == 2
+    assert depths.count(0) > 0
+    for commit_id, data in commits:
+        mvc("checkout", "--force", commit_id)
+        assert (work / "m.safetensors").read_bytes() == data
+
+
+def test_no_deltas_when_disabled(mvc, work):
+    set_config(work, delta_max_depth=0)
+    commit_series(mvc, work, series(2))
+    assert mvc.json("stats")["delta_chunks"] == 0
+
+
+def test_gc_keeps_the_bases_of_live_deltas(mvc, work):
+    versions = series(2)
+    write_safetensors(work / "m.safetensors", versions[0])
+    mvc("add", "m.safetensors")  # staged, never committed: unreachable once replaced
+    write_safetensors(work / "m.safetensors", versions[1])
+    mvc("add", "m.safetensors")  # stored as deltas against the staged version
+    mvc("commit", "-m", "only v1")
+    expected = (work / "m.safetensors").read_bytes()
+    assert mvc.json("stats")["delta_chunks"] > 0
+    mvc.json("gc", "--grace", "0")
+    assert mvc.json("fsck", "--read-data")["ok"] is True
+    (work / "m.safetensors").unlink()
+    mvc("checkout", "--force", "HEAD")
+    assert (work / "m.safetensors").read_bytes() == expected
+
+
+def test_fsck_names_the_versions_a_missing_base_breaks(mvc, work):
+    commits = commit_series(mvc, work, series(2))
+    packs = work / ".mvc" / "packs"
+    repo = Repo.discover(work)
+    first_manifest = repo.manifest(repo.tree_of(repo.resolve(commits[0][0])).entries[0].file)
+    first_chunks = {bytes.fromhex(c) for c, _ in first_manifest.chunks}
+    # the pack holding the first version's chunks (each add writes its own pack)
+    victim = next(name for name in pack_names(packs)
+                  if any(repo.chunks.index.locate(c).pack == name for c in first_chunks))
+    (packs / f"{victim}.idx").unlink()
+    (packs / f"{victim}.pack").unlink()
+    result = mvc("fsck", "--json", ok=False)
+    assert result.exit_code == 7
+    problems = json.loads(result.stdout)["problems"]
+    base_missing = [p for p in problems if "the base of delta chunk" in p["detail"]]
+    assert base_missing, problems
+    broken_commits = {b["commit"][:10] for p in base_missing for b in p["breaks"]}
+    assert commits[1][0] in broken_commits
+    mvc("checkout", "--force", commits[1][0], ok=False).exit_code == 7
+
+
+def test_fsck_detects_a_corrupt_base(mvc, work):
+    commits = commit_series(mvc, work, series(2))
+    repo = Repo.discover(work)
+    table = repo.chunks.index.entries()
+    bases = {row["base"].tobytes() for row in table if row["base"].tobytes() != bytes(32)}
+    base = sorted(bases)[0]
+    location = repo.chunks.index.locate(base)
+    path = work / ".mvc" / "packs" / f"{location.pack}.pack"
+    data = bytearray(path.read_bytes())
+    data[location.payload_offset + location.payload_len // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    result = mvc("fsck", "--json", ok=False)
+    assert result.exit_code == 7
+    problems = json.loads(result.stdout)["problems"]
+    objects = {p["object"] for p in problems}
+    assert base.hex() in objects
+    dependants = [row["id"].tobytes().hex() for row in table if row["base"].tobytes() == base]
+    assert set(dependants) <= objects  # the deltas built on it fail their reconstruction too
+    broken = {b["commit"][:10] for p in problems for b in p["breaks"]}
+    assert {commits[0][0], commits[1][0]} <= broken
