@@ -219,3 +219,24 @@ def test_untracked_copy_survives_a_switch_after_rm_cached(mvc, work):
     mvc("rm", "--cached", "a.bin")
     mvc("checkout", "empty")  # a.bin is untracked now: the switch leaves it alone
     assert (work / "a.bin").read_bytes() == b"edited"
+
+
+def test_status_refreshes_the_stat_cache_of_rehashed_files(mvc, work, monkeypatch):
+    from modelvc.ops import workstate
+
+    write(work / "a.bin", b"a" * 1000)
+    mvc("add", "a.bin")
+    mvc("commit", "-m", "a")
+    os.utime(work / "a.bin", ns=(1_000_000_000, 1_000_000_000))  # stat differs, content the same
+    hashed = []
+    real = workstate.hash_working_file
+    monkeypatch.setattr(workstate, "hash_working_file", lambda *a, **k: hashed.append(a[1]) or real(*a, **k))
+    assert mvc("status", "--porcelain").stdout == ""
+    assert hashed == ["a.bin"]
+    assert mvc("status", "--porcelain").stdout == ""
+    assert hashed == ["a.bin"]  # the second status trusted the refreshed cache
+    write(work / "a.bin", b"b" * 1000)
+    os.utime(work / "a.bin", ns=(1_000_000_000, 1_000_000_000))  # same size and mtime as cached
+    assert mvc("status", "--porcelain").stdout == ""  # the stat cache is trusted, as git's is ...
+    os.utime(work / "a.bin", ns=(2_000_000_000, 2_000_000_000))
+    assert mvc("status", "--porcelain").stdout == " M a.bin\n"  # ... until the stat moves

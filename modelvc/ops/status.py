@@ -33,11 +33,40 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS) -> StatusResult:
         if not same_content(before, after):
             kind = "added" if before is None else "deleted" if after is None else "modified"
             result.staged.append((kind, path))
+    rehashed_clean = []
     for path in sorted(index):
         now = working_file(repo, path, index[path], progress)
         if now.file is None:
             result.unstaged.append(("deleted", path))
         elif not same_content(index[path], now):
             result.unstaged.append(("modified", path))
+        elif now.manifest is not None:
+            rehashed_clean.append(now)
     result.untracked = [path for path, _ in walk_files(repo.root) if path not in index]
+    if rehashed_clean:
+        refresh_stat_cache(repo, rehashed_clean)
     return result
+
+
+def refresh_stat_cache(repo: Repo, files: list) -> None:
+    """Record the current stat of files found unchanged by re-hashing, as git's status does,
+    so the next status need not read them again. Skipped when another writer holds the lock:
+    this is only a cache."""
+    from modelvc.errors import LockTimeoutError
+    from modelvc.index import IndexEntry
+    from modelvc.lock import RepoLock
+    from modelvc.worktree import stat_path
+
+    try:
+        with RepoLock(repo.mvc_dir / "lock", 0):
+            index = repo.fresh_index()
+            for hashed in files:
+                entry, st = index.entries.get(hashed.path), stat_path(repo.root, hashed.path)
+                unchanged_since_hashing = st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
+                    hashed.stat.st_size, hashed.stat.st_mtime_ns, hashed.stat.st_ino)
+                if entry is not None and entry.file == hashed.file and unchanged_since_hashing:
+                    index.entries[hashed.path] = IndexEntry(hashed.path, entry.file, entry.size, entry.mode,
+                                                            st.st_mtime_ns, st.st_ino)
+            index.save()
+    except LockTimeoutError:
+        pass

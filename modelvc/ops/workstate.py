@@ -26,6 +26,7 @@ class WorkingFile:
     size: int | None
     mode: int | None
     manifest: Manifest | None = None  # set when it had to be re-hashed
+    stat: os.stat_result | None = None  # taken before hashing
 
 
 def file_id_of(manifest: Manifest) -> str:
@@ -46,7 +47,7 @@ def working_file(repo: Repo, path: str, entry: IndexEntry | None,
     if entry is not None and repo.index.is_unchanged(entry, st):
         return WorkingFile(path, entry.file, entry.size, entry.mode)
     manifest = hash_working_file(repo, path, progress)
-    return WorkingFile(path, file_id_of(manifest), manifest.size, mode_of(st), manifest)
+    return WorkingFile(path, file_id_of(manifest), manifest.size, mode_of(st), manifest, st)
 
 
 def same_content(a: TreeEntry | IndexEntry | WorkingFile | None,
