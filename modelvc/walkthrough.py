@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         if number == 1:
             run(directory, "tag", "v1")
     run(directory, "log", "--oneline")
-    run(directory, "diff", "v1", "HEAD")
+    run(directory, "diff", "v1", "HEAD", "--stats")
     run(directory, "checkout", "v1")
     run(directory, "checkout", "main")
     run(directory, "rollback")
