@@ -240,3 +240,18 @@ def test_status_refreshes_the_stat_cache_of_rehashed_files(mvc, work, monkeypatc
     assert mvc("status", "--porcelain").stdout == ""  # the stat cache is trusted, as git's is ...
     os.utime(work / "a.bin", ns=(2_000_000_000, 2_000_000_000))
     assert mvc("status", "--porcelain").stdout == " M a.bin\n"  # ... until the stat moves
+
+
+def test_commit_all_stages_tracked_changes_only(mvc, work):
+    write(work / "a.bin", b"a")
+    write(work / "b.bin", b"b")
+    mvc("add", ".")
+    mvc("commit", "-m", "one")
+    write(work / "a.bin", b"a2")
+    (work / "b.bin").unlink()
+    write(work / "new.bin", b"n")
+    mvc("commit", "-a", "-m", "two")
+    files = {f["path"]: f["status"] for f in mvc.json("show")["files"]}
+    assert files == {"a.bin": "modified", "b.bin": "deleted"}
+    assert mvc("status", "--porcelain").stdout == "?? new.bin\n"
+    assert mvc("commit", "-a", "-m", "three", ok=False).exit_code == 9

@@ -27,11 +27,13 @@ def pairs_text(values: dict) -> str:
 @click.option("--metric", "metrics", multiple=True, metavar="KEY=NUMBER", help="A metric (a number); repeatable.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter; repeatable.")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Free metadata; repeatable.")
+@click.option("-a", "--all", "stage_all", is_flag=True,
+              help="First stage every change to tracked files (deletions too), as 'mvc add' would.")
 @click.option("--allow-empty", is_flag=True, help="Commit even when nothing changed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the short id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new commit as JSON.")
 @click.pass_context
-def commit_command(ctx, message, metrics, params, meta, allow_empty, quiet, as_json) -> None:
+def commit_command(ctx, message, metrics, params, meta, stage_all, allow_empty, quiet, as_json) -> None:
     """Record the staged files as a new version, with metrics, params and metadata.
 
     Exits 9 when nothing is staged (unless --allow-empty), 2 for a metric that is not a number.
@@ -41,7 +43,13 @@ def commit_command(ctx, message, metrics, params, meta, allow_empty, quiet, as_j
     metric_values = parse_pairs(list(metrics), "--metric", numeric=True)
     param_values = parse_pairs(list(params), "--param")
     meta_values = parse_pairs(list(meta), "--meta")
-    result = commit(open_repo(ctx), message, metric_values, param_values, meta_values, allow_empty)
+    repo = open_repo(ctx)
+    if stage_all:
+        from modelvc.ops.add import add_tracked
+
+        with progress_bar() as bar:
+            add_tracked(repo, bar)
+    result = commit(repo, message, metric_values, param_values, meta_values, allow_empty)
     if as_json:
         emit_json(commit_json(result.id, result.commit) | {"branch": result.branch,
                                                             "files_changed": result.files_changed})

@@ -27,51 +27,62 @@ class AddResult:
 
 
 def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS) -> AddResult:
-    from modelvc.store.filedata import ingest_file
-
-    cwd = cwd or Path.cwd()
-    result = AddResult()
+    """Stage what the user's paths match (files, directories, globs)."""
     with repo.lock():
         index = repo.fresh_index()
-        paths = expand(repo.root, specs, cwd, index.entries)
-        work: list[tuple[str, os.stat_result]] = []
-        for path in paths:
-            st = stat_path(repo.root, path)
-            entry = index.entries.get(path)
-            if st is None:
-                if entry is not None:
-                    del index.entries[path]
-                    result.removed.append(path)
-            elif entry is not None and index.is_unchanged(entry, st):
-                result.unchanged += 1
-            else:
-                work.append((path, st))
-        progress.start("Adding", sum(st.st_size for _, st in work))
-        staged: list[tuple[str, os.stat_result, object]] = []
-        head_entries = repo.tree_of(repo.head_commit()).as_map()
-        with repo.chunks.writer() as writer:
-            for path, st in work:
-                previous = previous_version(repo, index.entries.get(path) or head_entries.get(path))
-                ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance,
-                                       previous, repo.delta_max_depth)
-                staged.append((path, st, ingested.manifest))
-                if ingested.layout is not None and ingested.layout.warnings:
-                    result.warnings[path] = list(ingested.layout.warnings)
-                result.bytes_read += st.st_size
-            result.new_chunks = writer.new_chunks
-            result.new_raw_bytes = writer.new_raw_bytes
-            result.new_stored_bytes = writer.new_stored_bytes
-        progress.finish()
-        # Chunks are sealed in packs; now the manifests, and the index last.
-        for path, st, manifest in staged:
-            file_id = repo.objects.put(manifest)
-            previous = index.entries.get(path)
-            index.entries[path] = IndexEntry(path, file_id, manifest.size, mode_of(st), st.st_mtime_ns, st.st_ino)
-            if previous is None or previous.file != file_id or previous.mode != mode_of(st):
-                result.staged.append(path)
-            else:
-                result.unchanged += 1
-        index.save()
+        return _stage(repo, expand(repo.root, specs, cwd or Path.cwd(), index.entries), progress)
+
+
+def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:
+    """Stage every change to tracked files, deletions included (commit --all)."""
+    with repo.lock():
+        return _stage(repo, sorted(repo.fresh_index().entries), progress)
+
+
+def _stage(repo: Repo, paths: list[str], progress: Progress) -> AddResult:
+    """Store and stage `paths`; the caller holds the lock and has just re-read the index."""
+    from modelvc.store.filedata import ingest_file
+
+    result = AddResult()
+    index = repo.index
+    work: list[tuple[str, os.stat_result]] = []
+    for path in paths:
+        st = stat_path(repo.root, path)
+        entry = index.entries.get(path)
+        if st is None:
+            if entry is not None:
+                del index.entries[path]
+                result.removed.append(path)
+        elif entry is not None and index.is_unchanged(entry, st):
+            result.unchanged += 1
+        else:
+            work.append((path, st))
+    progress.start("Adding", sum(st.st_size for _, st in work))
+    staged: list[tuple[str, os.stat_result, object]] = []
+    head_entries = repo.tree_of(repo.head_commit()).as_map()
+    with repo.chunks.writer() as writer:
+        for path, st in work:
+            previous = previous_version(repo, index.entries.get(path) or head_entries.get(path))
+            ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance,
+                                   previous, repo.delta_max_depth)
+            staged.append((path, st, ingested.manifest))
+            if ingested.layout is not None and ingested.layout.warnings:
+                result.warnings[path] = list(ingested.layout.warnings)
+            result.bytes_read += st.st_size
+        result.new_chunks = writer.new_chunks
+        result.new_raw_bytes = writer.new_raw_bytes
+        result.new_stored_bytes = writer.new_stored_bytes
+    progress.finish()
+    # Chunks are sealed in packs; now the manifests, and the index last.
+    for path, st, manifest in staged:
+        file_id = repo.objects.put(manifest)
+        previous = index.entries.get(path)
+        index.entries[path] = IndexEntry(path, file_id, manifest.size, mode_of(st), st.st_mtime_ns, st.st_ino)
+        if previous is None or previous.file != file_id or previous.mode != mode_of(st):
+            result.staged.append(path)
+        else:
+            result.unchanged += 1
+    index.save()
     return result
 
 
