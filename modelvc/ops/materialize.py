@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from modelvc.errors import LocalChangesError
 from modelvc.index import IndexEntry
 from modelvc.objects import MODE_EXEC, Tree, TreeEntry
-from modelvc.ops.workstate import same_content, working_file
+from modelvc.ops.workstate import WorkingFile, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.worktree import stat_path
@@ -28,7 +28,23 @@ class MoveResult:
     kept_local: list[str] = field(default_factory=list)
 
 
-def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | None = None) -> tuple[list[str], list[str]]:
+class _WorkingFiles:
+    """What each working file holds, hashed at most once per move (racy files are re-read)."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self._seen: dict[str, WorkingFile | None] = {}
+
+    def get(self, path: str) -> WorkingFile | None:
+        if path not in self._seen:
+            entry = self.repo.index.entries.get(path)
+            on_disk = stat_path(self.repo.root, path) is not None
+            self._seen[path] = working_file(self.repo, path, entry) if (entry or on_disk) else None
+        return self._seen[path]
+
+
+def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | None = None,
+                   files: _WorkingFiles | None = None) -> tuple[list[str], list[str]]:
     """Paths the move would overwrite that hold uncommitted work, and untracked files in the way.
 
     Returns (conflicts, kept): `kept` are locally changed paths a whole-tree move leaves as
@@ -40,10 +56,11 @@ def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | N
     candidates = set(old) | set(new) | set(index)
     if paths is not None:
         candidates &= set(paths)
+    files = files or _WorkingFiles(repo)
     conflicts, kept = [], []
     for path in sorted(candidates):
         entry = index.get(path)
-        now = working_file(repo, path, entry) if (entry or stat_path(repo.root, path)) else None
+        now = files.get(path)
         on_disk = now is not None and now.file is not None
         if entry is None:  # untracked here: only in the way if the target writes this path
             if on_disk and path in new and not same_content(now, new[path]):
@@ -115,7 +132,8 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     write fails part-way, so it always describes what is on disk.
     """
     index = repo.index
-    conflicts, kept = find_conflicts(repo, current, target, paths)
+    files = _WorkingFiles(repo)
+    conflicts, kept = find_conflicts(repo, current, target, paths, files)
     if not force:
         refuse_conflicts(conflicts, action)
     old, new = current.as_map(), target.as_map()
@@ -129,8 +147,7 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     progress.start("Checking out", sum(e.size for e in to_write))
     try:
         for entry in to_write:
-            current_entry = index.entries.get(entry.path)
-            now = working_file(repo, entry.path, current_entry) if stat_path(repo.root, entry.path) else None
+            now = files.get(entry.path)
             if now is not None and same_content(now, entry):
                 st = os.stat(repo.root / entry.path)
                 progress.advance(entry.size)
