@@ -2,16 +2,20 @@
 
 Run by hand from the repository root:
 
-    python tests/bench/bench_series.py --size-mb 512 --dtype bf16 [--keep] [--workdir DIR]
+    python tests/bench/bench_series.py --size-mb 512 --dtype bf16 [--no-compare] [--keep] [--workdir DIR]
 
-The versions (modelvc.samples.checkpoint_series, seeded) are written first, untimed. Then,
-like a user: `mvc init`, and for each version the file is copied into the repository as
-model.safetensors (untimed, synced to disk) and `mvc add` + `mvc commit` are timed as
+The versions (modelvc.samples.checkpoint_series, seeded) are written first, untimed. Then the
+series is stored twice, like a user would: in repository A with the default config (new
+tensor blocks may be stored as deltas against the previous version) and in repository B with
+"delta_max_depth": 0 (no deltas); --no-compare stores it in A only. In each, `mvc init`, and
+for each version the file is copied into the repository as model.safetensors (untimed, synced
+to disk, aged past the index's racy window) and `mvc add` + `mvc commit` are timed as
 processes, start-up included. New bytes stored are the growth of `mvc stats --json`
-stored_bytes (packs and metadata objects). Then `mvc checkout <v1>` from the v7 state is
-timed and the restored file compared byte for byte with v1.
+stored_bytes (packs and metadata objects). Then `mvc checkout <v1>` from the v7 state and
+`mvc checkout <v7>` from the v1 state are timed in turn, --repeats times each (the median is
+shown), and every restored file is compared byte for byte with its version.
 
-The comparison rows are the issue's figures for 512 MB bf16 on this machine (raw total
+The comparison rows are the issues' figures for 512 MB bf16 on this machine (raw total
 3.76 GB); the whole-file zstd-3 row is measured here.
 """
 
@@ -24,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import zstandard
@@ -31,19 +36,21 @@ import zstandard
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchutil import gb, mb, print_table, run_mvc, same_bytes, verdict, warm_page_cache  # noqa: E402
+from benchutil import (CheckoutTiming, Run, gb, init_repo, mb, place, print_table, run_mvc,  # noqa: E402
+                       stored_bytes, time_checkouts, verdict)
 
 from modelvc.samples import DTYPES, ModelShape, checkpoint_series, write_safetensors  # noqa: E402
 
-RACY_WINDOW_SECONDS = 2.1
-TARGET_RATIO = 0.26  # borg
+TARGET_RATIO = 0.15  # the delta issue: the whole bf16 series at most 0.15 of raw
+TARGET_DELTA_SHARE = 0.45  # the delta issue: v4 and v6 store under 45% of what they store without deltas
+DELTA_TARGET_VERSIONS = (4, 6)
 TARGET_INGEST_SECONDS = 6.6  # 2.5x faster than borg's 16.5 s
 TARGET_RESTORE_SECONDS = 1.0  # 1.5x faster than DVC's 1.5 s
-REFERENCE = [  # the issue's figures, 512 MB bf16 series, raw total 3.76 GB
-    ("borg", "0.26", "16.5 s", ""),
-    ("restic", "0.32", "20.8 s", ""),
-    ("DVC", "0.86", "19.4 s", "1.5 s"),
-    ("Git LFS", "0.86", "28.7 s", ""),
+REFERENCE = [  # the issues' figures, 512 MB bf16 series, raw total 3.76 GB
+    ("borg", "0.26", "16.5 s", "", ""),
+    ("restic", "0.14", "20.8 s", "", ""),  # ratio as the delta issue gives it (the first issue said 0.32)
+    ("DVC", "0.86", "19.4 s", "1.5 s", ""),
+    ("Git LFS", "0.86", "28.7 s", "", ""),
 ]
 
 
@@ -90,24 +97,6 @@ def zstd_whole_files(paths: list[Path]) -> tuple[int, int, float]:
     return total, deduplicated, time.perf_counter() - start
 
 
-def place(source: Path, target: Path) -> None:
-    """Put a version in the working tree as a new file (new inode, like a training script).
-
-    The file is then left to age past the index's racy window (2 s), as a checkpoint written
-    by a training run normally has before anyone adds it: a file modified within 2 s of the
-    index being written is re-hashed by every later status and checkout, which is the stat
-    cache working as designed, not the cost this benchmark measures.
-    """
-    tmp = target.with_name(target.name + ".incoming")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
-    os.sync()  # the copy's writeback must not land inside the timed run
-    warm_page_cache(target)
-    age = time.time() - target.stat().st_mtime
-    if age < RACY_WINDOW_SECONDS:
-        time.sleep(RACY_WINDOW_SECONDS - age)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=512, help="approximate size of one version, in MiB")
@@ -115,6 +104,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, help="default: a new directory under /tmp")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="checkouts of v1 and of v7 are each timed this many times (median)")
+    parser.add_argument("--two-step", action="store_true",
+                        help="store every version with 'mvc add' then 'mvc commit' (default: after the "
+                             "first, one 'mvc commit -a', as a training script would)")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="store the series only with deltas (skip the no-deltas repository)")
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mvc-bench-series-", dir="/tmp"))
@@ -128,70 +124,167 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+@dataclass
+class SeriesRun:
+    """One repository's pass over the series."""
+
+    label: str
+    raw: list[int] = field(default_factory=list)
+    stored: list[int] = field(default_factory=list)  # new bytes stored per version
+    added: list[Run] = field(default_factory=list)
+    committed: list[Run] = field(default_factory=list)
+    commit_ids: list[str] = field(default_factory=list)
+    checkouts: dict[str, CheckoutTiming] = field(default_factory=dict)  # by version name: "v1", "v7"
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def raw_total(self) -> int:
+        return sum(self.raw)
+
+    @property
+    def stored_total(self) -> int:
+        return sum(self.stored)
+
+    @property
+    def ratio(self) -> float:
+        return self.stored_total / self.raw_total
+
+    @property
+    def ingest_seconds(self) -> float:
+        return sum(r.seconds for r in self.added + self.committed)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        runs = self.added + self.committed + [run for timing in self.checkouts.values() for run in timing.runs]
+        return max(r.max_rss_mb for r in runs)
+
+    @property
+    def identical(self) -> bool:
+        return all(timing.identical for timing in self.checkouts.values())
+
+
+def store_series(label: str, repo: Path, versions: list[tuple[str, Path]], repeats: int,
+                 one_step: bool = True, **config: object) -> SeriesRun:
+    """Add and commit every version in a new repository, then time checking out v1 and the last."""
+    print(f"storing the series in {repo} ({label}) ...", flush=True)
+    init_repo(repo, **config)
+    target = repo / "model.safetensors"
+    result = SeriesRun(label)
+    before = stored_bytes(repo)
+    for number, (_, path) in enumerate(versions, start=1):
+        place(path, target)
+        if number == 1 or not one_step:
+            result.added.append(run_mvc(["add", "--json", "model.safetensors"], repo))
+            committed = run_mvc(["commit", "--json", "-m", f"v{number}"], repo)
+        else:  # the file is tracked: `commit -a` stages and commits it in one process
+            committed = run_mvc(["commit", "-a", "--json", "-m", f"v{number}"], repo)
+            result.added.append(Run(["(commit -a)"], 0.0, 0.0, ""))
+        result.committed.append(committed)
+        result.commit_ids.append(committed.json()["id"])
+        after = stored_bytes(repo)
+        result.raw.append(path.stat().st_size)
+        result.stored.append(after - before)
+        before = after
+    result.checkouts = time_checkouts(repo, target, {
+        "v1": (result.commit_ids[0], versions[0][1]),
+        f"v{len(versions)}": (result.commit_ids[-1], versions[-1][1])}, repeats)
+    result.stats = run_mvc(["stats", "--json"], repo).json()
+    return result
+
+
 def run(args: argparse.Namespace, workdir: Path) -> None:
     versions_dir = workdir / "versions"
-    repo = workdir / "repo"
     versions_dir.mkdir(exist_ok=True)
-    repo.mkdir(exist_ok=True)
     print(f"generating the {args.size_mb} MB {args.dtype} series in {versions_dir} ...", flush=True)
     start = time.perf_counter()
     versions = write_versions(versions_dir, args.size_mb, args.dtype, args.seed)
     print(f"  done in {time.perf_counter() - start:.1f} s", flush=True)
     zstd_total, zstd_dedup, zstd_seconds = zstd_whole_files([path for _, path in versions])
 
-    run_mvc(["init"], repo)
-    target = repo / "model.safetensors"
-    stored_before = run_mvc(["stats", "--json"], repo).json()["stored_bytes"]
-    rows, commit_ids = [], []
-    raw_total = stored_total = 0
-    ingest_seconds = peak_rss = 0.0
-    for number, (description, path) in enumerate(versions, start=1):
-        place(path, target)
-        added = run_mvc(["add", "--json", "model.safetensors"], repo)
-        committed = run_mvc(["commit", "--json", "-m", f"v{number}"], repo)
-        commit_ids.append(committed.json()["id"])
-        stored_after = run_mvc(["stats", "--json"], repo).json()["stored_bytes"]
-        raw = path.stat().st_size
-        stored = stored_after - stored_before
-        stored_before = stored_after
-        seconds = added.seconds + committed.seconds
-        raw_total += raw
-        stored_total += stored
-        ingest_seconds += seconds
-        peak_rss = max(peak_rss, added.max_rss_mb, committed.max_rss_mb)
-        rows.append([description, mb(raw), mb(stored), f"{stored / raw:.3f}",
-                     f"{added.seconds:.2f}", f"{seconds:.2f}", f"{raw / seconds / 1e6:,.0f}",
-                     f"{added.max_rss_mb:.0f}"])
+    one_step = not args.two_step
+    deltas = store_series("deltas", workdir / "repo-deltas", versions, args.repeats, one_step)
+    plain = None if args.no_compare else store_series("no deltas", workdir / "repo-plain", versions,
+                                                      args.repeats, one_step, delta_max_depth=0)
+    report(args, versions, deltas, plain, zstd_total, zstd_dedup, zstd_seconds)
+    if not deltas.identical or (plain is not None and not plain.identical):
+        sys.exit("a checkout did not restore its version byte for byte")
 
-    checkout = run_mvc(["checkout", commit_ids[0]], repo)
-    identical = same_bytes(target, versions[0][1])
-    peak_rss = max(peak_rss, checkout.max_rss_mb)
 
-    ratio = stored_total / raw_total
+def version_rows(versions: list[tuple[str, Path]], deltas: SeriesRun, plain: SeriesRun | None) -> list[list[str]]:
+    rows = []
+    for i, (description, _) in enumerate(versions):
+        raw, stored = deltas.raw[i], deltas.stored[i]
+        seconds = deltas.added[i].seconds + deltas.committed[i].seconds
+        rss = max(deltas.added[i].max_rss_mb, deltas.committed[i].max_rss_mb)
+        compare = [mb(plain.stored[i]), share(stored, plain.stored[i])] if plain else []
+        rows.append([description, mb(raw), mb(stored), f"{stored / raw:.3f}", *compare,
+                     f"{deltas.added[i].seconds:.2f}", f"{seconds:.2f}", f"{raw / seconds / 1e6:,.0f}",
+                     f"{rss:.0f}"])
+    compare = [mb(plain.stored_total), share(deltas.stored_total, plain.stored_total)] if plain else []
+    rows.append(["total", mb(deltas.raw_total), mb(deltas.stored_total), f"{deltas.ratio:.3f}", *compare, "",
+                 f"{deltas.ingest_seconds:.2f}", f"{deltas.raw_total / deltas.ingest_seconds / 1e6:,.0f}", ""])
+    return rows
+
+
+def share(part: int, whole: int) -> str:
+    return f"{part / whole:.3f}" if whole else "-"
+
+
+def report(args: argparse.Namespace, versions: list[tuple[str, Path]], deltas: SeriesRun, plain: SeriesRun | None,
+           zstd_total: int, zstd_dedup: int, zstd_seconds: float) -> None:
+    raw_total = deltas.raw_total
+    last = f"v{len(versions)}"
+    both = [deltas] + ([plain] if plain else [])
     print(f"\nmodelvc storage benchmark: {args.size_mb} MB {args.dtype} series, seed {args.seed}, "
           f"{os.cpu_count()} cores\n")
-    print_table(["version", "raw", "new stored", "stored/raw", "add s", "add+commit s", "MB/s", "add RSS MB"],
-                rows + [["total", mb(raw_total), mb(stored_total), f"{ratio:.3f}", "",
-                         f"{ingest_seconds:.2f}", f"{raw_total / ingest_seconds / 1e6:,.0f}", ""]])
-    print()
+    compare_headers = ["new stored (no deltas)", "deltas/no-deltas"] if plain else []
+    print_table(["version", "raw", "new stored (deltas)", "stored/raw", *compare_headers,
+                 "add s", "add+commit s", "MB/s", "add RSS MB"], version_rows(versions, deltas, plain))
+    print("(timings and RSS: the deltas repository)\n")
+    stats = deltas.stats
+    print(f"delta blocks (deltas repository):         {stats['delta_chunks']} blocks, "
+          f"{mb(stats['delta_raw_bytes'])} raw stored as {mb(stats['delta_stored_bytes'])}, "
+          f"about {mb(stats['delta_saved_bytes'])} saved")
     print(f"whole-file zstd-3, every version:         {mb(zstd_total)}  ({zstd_total / raw_total:.3f} of raw, "
           f"{zstd_seconds:.1f} s)")
     print(f"whole-file zstd-3, identical files once:  {mb(zstd_dedup)}  ({zstd_dedup / raw_total:.3f} of raw)"
           "  (DVC / Git LFS style)")
-    print(f"checkout of v1 from v7:                   {checkout.seconds:.2f} s, {checkout.max_rss_mb:.0f} MB RSS, "
-          f"{'byte-identical to v1' if identical else 'DIFFERENT FROM v1'}")
-    print(f"peak RSS of the mvc processes:            {peak_rss:.0f} MB")
-    print()
-    print_table(["", "stored/raw", "ingest (7 versions)", "restore v1"],
-                [["modelvc (this run)", f"{ratio:.3f}", f"{ingest_seconds:.1f} s", f"{checkout.seconds:.2f} s"],
-                 ["target", f"< {TARGET_RATIO}", f"<= {TARGET_INGEST_SECONDS} s", f"<= {TARGET_RESTORE_SECONDS} s"],
-                 ["verdict", verdict(ratio < TARGET_RATIO), verdict(ingest_seconds <= TARGET_INGEST_SECONDS),
-                  verdict(checkout.seconds <= TARGET_RESTORE_SECONDS)],
-                 *[list(r) for r in REFERENCE]])
-    print(f"\n(reference rows: the issue's figures for the 512 MB bf16 series, raw total {gb(3.76e9)})")
-    if not identical:
-        sys.exit("checkout did not restore v1 byte for byte")
+    for series in both:
+        for name, timing in series.checkouts.items():
+            source = last if name == "v1" else "v1"
+            print(f"checkout of {name} from {source} ({series.label}):".ljust(42)
+                  + f"{timing.median_seconds:.2f} s (median of {len(timing.runs)}), {timing.max_rss_mb:.0f} MB RSS, "
+                  f"{'byte-identical to ' + name if timing.identical else 'DIFFERENT FROM ' + name}")
+    print(f"peak RSS of the mvc processes:            "
+          f"{max(s.peak_rss_mb for s in both):.0f} MB")
 
+    print(f"\ndelta targets (set for bf16; this run is {args.dtype}):")
+    rows = []
+    for number in DELTA_TARGET_VERSIONS:
+        i = number - 1
+        if plain is None:
+            rows.append([f"v{number} new stored", mb(deltas.stored[i]), "-", "-", f"< {TARGET_DELTA_SHARE}", "n/a"])
+            continue
+        ratio = deltas.stored[i] / plain.stored[i]
+        rows.append([f"v{number} new stored", mb(deltas.stored[i]), mb(plain.stored[i]), f"{ratio:.3f}",
+                     f"< {TARGET_DELTA_SHARE}", verdict(ratio < TARGET_DELTA_SHARE)])
+    print_table(["", "deltas", "no deltas", "deltas/no-deltas", "target", "verdict"], rows)
+    print()
+    checkout_v1 = {s.label: s.checkouts["v1"].median_seconds for s in both}
+    checkout_last = {s.label: s.checkouts[last].median_seconds for s in both}
+    summary = [[f"modelvc, {s.label}", f"{s.ratio:.3f}", f"{s.ingest_seconds:.1f} s",
+                f"{checkout_v1[s.label]:.2f} s", f"{checkout_last[s.label]:.2f} s"]
+               for s in both]
+    print_table(["", "stored/raw", f"ingest ({len(versions)} versions)", "restore v1", f"restore {last}"],
+                [*summary,
+                 ["target", f"<= {TARGET_RATIO}", f"<= {TARGET_INGEST_SECONDS} s",
+                  f"<= {TARGET_RESTORE_SECONDS} s", f"<= {TARGET_RESTORE_SECONDS} s"],
+                 ["verdict (deltas)", verdict(deltas.ratio <= TARGET_RATIO),
+                  verdict(deltas.ingest_seconds <= TARGET_INGEST_SECONDS),
+                  verdict(checkout_v1["deltas"] <= TARGET_RESTORE_SECONDS),
+                  verdict(checkout_last["deltas"] <= TARGET_RESTORE_SECONDS)],
+                 *[list(r) for r in REFERENCE]])
+    print(f"\n(reference rows: the issues' figures for the 512 MB bf16 series, raw total {gb(3.76e9)})")
 
 if __name__ == "__main__":
     main()
