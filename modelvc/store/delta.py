@@ -36,6 +36,8 @@ DELTA_GOOD_ENOUGH = 0.55
 def _elements(data: bytes | memoryview | np.ndarray, count: int, itemsize: int) -> np.ndarray:
     """The first `count` elements of data as unsigned integers, zero-padded if data is short."""
     raw = np.frombuffer(data, dtype=np.uint8)
+    if len(raw) >= count * itemsize:  # the usual case: a view, no copy
+        return raw[:count * itemsize].view(_UNSIGNED[itemsize])
     out = np.zeros(count * itemsize, dtype=np.uint8)
     usable = min(len(raw), count * itemsize)
     out[:usable] = raw[:usable]
@@ -47,12 +49,16 @@ def encode_delta(raw: bytes | memoryview, base: bytes, itemsize: int) -> bytes |
     count = len(raw) // itemsize
     if count == 0:
         return None
-    new = np.frombuffer(raw, dtype=np.uint8, count=count * itemsize).view(_UNSIGNED[itemsize])
-    difference = (new - _elements(base, count, itemsize)).view(_SIGNED[itemsize])
+    whole = count * itemsize
+    buffer = np.empty(len(raw), dtype=np.uint8)  # zigzagged differences, then the raw tail
+    new = np.frombuffer(raw, dtype=np.uint8, count=whole).view(_UNSIGNED[itemsize])
+    difference = buffer[:whole].view(_SIGNED[itemsize])
+    np.subtract(new, _elements(base, count, itemsize), out=difference.view(_UNSIGNED[itemsize]))
     bits = 8 * itemsize - 1
-    zigzag = ((difference << 1) ^ (difference >> bits)).view(_UNSIGNED[itemsize])
-    tail = bytes(memoryview(raw)[count * itemsize:])
-    return encode_planes(zigzag.tobytes() + tail, itemsize)
+    zigzag = np.left_shift(difference, 1)
+    np.bitwise_xor(zigzag, np.right_shift(difference, bits), out=difference)
+    buffer[whole:] = np.frombuffer(raw, dtype=np.uint8)[whole:]
+    return encode_planes(memoryview(buffer), itemsize)
 
 
 def decode_delta(payload: bytes | memoryview, raw_length: int, base: bytes) -> bytes:
