@@ -65,6 +65,3 @@ class Index:
 
     def is_unchanged(self, entry: IndexEntry, st: os.stat_result) -> bool:
         return entry.matches_stat(st, self.written_ns)
-
-    def file_ids(self) -> set[str]:
-        return {e.file for e in self.entries.values()}

@@ -184,13 +184,19 @@ def _read_value(cursor: _Cursor, value_type: int, depth: int) -> Any:
     return cursor.unpack(fmt, struct.calcsize(fmt))
 
 
-def _read_array(cursor: _Cursor, depth: int) -> Any:
+def _array_header(cursor: _Cursor, depth: int) -> tuple[int, int]:
+    """An array's item type and count, checked before anything is read or skipped."""
     if depth > MAX_NESTING:
         raise MalformedLayout("GGUF arrays nested too deeply")
     item_type = cursor.u32()
     count = cursor.u64()
     if item_type not in VALUE_TYPES:
         raise MalformedLayout(f"GGUF array item type {item_type} unknown")
+    return item_type, count
+
+
+def _read_array(cursor: _Cursor, depth: int) -> Any:
+    item_type, count = _array_header(cursor, depth)
     item_name, fmt = VALUE_TYPES[item_type]
     min_item = 8 if fmt is None else struct.calcsize(fmt)
     if count * min_item > cursor.size - cursor.pos:
@@ -209,12 +215,7 @@ def _read_array(cursor: _Cursor, depth: int) -> Any:
 
 
 def _skip_array(cursor: _Cursor, depth: int) -> None:
-    if depth > MAX_NESTING:
-        raise MalformedLayout("GGUF arrays nested too deeply")
-    item_type = cursor.u32()
-    count = cursor.u64()
-    if item_type not in VALUE_TYPES:
-        raise MalformedLayout(f"GGUF array item type {item_type} unknown")
+    item_type, count = _array_header(cursor, depth)
     fmt = VALUE_TYPES[item_type][1]
     if fmt is not None:
         cursor.skip(count * struct.calcsize(fmt))

@@ -63,13 +63,3 @@ def tree_from_index(repo: Repo) -> Tree:
     return Tree(tuple(TreeEntry(e.path, e.file, e.size, e.mode)
                       for e in sorted(repo.index.entries.values(), key=lambda e: e.path)))
 
-
-def bytes_to_hash(repo: Repo, paths: list[str]) -> int:
-    """How many bytes re-hashing these paths will read (for a progress bar total)."""
-    total = 0
-    for path in paths:
-        try:
-            total += os.stat(repo.root / path).st_size
-        except OSError:
-            pass
-    return total
