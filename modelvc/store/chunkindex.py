@@ -23,28 +23,17 @@ def _keys(ids: np.ndarray) -> np.ndarray:
 class ChunkIndex:
     def __init__(self, packs_dir: Path) -> None:
         self.packs_dir = packs_dir
-        self.packs: list[str] = []
-        self._table = np.zeros(0, dtype=IDX_DTYPE)
-        self._pack_of = np.zeros(0, dtype=np.uint32)
-        self._keys = np.zeros(0, dtype=np.uint64)
         self.reload()
 
     def reload(self) -> None:
         self.packs = pack_names(self.packs_dir)
         tables = [read_idx(self.packs_dir / f"{name}.idx") for name in self.packs]
-        if not tables:
-            self.__init_empty()
-            return
-        table = np.concatenate(tables)
-        pack_of = np.concatenate([np.full(len(t), i, dtype=np.uint32) for i, t in enumerate(tables)])
+        table = np.concatenate(tables) if tables else np.zeros(0, dtype=IDX_DTYPE)
+        pack_of = np.concatenate([np.full(len(t), i, dtype=np.uint32) for i, t in enumerate(tables)] or
+                                 [np.zeros(0, dtype=np.uint32)])
         keys = _keys(table["id"])
         order = np.argsort(keys, kind="stable")
         self._table, self._pack_of, self._keys = table[order], pack_of[order], keys[order]
-
-    def __init_empty(self) -> None:
-        self._table = np.zeros(0, dtype=IDX_DTYPE)
-        self._pack_of = np.zeros(0, dtype=np.uint32)
-        self._keys = np.zeros(0, dtype=np.uint64)
 
     def __len__(self) -> int:
         return len(self._table)

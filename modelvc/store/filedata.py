@@ -96,13 +96,6 @@ def mapped_file(path: Path) -> Iterator[MappedFile]:
                 pass
 
 
-@contextmanager
-def mapped(path: Path) -> Iterator[memoryview]:
-    """The whole file as a read-only memoryview, without reading it into memory."""
-    with mapped_file(path) as mapping:
-        yield mapping.view
-
-
 def detect_layout(view: memoryview, name: str, params: ChunkParams) -> Layout | None:
     if not params.model_aware or len(view) == 0:
         return None
