@@ -157,8 +157,7 @@ def encode_planes(raw: bytes | memoryview, itemsize: int) -> bytes | None:
     raw_length = len(raw)
     count = raw_length // itemsize
     tail_length = raw_length - count * itemsize
-    elements = np.frombuffer(raw, dtype=np.uint8, count=count * itemsize)
-    planes = elements.reshape(count, itemsize).T.copy()
+    planes = split_planes(raw, count, itemsize)
     cctx = _plane_compressor()
 
     header = [_PLANES_HEAD.pack(itemsize, tail_length)]
@@ -181,6 +180,35 @@ def encode_planes(raw: bytes | memoryview, itemsize: int) -> bytes | None:
     if not _worth_keeping(len(payload), raw_length):
         return None
     return payload
+
+
+_UNSIGNED = {2: np.uint16, 4: np.uint32}
+
+
+def split_planes(raw: bytes | memoryview, count: int, itemsize: int) -> list[np.ndarray]:
+    """Byte k of each of the first `count` elements, for each k.
+
+    For 2- and 4-byte items, shifting whole integers is 3x and 1.5x faster than a strided
+    transpose copy (tests/bench/bench_codecs.py); for 8-byte items the transpose wins.
+    """
+    if itemsize in _UNSIGNED:
+        words = np.frombuffer(raw, dtype=_UNSIGNED[itemsize], count=count)
+        return [(words >> (8 * k)).astype(np.uint8) for k in range(itemsize)]
+    elements = np.frombuffer(raw, dtype=np.uint8, count=count * itemsize).reshape(count, itemsize)
+    return list(elements.T.copy())
+
+
+def join_planes(planes: list[np.ndarray], out: np.ndarray) -> None:
+    """The inverse of split_planes, into `out` (count * itemsize bytes)."""
+    itemsize = len(planes)
+    if itemsize == 2:  # shifting and or-ing is 1.6x faster than two strided column writes
+        words = out.view(np.uint16)
+        np.left_shift(planes[1], 8, out=words, dtype=np.uint16)
+        words |= planes[0]
+        return
+    elements = out.reshape(-1, itemsize)
+    for k, plane in enumerate(planes):
+        elements[:, k] = plane
 
 
 def decode_chunk(codec: int, payload: bytes | memoryview, raw_length: int) -> bytes:
@@ -247,8 +275,7 @@ def decode_planes(payload: bytes | memoryview, raw_length: int) -> bytes:
             f"planes payload is {len(view)} bytes, header describes {position + stored_total + tail_length}"
         )
 
-    out = np.empty(raw_length, dtype=np.uint8)
-    elements = out[: count * itemsize].reshape(count, itemsize)
+    planes = []
     for k, (method, length) in enumerate(descriptors):
         stored = view[position : position + length]
         position += length
@@ -260,8 +287,9 @@ def decode_planes(payload: bytes | memoryview, raw_length: int) -> bytes:
             plane = _decompress_exact(stored, count, f"plane {k}")
         else:
             raise _corrupt(f"plane {k} has unknown method {method}")
-        # Column assignment per plane: about 4x faster than one strided transpose copy.
-        elements[:, k] = np.frombuffer(plane, dtype=np.uint8)
+        planes.append(np.frombuffer(plane, dtype=np.uint8))
+    out = np.empty(raw_length, dtype=np.uint8)
+    join_planes(planes, out[: count * itemsize])
     if tail_length:
         out[count * itemsize :] = np.frombuffer(view[position:], dtype=np.uint8)
     return out.tobytes()
