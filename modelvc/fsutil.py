@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+
+
+@functools.cache
+def current_boot_id() -> str | None:
+    """A random id the kernel picks at each boot (Linux), or None where there is none.
+
+    Working files written without fsync can only lose their bytes if the machine goes down
+    before the kernel writes them out, and then the boot id changes: it tells a later run
+    whether such a file's cached stat can still be trusted.
+    """
+    try:
+        with open(BOOT_ID_PATH, encoding="ascii") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:

@@ -3,6 +3,10 @@
 A file whose size, mtime_ns, inode and executable bit match its entry is taken as unchanged
 without reading it. An entry whose mtime is too close to when the index was written is
 "racy" (the file could have changed again within the same timestamp tick) and is re-hashed.
+
+Files that checkout writes are not fsynced (as git does not): their entries carry the boot id
+they were written in, and are not trusted after a reboot, when a crash may have lost bytes
+that never reached the disk. Such a file is re-hashed once; what is read then is on disk.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from modelvc.errors import IntegrityError
-from modelvc.fsutil import atomic_write
+from modelvc.fsutil import atomic_write, current_boot_id
 from modelvc.objects import MODE_EXEC, MODE_FILE
 
 INDEX_VERSION = 1
@@ -30,10 +34,31 @@ class IndexEntry:
     mode: int
     mtime_ns: int = 0
     ino: int = 0
+    unsynced_boot: str = ""  # the boot in which mvc wrote this file without waiting for the disk
 
     def matches_stat(self, st: os.stat_result, written_ns: int) -> bool:
         return (st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.ino
-                and mode_of(st) == self.mode and self.mtime_ns < written_ns - RACY_WINDOW_NS)
+                and mode_of(st) == self.mode and self.mtime_ns < written_ns - RACY_WINDOW_NS
+                and (not self.unsynced_boot or self.unsynced_boot == current_boot_id()))
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        if not self.unsynced_boot:
+            del data["unsynced_boot"]
+        return data
+
+
+def stat_entry(path: str, file: str, size: int, mode: int, st: os.stat_result,
+               previous: IndexEntry | None = None, written_unsynced: bool = False) -> IndexEntry:
+    """An entry caching `st`, still marked unsynced while its bytes may be in the page cache only.
+
+    That is when mvc has just written it without fsync, or when `previous` was so marked in
+    this same boot and the file is still the same inode (not replaced since).
+    """
+    boot = current_boot_id() or ""
+    carried = previous is not None and previous.unsynced_boot == boot and previous.ino == st.st_ino
+    unsynced = boot if written_unsynced or carried else ""
+    return IndexEntry(path, file, size, mode, st.st_mtime_ns, st.st_ino, unsynced)
 
 
 def mode_of(st: os.stat_result) -> int:
@@ -60,7 +85,7 @@ class Index:
     def save(self) -> None:
         self.written_ns = time.time_ns()
         data = {"version": INDEX_VERSION, "written_ns": self.written_ns,
-                "entries": [asdict(self.entries[p]) for p in sorted(self.entries)]}
+                "entries": [self.entries[p].as_json() for p in sorted(self.entries)]}
         atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode())
 
     def is_unchanged(self, entry: IndexEntry, st: os.stat_result) -> bool:

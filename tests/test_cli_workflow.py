@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from conftest import random_bytes, write
 
 
@@ -255,3 +257,73 @@ def test_commit_all_stages_tracked_changes_only(mvc, work):
     assert files == {"a.bin": "modified", "b.bin": "deleted"}
     assert mvc("status", "--porcelain").stdout == "?? new.bin\n"
     assert mvc("commit", "-a", "-m", "three", ok=False).exit_code == 9
+
+
+
+@pytest.fixture
+def boot(monkeypatch, tmp_path):
+    """Sets the boot id mvc sees; each call stands for a reboot."""
+    from modelvc import fsutil
+
+    def reboot(boot_id: str) -> None:
+        fake = tmp_path / "boot_id"
+        fake.write_text(boot_id + "\n")
+        monkeypatch.setattr(fsutil, "BOOT_ID_PATH", str(fake))
+        fsutil.current_boot_id.cache_clear()
+
+    yield reboot
+    fsutil.current_boot_id.cache_clear()
+
+
+def _index_entry(work) -> dict:
+    return json.loads((work / ".mvc" / "index").read_bytes())["entries"][0]
+
+
+def test_checked_out_files_are_trusted_only_in_the_boot_that_wrote_them(mvc, work, boot):
+    """checkout does not fsync working files; after a reboot their cached stat is not trusted."""
+    boot("boot-one")
+    write(work / "a.bin", random_bytes(5000))
+    mvc("add", "a.bin")
+    mvc("commit", "-m", "a")
+    assert "unsynced_boot" not in _index_entry(work)  # a file the user wrote
+    (work / "a.bin").unlink()
+    mvc("checkout", "HEAD", "--", "a.bin")
+    assert _index_entry(work)["unsynced_boot"] == "boot-one"
+    os.utime(work / "a.bin", ns=(1_000_000_000, 1_000_000_000))  # out of the racy window
+    assert mvc("status", "--porcelain").stdout == ""  # re-hashed, cache refreshed, mark kept
+    assert _index_entry(work)["unsynced_boot"] == "boot-one"
+
+    # What a crash that lost the page cache leaves: same size, mtime and inode, other bytes.
+    with open(work / "a.bin", "r+b") as handle:
+        handle.write(b"\0" * 100)
+    os.utime(work / "a.bin", ns=(1_000_000_000, 1_000_000_000))
+    assert mvc("status", "--porcelain").stdout == ""  # same boot: the stat cache is trusted
+    boot("boot-two")
+    assert mvc("status", "--porcelain").stdout == " M a.bin\n"
+
+    mvc("checkout", "--force", "HEAD", "--", "a.bin")
+    assert _index_entry(work)["unsynced_boot"] == "boot-two"
+    os.utime(work / "a.bin", ns=(1_000_000_000, 1_000_000_000))
+    boot("boot-three")
+    assert mvc("status", "--porcelain").stdout == ""  # re-hashed after the reboot: on disk
+    assert "unsynced_boot" not in _index_entry(work)
+
+
+def test_without_a_boot_id_checkout_fsyncs_each_file(mvc, work, tmp_path, monkeypatch):
+    from modelvc import fsutil
+
+    write(work / "a.bin", random_bytes(5000))
+    mvc("add", "a.bin")
+    mvc("commit", "-m", "a")
+    (work / "a.bin").unlink()
+    monkeypatch.setattr(fsutil, "BOOT_ID_PATH", str(tmp_path / "no-such-file"))
+    fsutil.current_boot_id.cache_clear()
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
+    try:
+        mvc("checkout", "HEAD", "--", "a.bin")
+    finally:
+        fsutil.current_boot_id.cache_clear()
+    assert any(".a.bin.mvc-tmp-" in path for path in synced)
+    assert "unsynced_boot" not in _index_entry(work)

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelvc.index import IndexEntry, mode_of
+from modelvc.index import mode_of, stat_entry
 from modelvc.ops.pathspec import expand
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
@@ -77,7 +77,7 @@ def _stage(repo: Repo, paths: list[str], progress: Progress) -> AddResult:
     for path, st, manifest in staged:
         file_id = repo.objects.put(manifest)
         previous = index.entries.get(path)
-        index.entries[path] = IndexEntry(path, file_id, manifest.size, mode_of(st), st.st_mtime_ns, st.st_ino)
+        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, previous)
         if previous is None or previous.file != file_id or previous.mode != mode_of(st):
             result.staged.append(path)
         else:

@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass, field
 
 from modelvc.errors import LocalChangesError
-from modelvc.index import IndexEntry
+from modelvc.fsutil import current_boot_id
+from modelvc.index import stat_entry
 from modelvc.objects import MODE_EXEC, Tree, TreeEntry
 from modelvc.ops.workstate import WorkingFile, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
@@ -87,7 +88,12 @@ def refuse_conflicts(conflicts: list[str], action: str) -> None:
             hint="commit them, or use --force to discard them")
 
 
-def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS) -> os.stat_result:
+def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS) -> tuple[os.stat_result, bool]:
+    """Write one file in place; returns its stat and whether it was left unsynced.
+
+    The bytes are not fsynced where the kernel gives a boot id (see modelvc/index.py): waiting
+    for the disk would cost most of a checkout's time, and the store keeps the durable copy.
+    """
     from modelvc.store.filedata import write_file
 
     target = repo.root / entry.path
@@ -96,18 +102,20 @@ def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS) 
         raise LocalChangesError(f"cannot write {entry.path}: a directory is in the way", [entry.path])
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.mvc-tmp-{os.getpid()}"
+    unsynced = current_boot_id() is not None
     try:
         with open(tmp, "wb") as handle:
             write_file(manifest, handle, repo.chunks, progress.advance)
             handle.flush()
-            os.fsync(handle.fileno())
+            if not unsynced:
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o755 if entry.mode == MODE_EXEC else 0o644)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return os.stat(target)
+    return os.stat(target), unsynced
 
 
 def remove_path(repo: Repo, path: str) -> None:
@@ -148,14 +156,15 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     try:
         for entry in to_write:
             now = files.get(entry.path)
+            unsynced = False
             if now is not None and same_content(now, entry):
                 st = os.stat(repo.root / entry.path)
                 progress.advance(entry.size)
             else:
-                st = write_entry(repo, entry, progress)
+                st, unsynced = write_entry(repo, entry, progress)
                 result.written.append(entry.path)
-            index.entries[entry.path] = IndexEntry(entry.path, entry.file, entry.size, entry.mode,
-                                                   st.st_mtime_ns, st.st_ino)
+            index.entries[entry.path] = stat_entry(entry.path, entry.file, entry.size, entry.mode, st,
+                                                   index.entries.get(entry.path), unsynced)
         for path in to_remove:
             if stat_path(repo.root, path) is not None:
                 remove_path(repo, path)

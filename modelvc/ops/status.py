@@ -53,7 +53,7 @@ def refresh_stat_cache(repo: Repo, files: list) -> None:
     so the next status need not read them again. Skipped when another writer holds the lock:
     this is only a cache."""
     from modelvc.errors import LockTimeoutError
-    from modelvc.index import IndexEntry
+    from modelvc.index import stat_entry
     from modelvc.lock import RepoLock
     from modelvc.worktree import stat_path
 
@@ -65,8 +65,8 @@ def refresh_stat_cache(repo: Repo, files: list) -> None:
                 unchanged_since_hashing = st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
                     hashed.stat.st_size, hashed.stat.st_mtime_ns, hashed.stat.st_ino)
                 if entry is not None and entry.file == hashed.file and unchanged_since_hashing:
-                    index.entries[hashed.path] = IndexEntry(hashed.path, entry.file, entry.size, entry.mode,
-                                                            st.st_mtime_ns, st.st_ino)
+                    index.entries[hashed.path] = stat_entry(hashed.path, entry.file, entry.size, entry.mode,
+                                                            st, entry)
             index.save()
     except LockTimeoutError:
         pass

@@ -43,7 +43,7 @@ class ChunkStore:
                                  hint="run 'mvc fsck' to see which versions it breaks")
         return location
 
-    def read(self, chunk_id: bytes) -> bytes:
+    def read(self, chunk_id: bytes) -> bytes | memoryview:
         """A chunk's raw bytes, decoded and checked against its id.
 
         A delta chunk is rebuilt from its chain of bases; only the final bytes are hashed,
@@ -58,7 +58,7 @@ class ChunkStore:
                 hint="run 'mvc fsck' to see which versions it breaks")
         return raw
 
-    def _decode(self, chunk_id: bytes, location: Location, depth: int) -> bytes:
+    def _decode(self, chunk_id: bytes, location: Location, depth: int) -> bytes | memoryview:
         from modelvc.store.codecs import CODEC_DELTA, decode_chunk
 
         payload = self.reader.read_record(location)

@@ -211,7 +211,7 @@ def join_planes(planes: list[np.ndarray], out: np.ndarray) -> None:
         elements[:, k] = plane
 
 
-def decode_chunk(codec: int, payload: bytes | memoryview, raw_length: int) -> bytes:
+def decode_chunk(codec: int, payload: bytes | memoryview, raw_length: int) -> bytes | memoryview:
     """The raw bytes of a stored chunk; IntegrityError on any inconsistency.
 
     The caller still hashes the result: a payload can be well-formed and wrong.
@@ -220,7 +220,7 @@ def decode_chunk(codec: int, payload: bytes | memoryview, raw_length: int) -> by
     if codec == CODEC_NONE:
         if len(payload) != raw_length:
             raise _corrupt(f"raw payload is {len(payload)} bytes, expected {raw_length}")
-        return bytes(payload)
+        return payload
     if codec == CODEC_ZSTD:
         return _decompress_exact(payload, raw_length, "zstd payload")
     if codec == CODEC_PLANES:
@@ -253,7 +253,7 @@ def _decompress_exact(frame: bytes | memoryview, expected: int, what: str) -> by
     return data
 
 
-def decode_planes(payload: bytes | memoryview, raw_length: int) -> bytes:
+def decode_planes(payload: bytes | memoryview, raw_length: int) -> memoryview:
     view = memoryview(payload)
     if len(view) < _PLANES_HEAD.size:
         raise _corrupt("planes header truncated")
@@ -292,7 +292,7 @@ def decode_planes(payload: bytes | memoryview, raw_length: int) -> bytes:
     join_planes(planes, out[: count * itemsize])
     if tail_length:
         out[count * itemsize :] = np.frombuffer(view[position:], dtype=np.uint8)
-    return out.tobytes()
+    return out.data
 
 
 CODEC_NAMES = {CODEC_NONE: "none", CODEC_ZSTD: "zstd", CODEC_PLANES: "planes", CODEC_DELTA: "delta"}

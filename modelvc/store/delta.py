@@ -44,7 +44,7 @@ def _elements(data: bytes | memoryview | np.ndarray, count: int, itemsize: int) 
     return out.view(_UNSIGNED[itemsize])
 
 
-def encode_delta(raw: bytes | memoryview, base: bytes, itemsize: int) -> bytes | None:
+def encode_delta(raw: bytes | memoryview, base: bytes | memoryview, itemsize: int) -> bytes | None:
     """The CODEC_DELTA payload of raw against base, or None when it would not compress."""
     count = len(raw) // itemsize
     if count == 0:
@@ -61,7 +61,7 @@ def encode_delta(raw: bytes | memoryview, base: bytes, itemsize: int) -> bytes |
     return encode_planes(memoryview(buffer), itemsize)
 
 
-def decode_delta(payload: bytes | memoryview, raw_length: int, base: bytes) -> bytes:
+def decode_delta(payload: bytes | memoryview, raw_length: int, base: bytes | memoryview) -> memoryview:
     if len(payload) < 1 or payload[0] not in _UNSIGNED:
         raise IntegrityError("corrupt chunk payload: delta without a valid itemsize")
     itemsize = payload[0]
@@ -73,7 +73,7 @@ def decode_delta(payload: bytes | memoryview, raw_length: int, base: bytes) -> b
     out = np.empty(raw_length, dtype=np.uint8)
     out[:count * itemsize].view(unsigned)[:] = _elements(base, count, itemsize) + difference
     out[count * itemsize:] = np.frombuffer(data, dtype=np.uint8)[count * itemsize:]
-    return out.tobytes()
+    return out.data
 
 
 def _row_shape(shape: tuple[int, ...] | None) -> tuple[int, ...] | None:

@@ -23,7 +23,6 @@ from modelvc.ids import hash_bytes_raw
 from modelvc.objects import Manifest
 from modelvc.store.chunker import ChunkParams, ChunkSpan, plan_chunks
 from modelvc.store.chunkstore import ChunkStore, ChunkWriter
-from modelvc.store.packs import start_writeback
 from modelvc.store.parallel import ordered_map
 
 Progress = Callable[[int], None]
@@ -31,7 +30,6 @@ T = TypeVar("T")
 
 BATCH_BYTES = 8 << 20
 IN_FLIGHT_BYTES = 64 << 20
-WRITEBACK_BYTES = 32 << 20  # start the disk writes of a restored file every this many bytes
 
 
 class BufferSource:
@@ -231,8 +229,7 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
     """Write a file's bytes: chunks decoded and verified in parallel, written in order.
 
     Into a regular file, workers write each chunk at its offset themselves (no copy through
-    the calling thread), and the disk writes are started as the file fills up, so that the
-    caller's final fsync has little left to wait for.
+    the calling thread).
     """
     fd = _positional_fd(handle)
     if fd is None:
@@ -255,12 +252,7 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
     def group_bytes(group: list[int]) -> int:
         return sum(manifest.chunks[index][1] for index in group)
 
-    done = flushed = 0
     for written in ordered_map(fetch_and_write, groups, weight=group_bytes, max_weight=IN_FLIGHT_BYTES):
-        done += written
-        if done - flushed >= WRITEBACK_BYTES:
-            start_writeback(fd, base + flushed, done - flushed)
-            flushed = done
         if progress:
             progress(written)
     handle.seek(base + manifest.size)
