@@ -110,6 +110,13 @@ def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS) 
             if not unsynced:
                 os.fsync(handle.fileno())
         os.chmod(tmp, 0o755 if entry.mode == MODE_EXEC else 0o644)
+        if unsynced:
+            # Renaming over an existing file makes ext4 flush the new one first (its
+            # auto_da_alloc guard against empty files after a crash): the whole wait for the
+            # disk that skipping fsync avoids, 2.5 s for 1 GiB here. A crash between the two
+            # calls leaves the path missing, which status reports and checkout restores.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
