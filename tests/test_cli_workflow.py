@@ -265,9 +265,12 @@ def boot(monkeypatch, tmp_path):
     """Sets the boot id mvc sees; each call stands for a reboot."""
     from modelvc import fsutil
 
-    def reboot(boot_id: str) -> None:
+    def reboot(boot_id: str | None) -> None:
+        """None: a system without boot ids."""
         fake = tmp_path / "boot_id"
-        fake.write_text(boot_id + "\n")
+        fake.unlink(missing_ok=True)
+        if boot_id is not None:
+            fake.write_text(boot_id + "\n")
         monkeypatch.setattr(fsutil, "BOOT_ID_PATH", str(fake))
         fsutil.current_boot_id.cache_clear()
 
@@ -309,21 +312,15 @@ def test_checked_out_files_are_trusted_only_in_the_boot_that_wrote_them(mvc, wor
     assert "unsynced_boot" not in _index_entry(work)
 
 
-def test_without_a_boot_id_checkout_fsyncs_each_file(mvc, work, tmp_path, monkeypatch):
-    from modelvc import fsutil
-
+def test_without_a_boot_id_checkout_fsyncs_each_file(mvc, work, boot, monkeypatch):
     write(work / "a.bin", random_bytes(5000))
     mvc("add", "a.bin")
     mvc("commit", "-m", "a")
     (work / "a.bin").unlink()
-    monkeypatch.setattr(fsutil, "BOOT_ID_PATH", str(tmp_path / "no-such-file"))
-    fsutil.current_boot_id.cache_clear()
+    boot(None)
     synced = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
-    try:
-        mvc("checkout", "HEAD", "--", "a.bin")
-    finally:
-        fsutil.current_boot_id.cache_clear()
+    mvc("checkout", "HEAD", "--", "a.bin")
     assert any(".a.bin.mvc-tmp-" in path for path in synced)
     assert "unsynced_boot" not in _index_entry(work)

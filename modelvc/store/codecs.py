@@ -182,7 +182,8 @@ def encode_planes(raw: bytes | memoryview, itemsize: int) -> bytes | None:
     return payload
 
 
-_UNSIGNED = {2: np.uint16, 4: np.uint32}
+UNSIGNED_OF_SIZE = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+_SHIFT_SPLIT_ITEMSIZES = (2, 4)
 
 
 def split_planes(raw: bytes | memoryview, count: int, itemsize: int) -> list[np.ndarray]:
@@ -191,8 +192,8 @@ def split_planes(raw: bytes | memoryview, count: int, itemsize: int) -> list[np.
     For 2- and 4-byte items, shifting whole integers is 3x and 1.5x faster than a strided
     transpose copy (tests/bench/bench_codecs.py); for 8-byte items the transpose wins.
     """
-    if itemsize in _UNSIGNED:
-        words = np.frombuffer(raw, dtype=_UNSIGNED[itemsize], count=count)
+    if itemsize in _SHIFT_SPLIT_ITEMSIZES:
+        words = np.frombuffer(raw, dtype=UNSIGNED_OF_SIZE[itemsize], count=count)
         return [(words >> (8 * k)).astype(np.uint8) for k in range(itemsize)]
     elements = np.frombuffer(raw, dtype=np.uint8, count=count * itemsize).reshape(count, itemsize)
     return list(elements.T.copy())

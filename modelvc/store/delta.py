@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from modelvc.errors import IntegrityError
+from modelvc.store.codecs import UNSIGNED_OF_SIZE as _UNSIGNED
 from modelvc.store.codecs import decode_planes, encode_planes
 
-_UNSIGNED = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 _SIGNED = {2: np.int16, 4: np.int32, 8: np.int64}
 
 # Accept a delta at once when it is this small a fraction of the raw block; otherwise the
