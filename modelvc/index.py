@@ -1,8 +1,9 @@
 """The index: what the next commit will contain, plus a stat cache of the working files.
 
 A file whose size, mtime_ns, inode and executable bit match its entry is taken as unchanged
-without reading it. An entry whose mtime is too close to when the index was written is
-"racy" (the file could have changed again within the same timestamp tick) and is re-hashed.
+without reading it. As in git, an entry whose mtime is not older than the index file's own
+mtime is "racy": the file could have changed again within the same timestamp tick, unseen by
+stat, so it is re-hashed. Both times come from the same filesystem clock, at its granularity.
 
 Files that checkout writes are not fsynced (as git does not): their entries carry the boot id
 they were written in, and are not trusted after a reboot, when a crash may have lost bytes
@@ -23,7 +24,6 @@ from modelvc.fsutil import atomic_write, current_boot_id
 from modelvc.objects import MODE_EXEC, MODE_FILE
 
 INDEX_VERSION = 1
-RACY_WINDOW_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,9 @@ class IndexEntry:
     ino: int = 0
     unsynced_boot: str = ""  # the boot in which mvc wrote this file without waiting for the disk
 
-    def matches_stat(self, st: os.stat_result, written_ns: int) -> bool:
+    def matches_stat(self, st: os.stat_result, index_mtime_ns: int) -> bool:
         return (st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.ino
-                and mode_of(st) == self.mode and self.mtime_ns < written_ns - RACY_WINDOW_NS
+                and mode_of(st) == self.mode and self.mtime_ns < index_mtime_ns
                 and (not self.unsynced_boot or self.unsynced_boot == current_boot_id()))
 
     def as_json(self) -> dict:
@@ -69,24 +69,26 @@ class Index:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, IndexEntry] = {}
-        self.written_ns = 0
+        self.mtime_ns = 0  # of the index file: entries modified at or after it are racy
         if path.exists():
             self._load()
 
     def _load(self) -> None:
+        with open(self.path, "rb") as handle:
+            raw = handle.read()
+            self.mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
         try:
-            data = json.loads(self.path.read_bytes())
-            self.written_ns = int(data["written_ns"])
+            data = json.loads(raw)
             self.entries = {e["path"]: IndexEntry(**e) for e in data["entries"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"the index file {self.path} is corrupt ({exc})",
                                  hint="restore it with 'mvc checkout --force HEAD'") from exc
 
     def save(self) -> None:
-        self.written_ns = time.time_ns()
-        data = {"version": INDEX_VERSION, "written_ns": self.written_ns,
+        data = {"version": INDEX_VERSION, "written_ns": time.time_ns(),
                 "entries": [self.entries[p].as_json() for p in sorted(self.entries)]}
         atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode())
+        self.mtime_ns = os.stat(self.path).st_mtime_ns
 
     def is_unchanged(self, entry: IndexEntry, st: os.stat_result) -> bool:
-        return entry.matches_stat(st, self.written_ns)
+        return entry.matches_stat(st, self.mtime_ns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -242,6 +243,29 @@ def test_status_refreshes_the_stat_cache_of_rehashed_files(mvc, work, monkeypatc
     assert mvc("status", "--porcelain").stdout == ""  # the stat cache is trusted, as git's is ...
     os.utime(work / "a.bin", ns=(2_000_000_000, 2_000_000_000))
     assert mvc("status", "--porcelain").stdout == " M a.bin\n"  # ... until the stat moves
+
+
+def test_a_file_written_before_the_index_is_trusted_at_once_unless_in_the_same_tick(mvc, work, monkeypatch):
+    """Raciness is judged against the index file's own mtime, as in git, not a 2 s window."""
+    from modelvc.ops import workstate
+
+    write(work / "a.bin", b"a" * 1000)
+    written = time.time_ns() - 50_000_000  # a moment before the index, as a checkpoint just saved
+    os.utime(work / "a.bin", ns=(written, written))
+    mvc("add", "a.bin")
+    mvc("commit", "-m", "a")
+    hashed = []
+    real = workstate.hash_working_file
+    monkeypatch.setattr(workstate, "hash_working_file", lambda *a, **k: hashed.append(a[1]) or real(*a, **k))
+    assert mvc("status", "--porcelain").stdout == ""
+    assert hashed == []  # trusted without reading it again
+
+    write(work / "a.bin", b"b" * 1000)  # same size; the mtime put back as cached
+    os.utime(work / "a.bin", ns=(written, written))
+    index = work / ".mvc" / "index"
+    os.utime(index, ns=(written, written))  # as if the index had been written in the same tick
+    assert mvc("status", "--porcelain").stdout == " M a.bin\n"
+    assert hashed == ["a.bin"]
 
 
 def test_commit_all_stages_tracked_changes_only(mvc, work):

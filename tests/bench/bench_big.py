@@ -7,8 +7,7 @@ Run by hand from the repository root:
 1. A generated bf16 safetensors file (seeded; --plain: random bytes) of --size-gb GiB: the
    time and peak RSS of `mvc add` + `mvc commit`; of adding the same content again under a
    new name (every chunk already stored: hashing only); of `mvc checkout HEAD -- FILE`
-   writing it back (checked byte for byte). Inputs are read once first (page cache), and
-   left to age past the index's 2 s racy window, as real checkpoints are.
+   writing it back (checked byte for byte). Inputs are synced and read once first (page cache).
 2. `mvc status` in a repository of --files unchanged small tracked files: the whole process,
    interpreter start-up included, run several times; the median is reported.
 """
@@ -35,7 +34,6 @@ from benchutil import print_table, run_mvc, same_bytes, verdict, warm_page_cache
 
 from modelvc.samples import ModelShape, bf16_bits, tensor_shapes  # noqa: E402
 
-RACY_WINDOW_SECONDS = 2.1
 TARGET_READD_GBPS = 2.0
 TARGET_CHECKOUT_GBPS = 1.0
 TARGET_RSS_MB = 300  # for a 4 GB file
@@ -70,13 +68,10 @@ def write_model(path: Path, size: int, seed: int) -> None:
             handle.write(bf16_bits(values).tobytes())
 
 
-def aged(path: Path) -> None:
-    """Read a file into the page cache and let it age past the racy window."""
+def settled(path: Path) -> None:
+    """Sync a file (its writeback must not land in a timed run) and read it into the page cache."""
     os.sync()
     warm_page_cache(path)
-    age = time.time() - path.stat().st_mtime
-    if age < RACY_WINDOW_SECONDS:
-        time.sleep(RACY_WINDOW_SECONDS - age)
 
 
 def big_file(args: argparse.Namespace, workdir: Path) -> list[list[str]]:
@@ -89,7 +84,7 @@ def big_file(args: argparse.Namespace, workdir: Path) -> list[list[str]]:
           flush=True)
     (write_plain if args.plain else write_model)(original, size, args.seed)
     size = original.stat().st_size
-    aged(original)
+    settled(original)
 
     rows = []
 
@@ -103,7 +98,7 @@ def big_file(args: argparse.Namespace, workdir: Path) -> list[list[str]]:
     timed("add + commit (new content)", [["add", "big.safetensors"], ["commit", "-m", "big"]], "")
     copy = repo / "big-copy.safetensors"
     shutil.copyfile(original, copy)
-    aged(copy)
+    settled(copy)
     again = timed("add + commit (same content, new name)", [["add", "big-copy.safetensors"],
                                                            ["commit", "-m", "copy"]],
                   f">= {TARGET_READD_GBPS} GB/s")
@@ -130,9 +125,6 @@ def status_many(args: argparse.Namespace, workdir: Path) -> tuple[float, list[fl
         directory = repo / f"dir{number % 20:02d}"
         directory.mkdir(exist_ok=True)
         (directory / f"file{number:05d}.txt").write_bytes(rng.bytes(int(rng.integers(100, 4000))))
-    # Age the files first: an entry modified within 2 s of the index write stays "racy"
-    # (re-hashed by every status) until the index is written again.
-    time.sleep(RACY_WINDOW_SECONDS)
     run_mvc(["add", "."], repo)
     run_mvc(["commit", "-m", "many small files"], repo)
     times = [run_mvc(["status"], repo).seconds for _ in range(args.runs)]

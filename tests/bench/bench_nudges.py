@@ -8,7 +8,7 @@ Run by hand from the repository root:
 The versions are written first, untimed and seeded: v1 is modelvc.samples.init_weights, and
 each next version is the previous one (kept in float32) plus N(0, sigma) on every tensor,
 written in --dtype. Then, for each delta_max_depth (0: no deltas), a new repository stores all
-of them like a user would: the file is copied in, aged past the index's racy window, and
+of them like a user would: the file is copied in, synced and read into the page cache, and
 `mvc add` + `mvc commit` run as processes. New bytes stored are the growth of
 `mvc stats --json` stored_bytes.
 

@@ -9,7 +9,7 @@ series is stored twice, like a user would: in repository A with the default conf
 tensor blocks may be stored as deltas against the previous version) and in repository B with
 "delta_max_depth": 0 (no deltas); --no-compare stores it in A only. In each, `mvc init`, and
 for each version the file is copied into the repository as model.safetensors (untimed, synced
-to disk, aged past the index's racy window) and `mvc add` + `mvc commit` are timed as
+to disk, read into the page cache) and `mvc add` + `mvc commit` are timed as
 processes, start-up included. New bytes stored are the growth of `mvc stats --json`
 stored_bytes (packs and metadata objects). Then `mvc checkout <v1>` from the v7 state and
 `mvc checkout <v7>` from the v1 state are timed in turn, --repeats times each (the median is

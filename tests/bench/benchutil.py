@@ -23,7 +23,6 @@ PAGE_CACHE_BLOCK = 16 << 20
 # from source (an editable install has no bytecode yet); a normal install has it compiled.
 MVC_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
-RACY_WINDOW_SECONDS = 2.1  # just past the index's 2 s window (modelvc/index.py)
 
 
 @dataclass
@@ -82,31 +81,17 @@ def warm_page_cache(path: Path) -> None:
             pass
 
 
-def wait_past_racy_window(path: Path) -> None:
-    """Sleep until `path` is older than the index's racy window.
-
-    A file modified within 2 s of the index being written is re-hashed by every later
-    status and checkout: the stat cache working as designed, but not the cost a benchmark
-    of storing or restoring means to measure.
-    """
-    age = time.time() - path.stat().st_mtime
-    if age < RACY_WINDOW_SECONDS:
-        time.sleep(RACY_WINDOW_SECONDS - age)
-
-
 def place(source: Path, target: Path) -> None:
     """Put a version in the working tree as a new file (new inode, like a training script).
 
-    The file is synced (its writeback must not land inside the timed run), read once into the
-    page cache, and left to age past the racy window, as a checkpoint written by a training
-    run normally has before anyone adds it.
+    The file is synced (its writeback must not land inside the timed run) and read once into
+    the page cache, as a checkpoint a training run has just written normally is.
     """
     tmp = target.with_name(target.name + ".incoming")
     shutil.copyfile(source, tmp)
     os.replace(tmp, target)
     os.sync()
     warm_page_cache(target)
-    wait_past_racy_window(target)
 
 
 def init_repo(repo: Path, **config: Any) -> None:
@@ -144,17 +129,16 @@ def time_checkouts(repo: Path, tracked: Path, targets: dict[str, tuple[str, Path
                    repeats: int) -> dict[str, CheckoutTiming]:
     """`mvc checkout` of each target in turn (name -> (revision, expected file)), `repeats` rounds.
 
-    Taking the targets in turn makes every checkout rewrite the file. A file that a checkout
-    wrote stays "racy" (modified within 2 s of the index write) and is re-hashed by the next
-    command, so before each timed run the file is aged past the window and an untimed
-    `mvc status` refreshes the stat cache: the run measures restoring, not re-hashing. After
-    each, `tracked` is compared with the expected file, byte for byte.
+    Taking the targets in turn makes every checkout rewrite the file. Before each timed run an
+    untimed `mvc status` refreshes the stat cache should the last write have shared a timestamp
+    tick with the index (a "racy" entry, re-hashed by the next command): the run measures
+    restoring, not re-hashing. After each, `tracked` is compared with the expected file, byte
+    for byte.
     """
     timings = {name: CheckoutTiming([], True) for name in targets}
     for _ in range(repeats):
         for name, (revision, expected) in targets.items():
             if tracked.exists():
-                wait_past_racy_window(tracked)
                 run_mvc(["status"], repo)
             timings[name].runs.append(run_mvc(["checkout", revision], repo))
             timings[name].identical &= same_bytes(tracked, expected)
