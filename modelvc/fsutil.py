@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -47,7 +46,7 @@ def atomic_writer(path: str | os.PathLike, mode: int | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = _new_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -61,6 +60,17 @@ def atomic_writer(path: str | os.PathLike, mode: int | None = None) -> Iterator[
             os.unlink(tmp_name)
         raise
     fsync_dir(path.parent)
+
+
+def _new_file_beside(path: Path) -> tuple[int, str]:
+    """A new, private temp file in path's directory (what tempfile.mkstemp does; that module
+    costs every command a few milliseconds of start-up)."""
+    while True:
+        name = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), name
+        except FileExistsError:
+            continue
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -158,7 +157,7 @@ class Repo:
         user = self.config.get("user", {})
         login = _login_name()
         name = os.environ.get("MVC_AUTHOR_NAME") or user.get("name") or login
-        email = os.environ.get("MVC_AUTHOR_EMAIL") or user.get("email") or f"{login}@{socket.gethostname()}"
+        email = os.environ.get("MVC_AUTHOR_EMAIL") or user.get("email") or f"{login}@{os.uname().nodename}"
         return name, email
 
     def signature_now(self) -> Signature:

@@ -9,7 +9,6 @@ deleted by gc.
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 import sys
 import threading
@@ -119,7 +118,7 @@ class PackWriter:
     def __init__(self, packs_dir: Path, max_bytes: int) -> None:
         self.packs_dir = packs_dir
         self.max_bytes = max_bytes
-        self.name = f"pack-{secrets.token_hex(16)}"
+        self.name = f"pack-{os.urandom(16).hex()}"
         packs_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_path = packs_dir / f"tmp-{self.name}.pack"
         self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
