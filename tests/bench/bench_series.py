@@ -2,7 +2,7 @@
 
 Run by hand from the repository root:
 
-    python tests/bench/bench_series.py --size-mb 512 --dtype bf16 [--no-compare] [--keep] [--workdir DIR]
+    python tests/bench/bench_series.py --size-mb 512 --dtype bf16 [--no-compare] [--others] [--keep] [--workdir DIR]
 
 The versions (modelvc.samples.checkpoint_series, seeded) are written first, untimed. Then the
 series is stored twice, like a user would: in repository A with the default config (new
@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchutil import (CheckoutTiming, Run, gb, init_repo, mb, place, print_table, run_mvc,  # noqa: E402
                        stored_bytes, time_checkouts, verdict)
+
+from othertools import ToolRun, run_tools  # noqa: E402
 
 from modelvc.samples import DTYPES, ModelShape, checkpoint_series, write_safetensors  # noqa: E402
 
@@ -109,6 +111,9 @@ def main() -> None:
     parser.add_argument("--two-step", action="store_true",
                         help="store every version with 'mvc add' then 'mvc commit' (default: after the "
                              "first, one 'mvc commit -a', as a training script would)")
+    parser.add_argument("--others", action="store_true",
+                        help="also store the series with borg, restic and DVC where installed, and compare "
+                             "side by side (tests/bench/othertools.py)")
     parser.add_argument("--no-compare", action="store_true",
                         help="store the series only with deltas (skip the no-deltas repository)")
     args = parser.parse_args()
@@ -205,9 +210,35 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     deltas = store_series("deltas", workdir / "repo-deltas", versions, args.repeats, one_step)
     plain = None if args.no_compare else store_series("no deltas", workdir / "repo-plain", versions,
                                                       args.repeats, one_step, delta_max_depth=0)
+    others = run_tools(workdir, versions) if args.others else []
     report(args, versions, deltas, plain, zstd_total, zstd_dedup, zstd_seconds)
+    if others:
+        report_others(deltas, others)
     if not deltas.identical or (plain is not None and not plain.identical):
         sys.exit("a checkout did not restore its version byte for byte")
+    if not all(other.identical for other in others):
+        sys.exit("another tool did not restore version 1 byte for byte")
+
+
+def report_others(deltas: SeriesRun, others: list[ToolRun]) -> None:
+    """The issue's targets against the other tools measured in this run."""
+    print("\nside by side, this run (each tool's processes timed whole; restore: version 1 into place):")
+    rows = [["modelvc (deltas)", f"{deltas.ratio:.3f}", f"{deltas.ingest_seconds:.1f} s",
+             f"{deltas.checkouts['v1'].median_seconds:.2f} s", "yes"]]
+    rows += [[other.name, f"{other.stored_total / deltas.raw_total:.3f}", f"{other.ingest_seconds:.1f} s",
+              f"{other.restore_v1:.2f} s", "yes" if other.identical else "NO"] for other in others]
+    print_table(["", "stored/raw", "ingest", "restore v1", "byte-identical"], rows)
+    by_name = {other.name: other for other in others}
+    borg, dvc = by_name.get("borg"), by_name.get("DVC")
+    if borg:
+        print(f"fewer bytes than borg: {deltas.stored_total:,} vs {borg.stored_total:,}: "
+              f"{verdict(deltas.stored_total < borg.stored_total)}")
+        print(f"ingest at least 2.5x faster than borg: {borg.ingest_seconds / deltas.ingest_seconds:.2f}x: "
+              f"{verdict(deltas.ingest_seconds * 2.5 <= borg.ingest_seconds)}")
+    if dvc:
+        restore = deltas.checkouts["v1"].median_seconds
+        print(f"restore at least 1.5x faster than DVC: {dvc.restore_v1 / restore:.2f}x: "
+              f"{verdict(restore * 1.5 <= dvc.restore_v1)}")
 
 
 def version_rows(versions: list[tuple[str, Path]], deltas: SeriesRun, plain: SeriesRun | None) -> list[list[str]]:

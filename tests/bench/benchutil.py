@@ -48,19 +48,23 @@ def find_mvc() -> str:
 
 
 def run_mvc(args: list[str], cwd: Path) -> Run:
-    """Run `mvc ARGS` in cwd; exit with its stderr if it fails.
+    """Run `mvc ARGS` in cwd; exit with its stderr if it fails."""
+    return run_command([find_mvc(), *args], cwd, MVC_ENV)
+
+
+def run_command(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
+    """Run a command in cwd, timed as a whole process; exit with its stderr if it fails.
 
     Peak RSS comes from GNU time when it is installed: a process's ru_maxrss starts from the
     RSS of the process that forked it (Linux counts the pre-exec image), so measured directly
     from a benchmark holding gigabytes of arrays it would report the benchmark's size.
     """
-    command = [find_mvc(), *args]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile("r") as rss_file:
         wrapper = [GNU_TIME, "-f", "%M", "-o", rss_file.name] if GNU_TIME else []
         start = time.perf_counter()
         process = subprocess.Popen(wrapper + command, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                   env=MVC_ENV)
+                                   env=env)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -68,7 +72,7 @@ def run_mvc(args: list[str], cwd: Path) -> Run:
         err.seek(0)
         stdout = out.read().decode()
         if process.returncode != 0:
-            sys.exit(f"mvc {' '.join(args)} failed (exit {process.returncode}):\n{err.read().decode()}")
+            sys.exit(f"{' '.join(command)} failed (exit {process.returncode}):\n{err.read().decode()}")
         max_rss_kb = int(rss_file.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
     return Run(command[1:], seconds, max_rss_kb / 1024, stdout)
 
