@@ -36,12 +36,14 @@ class Run:
         return json.loads(self.stdout)
 
 
+def find_command(name: str) -> str | None:
+    """The command installed next to this interpreter, else the one on PATH, else None."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
 def find_mvc() -> str:
-    """The installed `mvc` next to this interpreter, else the one on PATH."""
-    beside = Path(sys.executable).parent / "mvc"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("mvc")
+    found = find_command("mvc")
     if found is None:
         sys.exit("the mvc command is not installed (pip install -e . in the virtualenv)")
     return found

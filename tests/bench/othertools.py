@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchutil import place, run_command, same_bytes
+from benchutil import MVC_ENV, find_command, place, run_command, same_bytes
 
 TRACKED = "model.safetensors"
 
@@ -48,16 +47,11 @@ def tree_bytes(path: Path) -> int:
     return sum((Path(top) / name).stat().st_size for top, _, names in os.walk(path) for name in names)
 
 
-def find_tool(name: str) -> str | None:
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.exists() else shutil.which(name)
-
-
 def run_tools(workdir: Path, versions: list[tuple[str, Path]]) -> list[ToolRun]:
     """Every tool found: its pass over the series. Tools not installed are skipped."""
     runs = []
     for name, store in TOOLS.items():
-        command = find_tool(name)
+        command = find_command(name)
         if command is None:
             print(f"{name}: not installed, skipped", flush=True)
             continue
@@ -70,7 +64,7 @@ def run_tools(workdir: Path, versions: list[tuple[str, Path]]) -> list[ToolRun]:
 
 
 def _environment(base: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = dict(MVC_ENV)
     env.update(HOME=str(base / "home"), XDG_CACHE_HOME=str(base / "cache"), XDG_CONFIG_HOME=str(base / "config"))
     env.update(extra)
     return env
