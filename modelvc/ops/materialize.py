@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from modelvc.errors import LocalChangesError
+from modelvc.errors import LocalChangesError, MvcError
 from modelvc.fsutil import current_boot_id
 from modelvc.index import stat_entry
 from modelvc.objects import MODE_EXEC, Tree, TreeEntry
@@ -20,6 +22,9 @@ from modelvc.ops.workstate import WorkingFile, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.worktree import stat_path
+
+if TYPE_CHECKING:
+    from modelvc.store.filedata import LocalCopy
 
 
 @dataclass
@@ -88,11 +93,14 @@ def refuse_conflicts(conflicts: list[str], action: str) -> None:
             hint="commit them, or use --force to discard them")
 
 
-def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS) -> tuple[os.stat_result, bool]:
+def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS,
+                replacing: WorkingFile | None = None) -> tuple[os.stat_result, bool]:
     """Write one file in place; returns its stat and whether it was left unsynced.
 
-    The bytes are not fsynced where the kernel gives a boot id (see modelvc/index.py): waiting
-    for the disk would cost most of a checkout's time, and the store keeps the durable copy.
+    Chunks that `replacing` (the file now at that path) already holds are copied from it,
+    verified, rather than decoded from the store. The bytes are not fsynced where the
+    kernel gives a boot id (see modelvc/index.py): waiting for the disk would cost most of a
+    checkout's time, and the store keeps the durable copy.
     """
     from modelvc.store.filedata import write_file
 
@@ -105,7 +113,7 @@ def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS) 
     unsynced = current_boot_id() is not None
     try:
         with open(tmp, "wb") as handle:
-            write_file(manifest, handle, repo.chunks, progress.advance)
+            write_file(manifest, handle, repo.chunks, progress.advance, _local_copy(repo, target, replacing))
             handle.flush()
             if not unsynced:
                 os.fsync(handle.fileno())
@@ -123,6 +131,18 @@ def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS) 
             os.unlink(tmp)
         raise
     return os.stat(target), unsynced
+
+
+def _local_copy(repo: Repo, target: Path, now: WorkingFile | None) -> LocalCopy | None:
+    from modelvc.store.filedata import LocalCopy
+
+    if now is None or now.file is None:
+        return None
+    try:
+        manifest = now.manifest or repo.manifest(now.file)
+    except MvcError:  # its manifest was never stored: nothing to reuse
+        return None
+    return LocalCopy(target, manifest)
 
 
 def remove_path(repo: Repo, path: str) -> None:
@@ -168,7 +188,7 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
                 st = os.stat(repo.root / entry.path)
                 progress.advance(entry.size)
             else:
-                st, unsynced = write_entry(repo, entry, progress)
+                st, unsynced = write_entry(repo, entry, progress, now)
                 result.written.append(entry.path)
             index.entries[entry.path] = stat_entry(entry.path, entry.file, entry.size, entry.mode, st,
                                                    index.entries.get(entry.path), unsynced)

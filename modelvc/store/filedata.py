@@ -224,12 +224,30 @@ def _span_bytes(group: list[ChunkSpan]) -> int:
     return group[-1].end - group[0].offset
 
 
+@dataclass(frozen=True)
+class LocalCopy:
+    """A file on disk believed to hold `manifest`: a source of chunks that skips the store.
+
+    Switching between nearby versions rewrites a file most of whose chunks the old file
+    already holds; reading them from there costs a copy instead of a decode. Nothing is
+    trusted: each reused chunk is hashed like a stored one, and read from the store
+    instead when the file no longer holds it.
+    """
+
+    path: Path
+    manifest: Manifest
+
+    def offsets_by_id(self) -> dict[bytes, int]:
+        return {bytes.fromhex(chunk_id): offset
+                for (chunk_id, _), offset in zip(self.manifest.chunks, self.manifest.chunk_offsets())}
+
+
 def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
-               progress: Progress | None = None) -> None:
+               progress: Progress | None = None, local: LocalCopy | None = None) -> None:
     """Write a file's bytes: chunks decoded and verified in parallel, written in order.
 
     Into a regular file, workers write each chunk at its offset themselves (no copy through
-    the calling thread).
+    the calling thread), taking it from `local` where that still holds it.
     """
     fd = _positional_fd(handle)
     if fd is None:
@@ -239,23 +257,56 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
     offsets = manifest.chunk_offsets()
     indexes = list(range(len(manifest.chunks)))
     groups = batches(indexes, [length for _, length in manifest.chunks])
+    with _opened(local) as (local_fd, local_offsets):
 
-    def fetch_and_write(group: list[int]) -> int:
-        written = 0
-        for index in group:
-            chunk_id, length = manifest.chunks[index]
-            data = store.read(bytes.fromhex(chunk_id))
-            _pwrite_all(fd, data, base + offsets[index])
-            written += length
-        return written
+        def fetch_and_write(group: list[int]) -> int:
+            written = 0
+            for index in group:
+                chunk_id_hex, length = manifest.chunks[index]
+                chunk_id = bytes.fromhex(chunk_id_hex)
+                data = None
+                if chunk_id in local_offsets:
+                    data = _read_verified(local_fd, local_offsets[chunk_id], length, chunk_id)
+                if data is None:
+                    data = store.read(chunk_id)
+                _pwrite_all(fd, data, base + offsets[index])
+                written += length
+            return written
 
-    def group_bytes(group: list[int]) -> int:
-        return sum(manifest.chunks[index][1] for index in group)
+        def group_bytes(group: list[int]) -> int:
+            return sum(manifest.chunks[index][1] for index in group)
 
-    for written in ordered_map(fetch_and_write, groups, weight=group_bytes, max_weight=IN_FLIGHT_BYTES):
-        if progress:
-            progress(written)
+        for written in ordered_map(fetch_and_write, groups, weight=group_bytes, max_weight=IN_FLIGHT_BYTES):
+            if progress:
+                progress(written)
     handle.seek(base + manifest.size)
+
+
+@contextmanager
+def _opened(local: LocalCopy | None) -> Iterator[tuple[int, dict[bytes, int]]]:
+    """The local copy's descriptor and chunk offsets; none at all when it cannot be opened."""
+    fd = -1
+    if local is not None:
+        try:
+            fd = os.open(local.path, os.O_RDONLY)
+        except OSError:
+            fd = -1
+    try:
+        yield fd, (local.offsets_by_id() if fd >= 0 and local is not None else {})
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _read_verified(fd: int, offset: int, length: int, chunk_id: bytes) -> bytes | None:
+    """The chunk's bytes from a local file, or None unless they are exactly the chunk."""
+    try:
+        data = os.pread(fd, length, offset)
+    except OSError:
+        return None
+    if len(data) != length or hash_bytes_raw(data) != chunk_id:
+        return None
+    return data
 
 
 def _positional_fd(handle: BinaryIO) -> int | None:
