@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import write
 
@@ -139,3 +140,29 @@ def test_fsck_detects_a_corrupt_base(mvc, work):
     assert set(dependants) <= objects  # the deltas built on it fail their reconstruction too
     broken = {b["commit"][:10] for p in problems for b in p["breaks"]}
     assert {commits[0][0], commits[1][0]} <= broken
+
+
+def test_a_retrained_tensor_stops_trying_deltas_after_a_failed_block(mvc, work, monkeypatch):
+    from modelvc.samples import retrain
+    from modelvc.store import delta
+
+    rng = np.random.default_rng(3)
+    first = {"n": (0.02 * rng.standard_normal(1 << 20)).astype(np.float32),  # 2 blocks of 1 MiB in bf16
+             "w": (0.02 * rng.standard_normal(6 << 20)).astype(np.float32)}  # 12 blocks
+    write_safetensors(work / "m.safetensors", first)
+    mvc("add", "m.safetensors")
+    mvc("commit", "-m", "v0")
+    second = retrain(nudge(first, ["n"], 1e-4, seed=4), ["w"], seed=5)
+    write_safetensors(work / "m.safetensors", second)
+    expected = (work / "m.safetensors").read_bytes()
+    attempts = []
+    real_encode = delta.encode_delta
+    monkeypatch.setattr(delta, "encode_delta", lambda *args: attempts.append(1) or real_encode(*args))
+    mvc("add", "m.safetensors")
+    mvc("commit", "-m", "v1")
+    # n's 2 blocks, then w: one failed try per 8 MiB batch it falls in (2), not one per block (12)
+    assert len(attempts) == 4
+    assert mvc.json("stats")["delta_chunks"] == 2
+    (work / "m.safetensors").unlink()
+    mvc("checkout", "--force", "HEAD")
+    assert (work / "m.safetensors").read_bytes() == expected

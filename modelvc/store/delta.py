@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import NamedTuple
+
 from modelvc.errors import IntegrityError
 from modelvc.store.codecs import UNSIGNED_OF_SIZE as _UNSIGNED
 from modelvc.store.codecs import decode_planes, encode_planes
@@ -76,11 +78,18 @@ def decode_delta(payload: bytes | memoryview, raw_length: int, base: bytes | mem
     return out.data
 
 
+class DeltaBase(NamedTuple):
+    """The chunk of the previous version a span may be stored against, and the tensor it is in."""
+
+    chunk: bytes
+    tensor: str
+
+
 def _row_shape(shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
     return None if shape is None else tuple(shape[1:])
 
 
-def plan_bases(spans, layout, previous_layout, previous_chunks: list[tuple[str, int]]) -> list[bytes | None]:
+def plan_bases(spans, layout, previous_layout, previous_chunks: list[tuple[str, int]]) -> list[DeltaBase | None]:
     """For each span, the chunk of the previous version to store it as a delta against, if any.
 
     A span qualifies when it holds floats and starts inside a tensor that the previous
@@ -90,7 +99,7 @@ def plan_bases(spans, layout, previous_layout, previous_chunks: list[tuple[str, 
     gives exact bytes back (the result is hashed); a poor match only compresses worse, and
     then the plain encoding wins.
     """
-    bases: list[bytes | None] = [None] * len(spans)
+    bases: list[DeltaBase | None] = [None] * len(spans)
     if layout is None or previous_layout is None:
         return bases
     old_tensors = {s.name: s for s in previous_layout.segments if s.kind == "tensor"}
@@ -119,5 +128,5 @@ def plan_bases(spans, layout, previous_layout, previous_chunks: list[tuple[str, 
             continue
         chunk_id = starts.get(old.offset + relative)
         if chunk_id is not None:
-            bases[number] = bytes.fromhex(chunk_id)
+            bases[number] = DeltaBase(bytes.fromhex(chunk_id), tensor.name)
     return bases

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Iterator, TypeVar
 
 from modelvc.formats import Layout
 from modelvc.ids import hash_bytes_raw
@@ -24,6 +24,9 @@ from modelvc.objects import Manifest
 from modelvc.store.chunker import ChunkParams, ChunkSpan, plan_chunks
 from modelvc.store.chunkstore import ChunkStore, ChunkWriter
 from modelvc.store.parallel import ordered_map
+
+if TYPE_CHECKING:
+    from modelvc.store.delta import DeltaBase
 
 Progress = Callable[[int], None]
 T = TypeVar("T")
@@ -168,6 +171,18 @@ def encode_span(store: ChunkStore, piece: memoryview, itemsize: int | None, base
     return codec, payload, None
 
 
+def delta_paid_off(base: bytes | None, payload_length: int, raw_length: int) -> bool:
+    """Whether a block offered a base was stored as a good delta.
+
+    A retrained tensor's blocks all fail alike, and each failure costs a base decoded and a
+    delta coded for nothing, so after one the rest of the tensor in the same batch is coded
+    plainly: the batches are fixed by the file, so the choice stays deterministic.
+    """
+    from modelvc.store.delta import DELTA_GOOD_ENOUGH
+
+    return base is not None and payload_length <= DELTA_GOOD_ENOUGH * raw_length
+
+
 def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: ChunkWriter | None,
                 progress: Progress | None = None, previous: PreviousVersion | None = None,
                 max_delta_depth: int = 0) -> IngestResult:
@@ -180,7 +195,7 @@ def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: Chun
         view = source.view
         layout = detect_layout(view, path.name, params)
         spans = plan_chunks(view, layout, params) if len(view) else []
-        base_of: dict[int, bytes] = {}
+        base_of: dict[int, DeltaBase] = {}
         if previous is not None and writer is not None and max_delta_depth > 0:
             from modelvc.store.delta import plan_bases
 
@@ -189,15 +204,20 @@ def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: Chun
 
         def work(batch: list[ChunkSpan]) -> list[_Chunk]:
             done = []
+            given_up: set[str] = set()  # tensors whose blocks did not delta well earlier in this batch
             for span in batch:
                 piece = view[span.offset:span.end]
                 chunk_id = hash_bytes_raw(piece)
                 if writer is None or not writer.needs(chunk_id):
                     done.append(_Chunk(chunk_id, span.length, 0, None))
-                else:
-                    codec, payload, base = encode_span(store, piece, span.itemsize,
-                                                       base_of.get(span.offset), max_delta_depth)
-                    done.append(_Chunk(chunk_id, span.length, codec, payload, base))
+                    continue
+                planned = base_of.get(span.offset)
+                offered = planned if planned is not None and planned.tensor not in given_up else None
+                codec, payload, base = encode_span(store, piece, span.itemsize,
+                                                   offered.chunk if offered else None, max_delta_depth)
+                if offered is not None and not delta_paid_off(base, len(payload), span.length):
+                    given_up.add(offered.tensor)
+                done.append(_Chunk(chunk_id, span.length, codec, payload, base))
             return done
 
         def submitted(groups: list[list[ChunkSpan]]) -> Iterator[list[ChunkSpan]]:

@@ -85,4 +85,4 @@ def test_plan_bases_matches_blocks_by_tensor_and_offset():
     spans = [ChunkSpan(0, 120, None), ChunkSpan(120, 2048, 2), ChunkSpan(2168, 2048, 2), ChunkSpan(4216, 304, 2),
              ChunkSpan(4520, 400, 2), ChunkSpan(4920, 100, 2)]
     bases = plan_bases(spans, new, old, old_chunks)
-    assert bases == [None, bytes.fromhex("bb" * 32), bytes.fromhex("cc" * 32), None, None, None]
+    assert bases == [None, (bytes.fromhex("bb" * 32), "emb"), (bytes.fromhex("cc" * 32), "emb"), None, None, None]
