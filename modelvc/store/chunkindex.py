@@ -1,68 +1,115 @@
-"""The union of all pack indexes, searchable in memory with numpy.
+"""The union of all pack indexes: where each chunk is, whatever the number of packs.
 
-Every pack index is loaded into one table sorted by the first 8 bytes of the chunk id, so
-that a lookup (or a batch of them) is a binary search, whatever the number of packs or chunks.
-A million chunks cost about 90 MB of table and a fraction of a second to load.
+Every pack's index rows stay as read (bytes, sorted by chunk id); a lookup table maps a
+chunk id to (pack, row). A store of up to SMALL_INDEX_ROWS chunks (about 64 GB of 1 MiB
+blocks) uses a dict, built in a few milliseconds without numpy, whose import alone costs
+0.13 s: most commands on such stores then never load numpy. A larger store uses one numpy
+table sorted by the first 8 bytes of the id, searched by bisection, which a dict of
+millions of entries would not match in memory or load time (a million chunks: about
+90 MB and a fraction of a second).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from modelvc.store.packs import (
+    IDX_HEADER_SIZE,
+    IDX_ROW,
+    NO_BASE,
+    Location,
+    idx_dtype,
+    pack_names,
+    read_idx_rows,
+)
 
-from modelvc.store.packs import IDX_DTYPE, NO_BASE, Location, pack_names, read_idx
+if TYPE_CHECKING:
+    import numpy as np
 
+SMALL_INDEX_ROWS = 1 << 16
 
-def _keys(ids: np.ndarray) -> np.ndarray:
-    """First 8 bytes of each 32-byte id as a big-endian integer (sorts like the bytes do)."""
-    raw = np.frombuffer(ids.tobytes(), dtype=">u8").reshape(-1, 4)[:, 0]
-    return raw.astype(np.uint64)
+_ID_LENGTH = 32
+_PACK_SHIFT = 32  # a (pack, row) pair packed into one int: pack << 32 | row
 
 
 class ChunkIndex:
-    def __init__(self, packs_dir: Path) -> None:
+    def __init__(self, packs_dir: Path, small_limit: int = SMALL_INDEX_ROWS) -> None:
         self.packs_dir = packs_dir
+        self.small_limit = small_limit
         self.reload()
 
     def reload(self) -> None:
         self.packs = pack_names(self.packs_dir)
-        tables = [read_idx(self.packs_dir / f"{name}.idx") for name in self.packs]
-        table = np.concatenate(tables) if tables else np.zeros(0, dtype=IDX_DTYPE)
-        pack_of = np.concatenate([np.full(len(t), i, dtype=np.uint32) for i, t in enumerate(tables)] or
-                                 [np.zeros(0, dtype=np.uint32)])
-        keys = _keys(table["id"])
+        self._rows = [read_idx_rows(self.packs_dir / f"{name}.idx") for name in self.packs]
+        self._count = sum(count for _, count in self._rows)
+        if self._count <= self.small_limit:
+            self._find = self._dict_lookup()
+        else:
+            self._find = self._sorted_lookup()
+
+    def _ids(self, number: int):
+        data, count = self._rows[number]
+        return (data[start:start + _ID_LENGTH]
+                for start in range(IDX_HEADER_SIZE, IDX_HEADER_SIZE + count * IDX_ROW.size, IDX_ROW.size))
+
+    def _dict_lookup(self):
+        where: dict[bytes, int] = {}
+        for number, (_, count) in enumerate(self._rows):
+            where.update(zip(self._ids(number), range(number << _PACK_SHIFT, (number << _PACK_SHIFT) + count)))
+        return where.get
+
+    def _sorted_lookup(self):
+        import numpy as np
+
+        ids = np.frombuffer(b"".join(b"".join(self._ids(n)) for n in range(len(self._rows))), dtype=">u8")
+        keys = ids.reshape(-1, _ID_LENGTH // 8)[:, 0].astype(np.uint64)
+        places = np.concatenate([(np.uint64(number) << np.uint64(_PACK_SHIFT)) + np.arange(count, dtype=np.uint64)
+                                 for number, (_, count) in enumerate(self._rows)] or [np.zeros(0, np.uint64)])
         order = np.argsort(keys, kind="stable")
-        self._table, self._pack_of, self._keys = table[order], pack_of[order], keys[order]
+        keys, places = keys[order], places[order]
+
+        def find(chunk_id: bytes) -> int | None:
+            key = np.uint64(int.from_bytes(chunk_id[:8], "big"))
+            index = int(np.searchsorted(keys, key, side="left"))
+            while index < len(keys) and keys[index] == key:
+                place = int(places[index])
+                if self._row(place)[0] == chunk_id:
+                    return place
+                index += 1
+            return None
+
+        return find
+
+    def _row(self, place: int) -> tuple:
+        data, _ = self._rows[place >> _PACK_SHIFT]
+        return IDX_ROW.unpack_from(data, IDX_HEADER_SIZE + (place & ((1 << _PACK_SHIFT) - 1)) * IDX_ROW.size)
 
     def __len__(self) -> int:
-        return len(self._table)
-
-    def _find(self, chunk_id: bytes) -> int:
-        key = int.from_bytes(chunk_id[:8], "big")
-        index = int(np.searchsorted(self._keys, np.uint64(key), side="left"))
-        while index < len(self._keys) and int(self._keys[index]) == key:
-            if self._table[index]["id"].tobytes() == chunk_id:
-                return index
-            index += 1
-        return -1
+        return self._count
 
     def contains(self, chunk_id: bytes) -> bool:
-        return self._find(chunk_id) >= 0
+        return self._find(chunk_id) is not None
 
     def locate(self, chunk_id: bytes) -> Location | None:
-        index = self._find(chunk_id)
-        if index < 0:
+        place = self._find(chunk_id)
+        if place is None:
             return None
-        row = self._table[index]
-        base = row["base"].tobytes()
-        return Location(self.packs[int(self._pack_of[index])], int(row["offset"]),
-                        int(row["payload_len"]), int(row["raw_len"]), int(row["codec"]),
+        _, offset, payload_len, raw_len, codec, _, base = self._row(place)
+        return Location(self.packs[place >> _PACK_SHIFT], offset, payload_len, raw_len, codec,
                         None if base == NO_BASE else base)
 
     def entries(self) -> np.ndarray:
-        """The whole table (read-only), with a `pack` column index into `self.packs`."""
-        return self._table
+        """Every row of every pack as one numpy table (pack by pack), for whole-store scans."""
+        import numpy as np
+
+        dtype = idx_dtype()
+        tables = [np.frombuffer(data, dtype=dtype, count=count, offset=IDX_HEADER_SIZE) for data, count in self._rows]
+        return np.concatenate(tables) if tables else np.zeros(0, dtype=dtype)
 
     def pack_numbers(self) -> np.ndarray:
-        return self._pack_of
+        """For each row of entries(), the number of its pack in `self.packs`."""
+        import numpy as np
+
+        return np.repeat(np.arange(len(self._rows), dtype=np.uint32),
+                         [count for _, count in self._rows]).astype(np.uint32)

@@ -62,11 +62,14 @@ from __future__ import annotations
 
 import struct
 import threading
+from typing import TYPE_CHECKING
 
-import numpy as np
 import zstandard
 
 from modelvc.errors import IntegrityError
+
+if TYPE_CHECKING:  # numpy is imported where planes are coded: a plain zstd chunk needs none of it
+    import numpy as np
 
 CODEC_NONE = 0
 CODEC_ZSTD = 1
@@ -182,7 +185,7 @@ def encode_planes(raw: bytes | memoryview, itemsize: int) -> bytes | None:
     return payload
 
 
-UNSIGNED_OF_SIZE = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+UNSIGNED_OF_SIZE = {2: "<u2", 4: "<u4", 8: "<u8"}
 _SHIFT_SPLIT_ITEMSIZES = (2, 4)
 
 
@@ -192,15 +195,19 @@ def split_planes(raw: bytes | memoryview, count: int, itemsize: int) -> list[np.
     For 2- and 4-byte items, shifting whole integers is 3x and 1.5x faster than a strided
     transpose copy (tests/bench/bench_codecs.py); for 8-byte items the transpose wins.
     """
+    import numpy as np
+
     if itemsize in _SHIFT_SPLIT_ITEMSIZES:
         words = np.frombuffer(raw, dtype=UNSIGNED_OF_SIZE[itemsize], count=count)
-        return [(words >> (8 * k)).astype(np.uint8) for k in range(itemsize)]
+        return [(words >> (8 * k) if k else words).astype(np.uint8) for k in range(itemsize)]
     elements = np.frombuffer(raw, dtype=np.uint8, count=count * itemsize).reshape(count, itemsize)
     return list(elements.T.copy())
 
 
 def join_planes(planes: list[np.ndarray], out: np.ndarray) -> None:
     """The inverse of split_planes, into `out` (count * itemsize bytes)."""
+    import numpy as np
+
     itemsize = len(planes)
     if itemsize == 2:  # shifting and or-ing is 1.6x faster than two strided column writes
         words = out.view(np.uint16)
@@ -255,6 +262,9 @@ def _decompress_exact(frame: bytes | memoryview, expected: int, what: str) -> by
 
 
 def decode_planes(payload: bytes | memoryview, raw_length: int) -> memoryview:
+    """The raw bytes of a CODEC_PLANES payload, in a new writable buffer."""
+    import numpy as np
+
     view = memoryview(payload)
     if len(view) < _PLANES_HEAD.size:
         raise _corrupt("planes header truncated")

@@ -20,15 +20,16 @@ partial element, if any, is stored as is.
 
 from __future__ import annotations
 
-import numpy as np
-
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from modelvc.errors import IntegrityError
 from modelvc.store.codecs import UNSIGNED_OF_SIZE as _UNSIGNED
 from modelvc.store.codecs import decode_planes, encode_planes
 
-_SIGNED = {2: np.int16, 4: np.int32, 8: np.int64}
+if TYPE_CHECKING:  # numpy is imported where blocks are coded: planning bases needs none of it
+    import numpy as np
+
+_SIGNED = {2: "<i2", 4: "<i4", 8: "<i8"}
 
 # Accept a delta at once when it is this small a fraction of the raw block; otherwise the
 # plain encoding is tried too and the smaller wins.
@@ -37,6 +38,8 @@ DELTA_GOOD_ENOUGH = 0.55
 
 def _elements(data: bytes | memoryview | np.ndarray, count: int, itemsize: int) -> np.ndarray:
     """The first `count` elements of data as unsigned integers, zero-padded if data is short."""
+    import numpy as np
+
     raw = np.frombuffer(data, dtype=np.uint8)
     if len(raw) >= count * itemsize:  # the usual case: a view, no copy
         return raw[:count * itemsize].view(_UNSIGNED[itemsize])
@@ -48,34 +51,38 @@ def _elements(data: bytes | memoryview | np.ndarray, count: int, itemsize: int) 
 
 def encode_delta(raw: bytes | memoryview, base: bytes | memoryview, itemsize: int) -> bytes | None:
     """The CODEC_DELTA payload of raw against base, or None when it would not compress."""
+    import numpy as np
+
     count = len(raw) // itemsize
     if count == 0:
         return None
     whole = count * itemsize
     buffer = np.empty(len(raw), dtype=np.uint8)  # zigzagged differences, then the raw tail
-    new = np.frombuffer(raw, dtype=np.uint8, count=whole).view(_UNSIGNED[itemsize])
-    difference = buffer[:whole].view(_SIGNED[itemsize])
-    np.subtract(new, _elements(base, count, itemsize), out=difference.view(_UNSIGNED[itemsize]))
-    bits = 8 * itemsize - 1
-    zigzag = np.left_shift(difference, 1)
-    np.bitwise_xor(zigzag, np.right_shift(difference, bits), out=difference)
+    difference = buffer[:whole].view(_UNSIGNED[itemsize])
+    np.subtract(np.frombuffer(raw, dtype=_UNSIGNED[itemsize], count=count), _elements(base, count, itemsize),
+                out=difference)
+    sign = np.right_shift(difference.view(_SIGNED[itemsize]), 8 * itemsize - 1)  # 0 or -1 (all ones)
+    np.left_shift(difference, 1, out=difference)
+    np.bitwise_xor(difference, sign.view(_UNSIGNED[itemsize]), out=difference)
     buffer[whole:] = np.frombuffer(raw, dtype=np.uint8)[whole:]
     return encode_planes(memoryview(buffer), itemsize)
 
 
 def decode_delta(payload: bytes | memoryview, raw_length: int, base: bytes | memoryview) -> memoryview:
+    import numpy as np
+
     if len(payload) < 1 or payload[0] not in _UNSIGNED:
         raise IntegrityError("corrupt chunk payload: delta without a valid itemsize")
     itemsize = payload[0]
-    data = decode_planes(payload, raw_length)
+    data = decode_planes(payload, raw_length)  # zigzagged differences, then the tail as it is
     count = raw_length // itemsize
-    unsigned = _UNSIGNED[itemsize]
-    zigzag = np.frombuffer(data, dtype=np.uint8, count=count * itemsize).view(unsigned)
-    difference = (zigzag >> unsigned(1)) ^ (unsigned(0) - (zigzag & unsigned(1)))
-    out = np.empty(raw_length, dtype=np.uint8)
-    out[:count * itemsize].view(unsigned)[:] = _elements(base, count, itemsize) + difference
-    out[count * itemsize:] = np.frombuffer(data, dtype=np.uint8)[count * itemsize:]
-    return out.data
+    values = np.frombuffer(data, dtype=_UNSIGNED[itemsize], count=count)
+    sign = values & 1
+    np.negative(sign, out=sign)  # 0 or all ones
+    np.right_shift(values, 1, out=values)
+    np.bitwise_xor(values, sign, out=values)
+    np.add(values, _elements(base, count, itemsize), out=values)
+    return data
 
 
 class DeltaBase(NamedTuple):

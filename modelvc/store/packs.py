@@ -15,8 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from modelvc.errors import IntegrityError
 from modelvc.fsutil import atomic_write, fsync_dir
@@ -31,8 +30,21 @@ NO_BASE = bytes(32)
 
 WRITEBACK_BYTES = 32 << 20
 
-IDX_DTYPE = np.dtype([("id", "V32"), ("offset", "<u8"), ("payload_len", "<u4"),
-                      ("raw_len", "<u4"), ("codec", "u1"), ("pad", "V3"), ("base", "V32")])
+# An index row: chunk id, record offset, payload length, raw length, codec, padding, base id.
+IDX_HEADER_SIZE = 16  # magic, then the row count (u64)
+IDX_ROW = struct.Struct("<32sQIIB3s32s")
+IDX_FIELDS = ("id", "offset", "payload_len", "raw_len", "codec", "pad", "base")
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def idx_dtype() -> np.dtype:
+    """IDX_ROW as a numpy record type, for the commands that scan whole indexes."""
+    import numpy as np
+
+    return np.dtype([("id", "V32"), ("offset", "<u8"), ("payload_len", "<u4"),
+                     ("raw_len", "<u4"), ("codec", "u1"), ("pad", "V3"), ("base", "V32")])
 
 
 @dataclass(frozen=True)
@@ -89,21 +101,32 @@ def pack_names(packs_dir: Path) -> list[str]:
                   and (packs_dir / (name[:-4] + ".pack")).exists())
 
 
-def read_idx(path: Path) -> np.ndarray:
+def read_idx_rows(path: Path) -> tuple[bytes, int]:
+    """An index file's bytes, checked against its checksum, and its number of rows.
+
+    Row i is IDX_ROW at IDX_HEADER_SIZE + i * IDX_ROW.size; rows are sorted by chunk id.
+    """
     data = path.read_bytes()
-    if len(data) < 16 + 32 or data[:8] != IDX_MAGIC:
+    if len(data) < IDX_HEADER_SIZE + 32 or data[:8] != IDX_MAGIC:
         raise IntegrityError(f"pack index {path.name} is corrupt (bad header)")
     (count,) = struct.unpack_from("<Q", data, 8)
-    body_end = 16 + count * IDX_DTYPE.itemsize
+    body_end = IDX_HEADER_SIZE + count * IDX_ROW.size
     if body_end + 32 != len(data) or hash_bytes_raw(data[:body_end]) != data[body_end:]:
         raise IntegrityError(f"pack index {path.name} is corrupt (checksum mismatch)")
-    return np.frombuffer(data, dtype=IDX_DTYPE, count=count, offset=16)
+    return data, count
+
+
+def read_idx(path: Path) -> np.ndarray:
+    import numpy as np
+
+    data, count = read_idx_rows(path)
+    return np.frombuffer(data, dtype=idx_dtype(), count=count, offset=IDX_HEADER_SIZE)
 
 
 def write_idx(path: Path, records: list[tuple]) -> None:
-    """Write an index of IDX_DTYPE rows (a few thousand per pack), sorted by chunk id."""
-    table = np.array(sorted(records, key=lambda r: r[0]), dtype=IDX_DTYPE)
-    body = IDX_MAGIC + struct.pack("<Q", len(table)) + table.tobytes()
+    """Write an index of IDX_ROW rows (a few thousand per pack), sorted by chunk id."""
+    rows = b"".join(IDX_ROW.pack(*record) for record in sorted(records, key=lambda r: r[0]))
+    body = IDX_MAGIC + struct.pack("<Q", len(records)) + rows
     atomic_write(path, body + hash_bytes_raw(body))
 
 

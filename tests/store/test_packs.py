@@ -93,3 +93,22 @@ def test_scan_pack_lists_every_record(tmp_path):
     name = pack_names(tmp_path / "packs")[0]
     records = scan_pack(tmp_path / "packs" / f"{name}.pack")
     assert sorted(r[0] for r in records) == sorted(ids)
+
+
+def test_both_index_lookups_agree(tmp_path):
+    from modelvc.store.chunkindex import ChunkIndex
+
+    store = ChunkStore(tmp_path / "packs", pack_max_bytes=2000)
+    ids = store_chunks(store, [chunk(i) for i in range(300)])
+    small, large = ChunkIndex(tmp_path / "packs"), ChunkIndex(tmp_path / "packs", small_limit=0)
+    assert len(small) == len(large) == 300 and len(small.packs) > 3
+    for chunk_id in ids:
+        location = small.locate(chunk_id)
+        assert location is not None and location == large.locate(chunk_id)
+        assert location.base is None and location.raw_len == len(store.read(chunk_id))
+    missing = hash_bytes_raw(b"never stored")
+    assert small.locate(missing) is None and large.locate(missing) is None
+    assert not small.contains(missing) and not large.contains(missing)
+    table, pack_of = small.entries(), small.pack_numbers()
+    assert len(table) == len(pack_of) == 300
+    assert all(small.locate(row["id"].tobytes()).pack == small.packs[number] for row, number in zip(table, pack_of))
