@@ -348,3 +348,20 @@ def test_without_a_boot_id_checkout_fsyncs_each_file(mvc, work, boot, monkeypatc
     mvc("checkout", "HEAD", "--", "a.bin")
     assert any(".a.bin.mvc-tmp-" in path for path in synced)
     assert "unsynced_boot" not in _index_entry(work)
+
+
+def test_quiet_add_checkout_and_rollback_print_nothing_but_do_the_work(mvc, work):
+    write(work / "m.bin", b"one")
+    assert mvc("add", "-q", "m.bin").output == ""
+    mvc("commit", "-m", "one")
+    write(work / "m.bin", b"two")
+    assert mvc("add", "--quiet", "m.bin").output == ""
+    mvc("commit", "-m", "two")
+    assert mvc("checkout", "-q", "HEAD~1").output == ""
+    assert (work / "m.bin").read_bytes() == b"one"
+    assert mvc("checkout", "-q", "main").output == ""
+    assert mvc("rollback", "-q").output == ""
+    assert (work / "m.bin").read_bytes() == b"one"
+    assert mvc.json("log")[0]["message"].startswith("Rollback to ")
+    result = mvc("checkout", "-q", "nowhere", ok=False)  # errors still speak
+    assert result.exit_code != 0 and result.stderr.startswith("error: ")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progress_bar
+from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
 
 
 @click.command("init")
@@ -31,8 +31,9 @@ def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
 @click.command("add")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@quiet_option
 @click.pass_context
-def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
+def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Stage files for the next commit (files, directories, or glob patterns).
 
     Directories are walked recursively, skipping paths matched by .mvcignore. Files that
@@ -42,7 +43,7 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> No
     from modelvc.ops.add import add
 
     repo = open_repo(ctx)
-    with progress_bar() as bar:
+    with progress_bar(quiet) as bar:
         result = add(repo, list(paths), cwd_of(ctx), bar)
     if as_json:
         emit_json({"staged": result.staged, "removed": result.removed, "unchanged": result.unchanged,
@@ -53,6 +54,8 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> No
     for path, warnings in result.warnings.items():
         for warning in warnings:
             click.echo(f"warning: {path}: {warning}", err=True)
+    if quiet:
+        return
     for path in result.staged:
         click.echo(f"add '{path}'")
     for path in result.removed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, open_repo,
-                                progress_bar)
+                                progress_bar, quiet_option)
 
 
 def move_summary(move) -> str:
@@ -28,8 +28,9 @@ def move_json(move) -> dict:
 @click.option("-b", "new_branch", metavar="NEW", help="Create branch NEW at START (default HEAD) and switch to it.")
 @click.option("-f", "--force", is_flag=True, help="Discard local changes that would be overwritten.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@quiet_option
 @click.pass_context
-def checkout_command(ctx, args, new_branch, force, as_json) -> None:
+def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
     """Switch to a branch or revision, or restore files from one.
 
     \b
@@ -45,7 +46,7 @@ def checkout_command(ctx, args, new_branch, force, as_json) -> None:
 
     repo = open_repo(ctx)
     paths = ctx.meta.get("paths")
-    with progress_bar() as bar:
+    with progress_bar(quiet) as bar:
         if new_branch:
             if len(args) > 1 or paths:
                 raise click.UsageError("checkout -b takes a new branch name and at most one START")
@@ -68,6 +69,8 @@ def checkout_command(ctx, args, new_branch, force, as_json) -> None:
     if as_json:
         emit_json({"commit": result.commit, "branch": result.branch, **move_json(result.move)})
         return
+    if quiet:
+        return
     click.echo(message)
     summary = move_summary(result.move)
     if summary:
@@ -79,8 +82,9 @@ def checkout_command(ctx, args, new_branch, force, as_json) -> None:
 @click.option("--hard", is_flag=True, help="Move the branch back instead of adding a commit (the reflog keeps the old position).")
 @click.option("-f", "--force", is_flag=True, help="Discard local changes that would be overwritten.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@quiet_option
 @click.pass_context
-def rollback_command(ctx, rev, hard, force, as_json) -> None:
+def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
     """Go back to REV's content (default: the parent of HEAD).
 
     Makes a new commit "Rollback to <id>: <subject>" whose files are REV's, so history is
@@ -89,11 +93,13 @@ def rollback_command(ctx, rev, hard, force, as_json) -> None:
     """
     from modelvc.ops.rollback import rollback
 
-    with progress_bar() as bar:
+    with progress_bar(quiet) as bar:
         result = rollback(open_repo(ctx), rev, hard, force, bar)
     if as_json:
         emit_json({"target": result.target, "commit": result.new_commit, "previous": result.previous,
                    "branch": result.branch, "hard": hard, **move_json(result.move)})
+        return
+    if quiet:
         return
     if hard:
         click.echo(f"HEAD is now at {result.target[:10]} (was {result.previous[:10]}; see 'mvc reflog')")

@@ -58,14 +58,15 @@ def format_value(value: Any) -> str:
 
 
 class RichProgress:
-    """A byte-count progress bar on stderr, shown only when stderr is a terminal."""
+    """A byte-count progress bar on stderr, shown only when stderr is a terminal (and not quiet)."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
+        self._quiet = quiet
         self._progress = None
         self._task = None
 
     def start(self, label: str, total: int) -> None:
-        if not sys.stderr.isatty() or total <= 0:
+        if self._quiet or not sys.stderr.isatty() or total <= 0:
             return
         from rich.console import Console
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
@@ -88,12 +89,17 @@ class RichProgress:
 
 
 @contextmanager
-def progress_bar() -> Iterator[RichProgress]:
-    bar = RichProgress()
+def progress_bar(quiet: bool = False) -> Iterator[RichProgress]:
+    bar = RichProgress(quiet)
     try:
         yield bar
     finally:
         bar.finish()
+
+
+def quiet_option(function):
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="Print nothing but warnings and errors; no progress bar.")(function)
 
 
 class PathsAfterDashDash(click.Command):
