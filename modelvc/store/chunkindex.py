@@ -48,22 +48,19 @@ class ChunkIndex:
         else:
             self._find = self._sorted_lookup()
 
-    def _ids(self, number: int):
-        data, count = self._rows[number]
-        return (data[start:start + _ID_LENGTH]
-                for start in range(IDX_HEADER_SIZE, IDX_HEADER_SIZE + count * IDX_ROW.size, IDX_ROW.size))
-
     def _dict_lookup(self):
         where: dict[bytes, int] = {}
-        for number, (_, count) in enumerate(self._rows):
-            where.update(zip(self._ids(number), range(number << _PACK_SHIFT, (number << _PACK_SHIFT) + count)))
+        for number, (data, count) in enumerate(self._rows):
+            ids = (data[start:start + _ID_LENGTH]
+                   for start in range(IDX_HEADER_SIZE, IDX_HEADER_SIZE + count * IDX_ROW.size, IDX_ROW.size))
+            where.update(zip(ids, range(number << _PACK_SHIFT, (number << _PACK_SHIFT) + count)))
         return where.get
 
     def _sorted_lookup(self):
         import numpy as np
 
-        ids = np.frombuffer(b"".join(b"".join(self._ids(n)) for n in range(len(self._rows))), dtype=">u8")
-        keys = ids.reshape(-1, _ID_LENGTH // 8)[:, 0].astype(np.uint64)
+        ids = self.entries()["id"].tobytes()
+        keys = np.frombuffer(ids, dtype=">u8").reshape(-1, _ID_LENGTH // 8)[:, 0].astype(np.uint64)
         places = np.concatenate([(np.uint64(number) << np.uint64(_PACK_SHIFT)) + np.arange(count, dtype=np.uint64)
                                  for number, (_, count) in enumerate(self._rows)] or [np.zeros(0, np.uint64)])
         order = np.argsort(keys, kind="stable")
