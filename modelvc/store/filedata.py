@@ -171,18 +171,6 @@ def encode_span(store: ChunkStore, piece: memoryview, itemsize: int | None, base
     return codec, payload, None
 
 
-def delta_paid_off(base: bytes | None, payload_length: int, raw_length: int) -> bool:
-    """Whether a block offered a base was stored as a good delta.
-
-    A retrained tensor's blocks all fail alike, and each failure costs a base decoded and a
-    delta coded for nothing, so after one the rest of the tensor in the same batch is coded
-    plainly: the batches are fixed by the file, so the choice stays deterministic.
-    """
-    from modelvc.store.delta import DELTA_GOOD_ENOUGH
-
-    return base is not None and payload_length <= DELTA_GOOD_ENOUGH * raw_length
-
-
 def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: ChunkWriter | None,
                 progress: Progress | None = None, previous: PreviousVersion | None = None,
                 max_delta_depth: int = 0) -> IngestResult:
@@ -204,7 +192,7 @@ def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: Chun
 
         def work(batch: list[ChunkSpan]) -> list[_Chunk]:
             done = []
-            given_up: set[str] = set()  # tensors whose blocks did not delta well earlier in this batch
+            given_up: set[str] = set()  # tensors a delta did not pay off for earlier in this batch
             for span in batch:
                 piece = view[span.offset:span.end]
                 chunk_id = hash_bytes_raw(piece)
@@ -215,7 +203,11 @@ def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: Chun
                 offered = planned if planned is not None and planned.tensor not in given_up else None
                 codec, payload, base = encode_span(store, piece, span.itemsize,
                                                    offered.chunk if offered else None, max_delta_depth)
-                if offered is not None and not delta_paid_off(base, len(payload), span.length):
+                if offered is not None and base is None:
+                    # The plain coding beat the delta, as it does for every block of a retrained
+                    # tensor, each such try costing a base decoded and a delta coded for nothing:
+                    # the tensor's later blocks in this batch are coded plainly. Batches are fixed
+                    # by the file, so what is stored stays deterministic.
                     given_up.add(offered.tensor)
                 done.append(_Chunk(chunk_id, span.length, codec, payload, base))
             return done
