@@ -168,7 +168,9 @@ def test_a_retrained_tensor_stops_trying_deltas_after_a_failed_block(mvc, work, 
     assert (work / "m.safetensors").read_bytes() == expected
 
 
-def test_every_block_of_a_nudged_fp32_tensor_is_a_delta_when_smaller_than_plain(mvc, work):
+def test_every_block_of_a_nudged_fp32_tensor_is_a_delta_when_smaller_than_plain(mvc, work, monkeypatch):
+    from modelvc.store import codecs
+
     # fp32 nudges leave noisy low mantissa bytes: deltas store about 0.7 of raw, which is more
     # than a delta is accepted at at once but less than the plain 0.84, so each block must still
     # try it (only a delta that loses to the plain coding stops the tries for a tensor)
@@ -178,7 +180,11 @@ def test_every_block_of_a_nudged_fp32_tensor_is_a_delta_when_smaller_than_plain(
     mvc("add", "m.safetensors")
     mvc("commit", "-m", "v0")
     write_safetensors(work / "m.safetensors", nudge(first, ["w"], 1e-4, seed=7), "fp32")
+    plain_codings = []
+    real_encode = codecs.encode_chunk
+    monkeypatch.setattr(codecs, "encode_chunk", lambda *args: plain_codings.append(1) or real_encode(*args))
     added = mvc.json("add", "m.safetensors")
+    assert plain_codings == []  # each block's delta beat its base's plain coding at once
     stats = mvc.json("stats")
     assert stats["delta_chunks"] == 12
     assert 0.55 < stats["delta_stored_bytes"] / stats["delta_raw_bytes"] < 0.8

@@ -34,6 +34,8 @@ _SIGNED = {2: "<i2", 4: "<i4", 8: "<i8"}
 # Accept a delta at once when it is this small a fraction of the raw block; otherwise the
 # plain encoding is tried too and the smaller wins.
 DELTA_GOOD_ENOUGH = 0.55
+# Or when it is at most this fraction of the base block's own plain (byte planes) coding.
+DELTA_UNDER_BASE = 0.9
 
 
 def _elements(data: bytes | memoryview | np.ndarray, count: int, itemsize: int) -> np.ndarray:
