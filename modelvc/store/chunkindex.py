@@ -11,6 +11,7 @@ millions of entries would not match in memory or load time (a million chunks: ab
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,8 +33,12 @@ SMALL_INDEX_ROWS = 1 << 16
 _ID_LENGTH = 32
 _PACK_SHIFT = 32  # a (pack, row) pair packed into one int: pack << 32 | row
 
+Lookup = Callable[[bytes], "int | None"]  # chunk id -> packed (pack, row), None when absent
+
 
 class ChunkIndex:
+    """Chunk id -> Location over every complete pack; reload() after packs are added or removed."""
+
     def __init__(self, packs_dir: Path, small_limit: int = SMALL_INDEX_ROWS) -> None:
         self.packs_dir = packs_dir
         self.small_limit = small_limit
@@ -48,7 +53,7 @@ class ChunkIndex:
         else:
             self._find = self._sorted_lookup()
 
-    def _dict_lookup(self):
+    def _dict_lookup(self) -> Lookup:
         where: dict[bytes, int] = {}
         for number, (data, count) in enumerate(self._rows):
             ids = (data[start:start + _ID_LENGTH]
@@ -56,7 +61,7 @@ class ChunkIndex:
             where.update(zip(ids, range(number << _PACK_SHIFT, (number << _PACK_SHIFT) + count)))
         return where.get
 
-    def _sorted_lookup(self):
+    def _sorted_lookup(self) -> Lookup:
         import numpy as np
 
         ids = self.entries()["id"].tobytes()
