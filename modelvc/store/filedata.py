@@ -161,13 +161,13 @@ def encode_span(store: ChunkStore, piece: memoryview, itemsize: int | None, base
     from modelvc.store.delta import DELTA_GOOD_ENOUGH, DELTA_UNDER_BASE, encode_delta
 
     delta = None
-    if base is not None and itemsize is not None and store.has(base) and store.chain_depth(base) < max_depth:
+    stored_base = store.index.locate(base) if base is not None and itemsize is not None else None
+    if stored_base is not None and store.chain_depth(base) < max_depth:
         try:
             delta = encode_delta(piece, store.read(base), itemsize)
         except IntegrityError:  # never build on a damaged base; fsck will report it
             delta = None
         if delta is not None:
-            stored_base = store.locate(base)
             base_plain = stored_base.payload_len if stored_base.codec == CODEC_PLANES else 0
             if (len(delta) <= DELTA_GOOD_ENOUGH * len(piece)
                     or (stored_base.raw_len == len(piece) and len(delta) <= DELTA_UNDER_BASE * base_plain)):
@@ -283,9 +283,8 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
             for index in group:
                 chunk_id_hex, length = manifest.chunks[index]
                 chunk_id = bytes.fromhex(chunk_id_hex)
-                data = None
-                if chunk_id in local_offsets:
-                    data = _read_verified(local_fd, local_offsets[chunk_id], length, chunk_id)
+                offset = local_offsets.get(chunk_id)
+                data = None if offset is None else _read_verified(local_fd, offset, length, chunk_id)
                 if data is None:
                     data = store.read(chunk_id)
                 _pwrite_all(fd, data, base + offsets[index])
@@ -309,9 +308,9 @@ def _opened(local: LocalCopy | None) -> Iterator[tuple[int, dict[bytes, int]]]:
         try:
             fd = os.open(local.path, os.O_RDONLY)
         except OSError:
-            fd = -1
+            local = None
     try:
-        yield fd, (local.offsets_by_id() if fd >= 0 and local is not None else {})
+        yield fd, (local.offsets_by_id() if local is not None else {})
     finally:
         if fd >= 0:
             os.close(fd)

@@ -33,7 +33,6 @@ WRITEBACK_BYTES = 32 << 20
 # An index row: chunk id, record offset, payload length, raw length, codec, padding, base id.
 IDX_HEADER_SIZE = 16  # magic, then the row count (u64)
 IDX_ROW = struct.Struct("<32sQIIB3s32s")
-IDX_FIELDS = ("id", "offset", "payload_len", "raw_len", "codec", "pad", "base")
 
 if TYPE_CHECKING:
     import numpy as np
