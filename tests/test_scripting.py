@@ -80,3 +80,11 @@ def test_auto_colour_is_off_for_no_color_and_dumb_terminals(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "")
     assert colour_wanted("auto") is False
     assert colour_wanted("always") is True and colour_wanted("never") is False
+
+
+@pytest.mark.parametrize("command", ["config", "check-models-in-git", "status", "add", "diff"])
+def test_help_of_new_commands_and_options(mvc_runner, command):
+    text = mvc_runner(command, "--help").stdout
+    expected = {"config": "--unset", "check-models-in-git": "model file", "status": "--exit-code",
+                "add": "--no-gitignore", "diff": "--metrics"}[command]
+    assert expected in text
