@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from modelvc.errors import UsageError
-from modelvc.ignore import IGNORE_FILE, PROTECTED_NAMES, IgnoreRules, is_protected  # noqa: F401
+from modelvc.ignore import PROTECTED_NAMES, IgnoreRules, is_protected
 
 MVC_DIR = ".mvc"
 

@@ -36,7 +36,7 @@ def expand_specs(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[st
     """As `expand`, for `add`: without `force`, a spec naming an ignored path is refused as git
     refuses it, and walks skip ignored paths; with it, ignored paths are taken too."""
     known = sorted(set(known))
-    rules = IgnoreRules.load(root)
+    rules = IgnoreRules.load(root) if include_worktree else IgnoreRules([])
     walk_rules = IgnoreRules([]) if force else rules
     result = Expansion()
     matched: set[str] = set()
