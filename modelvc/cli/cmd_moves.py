@@ -19,10 +19,6 @@ def move_summary(move) -> str:
     return "; ".join(parts)
 
 
-def move_json(move) -> dict:
-    return {"written": move.written, "removed": move.removed, "kept_local": move.kept_local}
-
-
 @click.command("checkout", cls=PathsAfterDashDash)
 @click.argument("args", nargs=-1)
 @click.option("-b", "new_branch", metavar="NEW", help="Create branch NEW at START (default HEAD) and switch to it.")
@@ -67,7 +63,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
         else:
             raise click.UsageError("checkout needs a branch or revision (see 'mvc checkout --help')")
     if as_json:
-        emit_json({"commit": result.commit, "branch": result.branch, **move_json(result.move)})
+        emit_json(result.to_dict())
         return
     if quiet:
         return
@@ -96,8 +92,7 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
     with progress_bar(quiet) as bar:
         result = rollback(open_repo(ctx), rev, hard, force, bar)
     if as_json:
-        emit_json({"target": result.target, "commit": result.new_commit, "previous": result.previous,
-                   "branch": result.branch, "hard": hard, **move_json(result.move)})
+        emit_json(result.to_dict())
         return
     if quiet:
         return
@@ -130,13 +125,13 @@ def branch_command(ctx, name, start, delete, as_json) -> None:
     if name:
         info = create_branch(repo, name, start)
         if as_json:
-            emit_json({"name": info.name, "commit": info.commit})
+            emit_json(info.to_dict())
         else:
             click.echo(f"Created branch {name} at {info.commit[:10]}")
         return
     infos = list_branches(repo)
     if as_json:
-        emit_json([{"name": i.name, "commit": i.commit, "current": i.current, "subject": i.subject} for i in infos])
+        emit_json([info.to_dict() for info in infos])
         return
     for info in infos:
         marker = "*" if info.current else " "
@@ -165,13 +160,13 @@ def tag_command(ctx, name, rev, message, delete, force, as_json) -> None:
     if name:
         info = create_tag(repo, name, rev, message, force)
         if as_json:
-            emit_json({"name": info.name, "commit": info.commit, "message": info.message})
+            emit_json(info.to_dict())
         else:
             click.echo(f"Tagged {info.commit[:10]} as {name}")
         return
     infos = list_tags(repo)
     if as_json:
-        emit_json([{"name": i.name, "commit": i.commit, "message": i.message, "subject": i.subject} for i in infos])
+        emit_json([info.to_dict() for info in infos])
         return
     for info in infos:
         click.echo(f"{info.name:<20} {info.commit[:10]} {info.message or info.subject}")
@@ -188,8 +183,7 @@ def reflog_command(ctx, ref, limit, as_json) -> None:
     refname = ref if ref == "HEAD" or ref.startswith("refs/") else f"refs/heads/{ref}"
     entries = repo.refs.reflog(refname)[:limit] if limit is not None else repo.refs.reflog(refname)
     if as_json:
-        emit_json([{"old": e.old, "new": e.new, "who": e.who, "timestamp": e.time, "tz": e.tz,
-                    "message": e.message} for e in entries])
+        emit_json([entry.to_dict() for entry in entries])
         return
     for number, e in enumerate(entries):
         click.echo(f"{click.style(e.new[:10], fg='yellow')} {ref}@{{{number}}}: {e.message}")

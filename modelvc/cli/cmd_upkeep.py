@@ -23,11 +23,7 @@ def fsck_command(ctx, read_data, as_json) -> None:
     with progress_bar() as bar:
         result = fsck(open_repo(ctx), read_data, bar)
     if as_json:
-        emit_json({"ok": result.ok, "commits": result.commits, "objects": result.objects,
-                   "chunks": result.chunks, "chunk_bytes": result.chunk_bytes, "notes": result.notes,
-                   "problems": [{"kind": p.kind, "object": p.object, "detail": p.detail,
-                                 "breaks": [{"commit": c, "path": path} for c, path in p.breaks]}
-                                for p in result.problems]})
+        emit_json(result.to_dict())
     else:
         for problem in result.problems:
             click.echo(f"{problem.kind} {problem.object[:10]}: {problem.detail}", err=True)
@@ -56,10 +52,7 @@ def gc_command(ctx, grace, as_json) -> None:
     with progress_bar() as bar:
         result = gc(open_repo(ctx), grace, bar)
     if as_json:
-        emit_json({"objects_removed": result.objects_removed, "packs_removed": result.packs_removed,
-                   "packs_rewritten": result.packs_rewritten, "incomplete_removed": result.incomplete_removed,
-                   "chunks_removed": result.chunks_removed, "bytes_before": result.bytes_before,
-                   "bytes_after": result.bytes_after, "bytes_freed": result.bytes_freed})
+        emit_json(result.to_dict())
         return
     click.echo(f"removed {result.objects_removed} objects, {result.chunks_removed} chunks, "
                f"{result.incomplete_removed} incomplete packs; rewrote {result.packs_rewritten} packs; "
@@ -71,13 +64,11 @@ def gc_command(ctx, grace, as_json) -> None:
 @click.pass_context
 def stats_command(ctx, as_json) -> None:
     """Bytes tracked across all versions vs bytes stored."""
-    from dataclasses import asdict
-
     from modelvc.ops.stats import stats
 
     result = stats(open_repo(ctx))
     if as_json:
-        emit_json(asdict(result) | {"stored_bytes": result.stored_bytes, "ratio": result.ratio})
+        emit_json(result.to_dict())
         return
     rows = [("commits", str(result.commits)), ("file versions", str(result.file_versions)),
             ("tracked (all versions)", human_size(result.tracked_bytes)),

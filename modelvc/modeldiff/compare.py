@@ -51,7 +51,7 @@ def compare_models(
             planned.append(_one_sided(name, "added", None, segment))
         else:
             planned.append(comparer.plan(name, before, segment))
-    planned += [_one_sided(name, "removed", s, None) for name, s in old_tensors.items() if name not in new_tensors]
+    planned += [_one_sided(name, "deleted", s, None) for name, s in old_tensors.items() if name not in new_tensors]
     progress.start("comparing tensors", sum(comparer.most_bytes(p) for p in planned if isinstance(p, _Plan)))
     changes = [comparer.finish(p) if isinstance(p, _Plan) else p for p in planned]
     progress.finish()
@@ -143,15 +143,15 @@ class _TensorComparer:
         if same:
             return _with(plan.base, "unchanged", decided_by)
         if not self.stats:
-            return _with(plan.base, "changed", decided_by)
+            return _with(plan.base, "modified", decided_by)
         reason = self._stats_reason(new.dtype)
         if reason is not None:
-            return _with(plan.base, "changed", decided_by, reason)
+            return _with(plan.base, "modified", decided_by, reason)
         from modelvc.modeldiff.stats import DEFAULT_BLOCK_ELEMENTS, compute_stats
 
         tensor_stats = compute_stats(self.old, old.offset, self.new, new.offset, new.dtype or "", new.length,
                                      block_elements=self.stats_block_elements or DEFAULT_BLOCK_ELEMENTS)  # fmt: skip
-        return _with(plan.base, "changed", decided_by, None, tensor_stats)
+        return _with(plan.base, "modified", decided_by, None, tensor_stats)
 
     @staticmethod
     def _stats_reason(dtype: str | None) -> str | None:

@@ -10,6 +10,7 @@ from modelvc.gitinfo import code_version
 from modelvc.objects import Commit
 from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
+from modelvc.vocabulary import commit_dict
 
 
 def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
@@ -40,6 +41,10 @@ class CommitResult:
     parents: tuple[str, ...]
     commit: Commit
     files_changed: int
+
+    def to_dict(self) -> dict:
+        return commit_dict(self.id, self.commit) | {"branch": self.branch,
+                                                    "change_count": self.files_changed}
 
 
 def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict | None = None,

@@ -19,6 +19,12 @@ class Problem:
     detail: str
     breaks: tuple[tuple[str, str], ...] = ()  # (commit id or "index", path)
 
+    def to_dict(self) -> dict:
+        """In "breaks", a null commit is the index."""
+        return {"kind": self.kind, "id": self.object, "detail": self.detail,
+                "breaks": [{"commit": None if commit == "index" else commit, "path": path}
+                           for commit, path in self.breaks]}
+
 
 @dataclass
 class FsckResult:
@@ -32,6 +38,11 @@ class FsckResult:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "commit_count": self.commits, "object_count": self.objects,
+                "chunk_count": self.chunks, "chunk_bytes": self.chunk_bytes, "notes": self.notes,
+                "problems": [p.to_dict() for p in self.problems]}
 
 
 def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) -> FsckResult:
