@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import IntegrityError, RefConflictError, RefError
+from .errors import CorruptRefError, RefConflictError, RefError
 from .fsutil import append_line, atomic_write, fsync_dir
 from .ids import is_full_id, short
 from .refname import check_ref_name, is_valid_ref_name
@@ -92,7 +92,7 @@ class Refs:
     def head(self) -> Head:
         head = self._head_or_none()
         if head is None:
-            raise IntegrityError(
+            raise CorruptRefError(
                 f"{self._dir / 'HEAD'} is missing or corrupt",
                 hint="it should hold 'ref: refs/heads/<branch>' or a commit id",
             )
@@ -211,7 +211,7 @@ class Refs:
             return None
         value = text.rstrip("\n")
         if not is_full_id(value):
-            raise IntegrityError(
+            raise CorruptRefError(
                 f"ref {refname} is corrupt: it holds {value[:80]!r} instead of a commit id",
                 hint="run 'mvc fsck', then point it at a good commit from 'mvc reflog'",
             )

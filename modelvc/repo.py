@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modelvc.errors import (AlreadyExistsError, FormatVersionError, NotARepositoryError,
-                            UnknownRevisionError, UsageError)
+from modelvc.errors import (AlreadyExistsError, CorruptIndexError, CorruptObjectError, FormatVersionError,
+                            MissingObjectError, NotARepositoryError, UnknownRevisionError, UsageError)
 from modelvc.fsutil import atomic_write
 from modelvc.objects import Commit, Manifest, Signature, Tag, Tree
 from modelvc.worktree import MVC_DIR
@@ -125,11 +125,20 @@ class Repo:
             self._index = Index(self.mvc_dir / "index")
         return self._index
 
-    def fresh_index(self):
-        """Re-read the index from disk (writers call this once they hold the lock)."""
+    def fresh_index(self, rebuild_if_corrupt: bool = False):
+        """Re-read the index from disk (writers call this once they hold the lock).
+
+        With rebuild_if_corrupt (a forced checkout, which rewrites every entry), an unreadable
+        index is started afresh instead of refused: that is how a corrupt index is repaired.
+        """
         from modelvc.index import Index
 
-        self._index = Index(self.mvc_dir / "index")
+        try:
+            self._index = Index(self.mvc_dir / "index")
+        except CorruptIndexError:
+            if not rebuild_if_corrupt:
+                raise
+            self._index = Index(self.mvc_dir / "index", load=False)
         return self._index
 
     @property
@@ -170,11 +179,10 @@ class Repo:
         return list(self.commit(commit_id).parents)
 
     def peel(self, object_id: str) -> str:
-        from modelvc.errors import IntegrityError
-
+        """The commit `object_id` names; a damaged object is an integrity error, not unknown."""
         try:
             obj = self.objects.get(object_id)
-        except IntegrityError:
+        except MissingObjectError:
             raise UnknownRevisionError(f"object {object_id[:10]} does not exist") from None
         if isinstance(obj, Tag):
             return self.peel(obj.object)
@@ -183,13 +191,19 @@ class Repo:
         return object_id
 
     def commits_with_prefix(self, prefix: str) -> list[str]:
-        found = []
+        """Commits whose id starts with `prefix`. When none does but a damaged object would,
+        that damage is the answer (it may well be the commit the user means)."""
+        found, damaged = [], []
         for object_id in self.objects.ids_with_prefix(prefix):
             try:
                 if isinstance(self.objects.get(object_id), Commit):
                     found.append(object_id)
-            except Exception:  # noqa: BLE001 - a corrupt candidate is not a match; fsck reports it
+            except MissingObjectError:  # removed by gc since listed
                 continue
+            except CorruptObjectError as exc:
+                damaged.append(exc)
+        if damaged and not found:
+            raise damaged[0]
         return found
 
     def resolve(self, rev: str) -> str:
@@ -204,7 +218,10 @@ class Repo:
         return self.objects.get_typed(tree_id, Tree)
 
     def manifest(self, file_id: str) -> Manifest:
-        return self.objects.get_typed(file_id, Manifest)
+        """A file version's manifest, checked against the stored chunks' lengths."""
+        manifest = self.objects.get_typed(file_id, Manifest)
+        self.chunks.check_lengths(file_id, manifest)
+        return manifest
 
     def tree_of(self, commit_id: str | None) -> Tree:
         if commit_id is None:

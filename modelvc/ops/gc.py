@@ -115,7 +115,7 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
     try:
         for pack, row in rows_to_copy:
             location = index.locate(row["id"].tobytes())
-            payload = store.reader.read_record(location)
+            payload = store.reader.read_record(location, row["id"].tobytes())
             if writer is None:
                 writer = PackWriter(packs_dir, store.pack_max_bytes)
             base = row["base"].tobytes()
