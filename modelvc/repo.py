@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelvc.errors import (AlreadyExistsError, CorruptIndexError, CorruptObjectError, FormatVersionError,
                             MissingObjectError, NotARepositoryError, UnknownRevisionError, UsageError)
 from modelvc.fsutil import atomic_write
 from modelvc.objects import Commit, Manifest, Signature, Tag, Tree
 from modelvc.worktree import MVC_DIR
+
+if TYPE_CHECKING:
+    from modelvc.lock import RepoLock
 
 # 1: FastCDC over every file, zstd chunks. 2: model-aware chunking (tensor-aligned blocks)
 # and byte-plane compression of float chunks. Both are read and written; init makes 2.
@@ -151,7 +156,10 @@ class Repo:
     def delta_max_depth(self) -> int:
         return int(self.config.get("delta_max_depth", DEFAULT_DELTA_MAX_DEPTH))
 
-    def lock(self):
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[RepoLock]:
+        """Hold the writer lock for a block; first clear what killed writers left (leftovers.py)."""
+        from modelvc.leftovers import remove_leftovers
         from modelvc.lock import RepoLock
 
         raw = os.environ.get("MVC_LOCK_TIMEOUT", "")
@@ -159,7 +167,9 @@ class Repo:
             timeout = float(raw) if raw else DEFAULT_LOCK_TIMEOUT
         except ValueError:
             raise UsageError(f"MVC_LOCK_TIMEOUT must be a number of seconds, not '{raw}'") from None
-        return RepoLock(self.mvc_dir / "lock", timeout)
+        with RepoLock(self.mvc_dir / "lock", timeout) as held:
+            remove_leftovers(self.mvc_dir)
+            yield held
 
     # -- identity -------------------------------------------------------------------------
     def identity(self) -> tuple[str, str]:

@@ -58,6 +58,11 @@ def branch_at_tree(repo: Repo, entries: tuple[TreeEntry, ...], branch: str) -> s
     return commit_id
 
 
+def temp_leftovers(work: Path) -> list[str]:
+    mvc_dir = work / ".mvc"
+    return sorted(str(p.relative_to(mvc_dir)) for p in mvc_dir.rglob(".*.tmp"))
+
+
 def fsck_problems(mvc, *args: str) -> list[dict]:
     result = mvc("fsck", "--json", *args, ok=False)
     assert result.exit_code == 7, result.stdout
@@ -390,3 +395,82 @@ def test_fsck_read_data_reports_no_false_corruption_beside_gc_and_add(mvc, work)
     assert [r for r in runs if r[0] != 0] == []
     assert mvc.json("fsck", "--read-data")["ok"] is True
     assert len(mvc.json("log")) == 3
+
+
+# ---------------------------------------------------------------- item 18 (.mvc side)
+
+
+CRASH_AT_STEP = r"""
+import os, sys
+import modelvc.refs
+stop, steps = int(sys.argv[1]), 0
+def counted(function):
+    def step(*args, **kwargs):
+        global steps
+        steps += 1
+        if steps == stop:
+            os._exit(9)  # killed: no cleanup, no finally
+        return function(*args, **kwargs)
+    return step
+os.replace = counted(os.replace)  # every atomic write's rename
+modelvc.refs.append_line = counted(modelvc.refs.append_line)  # every reflog line
+from modelvc.cli.main import cli
+cli(sys.argv[2:], prog_name="mvc")
+"""
+
+
+def reflog_lines(work: Path, refname: str) -> list[tuple[str, str]]:
+    text = (work / ".mvc" / "logs" / refname).read_text()
+    return [tuple(line.split(" ")[:2]) for line in text.splitlines()]
+
+
+def test_a_commit_killed_at_any_step_never_moves_a_ref_without_its_reflog_line(mvc, work):
+    commit_version(mvc, work, b"v0")
+    env = dict(os.environ, MVC_LOCK_TIMEOUT="10")
+    step = 0
+    while True:
+        step += 1
+        before = Repo(work).head_commit()
+        write(work / "w.bin", f"version {step}".encode())
+        mvc("add", "w.bin")
+        killed = subprocess.run([sys.executable, "-c", CRASH_AT_STEP, str(step), "-C", str(work), "commit", "-m",
+                                 f"step {step}"], env=env, capture_output=True, text=True)
+        after = Repo(work).head_commit()
+        for refname in ("refs/heads/main", "HEAD"):
+            old, new = reflog_lines(work, refname)[-1]
+            assert new == after or (old == after == before), (step, refname)  # moved only with its line
+            assert Repo(work).refs.reflog(refname)[0].new == after  # a line whose move never happened is left out
+        assert mvc.json("fsck")["ok"] is True
+        assert [b["name"] for b in mvc.json("branch")] == ["main"]  # a ref's temp file is never a branch
+        if killed.returncode == 0:
+            assert after != before
+            break
+        assert killed.returncode == 9
+        assert after == before  # the ref is the last write: a kill anywhere leaves it where it was
+        left = temp_leftovers(work)
+        mvc("add", "w.bin")  # the next writer command clears leftovers outside objects/
+        assert temp_leftovers(work) == [p for p in left if p.startswith("objects/")]
+        mvc("gc")
+        assert temp_leftovers(work) == []
+        mvc("commit", "-m", f"step {step}, again")
+    assert step == 6  # tree, commit, two reflog lines, the ref: each step was killed once
+    assert [e["message"] for e in mvc.json("reflog")][:2] == ["commit: step 6", "commit: step 5, again"]
+
+
+def test_leftover_temp_files_are_never_read_as_data(mvc, work):
+    first = commit_version(mvc, work, b"data")
+    mvc_dir = work / ".mvc"
+    junk = b"not what it seems\n"
+    planted = [mvc_dir / "refs" / "heads" / ".main.0a1b2c3d4e5f.tmp", mvc_dir / ".HEAD.0a1b2c3d4e5f.tmp",
+               mvc_dir / "packs" / ".pack-0.idx.0a1b2c3d4e5f.tmp", mvc_dir / "logs" / ".HEAD.0a1b2c3d4e5f.tmp",
+               object_path(work, first).with_name(f".{first[2:]}.0a1b2c3d4e5f.tmp")]
+    for path in planted:
+        path.write_bytes(junk)
+    assert mvc.json("fsck", "--read-data")["ok"] is True
+    assert [b["name"] for b in mvc.json("branch")] == ["main"]
+    assert len(mvc.json("reflog")) == 1
+    assert mvc("checkout", first[:6]).exit_code == 0
+    mvc("checkout", "main")  # a writer: clears all of .mvc but objects/
+    assert temp_leftovers(work) == [str(planted[-1].relative_to(mvc_dir))]  # no age needed: the lock
+    mvc("gc")                                                                  # proves the writer gone
+    assert temp_leftovers(work) == []
