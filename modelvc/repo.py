@@ -6,13 +6,15 @@ import contextlib
 import getpass
 import json
 import os
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelvc.errors import (AlreadyExistsError, CorruptIndexError, CorruptObjectError, FormatVersionError,
-                            MissingObjectError, NotARepositoryError, UnknownRevisionError, UsageError)
+from modelvc.errors import (AlreadyExistsError, CorruptIndexError, CorruptObjectError, CorruptRefError,
+                            FormatVersionError, MissingObjectError, NotARepositoryError,
+                            UnknownRevisionError, UsageError)
 from modelvc.fsutil import atomic_write
 from modelvc.objects import Commit, Manifest, Signature, Tag, Tree
 from modelvc.worktree import MVC_DIR
@@ -125,9 +127,7 @@ class Repo:
     @property
     def index(self):
         if self._index is None:
-            from modelvc.index import Index
-
-            self._index = Index(self.mvc_dir / "index")
+            self._index = self._read_index()
         return self._index
 
     def fresh_index(self, rebuild_if_corrupt: bool = False):
@@ -139,12 +139,32 @@ class Repo:
         from modelvc.index import Index
 
         try:
-            self._index = Index(self.mvc_dir / "index")
+            self._index = self._read_index()
         except CorruptIndexError:
             if not rebuild_if_corrupt:
                 raise
             self._index = Index(self.mvc_dir / "index", load=False)
         return self._index
+
+    def _read_index(self):
+        """The index. Before the first commit there is nothing to rebuild a corrupt one from
+        (checkout HEAD cannot work): then the repair the error suggests is removing it."""
+        from modelvc.index import Index
+
+        path = self.mvc_dir / "index"
+        try:
+            return Index(path)
+        except CorruptIndexError as exc:
+            if self._head_is_unborn():
+                exc.hint = (f"nothing is committed yet: remove it with 'rm {shlex.quote(str(path))}' "
+                            "and stage the files again (staged changes are lost)")
+            raise
+
+    def _head_is_unborn(self) -> bool:
+        try:
+            return self.refs.head().commit is None
+        except CorruptRefError:
+            return False
 
     @property
     def chunk_params(self):

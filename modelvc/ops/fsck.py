@@ -165,7 +165,8 @@ def _pack_against_index(name: str, records: list, rows) -> list[Problem]:
     for chunk_id, offset, payload_len, raw_len, codec, base in records:
         row = by_offset.pop(offset, None)
         if row is None:
-            problems.append(Problem("corrupt", chunk_id.hex(), f"chunk in {name} at offset {offset} is not in its index"))
+            problems.append(Problem("corrupt", chunk_id.hex(),
+                                    f"chunk in {name} at offset {offset} is not in its index"))
             continue
         indexed = Location(name, offset, int(row["payload_len"]), int(row["raw_len"]), int(row["codec"]),
                            None if row["base"].tobytes() == NO_BASE else row["base"].tobytes())

@@ -161,6 +161,24 @@ def test_the_corrupt_index_hint_is_a_command_that_repairs_it(mvc, work):
     assert mvc.json("fsck")["ok"] is True
 
 
+def test_before_the_first_commit_the_corrupt_index_hint_removes_it(mvc, work):
+    write(work / "a.bin", b"staged before any commit")
+    mvc("add", "a.bin")
+    index = work / ".mvc" / "index"
+    index.write_bytes(b"\x00garbage")
+
+    result = mvc("status", ok=False)
+    assert result.exit_code == 7
+    hint = result.stderr.splitlines()[1]
+    assert hint == (f"hint: nothing is committed yet: remove it with 'rm {index}' "
+                    "and stage the files again (staged changes are lost)")
+    subprocess.run(shlex.split(hint.split("'")[1]), check=True)  # exactly what the hint says
+    assert mvc.json("status")["untracked"] == ["a.bin"]
+    mvc("add", "a.bin")
+    mvc("commit", "-m", "first")
+    assert mvc.json("fsck")["ok"] is True
+
+
 # ---------------------------------------------------------------- item 16
 
 
