@@ -81,25 +81,28 @@ def test_each_integrity_error_has_its_type_and_keeps_exit_7(mvc, work):
                CorruptRefError, CorruptIndexError)
     assert all(issubclass(c, IntegrityError) and c.exit_code == 7 for c in classes)
 
-    with pytest.raises(MissingObjectError):
+    with pytest.raises(MissingObjectError, match="^object ababababab is missing from the store$"):
         repo.objects.get("ab" * 32)
     object_path(work, entry.file).write_bytes(zstandard.ZstdCompressor().compress(b"{}"))
-    with pytest.raises(CorruptObjectError):
+    with pytest.raises(CorruptObjectError, match="is corrupt: its content does not match its id$"):
         repo.objects.read_verified(entry.file)
-    with pytest.raises(MissingChunkError):
+    with pytest.raises(MissingChunkError, match="^chunk 0000000000 is missing from the store$"):
         repo.chunks.read(bytes(32))
     location = repo.chunks.locate(chunk_id)
     pack = work / ".mvc" / "packs" / f"{location.pack}.pack"
     data = bytearray(pack.read_bytes())
     data[location.payload_offset] ^= 0x01
     pack.write_bytes(bytes(data))
-    with pytest.raises(CorruptChunkError):
+    with pytest.raises(CorruptChunkError, match=f"^chunk {chunk_id.hex()[:10]} is corrupt: its bytes do not"):
         repo.chunks.read(chunk_id)
+    pack.unlink()  # its index stays, but a pack without its data is no pack
+    with pytest.raises(MissingChunkError, match=f"^chunk {chunk_id.hex()[:10]} is missing from the store$"):
+        Repo(work).chunks.read(chunk_id)
     (work / ".mvc" / "refs" / "heads" / "main").write_text("nonsense\n")
-    with pytest.raises(CorruptRefError):
+    with pytest.raises(CorruptRefError, match="^ref refs/heads/main is corrupt: it holds 'nonsense'"):
         repo.refs.head()
     (work / ".mvc" / "index").write_text('{"entries": [{"path": "w.bin", "file": 7}]}')
-    with pytest.raises(CorruptIndexError):
+    with pytest.raises(CorruptIndexError, match="^the index file .* is corrupt"):
         repo.fresh_index()
 
 
