@@ -4,6 +4,9 @@ The reader trusts the central directory (found from the end-of-central-directory
 zip64 included) and checks each member's local header against it. Member data is a
 segment of its own; uncompressed PyTorch storages and .npy arrays become tensor segments.
 A PyTorch data.pkl is scanned by torch_pickle (never unpickled) for the tensor table.
+Deflated members (numpy.savez_compressed, a re-zipped checkpoint) stay plain bytes for
+chunking; their tensors enter the tensor table with their place in the inflated member.
+Tensors in members of other compression methods are named in Layout.unread.
 """
 
 from __future__ import annotations
@@ -292,13 +295,13 @@ def _pytorch_layout(
         refs_by_storage.setdefault(ref.storage_key, []).append(ref)
     for key, member in storages.items():
         claimed.add(member.name)
-        parts.append(_storage_segment(scan, key, member, refs_by_storage.get(key, []), warnings))
+        parts.append(_storage_segment(scan, key, member, refs_by_storage.get(key, [])))
     unread: list[tuple[str, str]] = []
     for ref in scan.tensors:
         entry, why = _table_entry(ref, storages[ref.storage_key])
         if entry is not None:
             table.append(entry)
-        elif scan.error is None:
+        else:
             unread.append((ref.name, why))
             warnings.append(f"tensor {ref.name} cannot be read: {why}")
     for member in members:
@@ -322,9 +325,7 @@ def _storage_members(scan: TorchPickleScan, prefix: str, by_name: dict[str, ZipM
     return result
 
 
-def _storage_segment(
-    scan: TorchPickleScan, key: str, member: ZipMember, refs: list[TorchTensorRef], warnings: list[str]
-) -> Segment:
+def _storage_segment(scan: TorchPickleScan, key: str, member: ZipMember, refs: list[TorchTensorRef]) -> Segment:
     """The storage's bytes as a segment for chunking: a tensor segment when stored plainly
     with a known type (named after its tensor when it is exactly one contiguous tensor)."""
     storage = scan.storages[key]
