@@ -9,7 +9,8 @@ cheapest sufficient evidence decides whether it changed:
    shape give equal cuts; cuts that differ, from other chunking parameters, fall through.)
 2. otherwise the bytes, streamed in blocks and compared until the first difference. A
    tensor inside a deflated zip member (numpy.savez_compressed) is inflated as it is read;
-   chunk ids of compressed bytes say nothing about the values, so step 1 is skipped.
+   step 1 applies to it only as "the compressed members have equal chunk ids, so equal
+   values": different compressed bytes may still inflate to equal values.
 A tensor stored with a stride (a transposed PyTorch view, a Fortran-order array) is
 compared by the bytes of the storage span it reaches, when both versions have the same
 stride; with different strides its values are not compared, and the diff says so
@@ -159,8 +160,9 @@ class _TensorComparer:
                            note=f"size changed from {old.length} to {new.length} bytes")  # fmt: skip
         if old.length == 0:
             return _with(base, "unchanged", "empty")
-        same = None if old.deflated or new.deflated else self._chunks_say_same(old, new)
-        return _Plan(base, old, new, same)
+        if old.deflated or new.deflated:
+            return _Plan(base, old, new, True if self._members_same(old, new) else None)
+        return _Plan(base, old, new, self._chunks_say_same((old.offset, old.end), (new.offset, new.end)))
 
     def most_bytes(self, plan: _Plan) -> int:
         """The most that finishing `plan` may read, from both sides together."""
@@ -205,17 +207,29 @@ class _TensorComparer:
     def _note(self, text: str) -> str | None:
         return f"{text}: no element statistics" if self.stats else None
 
-    def _chunks_say_same(self, old: Segment, new: Segment) -> bool | None:
-        """True/False when both versions' chunk boundaries frame the tensor, else None."""
+    def _chunks_say_same(self, old: tuple[int, int], new: tuple[int, int]) -> bool | None:
+        """True/False when both versions' chunk boundaries frame the byte ranges, else None."""
         if self.old.chunk_map is None or self.new.chunk_map is None:
             return None
-        old_chunks = self.old.chunk_map.covering(old.offset, old.end)
+        old_chunks = self.old.chunk_map.covering(*old)
         if old_chunks is None:
             return None
-        new_chunks = self.new.chunk_map.covering(new.offset, new.end)
+        new_chunks = self.new.chunk_map.covering(*new)
         if new_chunks is None:
             return None
-        return chunks_verdict(old_chunks, old.offset, new_chunks, new.offset)
+        return chunks_verdict(old_chunks, old[0], new_chunks, new[0])
+
+    def _members_same(self, old: Segment, new: Segment) -> bool:
+        """Both tensors at one place of deflated members whose compressed bytes have equal
+        chunk ids: equal inflated bytes. (Different compressed bytes may still inflate to
+        equal values, so anything else is left to the inflated bytes.)"""
+        if old.deflated is None or new.deflated is None or old.offset != new.offset:
+            return False
+        old_member, new_member = old.deflated, new.deflated
+        return self._chunks_say_same(
+            (old_member.data_offset, old_member.data_offset + old_member.compressed_size),
+            (new_member.data_offset, new_member.data_offset + new_member.compressed_size),
+        ) is True  # fmt: skip
 
     def _bytes_equal(self, old_bytes: ByteSource, old: Segment, new_bytes: ByteSource, new: Segment) -> bool:
         for start in range(0, old.length, self.block_bytes):
