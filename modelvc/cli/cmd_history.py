@@ -63,27 +63,32 @@ def commit_command(ctx, message, metrics, params, meta, stage_all, allow_empty, 
 
 
 @click.command("log", cls=PathsAfterDashDash)
-@click.argument("rev", required=False)
+@click.argument("revs", nargs=-1)
 @click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N commits.")
+@click.option("--all", "all_refs", is_flag=True, help="Start from every branch, tag and HEAD.")
 @click.option("--oneline", is_flag=True, help="One line per commit.")
 @click.option("--metric", "metric_names", multiple=True, metavar="NAME", help="Show this metric per commit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the commits as JSON.")
 @click.pass_context
-def log_command(ctx, rev, limit, oneline, metric_names, as_json) -> None:
+def log_command(ctx, revs, limit, all_refs, oneline, metric_names, as_json) -> None:
     """Show the history from REV (default HEAD), newest first.
 
-    'mvc log [REV] -- PATH...' shows only commits that changed those paths.
+    \b
+    mvc log A..B         commits B reaches that A does not ('A..' = A..HEAD, '..B' = HEAD..B)
+    mvc log ^A B         the same
+    mvc log --all        from every branch, tag and HEAD
+    mvc log -- PATH...   only commits that changed those paths
     """
     from modelvc.ops.log import log
 
     repo = open_repo(ctx)
-    if repo.head_commit() is None and rev is None:
+    if repo.head_commit() is None and not revs and not all_refs:
         if as_json:
             emit_json([])
         else:
             click.echo("no commits yet", err=True)
         return
-    entries = log(repo, rev, limit, ctx.meta.get("paths"), cwd_of(ctx))
+    entries = log(repo, list(revs), limit, ctx.meta.get("paths"), cwd_of(ctx), all_refs)
     if as_json:
         emit_json([commit_json(e.id, e.commit, e.names) for e in entries])
         return

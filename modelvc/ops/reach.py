@@ -121,3 +121,16 @@ def users_of_chunk(reach: Reachable, chunk_id: bytes) -> list[tuple[str, str]]:
     for file_id in reach.chunk_files.get(chunk_id, ()):
         users.update(users_of_file(reach, file_id))
     return sorted(users)
+
+
+def commit_ancestors(repo: Repo, starts: list[str]) -> set[str]:
+    """Every commit reachable from `starts` (commits or tags) through parents, starts included."""
+    seen: set[str] = set()
+    pending = [repo.peel(start) for start in starts]
+    while pending:
+        commit_id = pending.pop()
+        if commit_id in seen:
+            continue
+        seen.add(commit_id)
+        pending.extend(repo.commit(commit_id).parents)
+    return seen
