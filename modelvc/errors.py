@@ -92,5 +92,9 @@ EXIT_CODES: dict[int, str] = {
     7: "integrity error: stored data is corrupt or missing",
     8: "repository format version not supported by this modelvc",
     9: "nothing to commit",
-    10: "invalid ref name, or ref already exists",
+    10: "invalid ref name, ref already exists, or branch not fully merged (branch -d)",
 }
+
+
+class NotFullyMergedError(RefError):
+    """`branch -d` of a branch whose commits nothing else reaches: they would only live in reflogs."""

@@ -32,21 +32,24 @@ class Reachable:
         return self.commits | self.trees | self.files | self.tags
 
 
-def roots(repo: Repo) -> list[tuple[str, str]]:
-    """(object id, where it came from) for every ref, HEAD, reflog entry."""
+def roots(repo: Repo, reflogs: bool = True) -> list[tuple[str, str]]:
+    """(object id, where it came from) for every ref, HEAD and (with `reflogs`) reflog entry."""
     found = [(object_id, f"refs/heads/{name}") for name, object_id in repo.refs.branches().items()]
     found += [(object_id, f"refs/tags/{name}") for name, object_id in repo.refs.tags().items()]
     head = repo.refs.head()
     if head.commit:
         found.append((head.commit, "HEAD"))
-    found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO]
+    if reflogs:
+        found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO]
     return found
 
 
-def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True) -> Reachable:
+def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True,
+         reflogs: bool = True) -> Reachable:
     """Walk everything reachable; report(kind, object id, detail) for missing or corrupt objects.
 
-    With verify, every object's bytes are re-read and hashed (bypassing the cache).
+    With verify, every object's bytes are re-read and hashed (bypassing the cache). Without
+    `reflogs`, only what branches, tags, HEAD and the index hold.
     """
     reach = Reachable()
 
@@ -80,7 +83,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             reach.chunk_files.setdefault(chunk_id, set()).add(file_id)
 
     pending = []
-    for object_id, origin in roots(repo):
+    for object_id, origin in roots(repo, reflogs):
         pending.append((object_id, origin))
     while pending:
         object_id, origin = pending.pop()

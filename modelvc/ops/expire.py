@@ -1,0 +1,123 @@
+"""Reflog expiry, with git's rules and defaults.
+
+A reflog keeps every commit it names alive for gc. As in git, an entry goes once it is older
+than gc.reflogExpire (90 days), or older than gc.reflogExpireUnreachable (30 days) when the
+commit it names is no longer reachable from the ref's current tip: a branch's history stays
+for three months, an abandoned experiment (or a 10 GB file committed by mistake and rolled
+back) for one. `--expire=now` drops everything, so the space can be had back today.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from modelvc.errors import MvcError, UsageError
+from modelvc.ops.reach import commit_ancestors
+from modelvc.refs import ZERO_ID
+from modelvc.repo import Repo
+
+DEFAULT_EXPIRE = "90 days"
+DEFAULT_EXPIRE_UNREACHABLE = "30 days"
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
+          "month": 30 * 86400, "year": 365 * 86400}
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)[ .]?(second|minute|hour|day|week|month|year)s?(?:[ .]ago)?$")
+
+
+def parse_expiry(text: str, now: float | None = None) -> float:
+    """The cutoff a TIME means: entries (or data) older than it expire.
+
+    "now"/"all" expire everything, "never"/"false" nothing; "90 days", "2.weeks.ago",
+    "1 year ago", or a date ("2026-01-31", "2026-01-31 12:00").
+    """
+    now = time.time() if now is None else now
+    value = text.strip().lower()
+    if value in ("now", "all"):
+        return math.inf
+    if value in ("never", "false"):
+        return -math.inf
+    match = _RELATIVE.match(value)
+    if match:
+        return now - float(match[1]) * _UNITS[match[2]]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise UsageError(f"invalid expiry time '{text}'",
+                         hint="use 'now', 'never', '30 days', '2.weeks.ago' or a date like 2026-01-31") from None
+
+
+def configured_expiry(repo: Repo) -> tuple[str, str]:
+    """(gc.reflogExpire, gc.reflogExpireUnreachable) from .mvc/config, or git's defaults."""
+    section = repo.config.get("gc", {})
+    section = section if isinstance(section, dict) else {}
+    return (str(section.get("reflogExpire", DEFAULT_EXPIRE)),
+            str(section.get("reflogExpireUnreachable", DEFAULT_EXPIRE_UNREACHABLE)))
+
+
+@dataclass
+class ExpireResult:
+    pruned: dict[str, int] = field(default_factory=dict)  # reflog name -> entries removed
+    kept: int = 0
+
+    @property
+    def total_pruned(self) -> int:
+        return sum(self.pruned.values())
+
+
+def expire_reflogs(repo: Repo, refs: list[str] | None = None, expire: str | None = None,
+                   expire_unreachable: str | None = None) -> ExpireResult:
+    """Expire the reflogs of `refs` (None: every reflog, deleted refs' too)."""
+    with repo.lock():
+        return expire_reflogs_locked(repo, refs, expire, expire_unreachable)
+
+
+def expire_reflogs_locked(repo: Repo, refs: list[str] | None = None, expire: str | None = None,
+                          expire_unreachable: str | None = None) -> ExpireResult:
+    """As expire_reflogs, for a caller that already holds the lock (gc)."""
+    default_total, default_unreachable = configured_expiry(repo)
+    now = time.time()
+    total_cutoff = parse_expiry(expire or default_total, now)
+    unreachable_cutoff = max(total_cutoff, parse_expiry(expire_unreachable or default_unreachable, now))
+    names = repo.refs.reflog_names() if refs is None else [_log_name(repo, r) for r in refs]
+    result = ExpireResult()
+    for name in names:
+        entries = repo.refs.reflog_file(name)
+        reachable: set[str] | None = None
+        computed = False
+        kept = []
+        for entry in entries:
+            expired = entry.time < total_cutoff
+            if not expired and entry.time < unreachable_cutoff:
+                if not computed:
+                    reachable, computed = _reachable_from_tip(repo, name), True
+                expired = reachable is not None and any(c != ZERO_ID and c not in reachable
+                                                        for c in (entry.old, entry.new))
+            if not expired:
+                kept.append(entry)
+        if len(kept) != len(entries):
+            repo.refs.rewrite_reflog(name, kept)
+            result.pruned[name] = len(entries) - len(kept)
+        result.kept += len(kept)
+    return result
+
+
+def _log_name(repo: Repo, ref: str) -> str:
+    """The reflog of what a user typed: HEAD, a full ref name, a branch, else a tag."""
+    if ref == "HEAD" or ref.startswith("refs/"):
+        return ref
+    if repo.refs.read(f"refs/heads/{ref}") is None and repo.refs.read(f"refs/tags/{ref}") is not None:
+        return f"refs/tags/{ref}"
+    return f"refs/heads/{ref}"
+
+
+def _reachable_from_tip(repo: Repo, name: str) -> set[str] | None:
+    """Commits the ref's current value reaches (none for a deleted ref or a log in the attic);
+    None when that cannot be known (a corrupt ref or a missing commit): then nothing expires early."""
+    try:
+        tip = repo.refs.read(name) if name == "HEAD" or name.startswith("refs/") else None
+        return commit_ancestors(repo, [tip]) if tip else set()
+    except MvcError:
+        return None
