@@ -38,6 +38,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
     mvc checkout REV             detached HEAD at a tag, id, HEAD~N, REV^ ...
     mvc checkout -b NEW [START]  create a branch and switch to it
     mvc checkout REV -- PATH...  restore files from REV (HEAD stays)
+    mvc checkout -- PATH...      restore files from the index (local edits are lost)
 
     Refuses (exit 5, naming the files) to overwrite uncommitted changes unless --force.
     Untracked files are left alone.
@@ -52,9 +53,19 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
                 raise click.UsageError("checkout -b takes a new branch name and at most one START")
             result = checkout_new_branch(repo, new_branch, args[0] if args else None, force, bar)
             message = f"Switched to a new branch '{new_branch}'"
+        elif paths is not None and not args:
+            if not paths:
+                raise click.UsageError("checkout -- PATH... needs at least one path")
+            from modelvc.ops.restore import restore
+
+            restored = restore(repo, paths, cwd=cwd_of(ctx), progress=bar)
+            count = len(restored.written)
+            if not quiet and not as_json:
+                click.echo(f"Updated {count} path{'' if count == 1 else 's'} from the index")
+            elif as_json:
+                emit_json({"written": restored.written, "removed": restored.removed})
+            return
         elif paths is not None or len(args) > 1:
-            if not args:
-                raise click.UsageError("checkout needs a revision before '--'")
             rev, specs = args[0], (list(args[1:]) + (paths or []))
             if not specs:
                 raise click.UsageError("checkout REV -- PATH... needs at least one path")
