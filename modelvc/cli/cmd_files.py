@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from modelvc.cli.cmd_completion import complete_paths
 from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
 
 
@@ -29,7 +30,7 @@ def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
 
 
 @click.command("add")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, shell_complete=complete_paths)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @quiet_option
 @click.pass_context
@@ -66,7 +67,7 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool, quiet
 
 
 @click.command("rm")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, shell_complete=complete_paths)
 @click.option("--cached", is_flag=True, help="Only stop tracking; keep the working files.")
 @click.option("-f", "--force", is_flag=True, help="Delete files even if they have unstaged changes.")
 @click.pass_context
@@ -136,8 +137,8 @@ def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bo
 
 
 @click.command("mv")
-@click.argument("sources", nargs=-1, required=True)
-@click.argument("destination")
+@click.argument("sources", nargs=-1, required=True, shell_complete=complete_paths)
+@click.argument("destination", shell_complete=complete_paths)
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing destination.")
 @click.pass_context
 def mv_command(ctx: click.Context, sources: tuple[str, ...], destination: str, force: bool) -> None:
@@ -155,7 +156,7 @@ def mv_command(ctx: click.Context, sources: tuple[str, ...], destination: str, f
 
 
 @click.command("restore")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, shell_complete=complete_paths)
 @click.option("-S", "--staged", is_flag=True, help="Set the index back to HEAD (unstage); the working files stay.")
 @click.option("-W", "--worktree", is_flag=True,
               help="Set the working files back to the index (the default without --staged).")

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from modelvc.cli.cmd_completion import complete_revs, complete_revs_and_paths
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, format_value,
                                 human_size, iso_time, open_repo, progress_bar)
 
@@ -72,7 +73,7 @@ def commit_command(ctx, messages, message_file, metrics, params, meta, stage_all
 
 
 @click.command("log", cls=PathsAfterDashDash)
-@click.argument("revs", nargs=-1)
+@click.argument("revs", nargs=-1, shell_complete=complete_revs)
 @click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N commits.")
 @click.option("--all", "all_refs", is_flag=True, help="Start from every branch, tag and HEAD.")
 @click.option("--oneline", is_flag=True, help="One line per commit.")
@@ -129,7 +130,7 @@ def log_command(ctx, revs, limit, all_refs, oneline, metric_names, as_json) -> N
 
 
 @click.command("show")
-@click.argument("rev", default="HEAD")
+@click.argument("rev", default="HEAD", shell_complete=complete_revs_and_paths)
 @click.option("--raw", is_flag=True, help="With REV:PATH, write the file's stored bytes to stdout (as 'mvc cat').")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
@@ -222,7 +223,7 @@ def write_raw(ctx, rev: str, path: str, output: str | None) -> None:
 
 
 @click.command("cat")
-@click.argument("spec", metavar="REV:PATH")
+@click.argument("spec", metavar="REV:PATH", shell_complete=complete_revs)
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE (replaced atomically) instead of stdout.")
 @click.pass_context
 def cat_command(ctx, spec, output) -> None:
@@ -296,7 +297,7 @@ def model_json(model, show_all: bool) -> dict | None:
 
 
 @click.command("diff", cls=PathsAfterDashDash)
-@click.argument("revs", nargs=-1)
+@click.argument("revs", nargs=-1, shell_complete=complete_revs_and_paths)
 @click.option("--stat", is_flag=True, help="Only a summary line per file and the totals.")
 @click.option("--stats", "tensor_stats", is_flag=True,
               help="For each changed tensor: max |Δ|, mean |Δ|, relative L2 change, fraction of elements changed.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from modelvc.cli.cmd_completion import complete_branches, complete_revs, complete_revs_and_paths
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, open_repo,
                                 progress_bar, quiet_option)
 
@@ -24,7 +25,7 @@ def move_json(move) -> dict:
 
 
 @click.command("checkout", cls=PathsAfterDashDash)
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, shell_complete=complete_revs_and_paths)
 @click.option("-b", "new_branch", metavar="NEW", help="Create branch NEW at START (default HEAD) and switch to it.")
 @click.option("-f", "--force", is_flag=True, help="Discard local changes that would be overwritten.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -89,7 +90,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
 
 
 @click.command("rollback")
-@click.argument("rev", required=False)
+@click.argument("rev", required=False, shell_complete=complete_revs)
 @click.option("--hard", is_flag=True, help="Move the branch back instead of adding a commit (the reflog keeps the old position).")
 @click.option("-f", "--force", is_flag=True, help="Discard local changes that would be overwritten.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -122,8 +123,8 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
 
 
 @click.command("branch")
-@click.argument("name", required=False)
-@click.argument("start", required=False)
+@click.argument("name", required=False, shell_complete=complete_branches)
+@click.argument("start", required=False, shell_complete=complete_revs)
 @click.option("-d", "--delete", "delete", is_flag=True,
               help="Delete branch NAME if another branch, a tag or HEAD reaches its tip (its reflog is kept).")
 @click.option("-D", "force_delete", is_flag=True, help="Delete branch NAME even if nothing else reaches its tip.")
@@ -176,7 +177,7 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
 
 @click.command("tag")
 @click.argument("name", required=False)
-@click.argument("rev", required=False)
+@click.argument("rev", required=False, shell_complete=complete_revs)
 @click.option("-m", "--message", help="Make an annotated tag with this message.")
 @click.option("-d", "--delete", "delete", is_flag=True, help="Delete tag NAME.")
 @click.option("-f", "--force", is_flag=True, help="Move an existing tag.")
@@ -228,7 +229,7 @@ def reflog_command() -> None:
 
 
 @reflog_command.command("show")
-@click.argument("ref", default="HEAD")
+@click.argument("ref", default="HEAD", shell_complete=complete_branches)
 @click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print entries as JSON.")
 @click.pass_context
@@ -246,7 +247,7 @@ def reflog_show_command(ctx, ref, limit, as_json) -> None:
 
 
 @reflog_command.command("expire")
-@click.argument("refs", nargs=-1)
+@click.argument("refs", nargs=-1, shell_complete=complete_branches)
 @click.option("--expire", metavar="TIME", help="Drop entries older than TIME (default gc.reflogExpire, 90 days).")
 @click.option("--expire-unreachable", metavar="TIME",
               help="Drop entries older than TIME whose commit the ref no longer reaches "
