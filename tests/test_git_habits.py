@@ -159,3 +159,15 @@ def test_show_of_a_working_file_lists_its_tensors(mvc, work):
     result = mvc("show", "m.safetensors", ok=False)
     assert (result.exit_code, result.stderr.splitlines()[0]) == (
         2, "error: ambiguous argument 'm.safetensors': both revision and filename")
+
+
+def test_help_of_each_new_command_and_option(mvc):
+    expected = {("mv",): "Move or rename tracked files", ("restore",): "Undo staging or local edits",
+                ("cat",): "Write the bytes of PATH as stored in REV", ("completion",): "completion script",
+                ("reflog", "expire"): "--expire-unreachable", ("reflog",): "mvc reflog expire",
+                ("branch",): "-D", ("log",): "--all", ("commit",): "-F, --file", ("show",): "--raw",
+                ("gc",): "--prune TIME"}
+    listing = mvc("--help").stdout
+    for words, text in expected.items():
+        assert words[0] in listing
+        assert text in mvc(*words, "--help").stdout, words

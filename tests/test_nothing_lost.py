@@ -161,6 +161,10 @@ def test_reflog_expire_reads_the_config_keys_and_times(mvc, work):
     assert result.exit_code == 2
     assert result.stderr.startswith("error: invalid expiry time 'yesterday-ish'\n")
     assert mvc("reflog", "expire", ok=False).exit_code == 2  # REF... or --all
+    result = mvc("reflog", "expire", "--expire=now", "../../config", ok=False)
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        10, "error: invalid ref name '../../config': contains '..'")
+    assert json.loads(config_path.read_text())["gc"] == {"reflogExpire": "1 year"}
 
 
 def test_a_mistaken_big_commit_is_freed_today(mvc, work):

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from modelvc.errors import MvcError, UsageError
 from modelvc.ops.reach import commit_ancestors
+from modelvc.refname import check_ref_name
 from modelvc.refs import ZERO_ID
 from modelvc.repo import Repo
 
@@ -105,9 +106,14 @@ def expire_reflogs_locked(repo: Repo, refs: list[str] | None = None, expire: str
 
 
 def _log_name(repo: Repo, ref: str) -> str:
-    """The reflog of what a user typed: HEAD, a full ref name, a branch, else a tag."""
-    if ref == "HEAD" or ref.startswith("refs/"):
+    """The reflog of what a user typed: HEAD, a full ref name, a branch, else a tag (validated,
+    so that no name reaches outside .mvc/logs)."""
+    if ref == "HEAD":
         return ref
+    if ref.startswith("refs/"):
+        check_ref_name(ref[len("refs/"):], "ref")
+        return ref
+    check_ref_name(ref, "ref")
     if repo.refs.read(f"refs/heads/{ref}") is None and repo.refs.read(f"refs/tags/{ref}") is not None:
         return f"refs/tags/{ref}"
     return f"refs/heads/{ref}"
