@@ -165,6 +165,11 @@ def test_reflog_expire_reads_the_config_keys_and_times(mvc, work):
     assert (result.exit_code, result.stderr.splitlines()[0]) == (
         10, "error: invalid ref name '../../config': contains '..'")
     assert json.loads(config_path.read_text())["gc"] == {"reflogExpire": "1 year"}
+    config["gc"] = {"reflogExpireUnreachable": "fortnight"}
+    config_path.write_text(json.dumps(config))
+    result = mvc("gc", ok=False)
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        2, "error: invalid expiry time 'fortnight' (gc.reflogExpireUnreachable in .mvc/config)")
 
 
 def test_a_mistaken_big_commit_is_freed_today(mvc, work):

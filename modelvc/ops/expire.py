@@ -50,12 +50,17 @@ def parse_expiry(text: str, now: float | None = None) -> float:
                          hint="use 'now', 'never', '30 days', '2.weeks.ago' or a date like 2026-01-31") from None
 
 
-def configured_expiry(repo: Repo) -> tuple[str, str]:
-    """(gc.reflogExpire, gc.reflogExpireUnreachable) from .mvc/config, or git's defaults."""
+def configured_expiry(repo: Repo, now: float) -> tuple[float, float]:
+    """The cutoffs of gc.reflogExpire and gc.reflogExpireUnreachable in .mvc/config, or git's defaults."""
     section = repo.config.get("gc", {})
     section = section if isinstance(section, dict) else {}
-    return (str(section.get("reflogExpire", DEFAULT_EXPIRE)),
-            str(section.get("reflogExpireUnreachable", DEFAULT_EXPIRE_UNREACHABLE)))
+    cutoffs = []
+    for key, default in (("reflogExpire", DEFAULT_EXPIRE), ("reflogExpireUnreachable", DEFAULT_EXPIRE_UNREACHABLE)):
+        try:
+            cutoffs.append(parse_expiry(str(section.get(key, default)), now))
+        except UsageError as exc:
+            raise UsageError(f"{exc.message} (gc.{key} in .mvc/config)", hint=exc.hint) from None
+    return cutoffs[0], cutoffs[1]
 
 
 @dataclass
@@ -78,10 +83,11 @@ def expire_reflogs(repo: Repo, refs: list[str] | None = None, expire: str | None
 def expire_reflogs_locked(repo: Repo, refs: list[str] | None = None, expire: str | None = None,
                           expire_unreachable: str | None = None) -> ExpireResult:
     """As expire_reflogs, for a caller that already holds the lock (gc)."""
-    default_total, default_unreachable = configured_expiry(repo)
     now = time.time()
-    total_cutoff = parse_expiry(expire or default_total, now)
-    unreachable_cutoff = max(total_cutoff, parse_expiry(expire_unreachable or default_unreachable, now))
+    configured_total, configured_unreachable = configured_expiry(repo, now)
+    total_cutoff = parse_expiry(expire, now) if expire else configured_total
+    unreachable_cutoff = parse_expiry(expire_unreachable, now) if expire_unreachable else configured_unreachable
+    unreachable_cutoff = max(total_cutoff, unreachable_cutoff)
     names = repo.refs.reflog_names() if refs is None else [_log_name(repo, r) for r in refs]
     result = ExpireResult()
     for name in names:
