@@ -69,15 +69,26 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool, quiet
 @click.command("rm")
 @click.argument("paths", nargs=-1, required=True, shell_complete=complete_paths)
 @click.option("--cached", is_flag=True, help="Only stop tracking; keep the working files.")
-@click.option("-f", "--force", is_flag=True, help="Delete files even if they have unstaged changes.")
+@click.option("-f", "--force", is_flag=True, help="Remove even content that no commit holds.")
 @click.pass_context
 def rm_command(ctx: click.Context, paths: tuple[str, ...], cached: bool, force: bool) -> None:
-    """Stop tracking files (and delete them from the working tree unless --cached)."""
+    """Stop tracking files (and delete them from the working tree unless --cached).
+
+    As git's rm, refuses (exit 5, nothing removed) a file with changes staged in the index, with
+    local modifications, or (even with --cached) with staged content in neither the file nor HEAD.
+    """
     from modelvc.ops.add import rm
 
     result = rm(open_repo(ctx), list(paths), cached, force, cwd_of(ctx))
     for path in result.removed:
         click.echo(f"rm '{path}'")
+
+
+def change_json(kind: str, path: str, renamed_from: dict[str, str]) -> dict:
+    row = {"status": kind, "path": path}
+    if path in renamed_from:
+        row["old_path"] = renamed_from[path]
+    return row
 
 
 @click.command("status")
@@ -99,9 +110,7 @@ def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bo
 
     if as_json:
         emit_json({"branch": result.branch, "head": result.head,
-                   "staged": [{"status": k, "path": p} | ({"old_path": result.renamed_from[p]}
-                                                                  if p in result.renamed_from else {})
-                              for k, p in result.staged],
+                   "staged": [change_json(k, p, result.renamed_from) for k, p in result.staged],
                    "unstaged": [{"status": k, "path": p} for k, p in result.unstaged],
                    "untracked": result.untracked, "clean": result.clean})
         return
