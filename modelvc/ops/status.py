@@ -24,7 +24,7 @@ class StatusResult:
         return not (self.staged or self.unstaged or self.untracked)
 
 
-def status(repo: Repo, progress: Progress = NO_PROGRESS) -> StatusResult:
+def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True) -> StatusResult:
     head = repo.refs.head()
     result = StatusResult(head.branch, head.commit)
     head_entries = repo.tree_of(head.commit).as_map()
@@ -44,7 +44,10 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS) -> StatusResult:
             result.unstaged.append(("modified", path))
         elif now.manifest is not None:
             rehashed_clean.append(now)
-    result.untracked = [path for path, _ in walk_files(repo.root) if path not in index]
+    if untracked:
+        result.untracked = [path for path, _ in walk_files(repo.root) if path not in index]
+    if result.untracked:
+        result.untracked = left_to_mvc(repo, result.untracked)
     if rehashed_clean:
         refresh_stat_cache(repo, rehashed_clean)
     return result
@@ -62,6 +65,15 @@ def _pair_staged_renames(result: StatusResult, head_entries: dict, index: dict) 
     olds = set(result.renamed_from.values())
     result.staged = [("renamed", p) if p in result.renamed_from else (kind, p)
                      for kind, p in result.staged if p not in olds]
+
+
+def left_to_mvc(repo: Repo, untracked: list[str]) -> list[str]:
+    """Untracked files less those git keeps (it tracks them, or they are its own files): in a
+    shared working tree they are versioned already, and `mvc add .` leaves them to git."""
+    from modelvc.ops.gitside import split_for_git
+
+    split = split_for_git(repo.root, untracked, set(), set())
+    return split.store
 
 
 def refresh_stat_cache(repo: Repo, files: list) -> None:
