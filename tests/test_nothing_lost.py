@@ -167,9 +167,15 @@ def test_reflog_expire_reads_the_config_keys_and_times(mvc, work):
     assert json.loads(config_path.read_text())["gc"] == {"reflogExpire": "1 year"}
     config["gc"] = {"reflogExpireUnreachable": "fortnight"}
     config_path.write_text(json.dumps(config))
-    result = mvc("gc", ok=False)
+    result = mvc("gc", ok=False)  # written by hand: 'mvc config' refuses it
     assert (result.exit_code, result.stderr.splitlines()[0]) == (
-        2, "error: invalid expiry time 'fortnight' (gc.reflogExpireUnreachable in .mvc/config)")
+        14, "error: invalid expiry time 'fortnight' (gc.reflogExpireUnreachable in the config)")
+    result = mvc("config", "gc.reflogExpire", "fortnight", ok=False)
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        14, "error: bad value 'fortnight' for config key 'gc.reflogExpire': use 'now', 'never', "
+            "'30 days', '2.weeks.ago' or a date like 2026-01-31")
+    mvc("config", "gc.reflogExpire", "2.weeks")
+    assert json.loads(config_path.read_text())["gc"]["reflogExpire"] == "2.weeks"
 
 
 def test_a_mistaken_big_commit_is_freed_today(mvc, work):

@@ -262,7 +262,8 @@ def reflog_expire_command(ctx, refs, expire, expire_unreachable, all_refs, as_js
     loses the 'mvc reflog' record of where refs were; the commits themselves go at the next
     'mvc gc' unless a branch or tag reaches them.
     """
-    from modelvc.ops.expire import expire_reflogs, parse_expiry
+    from modelvc.expiry import parse_expiry
+    from modelvc.ops.expire import expire_reflogs
 
     if bool(refs) == all_refs:
         raise click.UsageError("reflog expire takes REF... or --all")

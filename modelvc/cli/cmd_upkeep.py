@@ -60,7 +60,7 @@ def gc_command(ctx, prune, grace, as_json) -> None:
     """
     import time
 
-    from modelvc.ops.expire import parse_expiry
+    from modelvc.expiry import parse_expiry
     from modelvc.ops.gc import GRACE_SECONDS, gc
 
     if prune is not None and grace is not None:

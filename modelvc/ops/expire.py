@@ -9,57 +9,28 @@ back) for one. `--expire=now` drops everything, so the space can be had back tod
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from modelvc.errors import MvcError, UsageError
+from modelvc.errors import ConfigError, MvcError, UsageError
+from modelvc.expiry import parse_expiry
 from modelvc.ops.reach import commit_ancestors
 from modelvc.refname import check_ref_name
 from modelvc.refs import ZERO_ID
 from modelvc.repo import Repo
 
-DEFAULT_EXPIRE = "90 days"
-DEFAULT_EXPIRE_UNREACHABLE = "30 days"
-_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
-          "month": 30 * 86400, "year": 365 * 86400}
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)[ .]?(second|minute|hour|day|week|month|year)s?(?:[ .]ago)?$")
-
-
-def parse_expiry(text: str, now: float | None = None) -> float:
-    """The cutoff a TIME means: entries (or data) older than it expire.
-
-    "now"/"all" expire everything, "never"/"false" nothing; "90 days", "2.weeks.ago",
-    "1 year ago", or a date ("2026-01-31", "2026-01-31 12:00").
-    """
-    now = time.time() if now is None else now
-    value = text.strip().lower()
-    if value in ("now", "all"):
-        return math.inf
-    if value in ("never", "false"):
-        return -math.inf
-    match = _RELATIVE.match(value)
-    if match:
-        return now - float(match[1]) * _UNITS[match[2]]
-    try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise UsageError(f"invalid expiry time '{text}'",
-                         hint="use 'now', 'never', '30 days', '2.weeks.ago' or a date like 2026-01-31") from None
-
 
 def configured_expiry(repo: Repo, now: float) -> tuple[float, float]:
-    """The cutoffs of gc.reflogExpire and gc.reflogExpireUnreachable in .mvc/config, or git's defaults."""
-    section = repo.config.get("gc", {})
-    section = section if isinstance(section, dict) else {}
+    """The cutoffs of gc.reflogExpire and gc.reflogExpireUnreachable (the repository's config,
+    else the global one, else git's 90 and 30 days)."""
+    from modelvc.config import effective
+
     cutoffs = []
-    for key, default in (("reflogExpire", DEFAULT_EXPIRE), ("reflogExpireUnreachable", DEFAULT_EXPIRE_UNREACHABLE)):
+    for key in ("gc.reflogExpire", "gc.reflogExpireUnreachable"):
         try:
-            cutoffs.append(parse_expiry(str(section.get(key, default)), now))
+            cutoffs.append(parse_expiry(str(effective(repo.config, key)), now))
         except UsageError as exc:
-            raise UsageError(f"{exc.message} (gc.{key} in .mvc/config)", hint=exc.hint) from None
+            raise ConfigError(f"{exc.message} ({key} in the config)", hint=exc.hint) from None
     return cutoffs[0], cutoffs[1]
 
 
