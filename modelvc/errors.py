@@ -93,7 +93,7 @@ EXIT_CODES: dict[int, str] = {
     7: "integrity error: stored data is corrupt or missing",
     8: "repository format version not supported by this modelvc",
     9: "nothing to commit",
-    10: "invalid ref name, or ref already exists",
+    10: "invalid ref name, ref already exists, or branch not fully merged (branch -d)",
     14: "configuration error: unreadable config or .mvcignore, unknown key, bad value",
     15: "author identity unknown (set user.name and user.email)",
 }
@@ -143,3 +143,7 @@ class CorruptRefError(IntegrityError):
 
 class CorruptIndexError(IntegrityError):
     """The index (staging area) cannot be read, or an entry contradicts its stored manifest."""
+
+
+class NotFullyMergedError(RefError):
+    """`branch -d` of a branch whose commits nothing else reaches: they would only live in reflogs."""

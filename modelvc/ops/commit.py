@@ -35,6 +35,22 @@ def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
     return pairs
 
 
+def message_from(paragraphs: list[str], file_text: str | None = None) -> str:
+    """The message of `-m A -m B` (paragraphs joined by a blank line) or of `-F FILE`, cleaned
+    up as git does: trailing spaces, leading and trailing blank lines and runs of blank lines go."""
+    if file_text is None and not paragraphs:
+        raise UsageError("no commit message", hint="give one with -m MESSAGE or -F FILE")
+    text = file_text if file_text is not None else "\n\n".join(paragraphs)
+    lines = [line.rstrip() for line in text.splitlines()]
+    cleaned: list[str] = []
+    for line in lines:
+        if line or (cleaned and cleaned[-1]):
+            cleaned.append(line)
+    while cleaned and not cleaned[-1]:
+        cleaned.pop()
+    return "\n".join(cleaned)
+
+
 @dataclass(frozen=True)
 class CommitResult:
     id: str
