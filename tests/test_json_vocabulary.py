@@ -27,8 +27,9 @@ OUTPUT_SHAPES = {
     "show": "show", "show REV:PATH": "show_path", "diff REV REV": "diff", "diff": "diff",
     "checkout": "checkout", "checkout -b": "checkout", "rollback": "rollback",
     "rollback --hard": "rollback", "branch": "name", "branch NAME": "name", "tag": "name",
-    "tag NAME": "name", "reflog": "reflog_entry", "gc": "gc", "stats": "stats", "fsck": "fsck",
-    "fsck (broken)": "fsck",
+    "tag NAME": "name", "branch -m": "name", "reflog show": "reflog_entry", "reflog expire": "reflog_expire",
+    "gc": "gc", "stats": "stats", "fsck": "fsck", "fsck (broken)": "fsck", "status (renamed)": "status",
+    "diff (renamed)": "diff", "show PATH": "show_path", "checkout --": "restore",
 }
 USER_KEYED = {"config KEY", "config --list"}  # {user's dotted key: value}, see test_config_prints_the_users_dotted_keys
 
@@ -42,9 +43,10 @@ NESTED = {
     ("diff", "files"): "diff_file", ("diff", "metrics"): "value_change", ("diff", "params"): "value_change",
     ("diff_file", "model"): "model_diff", ("model_diff", "tensors"): "tensor_change",
     ("tensor_change", "stats"): "tensor_stats", ("fsck", "problems"): "problem", ("problem", "breaks"): "break",
+    ("stats", "held_by_refs"): "held", ("stats", "held_by_reflogs_only"): "held",
 }
 
-STATUSES = {"added", "modified", "deleted", "renamed", "mode", "dtype", "shape", "unchanged"}
+STATUSES = {"added", "modified", "deleted", "renamed", "mode", "dtype", "shape", "uncompared", "unchanged"}
 FULL_ID = re.compile(r"^[0-9a-f]{64}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 MODE = re.compile(r"^[0-7]{6}$")
@@ -57,7 +59,8 @@ PLURALS = {"files", "tensors", "problems", "parents", "breaks", "names", "notes"
 PATH_LISTS = {"staged", "untracked", "written", "deleted", "kept_local", "left_to_git", "versioned_twice"}
 INT_KEYS = {"format_version", "numel", "offset", "total_numel", "total_size"}
 # Subtrees whose keys the user (or git, or a model file) chose.
-FREE = {"metrics", "params", "meta", "metadata", "warnings", "git", "chunk_count_by_codec", "counts"}
+FREE = {"metrics", "params", "meta", "metadata", "warnings", "git", "counts", "chunk_count_by_codec",
+        "expired_count_by_ref"}
 
 
 def doc_shapes() -> dict[str, set[str]]:
@@ -130,6 +133,8 @@ def vocabulary_problems(value, where: str = "$", key: str | None = None) -> list
             problems.append(f"{at}: a number under '{name}': counts end in _count, sizes are size or _bytes")
         if name.endswith(("_count", "_bytes")) or name == "size":
             if not isinstance(item, int) or isinstance(item, bool):
+                if item is None and name == "chunk_count":  # a working-tree file is not chunked
+                    continue
                 problems.append(f"{at}: {item!r} is not an integer")
         if name not in FREE:
             problems += vocabulary_problems(item, at, name)
@@ -190,12 +195,16 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         write(work / "notes.txt", b"v2, unstaged\n")
         write(work / "scratch.tmp", b"untracked")
         out["status"] = mvc.json("status")
+        out["show PATH"] = mvc.json("show", "models/m.safetensors")
         out["commit"] = mvc.json("commit", "-m", "v2\n\nmore", "--metric", "loss=1.5", "--meta", "by=ci")
         out["log"] = mvc.json("log")
         out["show"] = mvc.json("show")
         out["show REV:PATH"] = mvc.json("show", "HEAD:models/m.safetensors")
         out["diff REV REV"] = mvc.json("diff", "HEAD~1", "HEAD", "--stats", "--all")
         out["diff"] = mvc.json("diff")
+        write(work / "notes.txt", b"edited, then restored from the index\n")
+        out["checkout --"] = json.loads(mvc("checkout", "--json", "--", "notes.txt").stdout)
+        write(work / "notes.txt", b"v3\n")
         mvc("commit", "-a", "-m", "v3")
         (work / "scratch.tmp").unlink()
         out["branch NAME"] = mvc.json("branch", "exp", "HEAD~1")
@@ -207,7 +216,13 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         out["checkout -b"] = mvc.json("checkout", "-b", "side", "main")
         out["rollback"] = mvc.json("rollback")
         out["rollback --hard"] = mvc.json("rollback", "--hard", "HEAD~2")
-        out["reflog"] = mvc.json("reflog")
+        mvc("mv", "run.sh", "tools/run.sh")
+        out["status (renamed)"] = mvc.json("status")
+        mvc("commit", "-m", "move")
+        out["diff (renamed)"] = mvc.json("diff", "HEAD~1", "HEAD")
+        out["branch -m"] = mvc.json("branch", "-m", "exp", "experiment")
+        out["reflog show"] = mvc.json("reflog")
+        out["reflog expire"] = mvc.json("reflog", "expire", "--expire=now", "experiment")
         out["gc"] = mvc.json("gc", "--grace", "0")
         out["stats"] = mvc.json("stats")
         out["fsck"] = mvc.json("fsck")
@@ -222,14 +237,26 @@ def outputs(tmp_path_factory) -> dict[str, object]:
     return out
 
 
+def commands_with_json(group, ctx, prefix: str = "") -> set[str]:
+    import click
+
+    found = set()
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            found |= commands_with_json(command, click.Context(command, parent=ctx), f"{prefix}{name} ")
+        elif any(p.name == "as_json" for p in command.params):
+            found.add(prefix + name)
+    return found
+
+
 def test_every_command_with_json_is_run():
     import click
 
-    ctx = click.Context(cli)
-    with_json = {name for name in cli.list_commands(ctx)
-                 if any(p.name == "as_json" for p in cli.get_command(ctx, name).params)}
-    run = {label.split()[0] for label in [*OUTPUT_SHAPES, *USER_KEYED]}
-    assert with_json == run
+    labels = [*OUTPUT_SHAPES, *USER_KEYED]
+    found = commands_with_json(cli, click.Context(cli))
+    assert {"reflog show", "reflog expire", "status", "config"} <= found
+    assert {c for c in found if not any(label == c or label.startswith(c + " ") for label in labels)} == set()
 
 
 def test_the_docs_define_every_shape_the_test_uses():
@@ -265,7 +292,13 @@ def test_the_run_reaches_every_word(outputs):
     assert {t["status"] for t in model["tensors"]} == {"added", "deleted", "modified", "unchanged"}
     assert any(t["stats"] is not None for t in model["tensors"])
     assert outputs["add"]["deleted"] == ["old.bin"] and outputs["checkout"]["deleted"]
-    assert outputs["reflog"][-1]["old_commit"] is None  # the branch's creation
+    assert outputs["reflog show"][-1]["old_commit"] is None  # the branch's creation
+    assert outputs["status (renamed)"]["staged"] == [{"status": "renamed", "path": "tools/run.sh",
+                                                      "old_path": "run.sh"}]
+    assert [(f["status"], f["old_path"]) for f in outputs["diff (renamed)"]["files"]] == [("renamed", "run.sh")]
+    assert outputs["checkout --"]["written"] == ["notes.txt"]
+    assert outputs["show PATH"]["commit"] is None and outputs["show PATH"]["model"]["tensor_count"] == 3
+    assert outputs["reflog expire"]["expired_count"] >= 1
     problems = outputs["fsck (broken)"]["problems"]
     assert problems and any(b["commit"] is None for p in problems for b in p["breaks"])
     assert any(b["commit"] is not None for p in problems for b in p["breaks"])
@@ -276,10 +309,11 @@ def test_one_signature_for_one_commit_everywhere(outputs):
     made, logged = outputs["commit"], outputs["log"][0]
     assert made["id"] == logged["id"] == head["id"]
     assert made["author"] == logged["author"] == head["author"]
-    assert set(head["author"]) == set(outputs["reflog"][0]["committer"]) == {"name", "email", "time"}
+    committer = outputs["reflog show"][0]["committer"]
+    assert set(head["author"]) == set(committer) == {"name", "email", "time"}
     assert head["author"]["name"] == "Ada Lovelace" and head["author"]["email"] == "ada@example.com"
     moment = datetime.fromisoformat(head["author"]["time"])
-    assert abs(moment.timestamp() - datetime.fromisoformat(outputs["reflog"][0]["committer"]["time"]).timestamp()) < 3600
+    assert abs(moment.timestamp() - datetime.fromisoformat(committer["time"]).timestamp()) < 3600
 
 
 @pytest.mark.parametrize("old_shape", [

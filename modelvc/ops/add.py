@@ -137,23 +137,17 @@ class RmResult:
 
 
 def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Path | None = None) -> RmResult:
-    """Stop tracking paths; without --cached also delete the working files (if unmodified)."""
-    from modelvc.errors import LocalChangesError
-    from modelvc.ops.workstate import working_file
+    """Stop tracking paths; without --cached also delete the working files.
 
+    As git's rm: nothing is done when it would lose content no commit holds (see refuse_rm).
+    """
     cwd = cwd or Path.cwd()
     result = RmResult()
     with repo.lock():
         index = repo.fresh_index()
         paths = expand(repo.root, specs, cwd, index.entries, include_worktree=False)
-        if not cached and not force:
-            modified = [p for p in paths
-                        if (w := working_file(repo, p, index.entries[p])).file is not None
-                        and w.file != index.entries[p].file]
-            if modified:
-                raise LocalChangesError(
-                    "these files have changes that are not staged; removing them would lose them: "
-                    + ", ".join(modified), modified, hint="use --cached to keep the files, or --force")
+        if not force:
+            refuse_rm(repo, paths, cached)
         for path in paths:
             del index.entries[path]
             result.removed.append(path)
@@ -162,3 +156,42 @@ def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Pat
                 result.deleted_files.append(path)
         index.save()
     return result
+
+
+_RM_PROBLEMS = (  # (what, hint), in git's words and order
+    ("staged content different from both the file and the HEAD", "use -f to force removal"),
+    ("changes staged in the index", "use --cached to keep the file, or -f to force removal"),
+    ("local modifications", "use --cached to keep the file, or -f to force removal"),
+)
+
+
+def refuse_rm(repo: Repo, paths: list[str], cached: bool) -> None:
+    """Raise LocalChangesError (git's message) if removing `paths` would lose uncommitted content.
+
+    A staged version that differs from HEAD lives only in the index; a modified working file
+    only on disk. --cached keeps the working file, so it is refused only when the index holds
+    a version that is in neither HEAD nor the working file.
+    """
+    from modelvc.errors import LocalChangesError
+    from modelvc.ops.workstate import same_content, working_file
+
+    head = repo.tree_of(repo.head_commit()).as_map()
+    found: dict[int, list[str]] = {}
+    for path in paths:
+        entry = repo.index.entries[path]
+        now = working_file(repo, path, entry)
+        staged = not same_content(head.get(path), entry)
+        local = now.file is not None and not same_content(entry, now)
+        if staged and local:
+            found.setdefault(0, []).append(path)
+        elif not cached and staged:
+            found.setdefault(1, []).append(path)
+        elif not cached and local:
+            found.setdefault(2, []).append(path)
+    if found:
+        kind = min(found)
+        listed = found[kind]
+        what, hint = _RM_PROBLEMS[kind]
+        noun = "file has" if len(listed) == 1 else "files have"
+        raise LocalChangesError(f"the following {noun} {what}:\n" + "\n".join(f"    {p}" for p in listed),
+                                listed, hint=hint)

@@ -18,7 +18,7 @@ from modelvc.worktree import to_repo_path
 @dataclass(frozen=True)
 class FileChange:
     path: str
-    status: str  # added | deleted | modified | mode
+    status: str  # added | deleted | modified | mode | renamed
     old_size: int | None
     new_size: int | None
     shared_bytes: int  # bytes of the new version found in the old one's chunks
@@ -26,13 +26,14 @@ class FileChange:
     new_mode: int | None = None
     model: Any = None  # a modeldiff.ModelDiff for model files
     bytes_read: int = 0  # file bytes read to compare the tensors (headers included)
+    old_path: str | None = None  # where a renamed file was
 
     def to_dict(self, all_tensors: bool = True) -> dict:
         """With all_tensors False, a model's unchanged tensors are left out (only counted)."""
         model = self.model.to_dict() if self.model is not None else None
         if model is not None and not all_tensors:
             model["tensors"] = [t for t in model["tensors"] if t["status"] != "unchanged"]
-        return path_change(self.status, self.path) | {
+        return path_change(self.status, self.path, self.old_path) | {
             "old_size": self.old_size, "new_size": self.new_size, "shared_bytes": self.shared_bytes,
             "old_mode": mode_text(self.old_mode), "new_mode": mode_text(self.new_mode),
             "model": model, "read_bytes": self.bytes_read}
@@ -151,6 +152,28 @@ def model_diff(repo: Repo, a: _Side, b: _Side, path: str, stats: bool, progress:
                 source.close()
 
 
+def _pair_renames(result: DiffResult, old: dict[str, _Side], new: dict[str, _Side]) -> None:
+    """A deleted and an added file of the same content are one renamed file."""
+    from modelvc.ops.renames import pair_renames
+
+    gone = {f.path: old[f.path].file for f in result.files if f.status == "deleted"}
+    appeared = {f.path: new[f.path].file for f in result.files if f.status == "added"}
+    pairs = pair_renames(gone, appeared) if gone and appeared else {}
+    if not pairs:
+        return
+    olds = set(pairs.values())
+    files = []
+    for f in result.files:
+        if f.path in olds:
+            continue
+        if f.path in pairs:
+            was = old[pairs[f.path]]
+            f = FileChange(f.path, "renamed", was.size, f.new_size, f.new_size or 0, was.mode, f.new_mode,
+                           old_path=pairs[f.path])
+        files.append(f)
+    result.files = files
+
+
 def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
          paths: list[str] | None = None, cwd: Path | None = None,
          progress: Progress = NO_PROGRESS, models: bool = True, stats: bool = False) -> DiffResult:
@@ -182,6 +205,7 @@ def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
             result.files.append(FileChange(path, "modified", a.size, b.size, shared, a.mode, b.mode, model, read))
         elif a.mode != b.mode:
             result.files.append(FileChange(path, "mode", a.size, b.size, b.size, a.mode, b.mode))
+    _pair_renames(result, old, new)
     if old_commit and new_commit:
         a_commit, b_commit = repo.commit(old_commit), repo.commit(new_commit)
         result.metrics = compare_values(a_commit.metrics, b_commit.metrics, numeric=True)

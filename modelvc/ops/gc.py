@@ -1,7 +1,9 @@
 """mvc gc: delete what nothing reachable needs, and rewrite packs that are mostly dead.
 
 Anything younger than the grace period (an hour by default) is kept, so an operation
-in flight in another process is never robbed of the data it has just written.
+in flight in another process is never robbed of the data it has just written. Reflogs are
+expired first with the configured times (ops/expire.py), as git's gc does, so what only an
+old reflog entry held goes too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelvc.errors import IntegrityError
+from modelvc.leftovers import remove_leftovers
 from modelvc.ops.reach import walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
@@ -24,10 +27,12 @@ REWRITE_BELOW = 0.5  # rewrite a pack when less than this fraction of its bytes 
 
 @dataclass
 class GcResult:
+    reflog_entries_expired: int = 0
     objects_removed: int = 0
     packs_removed: int = 0
     packs_rewritten: int = 0
     incomplete_removed: int = 0
+    leftovers_removed: int = 0  # temporary files of killed atomic writes
     chunks_removed: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
@@ -38,7 +43,8 @@ class GcResult:
 
     def to_dict(self) -> dict:
         """Sizes of the store (.mvc/objects and .mvc/packs) before and after."""
-        return {"deleted_object_count": self.objects_removed, "deleted_chunk_count": self.chunks_removed,
+        return {"expired_reflog_entry_count": self.reflog_entries_expired,
+                "deleted_leftover_count": self.leftovers_removed, "deleted_object_count": self.objects_removed, "deleted_chunk_count": self.chunks_removed,
                 "deleted_pack_count": self.packs_removed, "rewritten_pack_count": self.packs_rewritten,
                 "deleted_incomplete_pack_count": self.incomplete_removed, "before_bytes": self.bytes_before,
                 "after_bytes": self.bytes_after, "freed_bytes": self.bytes_freed}
@@ -52,10 +58,16 @@ def store_size(repo: Repo) -> int:
     return total
 
 
-def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS) -> GcResult:
+def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS,
+       expire_reflogs: bool = True) -> GcResult:
+    from modelvc.ops.expire import expire_reflogs_locked
+
     result = GcResult()
     with repo.lock():
         repo.fresh_index()
+        result.leftovers_removed = remove_leftovers(repo.mvc_dir, include_objects=True)
+        if expire_reflogs:
+            result.reflog_entries_expired = expire_reflogs_locked(repo).total_pruned
         result.bytes_before = store_size(repo)
         problems: list[str] = []
         reach = walk(repo, lambda kind, oid, detail: problems.append(detail), verify=False)
@@ -122,7 +134,7 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
     try:
         for pack, row in rows_to_copy:
             location = index.locate(row["id"].tobytes())
-            payload = store.reader.read_record(location)
+            payload = store.reader.read_record(location, row["id"].tobytes())
             if writer is None:
                 writer = PackWriter(packs_dir, store.pack_max_bytes)
             base = row["base"].tobytes()

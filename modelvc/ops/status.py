@@ -15,9 +15,10 @@ from modelvc.worktree import walk_files
 class StatusResult:
     branch: str | None
     head: str | None
-    staged: list[tuple[str, str]] = field(default_factory=list)  # (added|modified|deleted, path)
+    staged: list[tuple[str, str]] = field(default_factory=list)  # (added|modified|deleted|renamed, path)
     unstaged: list[tuple[str, str]] = field(default_factory=list)  # (modified|deleted, path)
     untracked: list[str] = field(default_factory=list)
+    renamed_from: dict[str, str] = field(default_factory=dict)  # staged renames: new path -> old path
 
     @property
     def clean(self) -> bool:
@@ -25,7 +26,7 @@ class StatusResult:
 
     def to_dict(self) -> dict:
         return {"branch": self.branch, "commit": self.head,
-                "staged": [path_change(kind, path) for kind, path in self.staged],
+                "staged": [path_change(kind, path, self.renamed_from.get(path)) for kind, path in self.staged],
                 "unstaged": [path_change(kind, path) for kind, path in self.unstaged],
                 "untracked": self.untracked, "clean": self.clean}
 
@@ -40,6 +41,7 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
         if not same_content(before, after):
             kind = "added" if before is None else "deleted" if after is None else "modified"
             result.staged.append((kind, path))
+    _pair_staged_renames(result, head_entries, index)
     rehashed_clean = []
     for path in sorted(index):
         now = working_file(repo, path, index[path], progress)
@@ -56,6 +58,20 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
     if rehashed_clean:
         refresh_stat_cache(repo, rehashed_clean)
     return result
+
+
+def _pair_staged_renames(result: StatusResult, head_entries: dict, index: dict) -> None:
+    """Turn a staged deletion and a staged addition of the same content into one rename."""
+    from modelvc.ops.renames import pair_renames
+
+    gone = {p: head_entries[p].file for kind, p in result.staged if kind == "deleted"}
+    appeared = {p: index[p].file for kind, p in result.staged if kind == "added"}
+    if not gone or not appeared:
+        return
+    result.renamed_from = pair_renames(gone, appeared)
+    olds = set(result.renamed_from.values())
+    result.staged = [("renamed", p) if p in result.renamed_from else (kind, p)
+                     for kind, p in result.staged if p not in olds]
 
 
 def left_to_mvc(repo: Repo, untracked: list[str]) -> list[str]:
