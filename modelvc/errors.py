@@ -94,3 +94,7 @@ EXIT_CODES: dict[int, str] = {
     9: "nothing to commit",
     10: "invalid ref name, or ref already exists",
 }
+
+
+class UnsafePathError(IntegrityError):
+    """A path read from the store or the index that could reach outside the working tree."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from modelvc.errors import IntegrityError
 from modelvc.fsutil import atomic_write, current_boot_id
 from modelvc.objects import MODE_EXEC, MODE_FILE
+from modelvc.safepath import check_paths
 
 INDEX_VERSION = 1
 
@@ -79,10 +80,13 @@ class Index:
             self.mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
         try:
             data = json.loads(raw)
-            self.entries = {e["path"]: IndexEntry(**e) for e in data["entries"]}
+            entries = [IndexEntry(**e) for e in data["entries"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"the index file {self.path} is corrupt ({exc})",
                                  hint="restore it with 'mvc checkout --force HEAD'") from exc
+        check_paths((e.path for e in entries), f"the index file {self.path}",
+                    hint=f"delete {self.path}, then 'mvc checkout --force HEAD' rebuilds it")
+        self.entries = {e.path: e for e in entries}
 
     def save(self) -> None:
         data = {"version": INDEX_VERSION, "written_ns": time.time_ns(),

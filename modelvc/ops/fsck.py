@@ -14,7 +14,7 @@ from modelvc.store.parallel import ordered_map
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | corrupt | dangling
+    kind: str  # missing | corrupt | dangling | unsafe
     object: str
     detail: str
     breaks: tuple[tuple[str, str], ...] = ()  # (commit id or "index", path)
@@ -42,6 +42,7 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     for kind, object_id, detail in broken_objects:
         breaks = tuple(users_of_file(reach, object_id)) if object_id in reach.files else ()
         result.problems.append(Problem(kind, object_id, detail, breaks))
+    result.problems += _unsafe_paths(repo, reach)
     result.commits = len(reach.commits)
     result.objects = len(reach.object_ids)
 
@@ -69,6 +70,24 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
         result.problems += _check_packs(repo)
     result.notes += _incomplete_packs(repo)
     return result
+
+
+def _unsafe_paths(repo: Repo, reach) -> list[Problem]:
+    """Tree entries that checkout would refuse: paths that could leave the working tree."""
+    from modelvc.objects import Tree
+    from modelvc.safepath import tree_problems
+
+    problems = []
+    for tree_id in sorted(reach.trees):
+        try:
+            tree = repo.objects.get_typed(tree_id, Tree)
+        except IntegrityError:  # already reported as missing or corrupt
+            continue
+        commits = reach.tree_commits.get(tree_id, [])
+        for path, reason in tree_problems(e.path for e in tree.entries):
+            detail = f"tree {tree_id[:10]} has an unsafe path {path!r}: it {reason}"
+            problems.append(Problem("unsafe", tree_id, detail, tuple((c, path) for c in sorted(commits))))
+    return problems
 
 
 def _check_packs(repo: Repo) -> list[Problem]:
