@@ -98,3 +98,7 @@ EXIT_CODES: dict[int, str] = {
 
 class UnsafePathError(IntegrityError):
     """A path read from the store or the index that could reach outside the working tree."""
+
+
+class SymlinkInWayError(LocalChangesError):
+    """A symbolic link (or a file) stands where the working tree needs a directory."""

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from modelvc.errors import UsageError
+from modelvc.safefs import is_temp_name
+from modelvc.safepath import GIT_DIR, path_problem
 
 MVC_DIR = ".mvc"
 IGNORE_FILE = ".mvcignore"
@@ -67,7 +69,12 @@ class IgnoreRules:
 
 def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
                ) -> Iterator[tuple[str, os.stat_result]]:
-    """Regular files under `start` (a repo path), skipping .mvc and ignored paths, sorted."""
+    """Regular files under `start` (a repo path), sorted, with their lstat.
+
+    Never descends into a link, and skips .mvc, every .git and mvc's own temporary files.
+    """
+    if start and path_problem(start) is not None:  # inside .git, say: nothing there is ever tracked
+        return
     rules = rules or IgnoreRules.load(root)
     prefix = len(os.path.join(root, ""))  # slicing strings: pathlib per entry cost status half its time
     stack = [os.path.join(root, start) if start else str(root)]
@@ -80,7 +87,7 @@ def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
             continue
         for entry in entries:
             rel = entry.path[prefix:].replace(os.sep, "/")
-            if rel == MVC_DIR:
+            if rel == MVC_DIR or never_listed(entry.name):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 if not rules.ignored(rel, True):
@@ -91,10 +98,35 @@ def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
     yield from found
 
 
+def never_listed(name: str) -> bool:
+    """git's own directory (at any depth) and mvc's temporary files are never tracked."""
+    return name.lower() == GIT_DIR or is_temp_name(name)
+
+
 def stat_path(root: Path, path: str) -> os.stat_result | None:
-    """The stat of a regular file (not a symlink) at a repo path, or None."""
+    """The stat of a regular file (not a symlink) at a safe repo path, or None.
+
+    None too when a directory on the way is a link: what lies beyond it is not in the tree.
+    """
+    if path_problem(path) is not None:
+        return None
     try:
         st = os.lstat(os.path.join(root, path))
     except (FileNotFoundError, NotADirectoryError):
         return None
+    if "/" in path and link_on_the_way(root, path) is not None:
+        return None
     return st if stat.S_ISREG(st.st_mode) else None
+
+
+def link_on_the_way(root: Path, path: str) -> str | None:
+    """The first directory of `path` (a repo path) that is a symbolic link, if any."""
+    parts = path.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        directory = "/".join(parts[:depth])
+        try:
+            if stat.S_ISLNK(os.lstat(os.path.join(root, directory)).st_mode):
+                return directory
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+    return None

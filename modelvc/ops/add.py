@@ -111,7 +111,9 @@ class RmResult:
 def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Path | None = None) -> RmResult:
     """Stop tracking paths; without --cached also delete the working files (if unmodified)."""
     from modelvc.errors import LocalChangesError
+    from modelvc.ops.materialize import refuse_links_in_the_way
     from modelvc.ops.workstate import working_file
+    from modelvc.safefs import TreeDirs
 
     cwd = cwd or Path.cwd()
     result = RmResult()
@@ -126,11 +128,13 @@ def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Pat
                 raise LocalChangesError(
                     "these files have changes that are not staged; removing them would lose them: "
                     + ", ".join(modified), modified, hint="use --cached to keep the files, or --force")
-        for path in paths:
-            del index.entries[path]
-            result.removed.append(path)
-            if not cached and stat_path(repo.root, path) is not None:
-                (repo.root / path).unlink()
-                result.deleted_files.append(path)
+        if not cached:
+            refuse_links_in_the_way(repo, paths)
+        with TreeDirs(repo.root) as dirs:
+            for path in paths:
+                del index.entries[path]
+                result.removed.append(path)
+                if not cached and stat_path(repo.root, path) is not None and dirs.unlink(path):
+                    result.deleted_files.append(path)
         index.save()
     return result

@@ -1,4 +1,4 @@
-"""Nothing outside the working tree, ever (issue 11, item 5: paths read from the store or the index).
+"""Nothing outside the working tree, ever (issue 11, items 3-6, 9 and the working-tree half of 18).
 
 Each attack runs next to a sentinel directory outside the work dir, compared byte for byte
 (names, contents, link targets, mtimes) before and after.
@@ -7,11 +7,15 @@ Each attack runs next to a sentinel directory outside the work dir, compared byt
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 
 import pytest
 from conftest import write
 from tree_snapshot import make_outside, snapshot
 
+from modelvc import safefs
 from modelvc.objects import Commit, Tree, TreeEntry
 from modelvc.repo import Repo
 
@@ -26,7 +30,62 @@ def commit_all(mvc, message):
     return mvc("commit", "-m", message, "-q").stdout.strip()
 
 
+def link_dir_outside(work, name="d"):
+    shutil.rmtree(work / name)
+    os.symlink("../outside", work / name)
+
+
 WORK_SKIP = (".mvc/lock",)  # the lock file's mtime moves with every command that takes it
+LINK_IN_WAY = "error: a symbolic link is in the way: 'd' is a link where d/w.bin needs a directory\n"
+
+
+# -- item 3: a tracked directory replaced by a symlink --------------------------------------
+
+@pytest.mark.parametrize("args", [("checkout", "HEAD", "--", "d/w.bin"), ("checkout", "--force", "main"),
+                                  ("checkout", "-f", "HEAD", "--", "d")])
+def test_checkout_never_writes_through_a_linked_directory(mvc, work, outside, args):
+    write(work / "d" / "w.bin", b"tracked")
+    commit_all(mvc, "v1")
+    link_dir_outside(work)
+    before, index = snapshot(outside), (work / ".mvc" / "index").read_bytes()
+
+    result = mvc(*args, ok=False)
+    assert result.exit_code == 5
+    assert result.stderr.startswith(LINK_IN_WAY)
+    assert snapshot(outside) == before
+    assert os.readlink(work / "d") == "../outside"
+    assert (work / ".mvc" / "index").read_bytes() == index
+
+
+def test_checkout_of_another_version_never_deletes_through_a_linked_directory(mvc, work, outside):
+    write(work / "keep.bin", b"k")
+    commit_all(mvc, "without d")
+    mvc("checkout", "-b", "with-d")
+    write(work / "d" / "w.bin", b"tracked")
+    commit_all(mvc, "with d")
+    link_dir_outside(work)
+    before = snapshot(outside)
+
+    for args in (("checkout", "main"), ("checkout", "--force", "main")):
+        result = mvc(*args, ok=False)
+        assert (result.exit_code, result.stderr.splitlines()[0]) == (5, LINK_IN_WAY.strip())
+    assert snapshot(outside) == before
+    assert (work / ".mvc" / "HEAD").read_text() == "ref: refs/heads/with-d\n"
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_rm_never_deletes_through_a_linked_directory(mvc, work, outside, force):
+    write(work / "d" / "w.bin", b"tracked")
+    commit_all(mvc, "v1")
+    link_dir_outside(work)
+    before, index = snapshot(outside), (work / ".mvc" / "index").read_bytes()
+
+    result = mvc("rm", *(["-f"] if force else []), "d/w.bin", ok=False)
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (5, LINK_IN_WAY.strip())
+    assert snapshot(outside) == before
+    assert (work / ".mvc" / "index").read_bytes() == index
+    mvc("rm", "--cached", "d/w.bin")  # touches no file: allowed
+    assert snapshot(outside) == before
 
 
 # -- item 5: unsafe paths read from the store or the index ---------------------------------
@@ -100,3 +159,100 @@ def test_unsafe_index_path_is_refused_and_nothing_is_written(mvc, work, outside,
     index_path.unlink()  # the hint works
     mvc("checkout", "--force", "HEAD")
     assert mvc("status", "--porcelain").stdout == ""
+
+
+# -- item 6: a symlink planted at the temporary name ----------------------------------------
+
+def test_a_link_planted_at_the_temporary_name_is_never_followed(mvc, work, outside, monkeypatch):
+    write(work / "w.bin", b"version 1")
+    commit_all(mvc, "v1")
+    write(work / "w.bin", b"version 2, longer")
+    commit_all(mvc, "v2")
+    planted = ".mvc-tmp-1-0badf00d"
+    os.symlink("../outside/w.bin", work / planted)
+    names = iter([planted, planted, ".mvc-tmp-1-00000001"])
+    monkeypatch.setattr(safefs, "temp_name", lambda: next(names))
+    before = snapshot(outside)
+
+    mvc("checkout", "HEAD~1", "--", "w.bin")
+    assert (work / "w.bin").read_bytes() == b"version 1"
+    assert os.readlink(work / planted) == "../outside/w.bin"  # not ours: left alone
+    assert snapshot(outside) == before
+
+
+def test_a_file_in_the_way_of_a_directory_is_refused(mvc, work):
+    write(work / "d" / "w.bin", b"tracked")
+    commit_all(mvc, "v1")
+    shutil.rmtree(work / "d")
+    write(work / "d", b"a file now")
+    result = mvc("checkout", "--force", "HEAD", ok=False)
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        5, "error: a file is in the way: 'd' is a file where d/w.bin needs a directory")
+    assert (work / "d").read_bytes() == b"a file now"
+
+
+def test_a_file_can_become_a_directory_and_back(mvc, work):
+    write(work / "d", b"a file")
+    commit_all(mvc, "file")
+    (work / "d").unlink()
+    write(work / "d" / "x", b"in a directory")
+    commit_all(mvc, "directory")
+    mvc("checkout", "HEAD~1")
+    assert (work / "d").read_bytes() == b"a file"
+    mvc("checkout", "main")
+    assert (work / "d" / "x").read_bytes() == b"in a directory"
+
+
+# -- item 9: a file name at the 255-byte limit ---------------------------------------------
+
+def test_a_255_byte_file_name_is_committed_and_checked_out(mvc, work):
+    name = "m" * 244 + ".safetensor"
+    assert len(name.encode()) == 255  # the most ext4 and most filesystems allow
+    write(work / "sub" / name, b"first")
+    commit_all(mvc, "v1")
+    write(work / "sub" / name, b"second version")
+    commit_all(mvc, "v2")
+    mvc("checkout", "HEAD~1")
+    assert (work / "sub" / name).read_bytes() == b"first"
+    (work / "sub" / name).unlink()
+    mvc("checkout", "--force", "main")
+    assert (work / "sub" / name).read_bytes() == b"second version"
+    assert sorted(os.listdir(work / "sub")) == [name]
+
+
+# -- item 18, working-tree half: leftovers of a killed checkout ----------------------------
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temporary_files_are_never_listed_and_are_removed(mvc, work):
+    write(work / "sub" / "w.bin", b"v1")
+    write(work / "other" / "o.bin", b"o")
+    commit_all(mvc, "v1")
+    pid = dead_pid()
+    stale = [work / "sub" / f".mvc-tmp-{pid}-0123abcd", work / "sub" / f".w.bin.mvc-tmp-{pid}",
+             work / "other" / f".mvc-tmp-{pid}-89abcdef"]
+    for path in stale:
+        write(path, b"half a file")
+    with subprocess.Popen(["sleep", "60"]) as alive:
+        live = work / "sub" / f".mvc-tmp-{alive.pid}-00000000"
+        write(live, b"being written")
+        try:
+            assert mvc("status", "--porcelain").stdout == ""
+            with pytest.raises(AssertionError, match="did not match any files"):
+                mvc("add", "sub/.mvc-tmp-*")
+            mvc("add", ".")
+            assert mvc("status", "--porcelain").stdout == ""
+
+            write(work / "sub" / "w.bin", b"v2")
+            mvc("checkout", "--force", "HEAD", "--", "sub/w.bin")  # writes into sub: sweeps it
+            assert [p.exists() for p in stale] == [False, False, True]
+            assert live.read_bytes() == b"being written"
+            gc = mvc.json("gc")
+            assert gc["stale_temps_removed"] == 1
+            assert not stale[2].exists() and live.exists()
+        finally:
+            alive.kill()
