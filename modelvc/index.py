@@ -21,7 +21,7 @@ from pathlib import Path
 
 from modelvc.errors import IntegrityError
 from modelvc.fsutil import atomic_write, current_boot_id
-from modelvc.objects import MODE_EXEC, MODE_FILE
+from modelvc.objects import MODE_EXEC, MODE_FILE, MODE_LINK
 from modelvc.safepath import check_paths
 
 INDEX_VERSION = 1
@@ -36,6 +36,7 @@ class IndexEntry:
     mtime_ns: int = 0
     ino: int = 0
     unsynced_boot: str = ""  # the boot in which mvc wrote this file without waiting for the disk
+    dereference: bool = False  # added with --dereference: a link here stands for its target's bytes
 
     def matches_stat(self, st: os.stat_result, index_mtime_ns: int) -> bool:
         return (st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.ino
@@ -46,11 +47,14 @@ class IndexEntry:
         data = asdict(self)
         if not self.unsynced_boot:
             del data["unsynced_boot"]
+        if not self.dereference:
+            del data["dereference"]
         return data
 
 
 def stat_entry(path: str, file: str, size: int, mode: int, st: os.stat_result,
-               previous: IndexEntry | None = None, written_unsynced: bool = False) -> IndexEntry:
+               previous: IndexEntry | None = None, written_unsynced: bool = False,
+               dereference: bool = False) -> IndexEntry:
     """An entry caching `st`, still marked unsynced while its bytes may be in the page cache only.
 
     That is when mvc has just written it without fsync, or when `previous` was so marked in
@@ -59,10 +63,12 @@ def stat_entry(path: str, file: str, size: int, mode: int, st: os.stat_result,
     boot = current_boot_id() or ""
     carried = previous is not None and previous.unsynced_boot == boot and previous.ino == st.st_ino
     unsynced = boot if written_unsynced or carried else ""
-    return IndexEntry(path, file, size, mode, st.st_mtime_ns, st.st_ino, unsynced)
+    return IndexEntry(path, file, size, mode, st.st_mtime_ns, st.st_ino, unsynced, dereference)
 
 
 def mode_of(st: os.stat_result) -> int:
+    if statmod.S_ISLNK(st.st_mode):
+        return MODE_LINK
     return MODE_EXEC if st.st_mode & statmod.S_IXUSR else MODE_FILE
 
 

@@ -69,7 +69,7 @@ class IgnoreRules:
 
 def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
                ) -> Iterator[tuple[str, os.stat_result]]:
-    """Regular files under `start` (a repo path), sorted, with their lstat.
+    """Regular files and symbolic links under `start` (a repo path), sorted, with their lstat.
 
     Never descends into a link, and skips .mvc, every .git and mvc's own temporary files.
     """
@@ -92,7 +92,7 @@ def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
             if entry.is_dir(follow_symlinks=False):
                 if not rules.ignored(rel, True):
                     stack.append(entry.path)
-            elif entry.is_file(follow_symlinks=False) and not rules.ignored(rel, False):
+            elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and not rules.ignored(rel, False):
                 found.append((rel, entry.stat(follow_symlinks=False)))
     found.sort()
     yield from found
@@ -103,20 +103,27 @@ def never_listed(name: str) -> bool:
     return name.lower() == GIT_DIR or is_temp_name(name)
 
 
-def stat_path(root: Path, path: str) -> os.stat_result | None:
-    """The stat of a regular file (not a symlink) at a safe repo path, or None.
+def stat_path(root: Path, path: str, follow: bool = False) -> os.stat_result | None:
+    """The lstat of a regular file or symbolic link at a safe repo path, or None.
 
     None too when a directory on the way is a link: what lies beyond it is not in the tree.
+    With `follow` (a path added with --dereference) a link gives the stat of its target.
     """
     if path_problem(path) is not None:
         return None
+    full = os.path.join(root, path)
     try:
-        st = os.lstat(os.path.join(root, path))
+        st = os.lstat(full)
     except (FileNotFoundError, NotADirectoryError):
         return None
     if "/" in path and link_on_the_way(root, path) is not None:
         return None
-    return st if stat.S_ISREG(st.st_mode) else None
+    if follow and stat.S_ISLNK(st.st_mode):
+        try:
+            st = os.stat(full)
+        except OSError:
+            return None
+    return st if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode) else None
 
 
 def link_on_the_way(root: Path, path: str) -> str | None:

@@ -31,20 +31,24 @@ def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
 @click.command("add")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--dereference", is_flag=True,
+              help="Store what symbolic links point to as regular files, not the links themselves.")
 @quiet_option
 @click.pass_context
-def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool, quiet: bool,
+                dereference: bool) -> None:
     """Stage files for the next commit (files, directories, or glob patterns).
 
     Directories are walked recursively, skipping paths matched by .mvcignore. Files that
     were deleted from the working tree are unstaged. Chunks are stored now, deduplicated
-    against everything already in the store.
+    against everything already in the store. A symbolic link is stored as a link (its
+    target, never followed) unless --dereference is given.
     """
     from modelvc.ops.add import add
 
     repo = open_repo(ctx)
     with progress_bar(quiet) as bar:
-        result = add(repo, list(paths), cwd_of(ctx), bar)
+        result = add(repo, list(paths), cwd_of(ctx), bar, dereference)
     if as_json:
         emit_json({"staged": result.staged, "removed": result.removed, "unchanged": result.unchanged,
                    "bytes_read": result.bytes_read, "new_chunks": result.new_chunks,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelvc.errors import UsageError
 from modelvc.index import mode_of, stat_entry
 from modelvc.ops.pathspec import expand
 from modelvc.progress import NO_PROGRESS, Progress
@@ -26,11 +28,16 @@ class AddResult:
     warnings: dict[str, list[str]] = field(default_factory=dict)  # path -> what its reader noticed
 
 
-def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS) -> AddResult:
-    """Stage what the user's paths match (files, directories, globs)."""
+def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS,
+        dereference: bool = False) -> AddResult:
+    """Stage what the user's paths match (files, directories, globs).
+
+    A symbolic link is staged as a link (its target string), unless `dereference`: then the
+    bytes it points to are staged as a regular file, and stay so for later adds and commit -a.
+    """
     with repo.lock():
         index = repo.fresh_index()
-        return _stage(repo, expand(repo.root, specs, cwd or Path.cwd(), index.entries), progress)
+        return _stage(repo, expand(repo.root, specs, cwd or Path.cwd(), index.entries), progress, dereference)
 
 
 def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:
@@ -39,16 +46,23 @@ def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:
         return _stage(repo, sorted(repo.fresh_index().entries), progress)
 
 
-def _stage(repo: Repo, paths: list[str], progress: Progress) -> AddResult:
+def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool = False) -> AddResult:
     """Store and stage `paths`; the caller holds the lock and has just re-read the index."""
+    from modelvc.ops.links import link_manifest, working_link_target
     from modelvc.store.filedata import ingest_file
 
     result = AddResult()
     index = repo.index
     work: list[tuple[str, os.stat_result]] = []
+    followed: set[str] = set()
     for path in paths:
-        st = stat_path(repo.root, path)
         entry = index.entries.get(path)
+        follow = dereference or (entry is not None and entry.dereference)
+        st = stat_path(repo.root, path, follow)
+        if follow and _is_link(repo, path):
+            if st is None:
+                raise UsageError(f"cannot dereference '{path}': its target is not a regular file")
+            followed.add(path)
         if st is None:
             if entry is not None:
                 del index.entries[path]
@@ -62,6 +76,9 @@ def _stage(repo: Repo, paths: list[str], progress: Progress) -> AddResult:
     head_entries = repo.tree_of(repo.head_commit()).as_map()
     with repo.chunks.writer() as writer:
         for path, st in work:
+            if stat.S_ISLNK(st.st_mode):
+                staged.append((path, st, link_manifest(working_link_target(repo.root, path), writer)))
+                continue
             previous = previous_version(repo, index.entries.get(path) or head_entries.get(path))
             ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance,
                                    previous, repo.delta_max_depth)
@@ -77,13 +94,21 @@ def _stage(repo: Repo, paths: list[str], progress: Progress) -> AddResult:
     for path, st, manifest in staged:
         file_id = repo.objects.put(manifest)
         previous = index.entries.get(path)
-        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, previous)
+        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, previous,
+                                         dereference=path in followed)
         if previous is None or previous.file != file_id or previous.mode != mode_of(st):
             result.staged.append(path)
         else:
             result.unchanged += 1
     index.save()
     return result
+
+
+def _is_link(repo: Repo, path: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(repo.root / path).st_mode)
+    except OSError:
+        return False
 
 
 def previous_version(repo: Repo, entry) -> PreviousVersion | None:

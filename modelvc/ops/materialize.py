@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 from modelvc.errors import LocalChangesError, MvcError
 from modelvc.fsutil import current_boot_id
 from modelvc.index import stat_entry
-from modelvc.objects import MODE_EXEC, Tree, TreeEntry
+from modelvc.objects import MODE_EXEC, MODE_LINK, Tree, TreeEntry
 from modelvc.ops.workstate import WorkingFile, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.safefs import TreeDirs, in_the_way, new_file
+from modelvc.safefs import TreeDirs, create_temp, in_the_way, new_file
 from modelvc.worktree import link_on_the_way, stat_path
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def refuse_conflicts(conflicts: list[str], action: str) -> None:
 
 def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress = NO_PROGRESS,
                 replacing: WorkingFile | None = None) -> tuple[os.stat_result, bool]:
-    """Write one file in place; returns its lstat and whether it was left unsynced.
+    """Write one file (or link) in place; returns its lstat and whether it was left unsynced.
 
     It is created exclusively under a temporary name in its directory, opened without
     following links (see modelvc/safefs.py), and renamed over the target, so what was there
@@ -114,6 +114,8 @@ def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress
     with contextlib.suppress(FileNotFoundError):
         if statmod.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
             raise LocalChangesError(f"cannot write {entry.path}: a directory is in the way", [entry.path])
+    if entry.is_link:
+        return _write_link(repo, entry, dir_fd, name), False
     manifest = repo.manifest(entry.file)
     unsynced = current_boot_id() is not None
     tmp, fd = new_file(dir_fd)
@@ -139,10 +141,24 @@ def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress
     return os.stat(name, dir_fd=dir_fd, follow_symlinks=False), unsynced
 
 
+def _write_link(repo: Repo, entry: TreeEntry, dir_fd: int, name: str) -> os.stat_result:
+    from modelvc.ops.links import stored_link_target
+
+    target = stored_link_target(repo, entry.file, entry.path)
+    tmp, _ = create_temp(dir_fd, lambda name: os.symlink(target, name, dir_fd=dir_fd))
+    try:
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+
 def _local_copy(repo: Repo, path: str, now: WorkingFile | None) -> LocalCopy | None:
     from modelvc.store.filedata import LocalCopy
 
-    if now is None or now.file is None:
+    if now is None or now.file is None or now.mode == MODE_LINK:
         return None
     try:
         manifest = now.manifest or repo.manifest(now.file)
@@ -151,12 +167,14 @@ def _local_copy(repo: Repo, path: str, now: WorkingFile | None) -> LocalCopy | N
     return LocalCopy(repo.root / path, manifest)
 
 
-def refuse_links_in_the_way(repo: Repo, paths: Iterable[str]) -> None:
+def refuse_links_in_the_way(repo: Repo, paths: Iterable[str], tracked_links: Iterable[str] = ()) -> None:
     """Refuse before touching anything when a directory on the way to one of `paths` is a
-    symbolic link (a tracked directory replaced by `d -> elsewhere`)."""
+    symbolic link (a tracked directory replaced by `d -> elsewhere`), unless that link is
+    itself a tracked path about to be replaced."""
+    exempt = set(tracked_links)
     for path in sorted(paths):
         directory = link_on_the_way(repo.root, path)
-        if directory is not None:
+        if directory is not None and directory not in exempt:
             raise in_the_way(repo.root, directory, path)
 
 
@@ -173,7 +191,9 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     candidates = set(old) | set(new) | set(index.entries)
     if paths is not None:
         candidates &= set(paths)
-    refuse_links_in_the_way(repo, candidates)
+    tracked_links = [p for p in candidates if any(e is not None and e.mode == MODE_LINK
+                                                  for e in (old.get(p), index.entries.get(p)))]
+    refuse_links_in_the_way(repo, candidates, tracked_links)
     files = _WorkingFiles(repo)
     conflicts, kept = find_conflicts(repo, current, target, paths, files)
     if not force:
@@ -194,15 +214,18 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
                 index.entries.pop(path, None)
             for entry in to_write:
                 now = files.get(entry.path)
+                previous = index.entries.get(entry.path)
+                dereference = previous is not None and previous.dereference
                 unsynced = False
                 if now is not None and same_content(now, entry):
-                    st = stat_path(repo.root, entry.path)
+                    st = stat_path(repo.root, entry.path, follow=dereference)
                     progress.advance(entry.size)
                 else:
                     st, unsynced = write_entry(repo, entry, dirs, progress, now)
                     result.written.append(entry.path)
+                    dereference = False  # what stands there now is the file itself
                 index.entries[entry.path] = stat_entry(entry.path, entry.file, entry.size, entry.mode, st,
-                                                       index.entries.get(entry.path), unsynced)
+                                                       previous, unsynced, dereference)
     finally:
         index.save()
         progress.finish()

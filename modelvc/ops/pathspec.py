@@ -6,8 +6,8 @@ import fnmatch
 from collections.abc import Iterable
 from pathlib import Path
 
-from modelvc.errors import PathNotFoundError
-from modelvc.worktree import IgnoreRules, stat_path, to_repo_path, walk_files
+from modelvc.errors import PathNotFoundError, UsageError
+from modelvc.worktree import IgnoreRules, link_on_the_way, stat_path, to_repo_path, walk_files
 
 GLOB_CHARS = set("*?[")
 
@@ -33,6 +33,8 @@ def expand(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
             found = {p for p in candidates if fnmatch.fnmatchcase(p, pattern)}
         else:
             target = to_repo_path(root, spec, cwd)
+            if include_worktree and link_on_the_way(root, target) is not None:
+                raise UsageError(f"pathspec '{spec}' is beyond a symbolic link")
             if include_worktree and stat_path(root, target) is not None:
                 found = {target}
             else:

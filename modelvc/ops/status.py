@@ -61,12 +61,13 @@ def refresh_stat_cache(repo: Repo, files: list) -> None:
         with RepoLock(repo.mvc_dir / "lock", 0):
             index = repo.fresh_index()
             for hashed in files:
-                entry, st = index.entries.get(hashed.path), stat_path(repo.root, hashed.path)
+                entry = index.entries.get(hashed.path)
+                st = stat_path(repo.root, hashed.path, follow=entry is not None and entry.dereference)
                 unchanged_since_hashing = st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
                     hashed.stat.st_size, hashed.stat.st_mtime_ns, hashed.stat.st_ino)
                 if entry is not None and entry.file == hashed.file and unchanged_since_hashing:
                     index.entries[hashed.path] = stat_entry(hashed.path, entry.file, entry.size, entry.mode,
-                                                            st, entry)
+                                                            st, entry, dereference=entry.dereference)
             index.save()
     except LockTimeoutError:
         pass

@@ -88,6 +88,36 @@ def test_rm_never_deletes_through_a_linked_directory(mvc, work, outside, force):
     assert snapshot(outside) == before
 
 
+def test_rm_deletes_a_tracked_link_itself_not_its_target(mvc, work, outside):
+    os.symlink("../outside/w.bin", work / "w.bin")
+    commit_all(mvc, "a link")
+    before = snapshot(outside)
+    mvc("rm", "w.bin")
+    assert not os.path.lexists(work / "w.bin")
+    assert snapshot(outside) == before
+
+
+# -- item 4: add through a symlinked directory ----------------------------------------------
+
+def test_add_beyond_a_symbolic_link_is_refused_as_git_does(mvc, work, outside):
+    os.symlink("../outside", work / "linkdir")
+    result = mvc("add", "linkdir/secret.txt", ok=False)
+    assert (result.exit_code, result.stderr) == (2, "error: pathspec 'linkdir/secret.txt' is beyond a symbolic link\n")
+    assert not (work / ".mvc" / "index").exists()
+
+
+def test_add_of_a_linked_directory_versions_the_link(mvc, work, outside):
+    os.symlink("../outside", work / "linkdir")
+    assert json.loads(mvc("add", "linkdir", "--json").stdout)["staged"] == ["linkdir"]
+    mvc("commit", "-m", "link", "-q")
+    repo = Repo(work)
+    (entry,) = repo.tree_of(repo.head_commit()).entries
+    assert (entry.path, entry.mode, entry.size) == ("linkdir", 0o120000, len("../outside"))
+    assert "secret" not in mvc("status").stdout
+    stored = repo.manifest(entry.file)
+    assert b"".join(repo.chunks.read(bytes.fromhex(c)) for c, _ in stored.chunks) == b"../outside"
+
+
 # -- item 5: unsafe paths read from the store or the index ---------------------------------
 
 UNSAFE = [
