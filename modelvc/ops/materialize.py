@@ -178,6 +178,15 @@ def refuse_links_in_the_way(repo: Repo, paths: Iterable[str], tracked_links: Ite
             raise in_the_way(repo.root, directory, path)
 
 
+def _check_link_targets(repo: Repo, entries: list[TreeEntry]) -> None:
+    """Read (and so verify) every link target before the first file is touched."""
+    from modelvc.ops.links import stored_link_target
+
+    for entry in entries:
+        if entry.is_link:
+            stored_link_target(repo, entry.file, entry.path)
+
+
 def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
               progress: Progress = NO_PROGRESS, paths: list[str] | None = None,
               action: str = "checkout") -> MoveResult:
@@ -204,6 +213,7 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     skip = set() if force else set(kept)
     to_write = [new[p] for p in sorted(scope) if p in new and p not in skip]
     to_remove = [p for p in sorted(scope) if p not in new and p not in skip and p in index.entries]
+    _check_link_targets(repo, to_write)
     progress.start("Checking out", sum(e.size for e in to_write))
     try:
         with TreeDirs(repo.root) as dirs:

@@ -139,3 +139,22 @@ def test_dereference_of_a_dangling_link_is_refused(mvc, work):
     assert (result.exit_code, result.stderr) == (
         2, "error: cannot dereference 'model.bin': its target is not a regular file\n")
     assert not (work / ".mvc" / "index").exists()
+
+
+def test_a_crafted_link_entry_naming_a_huge_file_is_refused(mvc, work):
+    write(work / "big.bin", b"x" * 5000)
+    mvc("add", "big.bin")
+    mvc("commit", "-m", "big", "-q")
+    from modelvc.objects import Commit, Tree, TreeEntry
+
+    repo = Repo(work)
+    (big,) = repo.tree_of(repo.head_commit()).entries
+    tree_id = repo.objects.put(Tree((TreeEntry("link.bin", big.file, big.size, 0o120000),)))
+    commit_id = repo.objects.put(Commit(tree_id, (repo.head_commit(),), repo.signature_now(), "crafted"))
+    repo.refs.update("refs/heads/crafted", commit_id, None, "planted")
+    result = mvc("checkout", "crafted", ok=False)
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        7, f"error: link.bin (file {big.file[:10]}) is a symbolic link with a 5000-byte target; "
+           "the most a system allows is 4096")
+    assert not os.path.lexists(work / "link.bin")
+    assert (work / "big.bin").read_bytes() == b"x" * 5000  # refused before anything was removed
