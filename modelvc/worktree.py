@@ -6,6 +6,8 @@ import fnmatch
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from modelvc.errors import UsageError
@@ -104,13 +106,11 @@ def never_listed(name: str) -> bool:
 
 
 def stat_path(root: Path, path: str, follow: bool = False) -> os.stat_result | None:
-    """The lstat of a regular file or symbolic link at a safe repo path, or None.
+    """The lstat of a regular file or symbolic link at a repo path, or None.
 
     None too when a directory on the way is a link: what lies beyond it is not in the tree.
     With `follow` (a path added with --dereference) a link gives the stat of its target.
     """
-    if path_problem(path) is not None:
-        return None
     full = os.path.join(root, path)
     try:
         st = os.lstat(full)
@@ -128,12 +128,33 @@ def stat_path(root: Path, path: str, follow: bool = False) -> os.stat_result | N
 
 def link_on_the_way(root: Path, path: str) -> str | None:
     """The first directory of `path` (a repo path) that is a symbolic link, if any."""
-    parts = path.split("/")[:-1]
-    for depth in range(1, len(parts) + 1):
-        directory = "/".join(parts[:depth])
+    directory = path.rpartition("/")[0]
+    if not directory:
+        return None
+    cache = _link_dirs.get()
+    if cache is not None and directory in cache:
+        return cache[directory]
+    found = link_on_the_way(root, directory)
+    if found is None:
         try:
             if stat.S_ISLNK(os.lstat(os.path.join(root, directory)).st_mode):
-                return directory
+                found = directory
         except (FileNotFoundError, NotADirectoryError):
-            return None
-    return None
+            pass
+    if cache is not None:
+        cache[directory] = found
+    return found
+
+
+_link_dirs: ContextVar[dict[str, str | None] | None] = ContextVar("_link_dirs", default=None)
+
+
+@contextmanager
+def directories_unchanged() -> Iterator[None]:
+    """Within the block, each directory is checked for being a link once: for readers
+    (status, add) that look at thousands of paths in a few directories and change none."""
+    token = _link_dirs.set({})
+    try:
+        yield
+    finally:
+        _link_dirs.reset(token)

@@ -13,7 +13,7 @@ from modelvc.ops.pathspec import expand
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.store.filedata import PreviousVersion
-from modelvc.worktree import stat_path
+from modelvc.worktree import directories_unchanged, stat_path
 
 
 @dataclass
@@ -55,22 +55,23 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
     index = repo.index
     work: list[tuple[str, os.stat_result]] = []
     followed: set[str] = set()
-    for path in paths:
-        entry = index.entries.get(path)
-        follow = dereference or (entry is not None and entry.dereference)
-        st = stat_path(repo.root, path, follow)
-        if follow and _is_link(repo, path):
+    with directories_unchanged():
+        for path in paths:
+            entry = index.entries.get(path)
+            follow = dereference or (entry is not None and entry.dereference)
+            st = stat_path(repo.root, path, follow)
+            if follow and _is_link(repo, path):
+                if st is None:
+                    raise UsageError(f"cannot dereference '{path}': its target is not a regular file")
+                followed.add(path)
             if st is None:
-                raise UsageError(f"cannot dereference '{path}': its target is not a regular file")
-            followed.add(path)
-        if st is None:
-            if entry is not None:
-                del index.entries[path]
-                result.removed.append(path)
-        elif entry is not None and index.is_unchanged(entry, st):
-            result.unchanged += 1
-        else:
-            work.append((path, st))
+                if entry is not None:
+                    del index.entries[path]
+                    result.removed.append(path)
+            elif entry is not None and index.is_unchanged(entry, st):
+                result.unchanged += 1
+            else:
+                work.append((path, st))
     progress.start("Adding", sum(st.st_size for _, st in work))
     staged: list[tuple[str, os.stat_result, object]] = []
     head_entries = repo.tree_of(repo.head_commit()).as_map()

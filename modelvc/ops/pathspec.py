@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from modelvc.errors import PathNotFoundError, UsageError
+from modelvc.safepath import path_problem
 from modelvc.worktree import IgnoreRules, link_on_the_way, stat_path, to_repo_path, walk_files
 
 GLOB_CHARS = set("*?[")
@@ -35,7 +36,7 @@ def expand(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
             target = to_repo_path(root, spec, cwd)
             if include_worktree and link_on_the_way(root, target) is not None:
                 raise UsageError(f"pathspec '{spec}' is beyond a symbolic link")
-            if include_worktree and stat_path(root, target) is not None:
+            if include_worktree and path_problem(target) is None and stat_path(root, target) is not None:
                 found = {target}
             else:
                 if include_worktree and (target == "" or (root / target).is_dir()):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from modelvc.ops.workstate import same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.worktree import walk_files
+from modelvc.worktree import directories_unchanged, walk_files
 
 
 @dataclass
@@ -34,14 +34,15 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS) -> StatusResult:
             kind = "added" if before is None else "deleted" if after is None else "modified"
             result.staged.append((kind, path))
     rehashed_clean = []
-    for path in sorted(index):
-        now = working_file(repo, path, index[path], progress)
-        if now.file is None:
-            result.unstaged.append(("deleted", path))
-        elif not same_content(index[path], now):
-            result.unstaged.append(("modified", path))
-        elif now.manifest is not None:
-            rehashed_clean.append(now)
+    with directories_unchanged():
+        for path in sorted(index):
+            now = working_file(repo, path, index[path], progress)
+            if now.file is None:
+                result.unstaged.append(("deleted", path))
+            elif not same_content(index[path], now):
+                result.unstaged.append(("modified", path))
+            elif now.manifest is not None:
+                rehashed_clean.append(now)
     result.untracked = [path for path, _ in walk_files(repo.root) if path not in index]
     if rehashed_clean:
         refresh_stat_cache(repo, rehashed_clean)
