@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from modelvc.errors import LocalChangesError, SymlinkInWayError
-from modelvc.safepath import GIT_DIR, MVC_DIR
+from modelvc.ignore import PROTECTED_NAMES
 
 TEMP_PREFIX = ".mvc-tmp-"
 # Also the longer names of earlier versions (`.NAME.mvc-tmp-PID`), so their leftovers go too.
@@ -189,8 +189,8 @@ def sweep_tree(root: Path) -> list[str]:
                 continue
             removed += [f"{directory}/{n}" if directory else n for n in remove_stale_temps(fd)]
             with os.scandir(fd) as entries:
-                subdirs = [e.name for e in entries if e.is_dir(follow_symlinks=False)
-                           and e.name.lower() != GIT_DIR and (directory or e.name != MVC_DIR)]
+                subdirs = [e.name for e in entries
+                           if e.is_dir(follow_symlinks=False) and e.name not in PROTECTED_NAMES]
             pending += [f"{directory}/{n}" if directory else n for n in subdirs]
             if directory:
                 dirs.forget(directory)

@@ -1,8 +1,9 @@
 """The one check of paths that come from outside the code: the index, trees read from the store.
 
 A stored path is only ever joined to the working-tree root, so anything that could climb out
-of it (`..`, an absolute path), land in the repository's own `.mvc` or in git's `.git`, or be
-cut short by the filesystem (NUL, empty components) is refused before any file is touched.
+of it (`..`, an absolute path), land in a `.mvc` or a `.git` (at any depth, as nothing there is
+ever added), or be cut short by the filesystem (NUL, empty components) is refused before any
+file is touched.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from modelvc.errors import UnsafePathError
-
-MVC_DIR = ".mvc"
-GIT_DIR = ".git"
+from modelvc.ignore import PROTECTED_NAMES
 
 
 def path_problem(path: object) -> str | None:
@@ -33,11 +32,9 @@ def path_problem(path: object) -> str | None:
         return "has an empty, '.' or '..' component"
     if "." not in path:
         return None
-    lowered = path.lower()  # the same directory on a case-insensitive disk
-    if lowered == MVC_DIR or lowered.startswith(MVC_DIR + "/"):
-        return f"is inside {MVC_DIR}"
-    if GIT_DIR in lowered and GIT_DIR in lowered.split("/"):
-        return f"is inside {GIT_DIR}"
+    for part in path.lower().split("/"):  # lower(): the same directory on a case-insensitive disk
+        if part in PROTECTED_NAMES:
+            return f"is inside {part}"
     return None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import stat
 from collections.abc import Iterator
@@ -11,11 +10,10 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from modelvc.errors import UsageError
+from modelvc.ignore import PROTECTED_NAMES, IgnoreRules, is_protected
 from modelvc.safefs import is_temp_name
-from modelvc.safepath import GIT_DIR, path_problem
 
 MVC_DIR = ".mvc"
-IGNORE_FILE = ".mvcignore"
 
 
 def to_repo_path(root: Path, user_path: str, cwd: Path | None = None) -> str:
@@ -27,56 +25,18 @@ def to_repo_path(root: Path, user_path: str, cwd: Path | None = None) -> str:
     except ValueError:
         raise UsageError(f"path '{user_path}' is outside the working tree at {root}") from None
     text = relative.as_posix()
-    if text == MVC_DIR or text.startswith(MVC_DIR + "/"):
-        raise UsageError(f"path '{user_path}' is inside the repository's own {MVC_DIR} directory")
+    if is_protected(text):
+        raise UsageError(f"path '{user_path}' is inside a {MVC_DIR} or .git directory, which mvc never touches")
     return "" if text == "." else text
-
-
-class IgnoreRules:
-    """gitignore-like patterns: '#' comments, '!' negation, trailing '/' for directories,
-    a leading '/' or an inner '/' anchors the pattern to the root; later rules win."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.rules: list[tuple[str, bool, bool, bool]] = []
-        for raw in lines:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            negate = line.startswith("!")
-            line = line[1:] if negate else line
-            dir_only = line.endswith("/")
-            line = line.rstrip("/")
-            anchored = "/" in line
-            self.rules.append((line.lstrip("/"), negate, dir_only, anchored))
-
-    @classmethod
-    def load(cls, root: Path) -> IgnoreRules:
-        path = root / IGNORE_FILE
-        try:
-            return cls(path.read_text(encoding="utf-8").splitlines())
-        except FileNotFoundError:
-            return cls([])
-
-    def ignored(self, path: str, is_dir: bool) -> bool:
-        result = False
-        name = path.rsplit("/", 1)[-1]
-        for pattern, negate, dir_only, anchored in self.rules:
-            if dir_only and not is_dir:
-                continue
-            target = path if anchored else name
-            if fnmatch.fnmatchcase(target, pattern):
-                result = not negate
-        return result
 
 
 def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
                ) -> Iterator[tuple[str, os.stat_result]]:
     """Regular files and symbolic links under `start` (a repo path), sorted, with their lstat.
 
-    Never descends into a link, and skips .mvc, every .git and mvc's own temporary files.
+    Never descends into a link, and skips ignored paths, every .mvc and .git, and mvc's own
+    temporary files.
     """
-    if start and path_problem(start) is not None:  # inside .git, say: nothing there is ever tracked
-        return
     rules = rules or IgnoreRules.load(root)
     prefix = len(os.path.join(root, ""))  # slicing strings: pathlib per entry cost status half its time
     stack = [os.path.join(root, start) if start else str(root)]
@@ -89,7 +49,7 @@ def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
             continue
         for entry in entries:
             rel = entry.path[prefix:].replace(os.sep, "/")
-            if rel == MVC_DIR or never_listed(entry.name):
+            if entry.name in PROTECTED_NAMES or is_temp_name(entry.name):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 if not rules.ignored(rel, True):
@@ -98,11 +58,6 @@ def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
                 found.append((rel, entry.stat(follow_symlinks=False)))
     found.sort()
     yield from found
-
-
-def never_listed(name: str) -> bool:
-    """git's own directory (at any depth) and mvc's temporary files are never tracked."""
-    return name.lower() == GIT_DIR or is_temp_name(name)
 
 
 def stat_path(root: Path, path: str, follow: bool = False) -> os.stat_result | None:

@@ -23,7 +23,7 @@ from modelvc.ops.workstate import WorkingFile, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.safefs import TreeDirs, create_temp, in_the_way, new_file
-from modelvc.worktree import link_on_the_way, stat_path
+from modelvc.worktree import is_protected, link_on_the_way, stat_path
 
 if TYPE_CHECKING:
     from modelvc.store.filedata import LocalCopy
@@ -209,6 +209,7 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
         refuse_conflicts(conflicts, action)
     index_only = set(index.entries) - set(old) - set(new)
     scope = candidates if force else candidates - index_only
+    scope = {p for p in scope if not is_protected(p)}  # never .git or .mvc (a tree naming them is refused at load)
     result = MoveResult(kept_local=[] if force else kept)
     skip = set() if force else set(kept)
     to_write = [new[p] for p in sorted(scope) if p in new and p not in skip]
