@@ -94,15 +94,15 @@ EXIT_CODES: dict[int, str] = {
     8: "repository format version not supported by this modelvc",
     9: "nothing to commit",
     10: "invalid ref name, or ref already exists",
-    11: "configuration error: unreadable config or .mvcignore, unknown key, bad value",
-    12: "author identity unknown (set user.name and user.email)",
+    14: "configuration error: unreadable config or .mvcignore, unknown key, bad value",
+    15: "author identity unknown (set user.name and user.email)",
 }
 
 
 class ConfigError(MvcError):
     """A configuration file or key that cannot be used: unreadable, unknown key, bad value."""
 
-    exit_code = 11
+    exit_code = 14
 
 
 class IgnoredPathError(MvcError):
@@ -118,7 +118,7 @@ class IgnoredPathError(MvcError):
 class IdentityError(MvcError):
     """No author name or email is configured anywhere (git's 'Please tell me who you are')."""
 
-    exit_code = 12
+    exit_code = 15
 
 
 class UnsafePathError(IntegrityError):

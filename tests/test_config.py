@@ -55,13 +55,13 @@ def test_global_file_and_precedence(mvc, work, home, monkeypatch):
 
 def test_unknown_keys_and_bad_values(mvc, home):
     result = mvc("config", "user.nmae", "x", ok=False)
-    assert result.exit_code == 11
+    assert result.exit_code == 14
     assert result.stderr.startswith("error: unknown config key 'user.nmae'\nhint: the keys are: core.gitignore,")
-    assert mvc("config", "format_version", "9", ok=False).exit_code == 11
-    assert mvc("config", "nosuch.key", ok=False).exit_code == 11
+    assert mvc("config", "format_version", "9", ok=False).exit_code == 14
+    assert mvc("config", "nosuch.key", ok=False).exit_code == 14
     result = mvc("config", "core.gitignore", "maybe", ok=False)
     assert (result.exit_code, result.stderr) == (
-        11, "error: bad value 'maybe' for config key 'core.gitignore': expected true or false\n")
+        14, "error: bad value 'maybe' for config key 'core.gitignore': expected true or false\n")
     assert mvc("config", ok=False).exit_code == 2
     assert mvc("config", "--list", "user.name", ok=False).exit_code == 2
 
@@ -76,7 +76,7 @@ def test_identity_comes_from_config_then_git_then_fails_like_git(mvc, work, home
     monkeypatch.delenv("MVC_AUTHOR_NAME")
     monkeypatch.delenv("MVC_AUTHOR_EMAIL")
     result = _commit(mvc, work, "a.bin")
-    assert result.exit_code == 12
+    assert result.exit_code == 15
     assert result.stderr == f"error: {IDENTITY_UNKNOWN}\nhint: or set MVC_AUTHOR_NAME and MVC_AUTHOR_EMAIL\n"
     assert "Please tell me who you are." in result.stderr
     assert mvc.json("log") == []
@@ -99,7 +99,7 @@ def test_rollback_without_identity_changes_nothing(mvc, work, home, monkeypatch)
         mvc("add", "m.bin")
         mvc("commit", "-m", data.decode())
     monkeypatch.delenv("MVC_AUTHOR_NAME")
-    assert mvc("rollback", ok=False).exit_code == 12
+    assert mvc("rollback", ok=False).exit_code == 15
     assert (work / "m.bin").read_bytes() == b"two"
 
 

@@ -72,7 +72,7 @@ def test_add_of_an_ignored_path_needs_force(mvc, work):
 def test_a_non_utf8_mvcignore_is_a_config_error(mvc, work):
     write(work / ".mvcignore", b"caf\xe9/\n")
     result = mvc("status", ok=False)
-    assert result.exit_code == 11
+    assert result.exit_code == 14
     assert result.stderr == (f"error: {work / '.mvcignore'} is not UTF-8 text (byte 3 is 0xe9)\n"
                              "hint: save .mvcignore as UTF-8\n")
 
