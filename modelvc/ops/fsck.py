@@ -73,8 +73,11 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
 
 
 def _unsafe_paths(repo: Repo, reach) -> list[Problem]:
-    """Tree entries that checkout would refuse: paths that could leave the working tree."""
+    """Tree entries that checkout would refuse: paths that could leave the working tree, and
+    links whose target no system could create."""
+    from modelvc.errors import UnsafePathError
     from modelvc.objects import Tree
+    from modelvc.ops.links import stored_link_target
     from modelvc.safepath import tree_problems
 
     problems = []
@@ -87,6 +90,15 @@ def _unsafe_paths(repo: Repo, reach) -> list[Problem]:
         for path, reason in tree_problems(e.path for e in tree.entries):
             detail = f"tree {tree_id[:10]} has an unsafe path {path!r}: it {reason}"
             problems.append(Problem("unsafe", tree_id, detail, tuple((c, path) for c in sorted(commits))))
+        for entry in tree.entries:
+            if entry.is_link:
+                try:
+                    stored_link_target(repo, entry.file, entry.path)
+                except UnsafePathError as exc:
+                    breaks = tuple((c, entry.path) for c in sorted(commits))
+                    problems.append(Problem("unsafe", entry.file, exc.message, breaks))
+                except IntegrityError:  # a missing or corrupt manifest or chunk: reported as such
+                    continue
     return problems
 
 
