@@ -147,3 +147,11 @@ class CorruptIndexError(IntegrityError):
 
 class NotFullyMergedError(RefError):
     """`branch -d` of a branch whose commits nothing else reaches: they would only live in reflogs."""
+
+
+class UnsafePathError(IntegrityError):
+    """A path read from the store or the index that could reach outside the working tree."""
+
+
+class SymlinkInWayError(LocalChangesError):
+    """A symbolic link (or a file) stands where the working tree needs a directory."""

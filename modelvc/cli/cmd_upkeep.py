@@ -75,7 +75,8 @@ def gc_command(ctx, prune, grace, as_json) -> None:
                    "objects_removed": result.objects_removed, "packs_removed": result.packs_removed,
                    "packs_rewritten": result.packs_rewritten, "incomplete_removed": result.incomplete_removed,
                    "chunks_removed": result.chunks_removed, "bytes_before": result.bytes_before,
-                   "bytes_after": result.bytes_after, "bytes_freed": result.bytes_freed})
+                   "bytes_after": result.bytes_after, "bytes_freed": result.bytes_freed,
+                   "stale_temps_removed": result.stale_temps_removed})
         return
     click.echo(f"expired {result.reflog_entries_expired} reflog entries; "
                f"removed {result.objects_removed} objects, {result.chunks_removed} chunks, "

@@ -19,6 +19,7 @@ from modelvc.leftovers import remove_leftovers
 from modelvc.ops.reach import walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
+from modelvc.safefs import sweep_tree
 from modelvc.store.packs import PackWriter, pack_names
 
 GRACE_SECONDS = 3600
@@ -36,6 +37,7 @@ class GcResult:
     chunks_removed: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
+    stale_temps_removed: int = 0  # in the working tree, left by killed checkouts
 
     @property
     def bytes_freed(self) -> int:
@@ -75,6 +77,7 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
                 repo.objects.delete(object_id)
                 result.objects_removed += 1
         _collect_packs(repo, with_delta_bases(repo, set(reach.chunks)), cutoff, result, progress)
+        result.stale_temps_removed = len(sweep_tree(repo.root))
         result.bytes_after = store_size(repo)
     return result
 
