@@ -93,4 +93,16 @@ EXIT_CODES: dict[int, str] = {
     8: "repository format version not supported by this modelvc",
     9: "nothing to commit",
     10: "invalid ref name, or ref already exists",
+    13: "a file changed while mvc was reading it; nothing was staged",
 }
+
+
+class FileChangedError(MvcError):
+    """A file was written to while mvc read it: what was read is no version of it."""
+
+    exit_code = 13
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"'{path}' changed while mvc was reading it; nothing was staged",
+                         hint="run the command again when whatever writes the file is done")
+        self.path = path

@@ -36,7 +36,8 @@ def file_id_of(manifest: Manifest) -> str:
 def hash_working_file(repo: Repo, path: str, progress: Progress = NO_PROGRESS) -> Manifest:
     from modelvc.store.filedata import ingest_file
 
-    return ingest_file(repo.root / path, repo.chunk_params, repo.chunks, None, progress.advance).manifest
+    return ingest_file(repo.root / path, repo.chunk_params, repo.chunks, None, progress.advance,
+                       shown_as=path).manifest
 
 
 def working_file(repo: Repo, path: str, entry: IndexEntry | None,
