@@ -15,15 +15,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
 from conftest import random_bytes, write
 from modelfiles import write_safetensors
 
-import numpy as np
-
+from modelvc.ids import hash_bytes_raw
 from modelvc.repo import Repo
 from modelvc.store import filedata, fileread
+from modelvc.store.chunkindex import SMALL_INDEX_ROWS, ChunkIndex
 from modelvc.store.chunkstore import ChunkWriter
-from modelvc.store.packs import IDX_HEADER_SIZE, IDX_ROW, RECORD_HEADER, pack_names
+from modelvc.store.codecs import CODEC_NONE
+from modelvc.store.packs import IDX_HEADER_SIZE, IDX_ROW, RECORD_HEADER, PackWriter, pack_names
 
 CHANGED = "error: 'model.bin' changed while mvc was reading it; nothing was staged\n" \
           "hint: run the command again when whatever writes the file is done\n"
@@ -143,6 +146,58 @@ def test_a_file_deleted_before_it_is_read_is_refused(mvc, work, monkeypatch):
     assert index_bytes(work) is None
 
 
+def flip_payload_byte_of(work: Path, chunk_id: bytes) -> str:
+    """Flip one byte in the middle of the payload of the chunk's record; the pack's name."""
+    packs = work / ".mvc" / "packs"
+    for name in pack_names(packs):
+        data = (packs / f"{name}.idx").read_bytes()
+        (count,) = np.frombuffer(data[8:16], dtype="<u8")
+        for row in range(int(count)):
+            fields = IDX_ROW.unpack_from(data, IDX_HEADER_SIZE + row * IDX_ROW.size)
+            if fields[0] == chunk_id:
+                offset, payload_len = fields[1], fields[2]
+                with open(packs / f"{name}.pack", "r+b") as handle:
+                    handle.seek(offset + RECORD_HEADER.size + payload_len // 2)
+                    byte = handle.read(1)
+                    handle.seek(-1, os.SEEK_CUR)
+                    handle.write(bytes([byte[0] ^ 0x40]))
+                return name
+    raise AssertionError("chunk not stored")
+
+
+def test_a_store_holding_a_corrupt_chunk_heals_at_the_next_add(mvc, work):
+    content = random_bytes(3_000_000, seed=9)  # incompressible: stored raw, the flip reaches the hash
+    write(work / "model.bin", content)
+    mvc("add", "model.bin")
+    mvc("commit", "-m", "v1", "-q")
+    repo = Repo.discover(work)
+    chunks = repo.manifest(repo.fresh_index().entries["model.bin"].file).chunks
+    bad_id = bytes.fromhex(chunks[1][0])
+    bad_pack = flip_payload_byte_of(work, bad_id)
+
+    report = mvc("fsck", "--json", ok=False)
+    assert report.exit_code == 7
+    problems = json.loads(report.stdout)["problems"]
+    assert [(p["kind"], p["object"]) for p in problems] == [("corrupt", bad_id.hex())]
+    assert (work / ".mvc" / "bad-chunks").read_text() == f"{bad_id.hex()} {bad_pack}\n"
+
+    write(work / "copy.bin", content)  # the same content again: its chunk is stored anew
+    assert mvc.json("add", "copy.bin")["new_chunks"] == 1
+    mvc("commit", "-m", "same content", "-q")
+    assert mvc("fsck", "--read-data").exit_code == 0
+    assert restored(mvc, work, "model.bin", "HEAD~1") == content
+    write(work / "again.bin", content)
+    mvc("add", "again.bin")  # healed: nothing is stored a third time
+    assert len(pack_names(work / ".mvc" / "packs")) == 2
+
+    mvc("gc", "--grace", "0")  # drops the bad record and its line
+    assert not (work / ".mvc" / "bad-chunks").exists()
+    assert bad_pack not in pack_names(work / ".mvc" / "packs")
+    assert mvc("fsck", "--read-data").exit_code == 0
+    assert restored(mvc, work, "model.bin", "HEAD~1") == content
+    assert restored(mvc, work, "copy.bin") == content
+
+
 def test_the_issue_reproduction_with_a_concurrent_writer(tmp_path):
     """`mvc add big.bin &` while dd overwrites part of it: whatever the timing, the add is
     refused (13) or the commit restores byte for byte what the file held before or after."""
@@ -198,3 +253,23 @@ def test_the_issue_reproduction_with_a_concurrent_writer(tmp_path):
         assert run("fsck", "--read-data", cwd=work).returncode == 0
     assert outcomes, "no attempt ran"
     print(f"add of 20 MiB: {duration:.2f} s; outcomes: {outcomes}")
+
+
+@pytest.mark.parametrize("small_limit", [SMALL_INDEX_ROWS, 0])  # the dict lookup, the sorted table
+def test_lookups_prefer_a_record_not_listed_as_bad(tmp_path, small_limit):
+    packs = tmp_path / "packs"
+    chunk_id, other_id = hash_bytes_raw(b"chunk"), hash_bytes_raw(b"other")
+    names = []
+    for payload in (b"chunk", b"chunk", b"other"):
+        writer = PackWriter(packs, 1 << 20)
+        writer.append(hash_bytes_raw(payload), CODEC_NONE, len(payload), payload)
+        names.append(writer.name)
+        writer.finish()
+
+    for bad_pack, good_pack in ((names[0], names[1]), (names[1], names[0])):
+        index = ChunkIndex(packs, small_limit, bad=frozenset({(chunk_id, bad_pack)}))
+        assert index.locate(chunk_id).pack == good_pack
+        assert index.contains_good(chunk_id)
+        assert index.locate(other_id).pack == names[2]
+    both_bad = ChunkIndex(packs, small_limit, bad=frozenset({(chunk_id, names[0]), (chunk_id, names[1])}))
+    assert both_bad.contains(chunk_id) and not both_bad.contains_good(chunk_id)
