@@ -212,7 +212,6 @@ def _planned_batches(fd: int, size: int, layout: Layout | None, params: ChunkPar
     read here, a window at a time, and its window goes with its spans, so the cuts, the hash
     and the encoding of each chunk all come from one read.
     """
-
     group: list[ChunkSpan] = []
     group_bytes = 0
     for planned in plan_regions(layout, size, params):
