@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptObjectError
+from modelvc.ids import is_full_id
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
@@ -36,8 +37,11 @@ class Manifest:
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         chunks = tuple((str(c[0]), int(c[1])) for c in data["chunks"])
         manifest = cls(int(data["size"]), chunks)
+        if any(not is_full_id(chunk_id) or length <= 0 for chunk_id, length in chunks):
+            raise ValueError("a chunk entry is not a chunk id with a positive length")
         if sum(length for _, length in chunks) != manifest.size:
-            raise ValueError("chunk lengths do not add up to the file size")
+            raise ValueError(f"chunk lengths add up to {sum(length for _, length in chunks)} bytes, "
+                             f"not the file size {manifest.size}")
         return manifest
 
     def chunk_offsets(self) -> list[int]:
@@ -101,6 +105,25 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class CodeVersion:
+    """The git commit the working tree was at when an mvc commit was made, and whether git's
+    tracked files had uncommitted changes. `commit` is None before git's first commit."""
+
+    commit: str | None
+    dirty: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"commit": self.commit, "dirty": self.dirty}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodeVersion:
+        commit = data["commit"]
+        if (commit is not None and not isinstance(commit, str)) or not isinstance(data["dirty"], bool):
+            raise ValueError("the git field holds a bad commit id or dirty flag")
+        return cls(commit, data["dirty"])
+
+
+@dataclass(frozen=True)
 class Commit:
     tree: str
     parents: tuple[str, ...]
@@ -109,6 +132,7 @@ class Commit:
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    git: CodeVersion | None = None  # only for commits made inside a git work tree
 
     @property
     def subject(self) -> str:
@@ -118,15 +142,19 @@ class Commit:
         for key, value in self.metrics.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise ValueError(f"metric {key} is not a finite number")
-        return {"type": "commit", "tree": self.tree, "parents": list(self.parents),
-                "author": self.author.to_dict(), "message": self.message,
-                "metrics": dict(self.metrics), "params": dict(self.params), "meta": dict(self.meta)}
+        encoded = {"type": "commit", "tree": self.tree, "parents": list(self.parents),
+                   "author": self.author.to_dict(), "message": self.message,
+                   "metrics": dict(self.metrics), "params": dict(self.params), "meta": dict(self.meta)}
+        if self.git is not None:  # absent otherwise: commits made outside git keep their old bytes
+            encoded["git"] = self.git.to_dict()
+        return encoded
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Commit:
         return cls(data["tree"], tuple(data["parents"]), Signature.from_dict(data["author"]),
                    data["message"], dict(data.get("metrics", {})), dict(data.get("params", {})),
-                   dict(data.get("meta", {})))
+                   dict(data.get("meta", {})),
+                   CodeVersion.from_dict(data["git"]) if data.get("git") is not None else None)
 
 
 @dataclass(frozen=True)
@@ -160,4 +188,4 @@ def decode(data: bytes, object_id: str) -> StoredObject:
         parsed = json.loads(data)
         return _TYPES[parsed["type"]].from_dict(parsed)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise IntegrityError(f"object {object_id[:10]} is not a valid modelvc object ({exc})") from exc
+        raise CorruptObjectError(f"object {object_id[:10]} is not a valid modelvc object ({exc})") from exc

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass
 
-from modelvc.errors import NothingToCommitError, UsageError
-from modelvc.objects import Commit
+from modelvc.errors import CorruptIndexError, NothingToCommitError, UsageError
+from modelvc.gitinfo import code_version
+from modelvc.ids import short
+from modelvc.objects import Commit, TreeEntry
 from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
 
@@ -41,23 +44,41 @@ class CommitResult:
     files_changed: int
 
 
+def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
+    """Refuse to commit an index entry whose content is missing or is not the size it says.
+
+    Entries unchanged since HEAD were checked when HEAD was made; a wrong size would give a
+    tree that checkout and status then disagree with.
+    """
+    for entry in entries:
+        manifest = repo.manifest(entry.file)
+        if manifest.size != entry.size:
+            raise CorruptIndexError(
+                f"the index lists {entry.path} as {entry.size} bytes, but its staged content "
+                f"{short(entry.file)} has {manifest.size}; nothing was committed",
+                hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
+
+
 def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict | None = None,
            meta: dict | None = None, allow_empty: bool = False) -> CommitResult:
     if not message.strip():
         raise UsageError("empty commit message", hint="give one with -m MESSAGE")
+    author = repo.signature_now()
+    code = code_version(repo.root)
     with repo.lock():
         repo.fresh_index()
         head = repo.refs.head()
         tree = tree_from_index(repo)
         old, new_map = repo.tree_of(head.commit).as_map(), tree.as_map()
         changed = sum(1 for path in set(old) | set(new_map) if old.get(path) != new_map.get(path))
+        check_staged(repo, [entry for path, entry in new_map.items() if old.get(path) != entry])
         if changed == 0 and not allow_empty:
             raise NothingToCommitError("nothing to commit: the index matches HEAD",
                                        hint="stage changes with 'mvc add', or use --allow-empty")
         tree_id = repo.objects.put(tree)
         parents = (head.commit,) if head.commit else ()
-        new = Commit(tree_id, parents, repo.signature_now(), message, dict(metrics or {}),
-                     dict(params or {}), dict(meta or {}))
+        new = Commit(tree_id, parents, author, message, dict(metrics or {}), dict(params or {}),
+                     dict(meta or {}), code)
         commit_id = repo.objects.put(new)
         kind = "commit" if parents else "commit (initial)"
         repo.refs.update_head(commit_id, head.commit, f"{kind}: {new.subject}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelvc.errors import IntegrityError
+from modelvc.leftovers import remove_leftovers
 from modelvc.ops.reach import walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
@@ -29,6 +30,7 @@ class GcResult:
     packs_removed: int = 0
     packs_rewritten: int = 0
     incomplete_removed: int = 0
+    leftovers_removed: int = 0  # temporary files of killed atomic writes
     chunks_removed: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
@@ -50,6 +52,7 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
     result = GcResult()
     with repo.lock():
         repo.fresh_index()
+        result.leftovers_removed = remove_leftovers(repo.mvc_dir, include_objects=True)
         result.bytes_before = store_size(repo)
         problems: list[str] = []
         reach = walk(repo, lambda kind, oid, detail: problems.append(detail), verify=False)
@@ -121,7 +124,7 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
             chunk_id, base = row["id"].tobytes(), row["base"].tobytes()
             location = Location(pack, int(row["offset"]), int(row["payload_len"]), int(row["raw_len"]),
                                 int(row["codec"]), None if base == bytes(32) else base)
-            payload = store.reader.read_record(location)
+            payload = store.reader.read_record(location, chunk_id)
             if writer is None:
                 writer = PackWriter(packs_dir, store.pack_max_bytes)
             writer.append(chunk_id, location.codec, location.raw_len, payload, location.base)
