@@ -29,7 +29,7 @@ OUTPUT_SHAPES = {
     "rollback --hard": "rollback", "branch": "name", "branch NAME": "name", "tag": "name",
     "tag NAME": "name", "branch -m": "name", "reflog show": "reflog_entry", "reflog expire": "reflog_expire",
     "gc": "gc", "stats": "stats", "fsck": "fsck", "fsck (broken)": "fsck", "status (renamed)": "status",
-    "diff (renamed)": "diff", "show PATH": "show_path", "checkout --": "restore",
+    "diff (renamed)": "diff", "show PATH": "show_path", "show REV:LINK": "show_path", "checkout --": "restore",
 }
 USER_KEYED = {"config KEY", "config --list"}  # {user's dotted key: value}, see test_config_prints_the_users_dotted_keys
 
@@ -186,6 +186,7 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         write_safetensors(work / "models" / "m.safetensors", _tensors(1), metadata={"epoch": "1"})
         write(work / "notes.txt", b"v1\n")
         write(work / "old.bin", b"old")
+        (work / "latest").symlink_to("notes.txt")  # a link: mode 120000
         mvc("add", ".")
         mvc("commit", "-m", "v1", "--metric", "loss=2", "--param", "lr=0.1")
         write_safetensors(work / "models" / "m.safetensors", _tensors(2), metadata={"epoch": "2"})
@@ -200,6 +201,7 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         out["log"] = mvc.json("log")
         out["show"] = mvc.json("show")
         out["show REV:PATH"] = mvc.json("show", "HEAD:models/m.safetensors")
+        out["show REV:LINK"] = mvc.json("show", "HEAD:latest")
         out["diff REV REV"] = mvc.json("diff", "HEAD~1", "HEAD", "--stats", "--all")
         out["diff"] = mvc.json("diff")
         write(work / "notes.txt", b"edited, then restored from the index\n")
@@ -297,6 +299,7 @@ def test_the_run_reaches_every_word(outputs):
                                                       "old_path": "run.sh"}]
     assert [(f["status"], f["old_path"]) for f in outputs["diff (renamed)"]["files"]] == [("renamed", "run.sh")]
     assert outputs["checkout --"]["written"] == ["notes.txt"]
+    assert (outputs["show REV:PATH"]["mode"], outputs["show REV:LINK"]["mode"]) == ("100644", "120000")
     assert outputs["show PATH"]["commit"] is None and outputs["show PATH"]["model"]["tensor_count"] == 3
     assert outputs["reflog expire"]["expired_count"] >= 1
     problems = outputs["fsck (broken)"]["problems"]

@@ -50,10 +50,12 @@ def echo_gitignore(update) -> None:
 @click.option("--gitignore/--no-gitignore", "gitignore", default=None,
               help="In a git work tree, add what is stored to .gitignore (default: config core.gitignore, true).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--dereference", is_flag=True,
+              help="Store what symbolic links point to as regular files, not the links themselves.")
 @quiet_option
 @click.pass_context
 def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitignore: bool | None,
-                as_json: bool, quiet: bool) -> None:
+                as_json: bool, dereference: bool, quiet: bool) -> None:
     """Stage files for the next commit (files, directories, or glob patterns).
 
     Directories are walked recursively, skipping paths matched by .mvcignore (naming an
@@ -61,12 +63,14 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitigno
     unstaged. Chunks are stored now, deduplicated against everything already in the store.
     In a git work tree, a directory's files that git tracks are left to git, a file named
     here that git tracks is stored with a warning, and what is stored is added to .gitignore.
+    A symbolic link is stored as a link (its target, never followed) unless --dereference.
     """
     from modelvc.ops.add import add
 
     repo = open_repo(ctx)
     with progress_bar(quiet) as bar:
-        result = add(repo, list(paths), cwd_of(ctx), bar, force=force, gitignore=gitignore)
+        result = add(repo, list(paths), cwd_of(ctx), bar, force=force, gitignore=gitignore,
+                     dereference=dereference)
     if as_json:
         emit_json(result.to_dict())
         return

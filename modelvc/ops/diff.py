@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelvc.objects import Manifest
+from modelvc.objects import MODE_LINK, Manifest
 from modelvc.ops.pathspec import under
 from modelvc.ops.workstate import WorkingFile, working_file
 from modelvc.progress import NO_PROGRESS, Progress
@@ -138,6 +138,8 @@ def model_diff(repo: Repo, a: _Side, b: _Side, path: str, stats: bool, progress:
     """Tensor-level changes when either side is a model file of a known layout, else None."""
     from modelvc.modeldiff import compare_models
 
+    if MODE_LINK in (a.mode, b.mode):  # a link's content is its target string, never what it points to
+        return None, 0
     opened: list = []
     try:
         name = path.rsplit("/", 1)[-1]
