@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import IntegrityError, RefConflictError, RefError
-from .fsutil import append_line, atomic_write, fsync_dir
+from .fsutil import append_line, atomic_write, durable_step, fsync_dir
 from .ids import is_full_id, short
 from .refname import check_ref_name, is_valid_ref_name
 
@@ -155,6 +155,7 @@ class Refs:
         current = self._read_ref_file(refname)
         self._check_expected(refname, expected, current)
         path = self._dir / refname
+        durable_step("unlink")
         path.unlink()
         fsync_dir(path.parent)
         self._remove_empty_parents(path, self._dir / prefix)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelvc.errors import LocalChangesError, MvcError
-from modelvc.fsutil import current_boot_id
+from modelvc.fsutil import current_boot_id, durable_step
 from modelvc.index import stat_entry
 from modelvc.objects import MODE_EXEC, Tree, TreeEntry
 from modelvc.ops.workstate import WorkingFile, same_content, working_file
@@ -123,8 +123,10 @@ def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS,
             # auto_da_alloc guard against empty files after a crash): the whole wait for the
             # disk that skipping fsync avoids, 2.5 s for 1 GiB here. A crash between the two
             # calls leaves the path missing, which status reports and checkout restores.
+            durable_step("unlink")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
+        durable_step("rename")
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
