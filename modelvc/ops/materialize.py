@@ -81,8 +81,8 @@ def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | N
             continue
         if same_content(old.get(path), new.get(path)):
             kept.append(path)
-        elif not same_content(now, new.get(path)):
-            conflicts.append(path)
+        elif on_disk and not same_content(now, new.get(path)):
+            conflicts.append(path)  # (a deleted file holds no work to lose: it is restored)
     return conflicts, kept
 
 
