@@ -133,6 +133,17 @@ class Refs:
         ids.discard(ZERO_ID)
         return ids
 
+    def garbled_reflog_lines(self) -> list[tuple[str, int]]:
+        """(log path under .mvc, line number) of whole lines readers skip: damage, not a torn append."""
+        garbled = []
+        for directory, _subdirs, files in os.walk(self._dir / "logs"):
+            for file_name in sorted(files):
+                path = Path(directory) / file_name
+                lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")[:-1]
+                garbled += [(path.relative_to(self._dir).as_posix(), number)
+                            for number, line in enumerate(lines, 1) if not _REFLOG_LINE.match(line)]
+        return garbled
+
     # ---- writing (the caller holds the repository lock) ------------------------------
 
     def update(self, refname: str, new: str, expected: str | None, message: str) -> None:
