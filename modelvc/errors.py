@@ -83,7 +83,8 @@ class RefConflictError(RefError):
 
 EXIT_CODES: dict[int, str] = {
     0: "success",
-    1: "differences found (diff --exit-code), problems found (fsck), or an unexpected error",
+    1: "differences found (diff/status --exit-code), problems found (fsck), an ignored path added "
+       "without -f, or an unexpected error",
     2: "usage error: bad option, bad value, path outside the working tree",
     3: "not a modelvc repository",
     4: "unknown or ambiguous revision, ref or path",
@@ -93,4 +94,28 @@ EXIT_CODES: dict[int, str] = {
     8: "repository format version not supported by this modelvc",
     9: "nothing to commit",
     10: "invalid ref name, or ref already exists",
+    14: "configuration error: unreadable config or .mvcignore, unknown key, bad value",
+    15: "author identity unknown (set user.name and user.email)",
 }
+
+
+class ConfigError(MvcError):
+    """A configuration file or key that cannot be used: unreadable, unknown key, bad value."""
+
+    exit_code = 14
+
+
+class IgnoredPathError(MvcError):
+    """A path named on the command line is ignored by .mvcignore (git's exit code: 1)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, paths: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.paths = paths
+
+
+class IdentityError(MvcError):
+    """No author name or email is configured anywhere (git's 'Please tell me who you are')."""
+
+    exit_code = 15

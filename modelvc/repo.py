@@ -26,6 +26,17 @@ DEFAULT_LOCK_TIMEOUT = 30.0
 # slowest checkout takes 1.34x a checkout without deltas; depth 4: 0.324 and 1.71x; depth 8:
 # 0.302 and 2.58x. The requirement is at most 1.5x, so 2.
 DEFAULT_DELTA_MAX_DEPTH = 2
+IDENTITY_UNKNOWN = """Author identity unknown
+
+*** Please tell me who you are.
+
+Run
+
+  mvc config --global user.email "you@example.com"
+  mvc config --global user.name "Your Name"
+
+to set your account's default identity.
+Omit --global to set the identity only in this repository."""
 
 
 def _local_tz_minutes(timestamp: float) -> int:
@@ -114,7 +125,7 @@ class Repo:
         if self._refs is None:
             from modelvc.refs import Refs
 
-            self._refs = Refs(self.mvc_dir, self.identity)
+            self._refs = Refs(self.mvc_dir, lambda: self.identity(required=False))
         return self._refs
 
     @property
@@ -153,12 +164,27 @@ class Repo:
         return RepoLock(self.mvc_dir / "lock", timeout)
 
     # -- identity -------------------------------------------------------------------------
-    def identity(self) -> tuple[str, str]:
-        user = self.config.get("user", {})
+    def identity(self, required: bool = True) -> tuple[str, str]:
+        """(name, email): MVC_AUTHOR_NAME/EMAIL, else `mvc config`, else git's user.name and
+        user.email. When none is set, `required` fails as git does; reflog lines (not
+        required) fall back to the login name and login@host, as git's reflog does."""
+        from modelvc.config import effective
+
+        name = os.environ.get("MVC_AUTHOR_NAME") or effective(self.config, "user.name")
+        email = os.environ.get("MVC_AUTHOR_EMAIL") or effective(self.config, "user.email")
+        if not (name and email):
+            from modelvc.gitinfo import git_config
+
+            name = name or git_config(self.root, "user.name")
+            email = email or git_config(self.root, "user.email")
+        if name and email:
+            return name, email
+        if required:
+            from modelvc.errors import IdentityError
+
+            raise IdentityError(IDENTITY_UNKNOWN, hint="or set MVC_AUTHOR_NAME and MVC_AUTHOR_EMAIL")
         login = _login_name()
-        name = os.environ.get("MVC_AUTHOR_NAME") or user.get("name") or login
-        email = os.environ.get("MVC_AUTHOR_EMAIL") or user.get("email") or f"{login}@{os.uname().nodename}"
-        return name, email
+        return name or login, email or f"{login}@{os.uname().nodename}"
 
     def signature_now(self) -> Signature:
         name, email = self.identity()

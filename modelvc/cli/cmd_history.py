@@ -15,7 +15,15 @@ def commit_json(commit_id: str, commit, names: list[str] | None = None) -> dict:
             "tree": commit.tree, "author": {"name": commit.author.name, "email": commit.author.email},
             "timestamp": commit.author.time, "date": iso_time(commit.author.time, commit.author.tz_minutes),
             "message": commit.message, "metrics": commit.metrics, "params": commit.params,
-            "meta": commit.meta, "names": names or []}
+            "meta": commit.meta, "git": commit.git.to_dict() if commit.git else None, "names": names or []}
+
+
+def git_line(commit) -> str | None:
+    """'Git:    <id> (dirty)': the code an mvc commit was made with, if made in a git work tree."""
+    if commit.git is None:
+        return None
+    code = commit.git.commit or "(no git commit yet)"
+    return f"Git:    {code}{' (dirty)' if commit.git.dirty else ''}"
 
 
 def pairs_text(values: dict) -> str:
@@ -104,7 +112,10 @@ def log_command(ctx, rev, limit, oneline, metric_names, as_json) -> None:
         if len(c.parents) > 1:
             click.echo("Merge: " + " ".join(p[:10] for p in c.parents))
         click.echo(f"Author: {c.author.name} <{c.author.email}>")
-        click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}\n")
+        click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}")
+        if git_line(c):
+            click.echo(git_line(c))
+        click.echo()
         for line in c.message.rstrip().splitlines():
             click.echo(f"    {line}")
         if extra:
@@ -141,7 +152,10 @@ def show_command(ctx, rev, as_json) -> None:
     names = f" ({', '.join(result.names)})" if result.names else ""
     click.secho(f"commit {result.id}{names}", fg="yellow")
     click.echo(f"Author: {c.author.name} <{c.author.email}>")
-    click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}\n")
+    click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}")
+    if git_line(c):
+        click.echo(git_line(c))
+    click.echo()
     for line in c.message.rstrip().splitlines():
         click.echo(f"    {line}")
     for title, values in (("metrics", c.metrics), ("params", c.params), ("meta", c.meta)):
@@ -175,7 +189,9 @@ def render_file(repo, rev: str, path: str, as_json: bool) -> None:
     width = max((len(t.name) for t in summary.tensors), default=10)
     for t in summary.tensors:
         shape = "[" + ", ".join(map(str, t.shape)) + "]" if t.shape is not None else "?"
-        click.echo(f"  {t.name:<{width}}  {t.dtype or '?':<8} {shape:<20} {human_size(t.bytes):>10}")
+        stored = ("  stride [" + ", ".join(map(str, t.stride)) + "]" if t.stride is not None else "") + (
+            "  deflated" if t.deflated else "")
+        click.echo(f"  {t.name:<{width}}  {t.dtype or '?':<8} {shape:<20} {human_size(t.bytes):>10}{stored}")
     if summary.metadata:
         click.echo("metadata:")
         for key, value in summary.metadata.items():
@@ -211,9 +227,12 @@ def model_json(model, show_all: bool) -> dict | None:
 @click.option("--all", "show_all", is_flag=True, help="List unchanged tensors too (else only their count).")
 @click.option("--no-tensors", is_flag=True, help="Compare files only, not the tensors inside model files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
-@click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when none.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when files differ (within the given paths), 0 when none do.")
+@click.option("--metrics", "count_values", is_flag=True,
+              help="With --exit-code, count metric and param changes as differences too.")
 @click.pass_context
-def diff_command(ctx, revs, stat, tensor_stats, show_all, no_tensors, as_json, exit_code) -> None:
+def diff_command(ctx, revs, stat, tensor_stats, show_all, no_tensors, as_json, exit_code, count_values) -> None:
     """Show what changed: HEAD vs the working tree, REV vs the working tree, or REV1 vs REV2.
 
     For each file: added, removed or modified, old and new sizes, and how many bytes of
@@ -236,7 +255,7 @@ def diff_command(ctx, revs, stat, tensor_stats, show_all, no_tensors, as_json, e
         emit_json(diff_json(result, show_all))
     else:
         render_diff(result, stat, show_all)
-    if exit_code and result.has_changes:
+    if exit_code and (result.has_changes or (count_values and result.values_changed)):
         ctx.exit(1)
 
 
@@ -244,14 +263,15 @@ def render_model(model, show_all: bool) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in model.counts.items() if n)
     click.echo(f"    tensors: {counts or 'none'}")
     colours = {"added": "green", "removed": "red", "changed": "yellow", "dtype": "cyan", "shape": "cyan",
-               "unchanged": None}
+               "uncompared": "magenta", "unchanged": None}
     for t in model.tensors:
         if t.status == "unchanged" and not show_all:
             continue
         old = f"{t.old_dtype} {list(t.old_shape) if t.old_shape is not None else ''}" if t.old_dtype else ""
         new = f"{t.new_dtype} {list(t.new_shape) if t.new_shape is not None else ''}" if t.new_dtype else ""
-        shape = new if t.status in ("added", "changed", "unchanged") else old if t.status == "removed" else f"{old} -> {new}"
-        line = f"    {t.status:<9} {t.name}  {shape}"
+        shape = (new if t.status in ("added", "changed", "unchanged") else old if t.status == "removed"
+                 else new or old if t.status == "uncompared" else f"{old} -> {new}")
+        line = f"    {t.status:<9} {t.name}  {shape}".rstrip()
         if t.stats is not None:
             s = t.stats
             rel = f"{s.rel_l2:.3g}" if s.rel_l2 is not None else "-"
@@ -259,6 +279,8 @@ def render_model(model, show_all: bool) -> None:
                      f"  changed {100 * s.fraction_changed:.3g}%")
         elif t.stats_note and t.status == "changed":
             line += f"  ({t.stats_note})"
+        if t.note:
+            line += f"  ({t.note})"
         click.secho(line, fg=colours.get(t.status))
     for change in model.metadata:
         old = json.dumps(change.old, default=str) if change.old is not None else "-"
