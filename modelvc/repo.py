@@ -104,9 +104,9 @@ class Repo:
                                       hint="create one with 'mvc init'") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise FormatVersionError(f"cannot read the repository config {path}: {exc}") from exc
-        if version not in SUPPORTED_FORMATS:
+        if type(version) is not int or version not in SUPPORTED_FORMATS:  # not "2", not true
             raise FormatVersionError(
-                f"repository format version {version} is not supported by this modelvc "
+                f"repository format version {version!r} is not supported by this modelvc "
                 f"(it reads versions {', '.join(map(str, SUPPORTED_FORMATS))})",
                 hint="upgrade modelvc to work with this repository")
         return config

@@ -204,7 +204,7 @@ def test_a_manifest_whose_chunk_length_disagrees_is_refused_by_checkout_and_fsck
     assert Repo(work).refs.head().branch == "main"
 
     problems = fsck_problems(mvc)
-    assert problems == [{"kind": "corrupt", "id": bad_id,
+    assert problems == [{"kind": "corrupt", "id": bad_id, "name": None,
                          "detail": result.stderr.splitlines()[0][len("error: "):],
                          "breaks": [{"commit": commit_id, "path": "w.bin"}]}]
     assert f"  breaks w.bin in commit {commit_id[:10]}" in mvc("fsck", ok=False).stderr
@@ -224,7 +224,7 @@ def test_a_manifest_whose_lengths_do_not_add_up_to_its_size_is_corrupt(mvc, work
     assert (result.exit_code, result.stderr) == (7, f"error: {detail}\n")
     assert (work / "w.bin").read_bytes() == b"x" * 100
     problems = fsck_problems(mvc)
-    assert problems == [{"kind": "corrupt", "id": bad_id,
+    assert problems == [{"kind": "corrupt", "id": bad_id, "name": None,
                          "detail": f"{detail} (needed by w.bin in commit {commit_id[:10]})",
                          "breaks": [{"commit": commit_id, "path": "w.bin"}]}]
 
@@ -245,7 +245,7 @@ def test_an_index_entry_with_a_wrong_size_is_refused_by_commit(mvc, work):
            "nothing was committed\nhint: stage it again with 'mvc add w.bin'\n")
     assert Repo(work).head_commit() == first
     assert fsck_problems(mvc) == [{
-        "kind": "corrupt", "id": None,
+        "kind": "corrupt", "id": None, "name": "index",
         "detail": f"the index lists w.bin as 5 bytes, but its content {file_id[:10]} has 20 "
                   "(stage it again with 'mvc add')",
         "breaks": [{"commit": None, "path": "w.bin"}]}]
