@@ -8,10 +8,11 @@ import click
 
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, format_value,
                                 human_size, iso_time, open_repo, progress_bar)
+from modelvc.ids import short
 
 
 def commit_json(commit_id: str, commit, names: list[str] | None = None) -> dict:
-    return {"id": commit_id, "short": commit_id[:10], "parents": list(commit.parents),
+    return {"id": commit_id, "short": short(commit_id), "parents": list(commit.parents),
             "tree": commit.tree, "author": {"name": commit.author.name, "email": commit.author.email},
             "timestamp": commit.author.time, "date": iso_time(commit.author.time, commit.author.tz_minutes),
             "message": commit.message, "metrics": commit.metrics, "params": commit.params,
@@ -62,11 +63,11 @@ def commit_command(ctx, message, metrics, params, meta, stage_all, allow_empty, 
         emit_json(commit_json(result.id, result.commit) | {"branch": result.branch,
                                                             "files_changed": result.files_changed})
     elif quiet:
-        click.echo(result.id[:10])
+        click.echo(short(result.id))
     else:
         root = "" if result.parents else " (root-commit)"
         where = result.branch or "detached HEAD"
-        click.echo(f"[{where}{root} {result.id[:10]}] {result.commit.subject}")
+        click.echo(f"[{where}{root} {short(result.id)}] {result.commit.subject}")
         click.echo(f" {result.files_changed} file(s) changed")
 
 
@@ -105,12 +106,12 @@ def log_command(ctx, rev, limit, oneline, metric_names, as_json) -> None:
         else:
             extra = pairs_text(shown)
         if oneline:
-            click.echo(click.style(entry.id[:10], fg="yellow") + names + f" {c.subject}"
+            click.echo(click.style(short(entry.id), fg="yellow") + names + f" {c.subject}"
                        + (f"  [{extra}]" if extra else ""))
             continue
         click.secho(f"commit {entry.id}{names}", fg="yellow")
         if len(c.parents) > 1:
-            click.echo("Merge: " + " ".join(p[:10] for p in c.parents))
+            click.echo("Merge: " + " ".join(short(p) for p in c.parents))
         click.echo(f"Author: {c.author.name} <{c.author.email}>")
         click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}")
         if git_line(c):
@@ -178,7 +179,7 @@ def render_file(repo, rev: str, path: str, as_json: bool) -> None:
                    "mode": f"{result.mode:o}", "chunks": result.chunks,
                    "model": result.model.to_dict() if result.model else None})
         return
-    click.echo(f"{result.path} at {result.commit[:10]}: {human_size(result.size)}, {result.chunks} chunk(s)")
+    click.echo(f"{result.path} at {short(result.commit)}: {human_size(result.size)}, {result.chunks} chunk(s)")
     summary = result.model
     if summary is None:
         return
