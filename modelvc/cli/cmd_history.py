@@ -27,6 +27,17 @@ def git_line(commit) -> str | None:
     return f"Git:    {code}{' (dirty)' if commit.git.dirty else ''}"
 
 
+def echo_commit_body(commit) -> None:
+    """Author, date, git line and the indented message: what log and show print alike."""
+    click.echo(f"Author: {commit.author.name} <{commit.author.email}>")
+    click.echo(f"Date:   {format_time(commit.author.time, commit.author.tz_minutes)}")
+    if git_line(commit):
+        click.echo(git_line(commit))
+    click.echo()
+    for line in commit.message.rstrip().splitlines():
+        click.echo(f"    {line}")
+
+
 def pairs_text(values: dict) -> str:
     return " ".join(f"{k}={format_value(v)}" for k, v in sorted(values.items()))
 
@@ -112,13 +123,7 @@ def log_command(ctx, rev, limit, oneline, metric_names, as_json) -> None:
         click.secho(f"commit {entry.id}{names}", fg="yellow")
         if len(c.parents) > 1:
             click.echo("Merge: " + " ".join(short(p) for p in c.parents))
-        click.echo(f"Author: {c.author.name} <{c.author.email}>")
-        click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}")
-        if git_line(c):
-            click.echo(git_line(c))
-        click.echo()
-        for line in c.message.rstrip().splitlines():
-            click.echo(f"    {line}")
+        echo_commit_body(c)
         if extra:
             click.echo(f"\n    metrics: {extra}")
         if c.params and not metric_names:
@@ -152,13 +157,7 @@ def show_command(ctx, rev, as_json) -> None:
         return
     names = f" ({', '.join(result.names)})" if result.names else ""
     click.secho(f"commit {result.id}{names}", fg="yellow")
-    click.echo(f"Author: {c.author.name} <{c.author.email}>")
-    click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}")
-    if git_line(c):
-        click.echo(git_line(c))
-    click.echo()
-    for line in c.message.rstrip().splitlines():
-        click.echo(f"    {line}")
+    echo_commit_body(c)
     for title, values in (("metrics", c.metrics), ("params", c.params), ("meta", c.meta)):
         if values:
             click.echo(f"\n{title}:")
