@@ -93,7 +93,8 @@ EXIT_CODES: dict[int, str] = {
     7: "integrity error: stored data is corrupt or missing",
     8: "repository format version not supported by this modelvc",
     9: "nothing to commit",
-    10: "invalid ref name, or ref already exists",
+    10: "invalid ref name, ref already exists, or branch not fully merged (branch -d)",
+    13: "a file changed while mvc was reading it; nothing was staged",
     14: "configuration error: unreadable config or .mvcignore, unknown key, bad value",
     15: "author identity unknown (set user.name and user.email)",
 }
@@ -119,3 +120,50 @@ class IdentityError(MvcError):
     """No author name or email is configured anywhere (git's 'Please tell me who you are')."""
 
     exit_code = 15
+
+
+class MissingObjectError(IntegrityError):
+    """A manifest, tree, commit or tag that something refers to is not in the store."""
+
+
+class CorruptObjectError(IntegrityError):
+    """A stored object does not match its id, cannot be decoded, or contradicts what it lists."""
+
+
+class MissingChunkError(IntegrityError):
+    """A chunk (or the pack holding it, or a delta's base) is not in the store."""
+
+
+class CorruptChunkError(IntegrityError):
+    """A chunk's stored bytes, its pack record or its pack index do not match what they claim."""
+
+
+class CorruptRefError(IntegrityError):
+    """HEAD or a ref file holds something other than a ref or a commit id."""
+
+
+class CorruptIndexError(IntegrityError):
+    """The index (staging area) cannot be read, or an entry contradicts its stored manifest."""
+
+
+class NotFullyMergedError(RefError):
+    """`branch -d` of a branch whose commits nothing else reaches: they would only live in reflogs."""
+
+
+class UnsafePathError(IntegrityError):
+    """A path read from the store or the index that could reach outside the working tree."""
+
+
+class SymlinkInWayError(LocalChangesError):
+    """A symbolic link (or a file) stands where the working tree needs a directory."""
+
+
+class FileChangedError(MvcError):
+    """A file was written to while mvc read it: what was read is no version of it."""
+
+    exit_code = 13
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"'{path}' changed while mvc was reading it; nothing was staged",
+                         hint="run the command again when whatever writes the file is done")
+        self.path = path

@@ -12,11 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from modelvc.errors import IntegrityError
-from modelvc.ids import short
+from modelvc.errors import CorruptObjectError
+from modelvc.ids import is_full_id, short
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
+MODE_LINK = 0o120000  # a symbolic link: its manifest holds the target string, never followed
+MODES = (MODE_FILE, MODE_EXEC, MODE_LINK)
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:
@@ -38,8 +40,11 @@ class Manifest:
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         chunks = tuple((str(c[0]), int(c[1])) for c in data["chunks"])
         manifest = cls(int(data["size"]), chunks)
+        if any(not is_full_id(chunk_id) or length <= 0 for chunk_id, length in chunks):
+            raise ValueError("a chunk entry is not a chunk id with a positive length")
         if sum(length for _, length in chunks) != manifest.size:
-            raise ValueError("chunk lengths do not add up to the file size")
+            raise ValueError(f"chunk lengths add up to {sum(length for _, length in chunks)} bytes, "
+                             f"not the file size {manifest.size}")
         return manifest
 
     def chunk_offsets(self) -> list[int]:
@@ -61,6 +66,10 @@ class TreeEntry:
     def executable(self) -> bool:
         return self.mode == MODE_EXEC
 
+    @property
+    def is_link(self) -> bool:
+        return self.mode == MODE_LINK
+
 
 @dataclass(frozen=True)
 class Tree:
@@ -75,8 +84,12 @@ class Tree:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Tree:
-        return cls(tuple(TreeEntry(e["path"], e["file"], int(e["size"]), int(e["mode"], 8))
+        tree = cls(tuple(TreeEntry(e["path"], e["file"], int(e["size"]), int(e["mode"], 8))
                          for e in data["entries"]))
+        unknown = sorted({f"{e.mode:o}" for e in tree.entries if e.mode not in MODES})
+        if unknown:
+            raise ValueError(f"unknown file mode {', '.join(unknown)}")
+        return tree
 
     def as_map(self) -> dict[str, TreeEntry]:
         return {e.path: e for e in self.entries}
@@ -193,4 +206,4 @@ def decode(data: bytes, object_id: str) -> StoredObject:
         parsed = json.loads(data)
         return _TYPES[parsed["type"]].from_dict(parsed)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise IntegrityError(f"object {short(object_id)} is not a valid modelvc object ({exc})") from exc
+        raise CorruptObjectError(f"object {short(object_id)} is not a valid modelvc object ({exc})") from exc

@@ -5,6 +5,10 @@ lock. Writers hold the repository lock and still compare-and-swap: a ref only mo
 the value the caller last saw, which turns a lost update or a logic bug into an error
 instead of silently dropped history. Every move is appended to a reflog, which gc and fsck
 treat as reachable so "where was this branch yesterday" always has an answer.
+
+The reflog line is appended (and fsynced) before the ref file is replaced, so a writer
+killed between the two leaves a line for a move that did not happen, never a moved ref
+without its line; `reflog` leaves out such a last line.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import IntegrityError, RefConflictError, RefError
+from .errors import CorruptRefError, RefConflictError, RefError
 from .fsutil import append_line, atomic_write, fsync_dir
 from .ids import ZERO_ID, is_full_id, short
 from .objects import local_tz_minutes, tz_text
@@ -84,7 +88,7 @@ class Refs:
     def head(self) -> Head:
         head = self._head_or_none()
         if head is None:
-            raise IntegrityError(
+            raise CorruptRefError(
                 f"{self._dir / 'HEAD'} is missing or corrupt",
                 hint="it should hold 'ref: refs/heads/<branch>' or a commit id",
             )
@@ -104,13 +108,16 @@ class Refs:
         return self._list("refs/tags/")
 
     def reflog(self, refname: str = "HEAD") -> list[ReflogEntry]:
-        """Newest first. Torn or garbled lines (a crash mid-append) are skipped."""
+        """Newest first. Torn or garbled lines (a crash mid-append) are skipped, and so is a
+        last line whose move never happened (a writer killed before replacing the ref)."""
         if refname != "HEAD":
             _kind_of(refname)
         entries = [
             ReflogEntry(m[1], m[2], f"{m[3]} <{m[4]}>", int(m[5]), m[6], m[7])
             for m in self._parse_log(self._log_path(refname))
         ]
+        if entries and self._move_not_made(refname, entries[-1]):
+            entries.pop()
         entries.reverse()
         return entries
 
@@ -119,6 +126,8 @@ class Refs:
         ids: set[str] = set()
         for directory, _subdirs, files in os.walk(self._dir / "logs"):
             for file_name in files:
+                if file_name.startswith("."):
+                    continue  # a writer's temporary file, never a reflog
                 for match in self._parse_log(Path(directory) / file_name):
                     ids.add(match[1])
                     ids.add(match[2])
@@ -138,19 +147,19 @@ class Refs:
         self._check_expected(refname, expected, current)
         if current is None:
             self._check_no_path_conflict(prefix, what, name)
-        atomic_write(self._dir / refname, f"{new}\n".encode())
         self._log_ref_move(refname, current or ZERO_ID, new, message)
+        atomic_write(self._dir / refname, f"{new}\n".encode())
 
     def delete(self, refname: str, expected: str, message: str) -> None:
         """Remove a ref that still holds `expected`; its reflog is kept."""
         prefix, _what, _name = _kind_of(refname)
         current = self._read_ref_file(refname)
         self._check_expected(refname, expected, current)
+        self._log_ref_move(refname, expected, ZERO_ID, message)
         path = self._dir / refname
         path.unlink()
         fsync_dir(path.parent)
         self._remove_empty_parents(path, self._dir / prefix)
-        self._log_ref_move(refname, expected, ZERO_ID, message)
 
     def update_head(self, new: str, expected: str | None, message: str) -> None:
         """Move what HEAD points at: the current branch (created if unborn), or HEAD itself."""
@@ -160,22 +169,72 @@ class Refs:
             return
         _require_id(new)
         self._check_expected("HEAD", expected, head.commit)
-        atomic_write(self._dir / "HEAD", f"{new}\n".encode())
         self._append_log("HEAD", self._log_line(head.commit or ZERO_ID, new, message))
+        atomic_write(self._dir / "HEAD", f"{new}\n".encode())
 
     def set_head_branch(self, branch: str, message: str) -> None:
         """Make HEAD follow `branch` (which may be unborn), as checkout and init do."""
         check_ref_name(branch, "branch")
         old = self._head_commit_or_zero()
         new = self._read_ref_file(f"refs/heads/{branch}") or ZERO_ID
-        atomic_write(self._dir / "HEAD", f"{_SYMBOLIC_PREFIX}{branch}\n".encode())
         self._append_log("HEAD", self._log_line(old, new, message))
+        atomic_write(self._dir / "HEAD", f"{_SYMBOLIC_PREFIX}{branch}\n".encode())
 
     def set_head_detached(self, commit: str, message: str) -> None:
         _require_id(commit)
         old = self._head_commit_or_zero()
-        atomic_write(self._dir / "HEAD", f"{commit}\n".encode())
         self._append_log("HEAD", self._log_line(old, commit, message))
+        atomic_write(self._dir / "HEAD", f"{commit}\n".encode())
+
+    def rename_branch(self, old: str, new: str, message: str) -> str:
+        """Move branch `old` to the new name with its reflog (and HEAD, when it follows it).
+
+        The new ref is written first and the old one removed last, so a crash part-way
+        leaves both names rather than neither.
+        """
+        old_ref, new_ref = f"refs/heads/{old}", f"refs/heads/{new}"
+        _prefix, _what, _name = _kind_of(new_ref)
+        commit = self._read_ref_file(old_ref)
+        if commit is None:
+            raise RefError(f"no branch named '{old}'")
+        if self._read_ref_file(new_ref) is not None:
+            raise RefError(f"a branch named '{new}' already exists")
+        self._check_no_path_conflict("refs/heads/", "branch", new)
+        atomic_write(self._dir / new_ref, f"{commit}\n".encode())
+        old_log, new_log = self._log_path(old_ref), self._log_path(new_ref)
+        self._move_stale_logs_aside(new_log)
+        if old_log.is_file():
+            new_log.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(old_log, new_log)
+            fsync_dir(new_log.parent)
+            self._remove_empty_parents(old_log, self._dir / "logs" / "refs" / "heads")
+        self._append_log(new_ref, self._log_line(commit, commit, message))
+        if self.head().branch == old:
+            atomic_write(self._dir / "HEAD", f"{_SYMBOLIC_PREFIX}{new}\n".encode())
+            self._append_log("HEAD", self._log_line(commit, commit, message))
+        (self._dir / old_ref).unlink()
+        fsync_dir((self._dir / old_ref).parent)
+        self._remove_empty_parents(self._dir / old_ref, self._dir / "refs" / "heads")
+        return commit
+
+    def reflog_names(self) -> list[str]:
+        """The ref name of every reflog file: HEAD, live and deleted refs, and the attic."""
+        logs = self._dir / "logs"
+        names = []
+        for directory, _subdirs, files in os.walk(logs):
+            for file_name in files:
+                names.append((Path(directory) / file_name).relative_to(logs).as_posix())
+        return sorted(names)
+
+    def reflog_file(self, name: str) -> list[ReflogEntry]:
+        """Entries of the reflog file logs/<name>, oldest first (any file, attic included)."""
+        return [ReflogEntry(m[1], m[2], f"{m[3]} <{m[4]}>", int(m[5]), m[6], m[7])
+                for m in self._parse_log(self._dir / "logs" / name)]
+
+    def rewrite_reflog(self, name: str, entries: list[ReflogEntry]) -> None:
+        """Replace the reflog file logs/<name> with `entries` (oldest first), atomically."""
+        text = "".join(f"{e.old} {e.new} {e.who} {e.time} {e.tz}\t{e.message}\n" for e in entries)
+        atomic_write(self._dir / "logs" / name, text.encode("utf-8"))
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -193,6 +252,14 @@ class Refs:
             return Head(None, line)
         return None
 
+    def _move_not_made(self, refname: str, last: ReflogEntry) -> bool:
+        """Whether the ref still holds what `last` moved it from (and so not where it moved it)."""
+        try:
+            now = self._head_commit_or_zero() if refname == "HEAD" else self._read_ref_file(refname) or ZERO_ID
+        except CorruptRefError:  # the log is how a damaged ref is repaired: show all of it
+            return False
+        return last.new != now and last.old == now
+
     def _head_commit_or_zero(self) -> str:
         head = self._head_or_none()
         return head.commit if head is not None and head.commit is not None else ZERO_ID
@@ -203,7 +270,7 @@ class Refs:
             return None
         value = text.rstrip("\n")
         if not is_full_id(value):
-            raise IntegrityError(
+            raise CorruptRefError(
                 f"ref {refname} is corrupt: it holds {value[:80]!r} instead of a commit id",
                 hint="run 'mvc fsck', then point it at a good commit from 'mvc reflog'",
             )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass
 
-from modelvc.errors import NothingToCommitError, UsageError
+from modelvc.errors import CorruptIndexError, NothingToCommitError, UsageError
 from modelvc.gitinfo import code_version
-from modelvc.objects import Commit
+from modelvc.ids import short
+from modelvc.objects import Commit, TreeEntry
 from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
 
@@ -33,6 +35,22 @@ def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
     return pairs
 
 
+def message_from(paragraphs: list[str], file_text: str | None = None) -> str:
+    """The message of `-m A -m B` (paragraphs joined by a blank line) or of `-F FILE`, cleaned
+    up as git does: trailing spaces, leading and trailing blank lines and runs of blank lines go."""
+    if file_text is None and not paragraphs:
+        raise UsageError("no commit message", hint="give one with -m MESSAGE or -F FILE")
+    text = file_text if file_text is not None else "\n\n".join(paragraphs)
+    lines = [line.rstrip() for line in text.splitlines()]
+    cleaned: list[str] = []
+    for line in lines:
+        if line or (cleaned and cleaned[-1]):
+            cleaned.append(line)
+    while cleaned and not cleaned[-1]:
+        cleaned.pop()
+    return "\n".join(cleaned)
+
+
 @dataclass(frozen=True)
 class CommitResult:
     id: str
@@ -40,6 +58,21 @@ class CommitResult:
     parents: tuple[str, ...]
     commit: Commit
     files_changed: int
+
+
+def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
+    """Refuse to commit an index entry whose content is missing or is not the size it says.
+
+    Entries unchanged since HEAD were checked when HEAD was made; a wrong size would give a
+    tree that checkout and status then disagree with.
+    """
+    for entry in entries:
+        manifest = repo.manifest(entry.file)
+        if manifest.size != entry.size:
+            raise CorruptIndexError(
+                f"the index lists {entry.path} as {entry.size} bytes, but its staged content "
+                f"{short(entry.file)} has {manifest.size}; nothing was committed",
+                hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
 
 
 def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict | None = None,
@@ -54,6 +87,7 @@ def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict |
         tree = tree_from_index(repo)
         old, new_map = repo.tree_of(head.commit).as_map(), tree.as_map()
         changed = sum(1 for path in set(old) | set(new_map) if old.get(path) != new_map.get(path))
+        check_staged(repo, [entry for path, entry in new_map.items() if old.get(path) != entry])
         if changed == 0 and not allow_empty:
             raise NothingToCommitError("nothing to commit: the index matches HEAD",
                                        hint="stage changes with 'mvc add', or use --allow-empty")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelvc import objects as objmod
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptObjectError, IntegrityError, MissingChunkError, MissingObjectError
 from modelvc.ids import ZERO_ID, short
 from modelvc.repo import Repo
 
@@ -25,27 +25,38 @@ class Reachable:
     chunk_files: dict[bytes, set[str]] = field(default_factory=dict)
     file_users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # (tree id | "index", path)
     tree_commits: dict[str, list[str]] = field(default_factory=dict)
+    # (tree id | "index", path, manifest id, size listed there, size of the manifest): verify only
+    wrong_sizes: list[tuple[str, str, str, int, int]] = field(default_factory=list)
 
     @property
     def object_ids(self) -> set[str]:
         return self.commits | self.trees | self.files | self.tags
 
 
-def roots(repo: Repo) -> list[tuple[str, str]]:
-    """(object id, where it came from) for every ref, HEAD, reflog entry."""
+def roots(repo: Repo, reflogs: bool = True) -> list[tuple[str, str]]:
+    """(object id, where it came from) for every ref, HEAD and (with `reflogs`) reflog entry."""
     found = [(object_id, f"refs/heads/{name}") for name, object_id in repo.refs.branches().items()]
     found += [(object_id, f"refs/tags/{name}") for name, object_id in repo.refs.tags().items()]
     head = repo.refs.head()
     if head.commit:
         found.append((head.commit, "HEAD"))
-    found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO_ID]
+    if reflogs:
+        found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO_ID]
     return found
 
 
-def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True) -> Reachable:
+def problem_kind(error: IntegrityError) -> str:
+    """"missing" or "corrupt", told by the error's type."""
+    return "missing" if isinstance(error, (MissingObjectError, MissingChunkError)) else "corrupt"
+
+
+def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True,
+         reflogs: bool = True) -> Reachable:
     """Walk everything reachable; report(kind, object id, detail) for missing or corrupt objects.
 
-    With verify, every object's bytes are re-read and hashed (bypassing the cache).
+    With verify, every object's bytes are re-read and hashed (bypassing the cache), and every
+    manifest is checked against the sizes the tree or index lists and the stored chunks' lengths.
+    Without `reflogs`, only what branches, tags, HEAD and the index hold.
     """
     reach = Reachable()
 
@@ -56,30 +67,38 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             else:
                 obj = repo.objects.get(object_id)
         except IntegrityError as exc:
-            kind = "missing" if "missing" in exc.message else "corrupt"
-            report(kind, object_id, f"{exc.message} (needed by {referrer})")
+            report(problem_kind(exc), object_id, f"{exc.message} (needed by {referrer})")
             return None
         if expected is not None and not isinstance(obj, expected):
             report("corrupt", object_id, f"expected a {expected.__name__.lower()} (needed by {referrer})")
             return None
         return obj
 
-    def add_file(file_id: str, tree_id: str, path: str) -> None:
+    manifest_sizes: dict[str, int] = {}
+
+    def add_file(file_id: str, tree_id: str, path: str, size: int) -> None:
         reach.file_users.setdefault(file_id, []).append((tree_id, path))
-        if file_id in reach.files:
-            return
-        reach.files.add(file_id)
-        where = "the index" if tree_id == "index" else f"commit {short(reach.tree_commits[tree_id][0])}"
-        manifest = load(file_id, objmod.Manifest, f"{path} in {where}")
-        if manifest is None:
-            return
-        for chunk_hex, length in manifest.chunks:
-            chunk_id = bytes.fromhex(chunk_hex)
-            reach.chunks[chunk_id] = length
-            reach.chunk_files.setdefault(chunk_id, set()).add(file_id)
+        if file_id not in reach.files:
+            reach.files.add(file_id)
+            where = "the index" if tree_id == "index" else f"commit {short(reach.tree_commits[tree_id][0])}"
+            manifest = load(file_id, objmod.Manifest, f"{path} in {where}")
+            if manifest is None:
+                return
+            manifest_sizes[file_id] = manifest.size
+            for chunk_hex, length in manifest.chunks:
+                chunk_id = bytes.fromhex(chunk_hex)
+                reach.chunks[chunk_id] = length
+                reach.chunk_files.setdefault(chunk_id, set()).add(file_id)
+            if verify:
+                try:
+                    repo.chunks.check_lengths(file_id, manifest)
+                except CorruptObjectError as exc:
+                    report("corrupt", file_id, exc.message)
+        if verify and file_id in manifest_sizes and manifest_sizes[file_id] != size:
+            reach.wrong_sizes.append((tree_id, path, file_id, size, manifest_sizes[file_id]))
 
     pending = []
-    for object_id, origin in roots(repo):
+    for object_id, origin in roots(repo, reflogs):
         pending.append((object_id, origin))
     while pending:
         object_id, origin = pending.pop()
@@ -97,12 +116,12 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
                 tree = load(obj.tree, objmod.Tree, f"commit {label}")
                 reach.trees.add(obj.tree)
                 for entry in tree.entries if tree else ():
-                    add_file(entry.file, obj.tree, entry.path)
+                    add_file(entry.file, obj.tree, entry.path, entry.size)
             pending.extend((parent, f"commit {label}") for parent in obj.parents)
         elif obj is not None:
             report("corrupt", object_id, f"{origin} points to a {type(obj).__name__.lower()}, not a commit")
     for entry in repo.index.entries.values():
-        add_file(entry.file, "index", entry.path)
+        add_file(entry.file, "index", entry.path, entry.size)
     return reach
 
 
@@ -120,3 +139,16 @@ def users_of_chunk(reach: Reachable, chunk_id: bytes) -> list[tuple[str, str]]:
     for file_id in reach.chunk_files.get(chunk_id, ()):
         users.update(users_of_file(reach, file_id))
     return sorted(users)
+
+
+def commit_ancestors(repo: Repo, starts: list[str]) -> set[str]:
+    """Every commit reachable from `starts` (commits or tags) through parents, starts included."""
+    seen: set[str] = set()
+    pending = [repo.peel(start) for start in starts]
+    while pending:
+        commit_id = pending.pop()
+        if commit_id in seen:
+            continue
+        seen.add(commit_id)
+        pending.extend(repo.commit(commit_id).parents)
+    return seen

@@ -58,7 +58,7 @@ class Codec:
     needs_base: ClassVar[bool] = False
 
     def decode(self, payload: Buffer, raw_length: int, base: Buffer | None = None) -> Buffer:
-        """The raw bytes; IntegrityError on any inconsistency (the caller still hashes them)."""
+        """The raw bytes; CorruptChunkError on any inconsistency (the caller still hashes them)."""
         raise NotImplementedError
 
 
@@ -140,7 +140,7 @@ def _byte_view(data: Buffer) -> Buffer:
 
 
 def codec_for(codec_id: int) -> Codec:
-    """The codec of a stored chunk; IntegrityError for an id no codec has."""
+    """The codec of a stored chunk; CorruptChunkError for an id no codec has."""
     codec = CODECS.get(codec_id)
     if codec is None:
         raise corrupt(f"unknown codec id {codec_id}")
@@ -176,7 +176,7 @@ def encode_chunk(raw: Buffer, itemsize: int | None) -> tuple[int, bytes]:
 
 
 def decode_chunk(codec_id: int, payload: Buffer, raw_length: int, base: Buffer | None = None) -> Buffer:
-    """The raw bytes of a stored chunk (a delta's with its base's raw bytes); IntegrityError on
+    """The raw bytes of a stored chunk (a delta's with its base's raw bytes); CorruptChunkError on
     any inconsistency. The caller still hashes the result: a payload can be well-formed and wrong.
     """
     return codec_for(codec_id).decode(_byte_view(payload), raw_length, base)

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 
 import zstandard
 
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptChunkError
 
 if TYPE_CHECKING:  # numpy is imported where planes are coded: a plain zstd chunk needs none of it
     import numpy as np
@@ -96,9 +96,9 @@ def worth_keeping(stored_length: int, raw_length: int) -> bool:
     return stored_length <= raw_length - (raw_length >> _MIN_SAVING_SHIFT) and stored_length < raw_length
 
 
-def corrupt(detail: str) -> IntegrityError:
+def corrupt(detail: str) -> CorruptChunkError:
     """The error for a payload that does not decode to what its record says."""
-    return IntegrityError(f"corrupt chunk payload: {detail}")
+    return CorruptChunkError(f"corrupt chunk payload: {detail}")
 
 
 def encode_planes(raw: bytes | memoryview, itemsize: int) -> bytes | None:
