@@ -22,10 +22,9 @@ from pathlib import Path
 
 from .errors import CorruptRefError, RefConflictError, RefError
 from .fsutil import append_line, atomic_write, durable_step, fsync_dir, is_atomic_temp
-from .ids import is_full_id, short
+from .ids import ZERO_ID, is_full_id, short
+from .objects import local_tz_minutes, tz_text
 from .refname import check_ref_name, is_valid_ref_name
-
-ZERO_ID = "0" * 64
 
 _SYMBOLIC_PREFIX = "ref: refs/heads/"
 _KINDS = (("refs/heads/", "branch"), ("refs/tags/", "tag"), ("refs/", "ref"))
@@ -79,13 +78,6 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
-
-
-def _local_tz(seconds: int) -> str:
-    offset = time.localtime(seconds).tm_gmtoff // 60
-    sign = "+" if offset >= 0 else "-"
-    hours, minutes = divmod(abs(offset), 60)
-    return f"{sign}{hours:02d}{minutes:02d}"
 
 
 def _describe(value: str | None) -> str:
@@ -383,7 +375,7 @@ class Refs:
         text = " ".join(message.splitlines())
         return (
             f"{old} {new} {name.translate(_IDENTITY_JUNK)} <{email.translate(_IDENTITY_JUNK)}> "
-            f"{seconds} {_local_tz(seconds)}\t{text}"
+            f"{seconds} {tz_text(local_tz_minutes(seconds))}\t{text}"
         )
 
     def _log_ref_move(self, refname: str, old: str, new: str, message: str) -> None:

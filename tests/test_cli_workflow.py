@@ -366,3 +366,25 @@ def test_quiet_add_checkout_and_rollback_print_nothing_but_do_the_work(mvc, work
     assert mvc.json("log")[0]["message"].startswith("Rollback to ")
     result = mvc("checkout", "-q", "nowhere", ok=False)  # errors still speak
     assert result.exit_code != 0 and result.stderr.startswith("error: ")
+
+
+def test_log_and_show_print_author_date_with_offset_and_message(mvc, work, monkeypatch):
+    import re
+
+    monkeypatch.setenv("TZ", "IST-5:30")
+    time.tzset()
+    try:
+        write(work / "notes.txt", b"one\n")
+        mvc("add", "notes.txt")
+        mvc("commit", "-m", "first line\n\nsecond paragraph")
+        commit_id = mvc.json("log")[0]["id"]
+        body = (r"Author: Test Author <test@example\.com>\n"
+                r"Date:   \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0530\n"
+                r"\n    first line\n    \n    second paragraph\n")
+        log = mvc("log").stdout
+        assert re.fullmatch(rf"commit {commit_id} \(HEAD -> main\)\n{body}\n", log), log
+        show = mvc("show").stdout
+        assert re.match(rf"commit {commit_id} \(HEAD -> main\)\n{body}", show), show
+    finally:
+        monkeypatch.undo()
+        time.tzset()

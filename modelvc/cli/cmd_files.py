@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from modelvc import ids
 from modelvc.cli.cmd_completion import complete_paths
 from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
 
@@ -156,7 +157,7 @@ def render_status(result, short: bool, as_json: bool) -> None:
             click.echo(f"?? {path}")
         return
     click.echo(f"On branch {result.branch}" if result.branch else
-               f"HEAD detached at {result.head[:10] if result.head else '?'}")
+               f"HEAD detached at {ids.short(result.head) if result.head else '?'}")
     if result.head is None:
         click.echo("\nNo commits yet")
     labels = {"added": "new file:", "modified": "modified:", "deleted": "deleted:", "renamed": "renamed:"}

@@ -9,6 +9,7 @@ import click
 from modelvc.cli.cmd_completion import complete_revs, complete_revs_and_paths
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, format_value,
                                 human_size, open_repo, progress_bar)
+from modelvc.ids import short
 
 
 def git_line(commit) -> str | None:
@@ -17,6 +18,17 @@ def git_line(commit) -> str | None:
         return None
     code = commit.git.commit or "(no git commit yet)"
     return f"Git:    {code}{' (dirty)' if commit.git.dirty else ''}"
+
+
+def echo_commit_body(commit) -> None:
+    """Author, date, git line and the indented message: what log and show print alike."""
+    click.echo(f"Author: {commit.author.name} <{commit.author.email}>")
+    click.echo(f"Date:   {format_time(commit.author.time, commit.author.tz_minutes)}")
+    if git_line(commit):
+        click.echo(git_line(commit))
+    click.echo()
+    for line in commit.message.rstrip().splitlines():
+        click.echo(f"    {line}")
 
 
 def pairs_text(values: dict) -> str:
@@ -63,11 +75,11 @@ def commit_command(ctx, messages, message_file, metrics, params, meta, stage_all
     if as_json:
         emit_json(result.to_dict())
     elif quiet:
-        click.echo(result.id[:10])
+        click.echo(short(result.id))
     else:
         root = "" if result.parents else " (root-commit)"
         where = result.branch or "detached HEAD"
-        click.echo(f"[{where}{root} {result.id[:10]}] {result.commit.subject}")
+        click.echo(f"[{where}{root} {short(result.id)}] {result.commit.subject}")
         click.echo(f" {result.files_changed} file(s) changed")
 
 
@@ -111,19 +123,13 @@ def log_command(ctx, revs, limit, all_refs, oneline, metric_names, as_json) -> N
         else:
             extra = pairs_text(shown)
         if oneline:
-            click.echo(click.style(entry.id[:10], fg="yellow") + names + f" {c.subject}"
+            click.echo(click.style(short(entry.id), fg="yellow") + names + f" {c.subject}"
                        + (f"  [{extra}]" if extra else ""))
             continue
         click.secho(f"commit {entry.id}{names}", fg="yellow")
         if len(c.parents) > 1:
-            click.echo("Merge: " + " ".join(p[:10] for p in c.parents))
-        click.echo(f"Author: {c.author.name} <{c.author.email}>")
-        click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}")
-        if git_line(c):
-            click.echo(git_line(c))
-        click.echo()
-        for line in c.message.rstrip().splitlines():
-            click.echo(f"    {line}")
+            click.echo("Merge: " + " ".join(short(p) for p in c.parents))
+        echo_commit_body(c)
         if extra:
             click.echo(f"\n    metrics: {extra}")
         if c.params and not metric_names:
@@ -167,13 +173,7 @@ def show_command(ctx, rev, raw, as_json) -> None:
         return
     names = f" ({', '.join(result.names)})" if result.names else ""
     click.secho(f"commit {result.id}{names}", fg="yellow")
-    click.echo(f"Author: {c.author.name} <{c.author.email}>")
-    click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}")
-    if git_line(c):
-        click.echo(git_line(c))
-    click.echo()
-    for line in c.message.rstrip().splitlines():
-        click.echo(f"    {line}")
+    echo_commit_body(c)
     for title, values in (("metrics", c.metrics), ("params", c.params), ("meta", c.meta)):
         if values:
             click.echo(f"\n{title}:")
@@ -257,7 +257,7 @@ def render_file_result(result, as_json: bool) -> None:
     if result.commit is None:
         click.echo(f"{result.path} (working tree): {human_size(result.size)}")
     else:
-        click.echo(f"{result.path} at {result.commit[:10]}: {human_size(result.size)}, {result.chunks} chunk(s)")
+        click.echo(f"{result.path} at {short(result.commit)}: {human_size(result.size)}, {result.chunks} chunk(s)")
     summary = result.model
     if summary is None:
         return

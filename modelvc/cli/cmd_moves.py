@@ -7,6 +7,7 @@ import click
 from modelvc.cli.cmd_completion import complete_branches, complete_revs, complete_revs_and_paths
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, open_repo,
                                 progress_bar, quiet_option)
+from modelvc.ids import short
 
 
 def move_summary(move) -> str:
@@ -71,7 +72,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
         elif len(args) == 1:
             result = checkout(repo, args[0], force, bar)
             message = (f"Switched to branch '{result.branch}'" if result.branch
-                       else f"HEAD is now at {result.commit[:10]} (detached)")
+                       else f"HEAD is now at {short(result.commit)} (detached)")
         else:
             raise click.UsageError("checkout needs a branch or revision (see 'mvc checkout --help')")
     if as_json:
@@ -109,9 +110,9 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
     if quiet:
         return
     if hard:
-        click.echo(f"HEAD is now at {result.target[:10]} (was {result.previous[:10]}; see 'mvc reflog')")
+        click.echo(f"HEAD is now at {short(result.target)} (was {short(result.previous)}; see 'mvc reflog')")
     else:
-        click.echo(f"[{result.branch or 'detached HEAD'} {result.new_commit[:10]}] Rollback to {result.target[:10]}")
+        click.echo(f"[{result.branch or 'detached HEAD'} {short(result.new_commit)}] Rollback to {short(result.target)}")
     summary = move_summary(result.move)
     if summary:
         click.echo(summary)
@@ -142,7 +143,7 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
         if not name or start:
             raise click.UsageError("branch -d takes exactly one branch name")
         info = delete_branch(repo, name, force=force_delete)
-        click.echo(f"Deleted branch {name} (was {info.commit[:10]})")
+        click.echo(f"Deleted branch {name} (was {short(info.commit)})")
         return
     if rename:
         if not name:
@@ -159,7 +160,7 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
         if as_json:
             emit_json(info.to_dict())
         else:
-            click.echo(f"Created branch {name} at {info.commit[:10]}")
+            click.echo(f"Created branch {name} at {short(info.commit)}")
         return
     infos = list_branches(repo)
     if as_json:
@@ -167,7 +168,7 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
         return
     for info in infos:
         marker = "*" if info.current else " "
-        click.echo(f"{marker} {info.name:<20} {info.commit[:10]} {info.subject}")
+        click.echo(f"{marker} {info.name:<20} {short(info.commit)} {info.subject}")
 
 
 @click.command("tag")
@@ -187,21 +188,21 @@ def tag_command(ctx, name, rev, message, delete, force, as_json) -> None:
         if not name or rev:
             raise click.UsageError("tag -d takes exactly one tag name")
         info = delete_tag(repo, name)
-        click.echo(f"Deleted tag {name} (was {info.commit[:10]})")
+        click.echo(f"Deleted tag {name} (was {short(info.commit)})")
         return
     if name:
         info = create_tag(repo, name, rev, message, force)
         if as_json:
             emit_json(info.to_dict())
         else:
-            click.echo(f"Tagged {info.commit[:10]} as {name}")
+            click.echo(f"Tagged {short(info.commit)} as {name}")
         return
     infos = list_tags(repo)
     if as_json:
         emit_json([info.to_dict() for info in infos])
         return
     for info in infos:
-        click.echo(f"{info.name:<20} {info.commit[:10]} {info.message or info.subject}")
+        click.echo(f"{info.name:<20} {short(info.commit)} {info.message or info.subject}")
 
 
 class ReflogGroup(click.Group):
@@ -237,7 +238,7 @@ def reflog_show_command(ctx, ref, limit, as_json) -> None:
         emit_json([entry.to_dict() for entry in entries])
         return
     for number, e in enumerate(entries):
-        click.echo(f"{click.style(e.new[:10], fg='yellow')} {ref}@{{{number}}}: {e.message}")
+        click.echo(f"{click.style(short(e.new), fg='yellow')} {ref}@{{{number}}}: {e.message}")
 
 
 @reflog_command.command("expire")

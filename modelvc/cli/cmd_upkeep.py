@@ -6,6 +6,7 @@ import click
 
 from modelvc.cli.output import emit_json, human_size, open_repo, progress_bar
 from modelvc.errors import IntegrityError
+from modelvc.ids import short
 
 
 @click.command("fsck")
@@ -26,9 +27,9 @@ def fsck_command(ctx, read_data, as_json) -> None:
         emit_json(result.to_dict())
     else:
         for problem in result.problems:
-            click.echo(f"{problem.kind} {problem.object[:10]}: {problem.detail}", err=True)
+            click.echo(f"{problem.kind} {short(problem.object)}: {problem.detail}", err=True)
             for commit_id, path in problem.breaks:
-                where = "the index" if commit_id == "index" else f"commit {commit_id[:10]}"
+                where = "the index" if commit_id == "index" else f"commit {short(commit_id)}"
                 click.echo(f"  breaks {path} in {where}", err=True)
         for note in result.notes:
             click.echo(f"note: {note}")

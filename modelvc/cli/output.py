@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from modelvc.objects import tz_text
+
 
 def cwd_of(ctx: click.Context) -> Path:
     return ctx.find_root().obj["cwd"]
@@ -41,8 +43,7 @@ def human_size(count: int | None) -> str:
 def format_time(timestamp: int, tz_minutes: int) -> str:
     offset = tz_minutes * 60
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp + offset))
-    sign = "+" if tz_minutes >= 0 else "-"
-    return f"{stamp} {sign}{abs(tz_minutes) // 60:02d}{abs(tz_minutes) % 60:02d}"
+    return f"{stamp} {tz_text(tz_minutes)}"
 
 
 def format_value(value: Any) -> str:
