@@ -49,6 +49,14 @@ class ReflogEntry:
     tz: str  # "+hhmm"
     message: str
 
+    def to_dict(self) -> dict:
+        """A ref's creation has a null old_commit, its deletion a null new_commit."""
+        from modelvc.vocabulary import identity_signature
+
+        return {"old_commit": None if self.old == ZERO_ID else self.old,
+                "new_commit": None if self.new == ZERO_ID else self.new,
+                "committer": identity_signature(self.who, self.time, self.tz), "message": self.message}
+
 
 def _kind_of(refname: str) -> tuple[str, str, str]:
     """(namespace prefix, "branch"/"tag"/"ref", short name) of a full ref name, validated."""

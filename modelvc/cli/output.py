@@ -46,12 +46,6 @@ def format_time(timestamp: int, tz_minutes: int) -> str:
     return f"{stamp} {tz_text(tz_minutes)}"
 
 
-def iso_time(timestamp: int, tz_minutes: int) -> str:
-    from datetime import datetime, timedelta, timezone
-
-    return datetime.fromtimestamp(timestamp, timezone(timedelta(minutes=tz_minutes))).isoformat()
-
-
 def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
