@@ -111,7 +111,8 @@ def nudge(weights: dict[str, np.ndarray], names: list[str], sigma: float, seed: 
     rng = np.random.default_rng(seed)
     out = dict(weights)
     for name in names:
-        out[name] = (weights[name] + sigma * rng.standard_normal(weights[name].shape, dtype=np.float32)).astype(np.float32)
+        noise = rng.standard_normal(weights[name].shape, dtype=np.float32)
+        out[name] = (weights[name] + sigma * noise).astype(np.float32)
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from modelvc.formats import ByteSource, Layout, Segment, row_major
 from modelvc.formats.base import MalformedLayout, assemble, read_exact
-from modelvc.formats.dtypes import itemsize, from_numpy_descr
+from modelvc.formats.dtypes import from_numpy_descr, itemsize
 
 MAGIC = b"\x93NUMPY"
 PREAMBLE_V1 = 10  # magic(6) + version(2) + u16 length

@@ -299,7 +299,7 @@ class _Machine:
             for index in range(0, len(items), 2):
                 target.set(items[index], items[index + 1])
         elif isinstance(target, _Opaque):
-            target.parts.append(_Dict(dict(zip(map(_key_text, items[::2]), items[1::2]))))
+            target.parts.append(_Dict(dict(zip(map(_key_text, items[::2]), items[1::2], strict=True))))
         else:
             raise _ScanError("setitem on a non-dict")
         return target

@@ -30,7 +30,8 @@ def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
                 raise UsageError(f"{option} {key}: '{value}' is not a number") from None
             if not math.isfinite(number):
                 raise UsageError(f"{option} {key}: '{value}' is not a finite number")
-            pairs[key] = int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+            integral = number.is_integer() and "." not in value and "e" not in value.lower()
+            pairs[key] = int(number) if integral else number
         else:
             pairs[key] = value
     return pairs

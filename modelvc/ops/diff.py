@@ -130,7 +130,8 @@ def _version(repo: Repo, side: _Side, name: str, opened: list):
     source = FileSource(str(repo.root / side.path)) if side.path else StoredFileSource(manifest, repo.chunks)
     opened.append(source)
     offsets = manifest.chunk_offsets()
-    chunks = tuple((chunk_id, offset, length) for (chunk_id, length), offset in zip(manifest.chunks, offsets))
+    chunks = tuple((chunk_id, offset, length)
+                   for (chunk_id, length), offset in zip(manifest.chunks, offsets, strict=True))
     return FileVersion.read(source, name, chunks)
 
 
