@@ -102,7 +102,7 @@ def write_tensors(path: str | os.PathLike[str], tensors: Iterable[tuple[str, str
     with open(path, "wb") as handle:
         handle.write(struct.pack("<Q", len(raw)) + raw)
         for blob in blobs:
-            handle.write(blob)
+            handle.write(blob.data if isinstance(blob, np.ndarray) else blob)
     return 8 + len(raw) + offset
 
 

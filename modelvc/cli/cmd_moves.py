@@ -109,7 +109,7 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
         return
     if quiet:
         return
-    if hard:
+    if result.new_commit is None:  # --hard: no new commit
         click.echo(f"HEAD is now at {short(result.target)} (was {short(result.previous)}; see 'mvc reflog')")
     else:
         where = result.branch or "detached HEAD"

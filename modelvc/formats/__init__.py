@@ -14,7 +14,8 @@ from typing import Any, Protocol
 class ByteSource(Protocol):
     """Random access to a file's bytes: a working file, or a stored version of one."""
 
-    size: int
+    @property
+    def size(self) -> int: ...
 
     def read(self, offset: int, length: int) -> bytes: ...
 

@@ -6,9 +6,11 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelvc.errors import UsageError
-from modelvc.index import mode_of, stat_entry
+from modelvc.index import IndexEntry, mode_of, stat_entry
+from modelvc.objects import Manifest, TreeEntry
 from modelvc.ops.gitside import GitignoreUpdate
 from modelvc.ops.pathspec import expand, expand_specs
 from modelvc.progress import NO_PROGRESS, Progress
@@ -31,7 +33,7 @@ class AddResult:
     versioned_twice: list[str] = field(default_factory=list)  # named; git tracks them as well
     gitignore: GitignoreUpdate | None = None  # None outside a git work tree or with --no-gitignore
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"staged": self.staged, "deleted": self.removed, "unchanged_count": self.unchanged,
                 "read_bytes": self.bytes_read, "new_chunk_count": self.new_chunks,
                 "new_bytes": self.new_raw_bytes, "stored_bytes": self.new_stored_bytes,
@@ -98,7 +100,7 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
             else:
                 work.append((path, st))
     progress.start("Adding", sum(st.st_size for _, st in work))
-    staged: list[tuple[str, os.stat_result, object]] = []
+    staged: list[tuple[str, os.stat_result, Manifest]] = []
     head_entries = repo.tree_of(repo.head_commit()).as_map()
     with repo.chunks.writer() as writer:
         for path, st in work:
@@ -140,7 +142,7 @@ def _is_link(repo: Repo, path: str) -> bool:
         return False
 
 
-def previous_version(repo: Repo, entry) -> PreviousVersion | None:
+def previous_version(repo: Repo, entry: IndexEntry | TreeEntry | None) -> PreviousVersion | None:
     """The stored version a new one of the same path may be delta-encoded against."""
     if entry is None or not repo.chunk_params.model_aware or repo.delta_max_depth == 0:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelvc.errors import AlreadyExistsError
 from modelvc.ids import short
@@ -22,7 +23,7 @@ class CheckoutResult:
     move: MoveResult = field(default_factory=MoveResult)
     restored_paths: list[str] | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"commit": self.commit, "branch": self.branch} | self.move.to_dict()
 
 

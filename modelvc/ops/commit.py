@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 from modelvc.errors import CorruptIndexError, NothingToCommitError, UsageError
 from modelvc.gitinfo import code_version
@@ -15,9 +16,9 @@ from modelvc.repo import Repo
 from modelvc.vocabulary import commit_dict
 
 
-def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
+def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict[str, Any]:
     """KEY=VALUE pairs from the command line; with numeric, the values must be finite numbers."""
-    pairs: dict = {}
+    pairs: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
@@ -61,7 +62,7 @@ class CommitResult:
     commit: Commit
     files_changed: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return commit_dict(self.id, self.commit) | {"branch": self.branch,
                                                     "change_count": self.files_changed}
 
@@ -81,8 +82,8 @@ def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
                 hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
 
 
-def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict | None = None,
-           meta: dict | None = None, allow_empty: bool = False) -> CommitResult:
+def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+           meta: dict[str, Any] | None = None, allow_empty: bool = False) -> CommitResult:
     if not message.strip():
         raise UsageError("empty commit message", hint="give one with -m MESSAGE")
     author = repo.signature_now()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelvc.errors import ConfigError, MvcError, UsageError
 from modelvc.expiry import parse_expiry
@@ -43,7 +44,7 @@ class ExpireResult:
     def total_pruned(self) -> int:
         return sum(self.pruned.values())
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"expired_count": self.total_pruned, "kept_count": self.kept,
                 "expired_count_by_ref": self.pruned}
 

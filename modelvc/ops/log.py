@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelvc.errors import IntegrityError, UnknownRevisionError
 from modelvc.objects import Commit
@@ -20,7 +21,7 @@ class LogEntry:
     commit: Commit
     names: list[str] = field(default_factory=list)  # branches and tags pointing here, "HEAD -> main"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return commit_dict(self.id, self.commit, self.names)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelvc.errors import AlreadyExistsError, RefError, UnknownRevisionError
 from modelvc.objects import Tag
@@ -18,7 +19,7 @@ class NameInfo:
     current: bool = False
     message: str | None = None  # annotated tags
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "commit": self.commit, "subject": self.subject, "current": self.current,
                 "message": self.message}
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from modelvc import objects as objmod
 from modelvc.errors import CorruptObjectError, IntegrityError, MissingChunkError, MissingObjectError
 from modelvc.ids import ZERO_ID, short
 from modelvc.repo import Repo
 
+_Stored = TypeVar("_Stored", objmod.Manifest, objmod.Tree, objmod.Commit, objmod.Tag)
 
 @dataclass
 class Reachable:
@@ -61,16 +63,18 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
     """
     reach = Reachable()
 
-    def load(object_id: str, expected: type, referrer: str):
+    def load_any(object_id: str, referrer: str) -> objmod.StoredObject | None:
         try:
             if verify:
-                obj = objmod.decode(repo.objects.read_verified(object_id), object_id)
-            else:
-                obj = repo.objects.get(object_id)
+                return objmod.decode(repo.objects.read_verified(object_id), object_id)
+            return repo.objects.get(object_id)
         except IntegrityError as exc:
             report(problem_kind(exc), object_id, f"{exc.message} (needed by {referrer})")
             return None
-        if expected is not None and not isinstance(obj, expected):
+
+    def load(object_id: str, expected: type[_Stored], referrer: str) -> _Stored | None:
+        obj = load_any(object_id, referrer)
+        if obj is not None and not isinstance(obj, expected):
             report("corrupt", object_id, f"expected a {expected.__name__.lower()} (needed by {referrer})")
             return None
         return obj
@@ -105,7 +109,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
         object_id, origin = pending.pop()
         if object_id in reach.commits or object_id in reach.tags:
             continue
-        obj = load(object_id, None, origin)
+        obj = load_any(object_id, origin)
         if isinstance(obj, objmod.Tag):
             reach.tags.add(object_id)
             pending.append((obj.object, f"tag {obj.name}"))

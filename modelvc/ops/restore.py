@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelvc.index import IndexEntry
 from modelvc.ops.materialize import move_tree
@@ -22,7 +23,7 @@ class RestoreResult:
     written: list[str] = field(default_factory=list)  # working files rewritten from the index
     removed: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"unstaged": self.unstaged, "written": self.written, "deleted": self.removed}
 
 

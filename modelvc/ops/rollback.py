@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelvc.errors import NothingToCommitError, UnknownRevisionError
 from modelvc.gitinfo import code_version
@@ -21,7 +22,7 @@ class RollbackResult:
     branch: str | None
     move: MoveResult
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """"commit" is where HEAD is now: the new commit, or REV itself with --hard."""
         return {"commit": self.new_commit or self.target, "target_commit": self.target,
                 "previous_commit": self.previous, "branch": self.branch, "hard": self.new_commit is None,
