@@ -21,6 +21,7 @@ from modelvc.worktree import directories_unchanged, stat_path
 
 @dataclass
 class AddResult:
+    """What `add` staged and what it cost, so the CLI can report it and scripts read it as JSON."""
     staged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -160,6 +161,7 @@ def previous_version(repo: Repo, entry: IndexEntry | TreeEntry | None) -> Previo
 
 @dataclass
 class RmResult:
+    """Paths `rm` untracked, and those whose working files it deleted too (without --cached)."""
     removed: list[str] = field(default_factory=list)
     deleted_files: list[str] = field(default_factory=list)
 

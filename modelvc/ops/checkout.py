@@ -17,6 +17,7 @@ from modelvc.repo import Repo
 
 @dataclass
 class CheckoutResult:
+    """Where HEAD went and what changed on disk, for the CLI's summary and --json."""
     commit: str
     branch: str | None  # None: detached HEAD
     created_branch: bool = False
@@ -51,6 +52,8 @@ def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_
 
 def checkout_new_branch(repo: Repo, name: str, start: str | None = None, force: bool = False,
                         progress: Progress = NO_PROGRESS) -> CheckoutResult:
+    """`checkout -b`: the branch is created and checked out under one lock, so no other writer
+    sees it half made (and an existing name is refused before anything moves)."""
     check_ref_name(name, "branch")
     with repo.lock():
         repo.fresh_index()

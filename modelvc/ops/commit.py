@@ -56,6 +56,7 @@ def message_from(paragraphs: list[str], file_text: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class CommitResult:
+    """The new commit and where it went, for the CLI's one-line summary and --json."""
     id: str
     branch: str | None
     parents: tuple[str, ...]
@@ -84,6 +85,10 @@ def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
 
 def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
            meta: dict[str, Any] | None = None, allow_empty: bool = False) -> CommitResult:
+    """Record the index as a commit on HEAD, with its metrics, params and code version.
+
+    Written in the store's order (tree, commit, ref last) under the writer lock, so a crash
+    leaves the branch where it was; refused when nothing changed unless `allow_empty`."""
     if not message.strip():
         raise UsageError("empty commit message", hint="give one with -m MESSAGE")
     author = repo.signature_now()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FileChange:
+    """One path's change between two versions; sizes and shared bytes say how much really moved."""
     path: str
     status: str  # added | deleted | modified | mode | renamed
     old_size: int | None
@@ -46,6 +47,7 @@ class FileChange:
 
 @dataclass(frozen=True)
 class ValueChange:
+    """A metric or param that differs between two commits; `delta` only for two numbers."""
     key: str
     old: Any
     new: Any
@@ -57,6 +59,7 @@ class ValueChange:
 
 @dataclass
 class DiffResult:
+    """Everything `mvc diff` reports: files (with tensors for model files), metrics and params."""
     old_label: str
     new_label: str
     old_commit: str | None
@@ -93,6 +96,7 @@ class _Side:
 
 
 def shared_bytes(old: Manifest, new: Manifest) -> int:
+    """Bytes of `new` already in `old`'s chunks: what a new version really cost to store."""
     old_ids = {chunk_id for chunk_id, _ in old.chunks}
     return sum(length for chunk_id, length in new.chunks if chunk_id in old_ids)
 
@@ -115,6 +119,7 @@ def _worktree_sides(repo: Repo, base: dict[str, _Side], progress: Progress) -> d
 
 
 def compare_values(old: dict[str, Any], new: dict[str, Any], numeric: bool) -> list[ValueChange]:
+    """Keys whose values differ, sorted; numbers get their difference when `numeric`."""
     changes = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)

@@ -37,6 +37,7 @@ def configured_expiry(repo: Repo, now: float) -> tuple[float, float]:
 
 @dataclass
 class ExpireResult:
+    """Reflog entries pruned per reflog and kept overall, so `reflog expire` can say what it did."""
     pruned: dict[str, int] = field(default_factory=dict)  # reflog name -> entries removed
     kept: int = 0
 

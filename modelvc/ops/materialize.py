@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class MoveResult:
+    """What a checkout, rollback or restore did to the working tree, for its summary and --json."""
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     kept_local: list[str] = field(default_factory=list)
@@ -92,6 +93,7 @@ def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | N
 
 
 def refuse_conflicts(conflicts: list[str], action: str) -> None:
+    """Stop before anything is written when the move would overwrite local changes (git's rule)."""
     if conflicts:
         raise LocalChangesError(
             f"{action} would overwrite local changes in: " + ", ".join(conflicts), conflicts,

@@ -19,6 +19,8 @@ _Stored = TypeVar("_Stored", objmod.Manifest, objmod.Tree, objmod.Commit, objmod
 
 @dataclass
 class Reachable:
+    """What refs, reflogs and the index reach, and who uses each object: gc keeps it, fsck
+    verifies it and names what a damaged object breaks."""
     commits: set[str] = field(default_factory=set)
     trees: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
@@ -140,6 +142,7 @@ def users_of_file(reach: Reachable, file_id: str) -> list[tuple[str, str]]:
 
 
 def users_of_chunk(reach: Reachable, chunk_id: bytes) -> list[tuple[str, str]]:
+    """The (commit or "index", path) pairs whose files hold the chunk: what its damage breaks."""
     users: set[tuple[str, str]] = set()
     for file_id in reach.chunk_files.get(chunk_id, ()):
         users.update(users_of_file(reach, file_id))

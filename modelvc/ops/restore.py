@@ -19,6 +19,7 @@ from modelvc.repo import Repo
 
 @dataclass
 class RestoreResult:
+    """Paths `restore` unstaged, rewrote and deleted, for its summary and --json."""
     unstaged: list[str] = field(default_factory=list)  # index entries set back to HEAD's
     written: list[str] = field(default_factory=list)  # working files rewritten from the index
     removed: list[str] = field(default_factory=list)

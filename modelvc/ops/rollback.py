@@ -16,6 +16,7 @@ from modelvc.repo import Repo
 
 @dataclass
 class RollbackResult:
+    """Where a rollback took HEAD (a new commit, or the target itself with --hard)."""
     target: str
     new_commit: str | None  # None for --hard
     previous: str
@@ -31,6 +32,8 @@ class RollbackResult:
 
 def rollback(repo: Repo, rev: str | None = None, hard: bool = False, force: bool = False,
              progress: Progress = NO_PROGRESS) -> RollbackResult:
+    """Bring back `rev`'s files (HEAD^ by default) as a new commit, so history keeps what was
+    rolled back; `hard` moves the branch instead (the reflog keeps the old position)."""
     with repo.lock():
         repo.fresh_index()
         head = repo.refs.head()

@@ -14,6 +14,7 @@ from modelvc.vocabulary import commit_dict, mode_text, path_change
 
 @dataclass(frozen=True)
 class FileRow:
+    """One file of a commit against its first parent, with its chunk count."""
     path: str
     status: str  # added | modified | deleted | unchanged
     size: int
@@ -27,6 +28,7 @@ class FileRow:
 
 @dataclass
 class ShowResult:
+    """A commit with its files, for `mvc show` and its --json."""
     id: str
     commit: Commit
     names: list[str]
@@ -39,6 +41,7 @@ class ShowResult:
 
 
 def show_commit(repo: Repo, rev: str) -> ShowResult:
+    """The commit `rev` names and each file it holds or removed, against its first parent."""
     commit_id = repo.resolve(rev)
     commit = repo.commit(commit_id)
     tree = repo.tree(commit.tree)
@@ -60,6 +63,7 @@ def show_commit(repo: Repo, rev: str) -> ShowResult:
 
 @dataclass
 class ShowFileResult:
+    """One file of a commit or of the working tree, with its model summary for model files."""
     commit: str | None  # None: a working-tree file
     path: str
     size: int

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class StatusResult:
+    """What is staged, unstaged and untracked, as git status splits it."""
     branch: str | None
     head: str | None
     staged: list[tuple[str, str]] = field(default_factory=list)  # (added|modified|deleted|renamed, path)
@@ -37,6 +38,8 @@ class StatusResult:
 
 
 def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True) -> StatusResult:
+    """Compare HEAD, the index and the working tree; files whose stat is unchanged since they
+    were indexed are not read again."""
     head = repo.refs.head()
     result = StatusResult(head.branch, head.commit)
     head_entries = repo.tree_of(head.commit).as_map()
