@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelvc.errors import LocalChangesError, MvcError
-from modelvc.fsutil import current_boot_id
+from modelvc.fsutil import current_boot_id, naming
 from modelvc.index import stat_entry
 from modelvc.objects import MODE_EXEC, Tree, TreeEntry
 from modelvc.ops.workstate import WorkingFile, same_content, working_file
@@ -112,7 +112,7 @@ def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS,
     tmp = target.parent / f".{target.name}.mvc-tmp-{os.getpid()}"
     unsynced = current_boot_id() is not None
     try:
-        with open(tmp, "wb") as handle:
+        with naming(target, str(tmp)), open(tmp, "wb") as handle:
             write_file(manifest, handle, repo.chunks, progress.advance, _local_copy(repo, target, replacing))
             handle.flush()
             if not unsynced:
