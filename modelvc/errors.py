@@ -97,6 +97,7 @@ EXIT_CODES: dict[int, str] = {
     10: "invalid ref name, or ref already exists",
     11: "no space left on device (or disk quota exceeded) while writing",
     12: "permission denied, or a read-only file system",
+    14: "the repository config is damaged",
 }
 
 
@@ -110,6 +111,12 @@ class PermissionDeniedError(MvcError):
     """The operating system refused access to a file or directory mvc needed."""
 
     exit_code = 12
+
+
+class ConfigError(MvcError):
+    """The repository config (.mvc/config) is damaged: unreadable, or a key has a bad value."""
+
+    exit_code = 14
 
 
 _NO_SPACE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}

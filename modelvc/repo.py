@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modelvc.errors import (AlreadyExistsError, FormatVersionError, NotARepositoryError,
+from modelvc.errors import (AlreadyExistsError, ConfigError, FormatVersionError, NotARepositoryError,
                             UnknownRevisionError, UsageError)
 from modelvc.fsutil import atomic_write
 from modelvc.objects import Commit, Manifest, Signature, Tag, Tree
@@ -20,6 +20,7 @@ from modelvc.worktree import MVC_DIR
 FORMAT_VERSION = 2
 SUPPORTED_FORMATS = (1, 2)
 DEFAULT_LOCK_TIMEOUT = 30.0
+DEFAULT_PACK_MAX_BYTES = 256 << 20
 # How many deltas reading a block may have to apply (a write-time policy, not part of the
 # format: readers follow chains of any length). Measured with tests/bench/bench_nudges.py on
 # 20 versions of bf16 weights each nudged by N(0, 1e-4): depth 2 stores 0.389 of raw and its
@@ -61,7 +62,7 @@ class Repo:
         for sub in ("objects", "packs", "refs/heads", "refs/tags", "logs"):
             (mvc_dir / sub).mkdir(parents=True, exist_ok=True)
         config = {"format_version": format_version, "chunking": default_chunk_params(format_version),
-                  "pack_max_bytes": 256 << 20}
+                  "pack_max_bytes": DEFAULT_PACK_MAX_BYTES}
         atomic_write(mvc_dir / "config", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
         atomic_write(mvc_dir / "HEAD", b"ref: refs/heads/main\n")
         return cls(root)
@@ -76,15 +77,23 @@ class Repo:
                                   hint="create one with 'mvc init'")
 
     def _read_config(self) -> dict[str, Any]:
+        """The config as far as every command needs it (valid JSON, a known format version);
+        the other keys are checked where they are used, and all of them by fsck."""
         path = self.mvc_dir / "config"
         try:
-            config = json.loads(path.read_bytes())
-            version = config["format_version"]
+            config = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise NotARepositoryError(f"not a modelvc repository: {self.root}",
                                       hint="create one with 'mvc init'") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise FormatVersionError(f"cannot read the repository config {path}: {exc}") from exc
+        except UnicodeDecodeError:
+            raise self._config_error("it is not UTF-8 text") from None
+        except ValueError as exc:
+            raise self._config_error(f"it is not valid JSON ({exc})") from None
+        if not isinstance(config, dict) or "format_version" not in config:
+            raise self._config_error("it has no format_version")
+        version = config["format_version"]
+        if type(version) is not int:
+            raise self._config_error(f"format_version must be an integer, not {version!r}")
         if version not in SUPPORTED_FORMATS:
             raise FormatVersionError(
                 f"repository format version {version} is not supported by this modelvc "
@@ -106,7 +115,11 @@ class Repo:
         if self._chunks is None:
             from modelvc.store.chunkstore import ChunkStore
 
-            self._chunks = ChunkStore(self.mvc_dir / "packs", int(self.config.get("pack_max_bytes", 256 << 20)))
+            try:
+                max_bytes = self.pack_max_bytes
+            except ConfigError:  # only a size policy for new packs: fsck reports the damage
+                max_bytes = DEFAULT_PACK_MAX_BYTES
+            self._chunks = ChunkStore(self.mvc_dir / "packs", max_bytes)
         return self._chunks
 
     @property
@@ -136,11 +149,41 @@ class Repo:
     def chunk_params(self):
         from modelvc.store.chunker import ChunkParams
 
-        return ChunkParams.from_dict(self.config["chunking"])
+        if "chunking" not in self.config:
+            raise self._config_error("it has no chunking section")
+        try:
+            return ChunkParams.from_dict(self.config["chunking"])
+        except ConfigError as exc:
+            raise self._config_error(exc.message) from None
 
     @property
     def delta_max_depth(self) -> int:
-        return int(self.config.get("delta_max_depth", DEFAULT_DELTA_MAX_DEPTH))
+        return self._config_count("delta_max_depth", DEFAULT_DELTA_MAX_DEPTH)
+
+    @property
+    def pack_max_bytes(self) -> int:
+        return self._config_count("pack_max_bytes", DEFAULT_PACK_MAX_BYTES, minimum=1)
+
+    def config_problems(self) -> list[str]:
+        """What is wrong with the config's keys (fsck reports them), each as its ConfigError says."""
+        problems = []
+        for check in (lambda: self.chunk_params, lambda: self.delta_max_depth,
+                      lambda: self.pack_max_bytes, self.identity):
+            try:
+                check()
+            except ConfigError as exc:
+                problems.append(exc.message)
+        return problems
+
+    def _config_count(self, key: str, default: int, minimum: int = 0) -> int:
+        value = self.config.get(key, default)
+        if type(value) is not int or value < minimum:
+            raise self._config_error(f"{key} must be an integer >= {minimum}, not {value!r}")
+        return value
+
+    def _config_error(self, problem: str) -> ConfigError:
+        return ConfigError(f"the repository config {self.mvc_dir / 'config'} is damaged: {problem}",
+                           hint="repair it by hand (docs/format.md describes every key), or restore it from a backup")
 
     def lock(self):
         from modelvc.lock import RepoLock
@@ -155,6 +198,8 @@ class Repo:
     # -- identity -------------------------------------------------------------------------
     def identity(self) -> tuple[str, str]:
         user = self.config.get("user", {})
+        if not isinstance(user, dict) or any(not isinstance(user.get(k, ""), str) for k in ("name", "email")):
+            raise self._config_error(f"user must hold a name and an email as text, not {user!r}")
         login = _login_name()
         name = os.environ.get("MVC_AUTHOR_NAME") or user.get("name") or login
         email = os.environ.get("MVC_AUTHOR_EMAIL") or user.get("email") or f"{login}@{os.uname().nodename}"

@@ -15,7 +15,7 @@ from modelvc.store.parallel import ordered_map
 @dataclass(frozen=True)
 class Problem:
     kind: str  # missing | corrupt | dangling
-    object: str
+    object: str  # an object or chunk id, a ref name ("HEAD", "refs/heads/x") or "config"
     detail: str
     breaks: tuple[tuple[str, str], ...] = ()  # (commit id or "index", path)
 
@@ -37,6 +37,7 @@ class FsckResult:
 def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) -> FsckResult:
     """Verify every reachable object and chunk; with read_data, every chunk in every pack."""
     result = FsckResult()
+    result.problems += [Problem("corrupt", "config", problem) for problem in repo.config_problems()]
     broken_objects: list[tuple[str, str, str]] = []
     reach = walk(repo, lambda kind, oid, detail: broken_objects.append((kind, oid, detail)))
     for kind, object_id, detail in broken_objects:

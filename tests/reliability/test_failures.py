@@ -295,3 +295,93 @@ def test_repository_files_are_created_under_the_umask(shared_dir, umask):
     assert modes == expected
     assert {".mvc/lock", ".mvc/index", ".mvc/refs/tags/v1", ".mvc/logs/HEAD"} <= set(modes)
     assert any(path.endswith(".pack") for path in modes) and any(path.endswith(".idx") for path in modes)
+
+
+# ------------------------------------------------------- item 11: damaged refs and config
+
+
+@pytest.fixture
+def repo_v1(mvc, work):
+    write(work / "model.bin", random_bytes(50_000, seed=1))
+    mvc("add", "model.bin")
+    mvc("commit", "-m", "v1")
+    mvc("tag", "v1")
+    return mvc, work
+
+
+@pytest.mark.parametrize("content", [b"ref: refs/heads/ma\xffin\n", b"\xff\xfe\n", b"garbage\n", b""])
+def test_a_damaged_head_is_a_corrupt_ref_exit_7_found_by_fsck(repo_v1, content):
+    mvc, work = repo_v1
+    head = work / ".mvc" / "HEAD"
+    head.write_bytes(content)
+    message = f"{head} is missing or corrupt"
+    hint = "hint: it should hold 'ref: refs/heads/<branch>' or a commit id\n"
+    expect(mvc("status", ok=False), 7, f"error: {message}\n{hint}")
+    fsck = mvc("fsck", ok=False)
+    expect(fsck, 7, f"corrupt HEAD: {message}\nerror: 1 problem(s) found\n")
+    head.write_bytes(b"ref: refs/heads/main\n")
+    committed(mvc, work, {"v1": {"model.bin": random_bytes(50_000, seed=1)}})
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/tags/v1"])
+def test_a_non_utf8_ref_is_a_corrupt_ref_exit_7_found_by_fsck_and_gc_refuses(repo_v1, ref):
+    mvc, work = repo_v1
+    path = work / ".mvc" / ref
+    good = path.read_bytes()
+    path.write_bytes(good[:10] + b"\xff" + good[11:])
+    message = f"ref {ref} is corrupt: it holds {(good[:10].decode() + chr(0xfffd) + good[11:-1].decode())!r} instead of a commit id"
+    hint = "hint: run 'mvc fsck', then point it at a good commit from 'mvc reflog'\n"
+    expect(mvc("branch" if "heads" in ref else "tag", ok=False), 7, f"error: {message}\n{hint}")
+    expect(mvc("fsck", ok=False), 7, f"corrupt {ref}: {message}\nerror: 1 problem(s) found\n")
+    gc = mvc("gc", ok=False)
+    assert gc.exit_code == 7 and gc.stderr.startswith("error: gc refused:"), gc.stderr
+    path.write_bytes(good)
+    committed(mvc, work, {"v1": {"model.bin": random_bytes(50_000, seed=1)}})
+
+
+def edit_config(work: Path, change) -> bytes:
+    path = work / ".mvc" / "config"
+    original = path.read_bytes()
+    config = json.loads(original)
+    change(config)
+    path.write_text(json.dumps(config))
+    return original
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda c: c["chunking"].pop("cdc_avg"), "chunking: missing keys ['cdc_avg']"),
+    (lambda c: c["chunking"].update(block_size="1048576"), "chunking: block_size must be int, not '1048576'"),
+    (lambda c: c.update(chunking=[1, 2]), "chunking must be an object, not [1, 2]"),
+    (lambda c: c.pop("chunking"), "it has no chunking section"),
+    (lambda c: c.update(delta_max_depth=-1), "delta_max_depth must be an integer >= 0, not -1"),
+])
+def test_a_damaged_config_key_is_a_config_error_exit_14_found_by_fsck(repo_v1, change, problem):
+    mvc, work = repo_v1
+    original = edit_config(work, change)
+    message = f"the repository config {work / '.mvc' / 'config'} is damaged: {problem}"
+    hint = "hint: repair it by hand (docs/format.md describes every key), or restore it from a backup\n"
+    write(work / "model.bin", random_bytes(50_000, seed=2))
+    expect(mvc("add", "model.bin", ok=False), 14, f"error: {message}\n{hint}")
+    mvc("log")  # reading history needs none of these keys
+    expect(mvc("fsck", ok=False), 7, f"corrupt config: {message}\nerror: 1 problem(s) found\n")
+    (work / ".mvc" / "config").write_bytes(original)
+    committed(mvc, work, {"v1": {"model.bin": random_bytes(50_000, seed=1)}})
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"\xff\xfe{", "it is not UTF-8 text"),
+    (b'{"format_version": 2', "it is not valid JSON (Expecting ',' delimiter: line 1 column 21 (char 20))"),
+    (b"[]", "it has no format_version"),
+    (b'{"format_version": "2"}', "format_version must be an integer, not '2'"),
+])
+def test_an_unreadable_config_stops_every_command_with_exit_14(repo_v1, content, problem):
+    mvc, work = repo_v1
+    path = work / ".mvc" / "config"
+    original = path.read_bytes()
+    path.write_bytes(content)
+    message = f"the repository config {path} is damaged: {problem}"
+    hint = "hint: repair it by hand (docs/format.md describes every key), or restore it from a backup\n"
+    for args in (("status",), ("fsck",)):
+        expect(mvc(*args, ok=False), 14, f"error: {message}\n{hint}")
+    path.write_bytes(original)
+    committed(mvc, work, {"v1": {"model.bin": random_bytes(50_000, seed=1)}})
