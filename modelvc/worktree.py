@@ -98,3 +98,18 @@ def stat_path(root: Path, path: str) -> os.stat_result | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return st if stat.S_ISREG(st.st_mode) else None
+
+
+def is_utf8_name(path: str) -> bool:
+    """Whether a path read from the file system is UTF-8 (what trees, the index and JSON hold);
+    other bytes arrive as lone surrogates (Python's surrogateescape)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(path: str) -> str:
+    """A path as text a terminal shows, its non-UTF-8 bytes as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")

@@ -49,8 +49,9 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool, quiet
         emit_json({"staged": result.staged, "removed": result.removed, "unchanged": result.unchanged,
                    "bytes_read": result.bytes_read, "new_chunks": result.new_chunks,
                    "new_bytes": result.new_raw_bytes, "stored_bytes": result.new_stored_bytes,
-                   "warnings": result.warnings})
+                   "warnings": result.warnings, "skipped": result.skipped})
         return
+    warn_skipped(result.skipped)
     for path, warnings in result.warnings.items():
         for warning in warnings:
             click.echo(f"warning: {path}: {warning}", err=True)
@@ -92,11 +93,13 @@ def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bo
     from modelvc.ops.status import status
 
     result = status(open_repo(ctx))
+    if not as_json:
+        warn_skipped(result.skipped)
     if as_json:
         emit_json({"branch": result.branch, "head": result.head,
                    "staged": [{"status": k, "path": p} for k, p in result.staged],
                    "unstaged": [{"status": k, "path": p} for k, p in result.unstaged],
-                   "untracked": result.untracked, "clean": result.clean})
+                   "untracked": result.untracked, "skipped": result.skipped, "clean": result.clean})
         return
     if short or porcelain:
         codes: dict[str, list[str]] = {}
@@ -127,3 +130,8 @@ def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bo
             click.secho(f"\t{path}", fg="red")
     if result.clean:
         click.echo("nothing to commit, working tree clean")
+
+
+def warn_skipped(names: list[str]) -> None:
+    for name in names:
+        click.echo(f"warning: skipping '{name}': its name is not valid UTF-8 (rename it to track it)", err=True)

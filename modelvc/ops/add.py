@@ -11,7 +11,7 @@ from modelvc.ops.pathspec import expand
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.store.filedata import PreviousVersion
-from modelvc.worktree import stat_path
+from modelvc.worktree import is_utf8_name, printable_name, stat_path
 
 
 @dataclass
@@ -24,6 +24,7 @@ class AddResult:
     new_raw_bytes: int = 0
     new_stored_bytes: int = 0
     warnings: dict[str, list[str]] = field(default_factory=dict)  # path -> what its reader noticed
+    skipped: list[str] = field(default_factory=list)  # found by walking, names not UTF-8 (escaped)
 
 
 def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS) -> AddResult:
@@ -47,6 +48,9 @@ def _stage(repo: Repo, paths: list[str], progress: Progress) -> AddResult:
     index = repo.index
     work: list[tuple[str, os.stat_result]] = []
     for path in paths:
+        if not is_utf8_name(path):
+            result.skipped.append(printable_name(path))
+            continue
         st = stat_path(repo.root, path)
         entry = index.entries.get(path)
         if st is None:

@@ -6,8 +6,8 @@ import fnmatch
 from collections.abc import Iterable
 from pathlib import Path
 
-from modelvc.errors import PathNotFoundError
-from modelvc.worktree import IgnoreRules, stat_path, to_repo_path, walk_files
+from modelvc.errors import PathNotFoundError, UsageError
+from modelvc.worktree import IgnoreRules, is_utf8_name, printable_name, stat_path, to_repo_path, walk_files
 
 GLOB_CHARS = set("*?[")
 
@@ -19,7 +19,8 @@ def under(path: str, prefix: str) -> bool:
 def expand(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
            include_worktree: bool = True) -> list[str]:
     """Repository paths matched by the specs, from the working tree and from `known` paths
-    (the index or a tree: so a deleted file still matches). A spec matching nothing is an error."""
+    (the index or a tree: so a deleted file still matches). A spec matching nothing is an error,
+    and so is naming a file whose name is not UTF-8 (found by walking, the caller skips it)."""
     known = sorted(set(known))
     rules = IgnoreRules.load(root)
     matched: set[str] = set()
@@ -34,6 +35,9 @@ def expand(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
         else:
             target = to_repo_path(root, spec, cwd)
             if include_worktree and stat_path(root, target) is not None:
+                if not is_utf8_name(target):
+                    raise UsageError(f"cannot add '{printable_name(target)}': its name is not valid UTF-8",
+                                     hint="rename the file: modelvc stores file names as UTF-8")
                 found = {target}
             else:
                 if include_worktree and (target == "" or (root / target).is_dir()):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from modelvc.ops.workstate import same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.worktree import walk_files
+from modelvc.worktree import is_utf8_name, printable_name, walk_files
 
 
 @dataclass
@@ -17,6 +17,7 @@ class StatusResult:
     staged: list[tuple[str, str]] = field(default_factory=list)  # (added|modified|deleted, path)
     unstaged: list[tuple[str, str]] = field(default_factory=list)  # (modified|deleted, path)
     untracked: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # untracked files whose names are not UTF-8 (escaped)
 
     @property
     def clean(self) -> bool:
@@ -42,7 +43,11 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS) -> StatusResult:
             result.unstaged.append(("modified", path))
         elif now.manifest is not None:
             rehashed_clean.append(now)
-    result.untracked = [path for path, _ in walk_files(repo.root) if path not in index]
+    for path, _ in walk_files(repo.root):
+        if not is_utf8_name(path):
+            result.skipped.append(printable_name(path))
+        elif path not in index:
+            result.untracked.append(path)
     if rehashed_clean:
         refresh_stat_cache(repo, rehashed_clean)
     return result

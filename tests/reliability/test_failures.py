@@ -297,6 +297,39 @@ def test_repository_files_are_created_under_the_umask(shared_dir, umask):
     assert any(path.endswith(".pack") for path in modes) and any(path.endswith(".idx") for path in modes)
 
 
+# -------------------------------------------------------- item 10: non-UTF-8 file names
+
+BAD = os.fsdecode(b"bad\xff.bin")  # what the command line and os.listdir give for such a name
+
+
+def test_adding_a_non_utf8_name_explicitly_is_refused_with_exit_2(mvc, work):
+    write(work / BAD, b"x")
+    index_before = (work / ".mvc" / "index").read_bytes() if (work / ".mvc" / "index").exists() else None
+    result = mvc("add", BAD, ok=False)
+    expect(result, 2, "error: cannot add 'bad\\xff.bin': its name is not valid UTF-8\n"
+                      "hint: rename the file: modelvc stores file names as UTF-8\n")
+    assert ((work / ".mvc" / "index").read_bytes() if (work / ".mvc" / "index").exists() else None) == index_before
+
+
+def test_non_utf8_names_met_while_walking_are_skipped_with_a_warning(mvc, work):
+    write(work / BAD, b"x")
+    write(work / os.fsdecode(b"d\xfe") / "w.bin", b"y")
+    write(work / "good.bin", b"good")
+    warning = ("warning: skipping 'bad\\xff.bin': its name is not valid UTF-8 (rename it to track it)\n"
+               "warning: skipping 'd\\xfe/w.bin': its name is not valid UTF-8 (rename it to track it)\n")
+    status = mvc("status", "--porcelain")
+    assert (status.stdout, status.stderr) == ("?? good.bin\n", warning)
+    added = mvc("add", ".")
+    assert added.stderr == warning
+    assert added.stdout.splitlines()[0] == "add 'good.bin'"
+    assert json.loads(mvc("status", "--json").stdout)["skipped"] == ["bad\\xff.bin", "d\\xfe/w.bin"]
+    mvc("commit", "-m", "good only")  # never blocked by the name it could not store
+    write(work / "good.bin", b"better")
+    mvc("commit", "-a", "-m", "later")
+    assert mvc("status", "--porcelain").stdout == ""
+    committed(mvc, work, {"HEAD~1": {"good.bin": b"good"}, "main": {"good.bin": b"better"}})
+
+
 # ------------------------------------------------------- item 11: damaged refs and config
 
 
