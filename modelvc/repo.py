@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -188,12 +189,7 @@ class Repo:
     def lock(self):
         from modelvc.lock import RepoLock
 
-        raw = os.environ.get("MVC_LOCK_TIMEOUT", "")
-        try:
-            timeout = float(raw) if raw else DEFAULT_LOCK_TIMEOUT
-        except ValueError:
-            raise UsageError(f"MVC_LOCK_TIMEOUT must be a number of seconds, not '{raw}'") from None
-        return RepoLock(self.mvc_dir / "lock", timeout)
+        return RepoLock(self.mvc_dir / "lock", lock_timeout())
 
     # -- identity -------------------------------------------------------------------------
     def identity(self) -> tuple[str, str]:
@@ -258,6 +254,21 @@ class Repo:
 
     def head_commit(self) -> str | None:
         return self.refs.head().commit
+
+
+def lock_timeout() -> float:
+    """MVC_LOCK_TIMEOUT in seconds: a finite number >= 0 (nan would make the wait endless)."""
+    raw = os.environ.get("MVC_LOCK_TIMEOUT")
+    if raw is None:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = math.nan
+    if not (math.isfinite(timeout) and timeout >= 0):
+        raise UsageError(f"MVC_LOCK_TIMEOUT must be a finite number of seconds >= 0, not '{raw}'",
+                         hint=f"unset it to wait the default {DEFAULT_LOCK_TIMEOUT:g} s")
+    return timeout
 
 
 def _login_name() -> str:

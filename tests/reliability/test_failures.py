@@ -418,3 +418,30 @@ def test_an_unreadable_config_stops_every_command_with_exit_14(repo_v1, content,
         expect(mvc(*args, ok=False), 14, f"error: {message}\n{hint}")
     path.write_bytes(original)
     committed(mvc, work, {"v1": {"model.bin": random_bytes(50_000, seed=1)}})
+
+
+# -------------------------------------------------- item 12: MVC_LOCK_TIMEOUT; item 13: ''
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "", "soon", "1e400"])
+def test_a_bad_lock_timeout_is_a_usage_error(repo_v1, monkeypatch, value):
+    mvc, work = repo_v1
+    monkeypatch.setenv("MVC_LOCK_TIMEOUT", value)
+    write(work / "model.bin", random_bytes(50_000, seed=2))
+    expect(mvc("add", "model.bin", ok=False), 2,
+           f"error: MVC_LOCK_TIMEOUT must be a finite number of seconds >= 0, not '{value}'\n"
+           "hint: unset it to wait the default 30 s\n")
+    monkeypatch.setenv("MVC_LOCK_TIMEOUT", "0")
+    mvc("add", "model.bin")
+
+
+@pytest.mark.parametrize("args, what", [
+    (("branch", ""), "branch"), (("tag", ""), "tag"), (("checkout", "-b", ""), "branch"),
+    (("branch", "-d", ""), "branch"), (("tag", "-d", ""), "tag"),
+])
+def test_an_empty_branch_or_tag_name_is_invalid_exit_10(repo_v1, args, what):
+    mvc, work = repo_v1
+    refs_before = sorted(p.name for p in (work / ".mvc" / "refs").rglob("*"))
+    expect(mvc(*args, ok=False), 10, f"error: invalid {what} name '': is empty\n")
+    assert sorted(p.name for p in (work / ".mvc" / "refs").rglob("*")) == refs_before
+    committed(mvc, work, {"v1": {"model.bin": random_bytes(50_000, seed=1)}})
