@@ -55,9 +55,10 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS) -> StatusResult:
 
 def refresh_stat_cache(repo: Repo, files: list) -> None:
     """Record the current stat of files found unchanged by re-hashing, as git's status does,
-    so the next status need not read them again. Skipped when another writer holds the lock:
-    this is only a cache."""
-    from modelvc.errors import LockTimeoutError
+    so the next status need not read them again. Skipped when another writer holds the lock,
+    and when the repository cannot be written (another user's, a full disk): this is only a
+    cache, and status a read-only command."""
+    from modelvc.errors import LockTimeoutError, MvcError, from_os_error
     from modelvc.index import stat_entry
     from modelvc.lock import RepoLock
     from modelvc.worktree import stat_path
@@ -75,3 +76,6 @@ def refresh_stat_cache(repo: Repo, files: list) -> None:
             index.save()
     except LockTimeoutError:
         pass
+    except OSError as exc:
+        if not isinstance(from_os_error(exc), MvcError):
+            raise

@@ -247,6 +247,7 @@ def test_repository_of_another_user_gives_exit_12_and_stays_readable(as_nobody):
     done = run_mvc(work, "commit", "-m", "v2", user=NOBODY)
     assert (done.returncode, done.stderr) == (
         12, f"error: permission denied: {work / '.mvc' / 'lock'}\n" + DENIED_HINT)
+    os.utime(work / "model.bin", ns=(1, 1))  # status re-hashes it, and cannot cache the result
     for args in (("status", "--porcelain"), ("log", "--oneline"), ("fsck",)):
         assert run_mvc(work, *args, user=NOBODY).returncode == 0, args
     assert {p: p.read_bytes() for p in (work / ".mvc").rglob("*") if p.is_file()} == before
