@@ -46,7 +46,7 @@ def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict |
     if not message.strip():
         raise UsageError("empty commit message", hint="give one with -m MESSAGE")
     with repo.lock():
-        repo.fresh_index()
+        refuse_undecodable_names(repo.fresh_index().entries)
         head = repo.refs.head()
         tree = tree_from_index(repo)
         old, new_map = repo.tree_of(head.commit).as_map(), tree.as_map()
@@ -62,3 +62,14 @@ def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict |
         kind = "commit" if parents else "commit (initial)"
         repo.refs.update_head(commit_id, head.commit, f"{kind}: {new.subject}")
     return CommitResult(commit_id, head.branch, parents, new, changed)
+
+
+def refuse_undecodable_names(entries) -> None:
+    """An index staged by a modelvc that took names that are not UTF-8 (add refuses them now):
+    say which entry to unstage, instead of failing to encode the tree."""
+    from modelvc.worktree import is_utf8_name, printable_name
+
+    bad = [printable_name(path) for path in sorted(entries) if not is_utf8_name(path)]
+    if bad:
+        raise UsageError(f"cannot commit '{bad[0]}': its name is not valid UTF-8",
+                         hint=f"unstage it with: mvc rm --cached $'{bad[0]}'")
