@@ -85,7 +85,8 @@ class RefConflictError(RefError):
 
 EXIT_CODES: dict[int, str] = {
     0: "success",
-    1: "differences found (diff --exit-code), problems found (fsck), or an unexpected error",
+    1: "differences found (diff/status --exit-code), problems found (fsck), an ignored path added "
+       "without -f, or an unexpected error",
     2: "usage error: bad option, bad value, path outside the working tree",
     3: "not a modelvc repository",
     4: "unknown or ambiguous revision, ref or path",
@@ -97,8 +98,33 @@ EXIT_CODES: dict[int, str] = {
     10: "invalid ref name, or ref already exists",
     11: "no space left on device (or disk quota exceeded) while writing",
     12: "permission denied, or a read-only file system",
-    14: "the repository config is damaged",
+    14: "configuration error: a damaged .mvc/config, an unreadable config file or .mvcignore, "
+        "an unknown key, a bad value",
+    15: "author identity unknown (set user.name and user.email)",
 }
+
+
+class ConfigError(MvcError):
+    """A configuration file or key that cannot be used: unreadable, unknown key, bad value
+    (the repository's .mvc/config damaged included)."""
+
+    exit_code = 14
+
+
+class IgnoredPathError(MvcError):
+    """A path named on the command line is ignored by .mvcignore (git's exit code: 1)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, paths: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.paths = paths
+
+
+class IdentityError(MvcError):
+    """No author name or email is configured anywhere (git's 'Please tell me who you are')."""
+
+    exit_code = 15
 
 
 class NoSpaceError(MvcError):
@@ -111,12 +137,6 @@ class PermissionDeniedError(MvcError):
     """The operating system refused access to a file or directory mvc needed."""
 
     exit_code = 12
-
-
-class ConfigError(MvcError):
-    """The repository config (.mvc/config) is damaged: unreadable, or a key has a bad value."""
-
-    exit_code = 14
 
 
 _NO_SPACE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}

@@ -101,6 +101,25 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class CodeVersion:
+    """The git commit the working tree was at when an mvc commit was made, and whether git's
+    tracked files had uncommitted changes. `commit` is None before git's first commit."""
+
+    commit: str | None
+    dirty: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"commit": self.commit, "dirty": self.dirty}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodeVersion:
+        commit = data["commit"]
+        if (commit is not None and not isinstance(commit, str)) or not isinstance(data["dirty"], bool):
+            raise ValueError("the git field holds a bad commit id or dirty flag")
+        return cls(commit, data["dirty"])
+
+
+@dataclass(frozen=True)
 class Commit:
     tree: str
     parents: tuple[str, ...]
@@ -109,6 +128,7 @@ class Commit:
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    git: CodeVersion | None = None  # only for commits made inside a git work tree
 
     @property
     def subject(self) -> str:
@@ -118,15 +138,19 @@ class Commit:
         for key, value in self.metrics.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise ValueError(f"metric {key} is not a finite number")
-        return {"type": "commit", "tree": self.tree, "parents": list(self.parents),
-                "author": self.author.to_dict(), "message": self.message,
-                "metrics": dict(self.metrics), "params": dict(self.params), "meta": dict(self.meta)}
+        encoded = {"type": "commit", "tree": self.tree, "parents": list(self.parents),
+                   "author": self.author.to_dict(), "message": self.message,
+                   "metrics": dict(self.metrics), "params": dict(self.params), "meta": dict(self.meta)}
+        if self.git is not None:  # absent otherwise: commits made outside git keep their old bytes
+            encoded["git"] = self.git.to_dict()
+        return encoded
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Commit:
         return cls(data["tree"], tuple(data["parents"]), Signature.from_dict(data["author"]),
                    data["message"], dict(data.get("metrics", {})), dict(data.get("params", {})),
-                   dict(data.get("meta", {})))
+                   dict(data.get("meta", {})),
+                   CodeVersion.from_dict(data["git"]) if data.get("git") is not None else None)
 
 
 @dataclass(frozen=True)

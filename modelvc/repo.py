@@ -28,6 +28,17 @@ DEFAULT_PACK_MAX_BYTES = 256 << 20
 # slowest checkout takes 1.34x a checkout without deltas; depth 4: 0.324 and 1.71x; depth 8:
 # 0.302 and 2.58x. The requirement is at most 1.5x, so 2.
 DEFAULT_DELTA_MAX_DEPTH = 2
+IDENTITY_UNKNOWN = """Author identity unknown
+
+*** Please tell me who you are.
+
+Run
+
+  mvc config --global user.email "you@example.com"
+  mvc config --global user.name "Your Name"
+
+to set your account's default identity.
+Omit --global to set the identity only in this repository."""
 
 
 def _local_tz_minutes(timestamp: float) -> int:
@@ -128,7 +139,7 @@ class Repo:
         if self._refs is None:
             from modelvc.refs import Refs
 
-            self._refs = Refs(self.mvc_dir, self.identity)
+            self._refs = Refs(self.mvc_dir, lambda: self.identity(required=False))
         return self._refs
 
     @property
@@ -163,13 +174,13 @@ class Repo:
 
     @property
     def pack_max_bytes(self) -> int:
-        return self._config_count("pack_max_bytes", DEFAULT_PACK_MAX_BYTES, minimum=1)
+        return self._config_count("pack_max_bytes", DEFAULT_PACK_MAX_BYTES)
 
     def config_problems(self) -> list[str]:
         """What is wrong with the config's keys (fsck reports them), each as its ConfigError says."""
         problems = []
         for check in (lambda: self.chunk_params, lambda: self.delta_max_depth,
-                      lambda: self.pack_max_bytes, self.identity):
+                      lambda: self.pack_max_bytes, self._check_user):
             try:
                 check()
             except ConfigError as exc:
@@ -182,6 +193,11 @@ class Repo:
             raise self._config_error(f"{key} must be an integer >= {minimum}, not {value!r}")
         return value
 
+    def _check_user(self) -> None:
+        user = self.config.get("user", {})
+        if not isinstance(user, dict) or any(not isinstance(user.get(k, ""), str) for k in ("name", "email")):
+            raise self._config_error(f"user must hold a name and an email as text, not {user!r}")
+
     def _config_error(self, problem: str) -> ConfigError:
         return ConfigError(f"the repository config {self.mvc_dir / 'config'} is damaged: {problem}",
                            hint="repair it by hand (docs/format.md describes every key), or restore it from a backup")
@@ -192,14 +208,28 @@ class Repo:
         return RepoLock(self.mvc_dir / "lock", lock_timeout())
 
     # -- identity -------------------------------------------------------------------------
-    def identity(self) -> tuple[str, str]:
-        user = self.config.get("user", {})
-        if not isinstance(user, dict) or any(not isinstance(user.get(k, ""), str) for k in ("name", "email")):
-            raise self._config_error(f"user must hold a name and an email as text, not {user!r}")
+    def identity(self, required: bool = True) -> tuple[str, str]:
+        """(name, email): MVC_AUTHOR_NAME/EMAIL, else `mvc config`, else git's user.name and
+        user.email. When none is set, `required` fails as git does; reflog lines (not
+        required) fall back to the login name and login@host, as git's reflog does."""
+        from modelvc.config import effective
+
+        self._check_user()
+        name = os.environ.get("MVC_AUTHOR_NAME") or effective(self.config, "user.name")
+        email = os.environ.get("MVC_AUTHOR_EMAIL") or effective(self.config, "user.email")
+        if not (name and email):
+            from modelvc.gitinfo import git_config
+
+            name = name or git_config(self.root, "user.name")
+            email = email or git_config(self.root, "user.email")
+        if name and email:
+            return name, email
+        if required:
+            from modelvc.errors import IdentityError
+
+            raise IdentityError(IDENTITY_UNKNOWN, hint="or set MVC_AUTHOR_NAME and MVC_AUTHOR_EMAIL")
         login = _login_name()
-        name = os.environ.get("MVC_AUTHOR_NAME") or user.get("name") or login
-        email = os.environ.get("MVC_AUTHOR_EMAIL") or user.get("email") or f"{login}@{os.uname().nodename}"
-        return name, email
+        return name or login, email or f"{login}@{os.uname().nodename}"
 
     def signature_now(self) -> Signature:
         name, email = self.identity()

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from modelvc.errors import UsageError
+from modelvc.ignore import PROTECTED_NAMES, IgnoreRules, is_protected
 
 MVC_DIR = ".mvc"
-IGNORE_FILE = ".mvcignore"
 
 
 def to_repo_path(root: Path, user_path: str, cwd: Path | None = None) -> str:
@@ -23,51 +22,14 @@ def to_repo_path(root: Path, user_path: str, cwd: Path | None = None) -> str:
     except ValueError:
         raise UsageError(f"path '{user_path}' is outside the working tree at {root}") from None
     text = relative.as_posix()
-    if text == MVC_DIR or text.startswith(MVC_DIR + "/"):
-        raise UsageError(f"path '{user_path}' is inside the repository's own {MVC_DIR} directory")
+    if is_protected(text):
+        raise UsageError(f"path '{user_path}' is inside a {MVC_DIR} or .git directory, which mvc never touches")
     return "" if text == "." else text
-
-
-class IgnoreRules:
-    """gitignore-like patterns: '#' comments, '!' negation, trailing '/' for directories,
-    a leading '/' or an inner '/' anchors the pattern to the root; later rules win."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.rules: list[tuple[str, bool, bool, bool]] = []
-        for raw in lines:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            negate = line.startswith("!")
-            line = line[1:] if negate else line
-            dir_only = line.endswith("/")
-            line = line.rstrip("/")
-            anchored = "/" in line
-            self.rules.append((line.lstrip("/"), negate, dir_only, anchored))
-
-    @classmethod
-    def load(cls, root: Path) -> IgnoreRules:
-        path = root / IGNORE_FILE
-        try:
-            return cls(path.read_text(encoding="utf-8").splitlines())
-        except FileNotFoundError:
-            return cls([])
-
-    def ignored(self, path: str, is_dir: bool) -> bool:
-        result = False
-        name = path.rsplit("/", 1)[-1]
-        for pattern, negate, dir_only, anchored in self.rules:
-            if dir_only and not is_dir:
-                continue
-            target = path if anchored else name
-            if fnmatch.fnmatchcase(target, pattern):
-                result = not negate
-        return result
 
 
 def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
                ) -> Iterator[tuple[str, os.stat_result]]:
-    """Regular files under `start` (a repo path), skipping .mvc and ignored paths, sorted."""
+    """Regular files under `start` (a repo path), skipping .mvc, .git and ignored paths, sorted."""
     rules = rules or IgnoreRules.load(root)
     prefix = len(os.path.join(root, ""))  # slicing strings: pathlib per entry cost status half its time
     stack = [os.path.join(root, start) if start else str(root)]
@@ -80,7 +42,7 @@ def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
             continue
         for entry in entries:
             rel = entry.path[prefix:].replace(os.sep, "/")
-            if rel == MVC_DIR:
+            if entry.name in PROTECTED_NAMES:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 if not rules.ignored(rel, True):

@@ -63,3 +63,9 @@ def random_bytes(size: int, seed: int = 0) -> bytes:
     import numpy as np
 
     return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+
+
+@pytest.fixture
+def mvc_runner(work: Path) -> Mvc:
+    """Runs mvc in `work` without creating a repository first."""
+    return Mvc(work)

@@ -25,7 +25,9 @@ def mvc_executable() -> str:
 
 
 def sh(cwd: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
-    env = dict(os.environ, MVC_AUTHOR_NAME="CI", MVC_AUTHOR_EMAIL="ci@example.com")
+    from gitrepo import GIT_ENV
+
+    env = dict(os.environ, MVC_AUTHOR_NAME="CI", MVC_AUTHOR_EMAIL="ci@example.com", **GIT_ENV)
     result = subprocess.run([mvc_executable(), *args], cwd=cwd, capture_output=True, text=True, env=env)
     assert result.returncode == expect, f"mvc {' '.join(args)}: {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result
@@ -91,6 +93,70 @@ def test_three_versions_end_to_end(tmp_path):
 
     stats = json.loads(sh(work, "stats", "--json").stdout)
     assert stats["stored_bytes"] < stats["tracked_bytes"]
+
+
+SMALL = ModelShape(vocab=512, d_model=64, layers=2, d_ff=128)
+
+
+def test_git_workflow_end_to_end(tmp_path):
+    """Code in git, models in mvc, in one working tree: commits on both sides, rollback and
+    checkout of an older model leave git's history, index and every file it tracks (but
+    .gitignore, which mvc extends) as they were, and each mvc commit names its git commit."""
+    from gitrepo import git, snapshot
+
+    work = tmp_path / "proj"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "train.py").write_text("lr = 0.001\n")
+    git(work, "add", "train.py")
+    git(work, "commit", "-q", "-m", "training code")
+    assert sh(work, "init").stdout.endswith(f"Added /.mvc/ to {work / '.gitignore'}\n")
+    git(work, "add", ".gitignore")
+    git(work, "commit", "-q", "-m", "ignore the mvc store")
+
+    v1 = init_weights(SMALL, seed=0)
+    (work / "models").mkdir()
+    write_safetensors(work / "models" / "model.safetensors", v1, "bf16", {"epoch": "1"})
+    added = json.loads(sh(work, "add", ".", "--json").stdout)
+    assert added["staged"] == ["models/model.safetensors"]
+    assert added["left_to_git"] == [".gitignore", "train.py"]
+    assert (work / ".gitignore").read_text() == "/.mvc/\n/models/model.safetensors\n"
+    git(work, "commit", "-q", "-am", "ignore the model")
+    code_v1 = git(work, "rev-parse", "HEAD").strip()
+    sh(work, "commit", "-m", "epoch 1", "--metric", "val_loss=2.5")
+    model_v1 = (work / "models" / "model.safetensors").read_bytes()
+
+    (work / "train.py").write_text("lr = 0.0005\n")
+    git(work, "commit", "-q", "-am", "lower lr")
+    code_v2 = git(work, "rev-parse", "HEAD").strip()
+    write_safetensors(work / "models" / "model.safetensors", nudge(v1, list(v1)[:2], 1e-3, seed=1), "bf16",
+                      {"epoch": "2"})
+    sh(work, "add", ".")
+    sh(work, "commit", "-m", "epoch 2", "--metric", "val_loss=2.1")
+    model_v2 = (work / "models" / "model.safetensors").read_bytes()
+
+    git_dir = snapshot(work / ".git")
+    tracked = {name: (work / name).read_bytes() for name in git(work, "ls-files").split()}
+    sh(work, "rollback")
+    assert (work / "models" / "model.safetensors").read_bytes() == model_v1
+    sh(work, "checkout", "HEAD~1")
+    assert (work / "models" / "model.safetensors").read_bytes() == model_v2
+    sh(work, "checkout", "HEAD~1")
+    assert (work / "models" / "model.safetensors").read_bytes() == model_v1
+    sh(work, "checkout", "main")
+    assert snapshot(work / ".git") == git_dir
+    assert {name: (work / name).read_bytes() for name in git(work, "ls-files").split()} == tracked
+    assert git(work, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(work, "log", "--format=%s").splitlines() == [
+        "lower lr", "ignore the model", "ignore the mvc store", "training code"]
+
+    log = json.loads(sh(work, "log", "--json").stdout)
+    assert [(e["message"].split(":")[0], e["git"]) for e in log] == [
+        (f"Rollback to {log[2]['short']}", {"commit": code_v2, "dirty": False}),
+        ("epoch 2", {"commit": code_v2, "dirty": False}),
+        ("epoch 1", {"commit": code_v1, "dirty": False})]
+    assert f"Git:    {code_v1}" in sh(work, "show", "HEAD~2").stdout
+    sh(work, "status", "--exit-code")
 
 
 def test_python_dash_m_and_help(tmp_path):

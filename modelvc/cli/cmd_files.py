@@ -17,44 +17,72 @@ def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
     """Create an empty repository in PATH (default: the current directory).
 
     Refuses (exit 10) when a repository already exists there: nothing is overwritten.
+    Inside a git work tree, also adds '/.mvc/' to PATH/.gitignore (created if missing),
+    so git never versions mvc's store.
     """
+    from modelvc.ops.gitside import ignore_store
     from modelvc.repo import FORMAT_VERSION, Repo
 
     target = (cwd_of(ctx) / path) if path else cwd_of(ctx)
     repo = Repo.init(Path(target))
+    update = ignore_store(repo.root)
     if as_json:
-        emit_json({"path": str(repo.mvc_dir), "format_version": FORMAT_VERSION})
+        emit_json({"path": str(repo.mvc_dir), "format_version": FORMAT_VERSION,
+                   "gitignore": gitignore_json(update)})
+        return
+    click.echo(f"Initialized empty modelvc repository in {repo.mvc_dir}")
+    echo_gitignore(update)
+
+
+def gitignore_json(update) -> dict | None:
+    return None if update is None else {"path": str(update.path), "added": update.added}
+
+
+def echo_gitignore(update) -> None:
+    if update is None:
+        return
+    if update.added:
+        click.echo(f"Added {', '.join(update.added)} to {update.path}")
     else:
-        click.echo(f"Initialized empty modelvc repository in {repo.mvc_dir}")
+        click.echo(f"{update.path} already has /.mvc/")
 
 
 @click.command("add")
 @click.argument("paths", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Add paths that .mvcignore ignores, too.")
+@click.option("--gitignore/--no-gitignore", "gitignore", default=None,
+              help="In a git work tree, add what is stored to .gitignore (default: config core.gitignore, true).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @quiet_option
 @click.pass_context
-def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitignore: bool | None,
+                as_json: bool, quiet: bool) -> None:
     """Stage files for the next commit (files, directories, or glob patterns).
 
-    Directories are walked recursively, skipping paths matched by .mvcignore. Files that
-    were deleted from the working tree are unstaged. Chunks are stored now, deduplicated
-    against everything already in the store.
+    Directories are walked recursively, skipping paths matched by .mvcignore (naming an
+    ignored path exits 1 unless -f). Files that were deleted from the working tree are
+    unstaged. Chunks are stored now, deduplicated against everything already in the store.
+    In a git work tree, a directory's files that git tracks are left to git, a file named
+    here that git tracks is stored with a warning, and what is stored is added to .gitignore.
     """
     from modelvc.ops.add import add
 
     repo = open_repo(ctx)
     with progress_bar(quiet) as bar:
-        result = add(repo, list(paths), cwd_of(ctx), bar)
+        result = add(repo, list(paths), cwd_of(ctx), bar, force=force, gitignore=gitignore)
     if as_json:
         emit_json({"staged": result.staged, "removed": result.removed, "unchanged": result.unchanged,
                    "bytes_read": result.bytes_read, "new_chunks": result.new_chunks,
                    "new_bytes": result.new_raw_bytes, "stored_bytes": result.new_stored_bytes,
-                   "warnings": result.warnings, "skipped": result.skipped})
+                   "warnings": result.warnings, "skipped": result.skipped, "left_to_git": result.left_to_git,
+                   "versioned_twice": result.versioned_twice, "gitignore": gitignore_json(result.gitignore)})
         return
     warn_skipped(result.skipped)
     for path, warnings in result.warnings.items():
         for warning in warnings:
             click.echo(f"warning: {path}: {warning}", err=True)
+    for path in result.versioned_twice:
+        click.echo(f"warning: {path} is tracked by git too: it is now versioned twice", err=True)
     if quiet:
         return
     for path in result.staged:
@@ -64,6 +92,11 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], as_json: bool, quiet
     if result.staged:
         click.echo(f"{len(result.staged)} file(s) staged: {human_size(result.new_raw_bytes)} new data, "
                    f"stored as {human_size(result.new_stored_bytes)}")
+    if result.left_to_git:
+        click.echo(f"{len(result.left_to_git)} file(s) left to git, which tracks them or owns them "
+                   "(name one to store it in mvc as well)")
+    if result.gitignore is not None and result.gitignore.added:
+        click.echo(f"Added {len(result.gitignore.added)} path(s) to {result.gitignore.path}")
 
 
 @click.command("rm")
@@ -84,24 +117,35 @@ def rm_command(ctx: click.Context, paths: tuple[str, ...], cached: bool, force: 
 @click.option("-s", "--short", "short", is_flag=True, help="Two-letter codes, one path per line.")
 @click.option("--porcelain", is_flag=True, help="Like --short, stable for scripts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when anything is staged, modified or untracked.")
+@click.option("-u", "--untracked-files", "untracked", type=click.Choice(["normal", "no"]), default="normal",
+              help="'no': do not list untracked files (nor count them for --exit-code).")
 @click.pass_context
-def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bool) -> None:
+def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bool, exit_code: bool,
+                   untracked: str) -> None:
     """Show staged changes, unstaged changes and untracked files.
 
     Unchanged files are recognised from their size, mtime and inode without being read.
+    In a git work tree, files git tracks are not listed as untracked: they are git's.
     """
     from modelvc.ops.status import status
 
-    result = status(open_repo(ctx))
+    result = status(open_repo(ctx), untracked=untracked != "no")
     if not as_json:
         warn_skipped(result.skipped)
+    render_status(result, short or porcelain, as_json)
+    if exit_code and not result.clean:
+        ctx.exit(1)
+
+
+def render_status(result, short: bool, as_json: bool) -> None:
     if as_json:
         emit_json({"branch": result.branch, "head": result.head,
                    "staged": [{"status": k, "path": p} for k, p in result.staged],
                    "unstaged": [{"status": k, "path": p} for k, p in result.unstaged],
                    "untracked": result.untracked, "skipped": result.skipped, "clean": result.clean})
         return
-    if short or porcelain:
+    if short:
         codes: dict[str, list[str]] = {}
         for kind, path in result.staged:
             codes.setdefault(path, [" ", " "])[0] = kind[0].upper()

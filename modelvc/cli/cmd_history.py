@@ -15,7 +15,15 @@ def commit_json(commit_id: str, commit, names: list[str] | None = None) -> dict:
             "tree": commit.tree, "author": {"name": commit.author.name, "email": commit.author.email},
             "timestamp": commit.author.time, "date": iso_time(commit.author.time, commit.author.tz_minutes),
             "message": commit.message, "metrics": commit.metrics, "params": commit.params,
-            "meta": commit.meta, "names": names or []}
+            "meta": commit.meta, "git": commit.git.to_dict() if commit.git else None, "names": names or []}
+
+
+def git_line(commit) -> str | None:
+    """'Git:    <id> (dirty)': the code an mvc commit was made with, if made in a git work tree."""
+    if commit.git is None:
+        return None
+    code = commit.git.commit or "(no git commit yet)"
+    return f"Git:    {code}{' (dirty)' if commit.git.dirty else ''}"
 
 
 def pairs_text(values: dict) -> str:
@@ -104,7 +112,10 @@ def log_command(ctx, rev, limit, oneline, metric_names, as_json) -> None:
         if len(c.parents) > 1:
             click.echo("Merge: " + " ".join(p[:10] for p in c.parents))
         click.echo(f"Author: {c.author.name} <{c.author.email}>")
-        click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}\n")
+        click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}")
+        if git_line(c):
+            click.echo(git_line(c))
+        click.echo()
         for line in c.message.rstrip().splitlines():
             click.echo(f"    {line}")
         if extra:
@@ -141,7 +152,10 @@ def show_command(ctx, rev, as_json) -> None:
     names = f" ({', '.join(result.names)})" if result.names else ""
     click.secho(f"commit {result.id}{names}", fg="yellow")
     click.echo(f"Author: {c.author.name} <{c.author.email}>")
-    click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}\n")
+    click.echo(f"Date:   {format_time(c.author.time, c.author.tz_minutes)}")
+    if git_line(c):
+        click.echo(git_line(c))
+    click.echo()
     for line in c.message.rstrip().splitlines():
         click.echo(f"    {line}")
     for title, values in (("metrics", c.metrics), ("params", c.params), ("meta", c.meta)):
@@ -211,9 +225,12 @@ def model_json(model, show_all: bool) -> dict | None:
 @click.option("--all", "show_all", is_flag=True, help="List unchanged tensors too (else only their count).")
 @click.option("--no-tensors", is_flag=True, help="Compare files only, not the tensors inside model files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
-@click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when none.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when files differ (within the given paths), 0 when none do.")
+@click.option("--metrics", "count_values", is_flag=True,
+              help="With --exit-code, count metric and param changes as differences too.")
 @click.pass_context
-def diff_command(ctx, revs, stat, tensor_stats, show_all, no_tensors, as_json, exit_code) -> None:
+def diff_command(ctx, revs, stat, tensor_stats, show_all, no_tensors, as_json, exit_code, count_values) -> None:
     """Show what changed: HEAD vs the working tree, REV vs the working tree, or REV1 vs REV2.
 
     For each file: added, removed or modified, old and new sizes, and how many bytes of
@@ -236,7 +253,7 @@ def diff_command(ctx, revs, stat, tensor_stats, show_all, no_tensors, as_json, e
         emit_json(diff_json(result, show_all))
     else:
         render_diff(result, stat, show_all)
-    if exit_code and result.has_changes:
+    if exit_code and (result.has_changes or (count_values and result.values_changed)):
         ctx.exit(1)
 
 

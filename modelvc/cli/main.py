@@ -19,6 +19,7 @@ COMMANDS = {
     "commit": "history", "log": "history", "show": "history", "diff": "history",
     "checkout": "moves", "rollback": "moves", "branch": "moves", "tag": "moves", "reflog": "moves",
     "fsck": "upkeep", "gc": "upkeep", "stats": "upkeep",
+    "config": "config", "check-models-in-git": "githooks",
 }
 
 
@@ -32,7 +33,29 @@ class MvcGroup(click.Group):
         module = COMMANDS.get(name)
         if module is None:
             return None
-        return getattr(importlib.import_module(f"modelvc.cli.cmd_{module}"), f"{name}_command")
+        return getattr(importlib.import_module(f"modelvc.cli.cmd_{module}"), f"{name.replace('-', '_')}_command")
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's own error output (a Usage block, 'Error: ...') in mvc's one form instead:
+        'error: <message>' and a hint on stderr, exit 2 for a usage error."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            message = " ".join(exc.format_message().split()).removesuffix(".")
+            click.echo(f"error: {message[0].lower() + message[1:] if message else message}", err=True)
+            context = getattr(exc, "ctx", None)
+            if isinstance(exc, click.UsageError) and context is not None:
+                click.echo(f"hint: see '{context.command_path} --help'", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
         from modelvc.errors import MvcError, from_os_error
@@ -68,12 +91,14 @@ class MvcGroup(click.Group):
             ctx.exit(INTERNAL_ERROR)
 
 
-@click.group(cls=MvcGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("mvc", cls=MvcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "directory", type=click.Path(file_okay=False), default=None,
               help="Run as if mvc was started in this directory.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              help="Colour the output: auto (when a terminal, unless NO_COLOR or TERM=dumb), always, never.")
 @click.version_option(__version__, prog_name="mvc")
 @click.pass_context
-def cli(ctx: click.Context, directory: str | None) -> None:
+def cli(ctx: click.Context, directory: str | None, color: str) -> None:
     """modelvc: version control for model files.
 
     Chunk-level dedup that understands safetensors, GGUF and PyTorch checkpoints,
@@ -84,6 +109,16 @@ def cli(ctx: click.Context, directory: str | None) -> None:
     if directory and not cwd.is_dir():
         raise click.UsageError(f"-C {directory}: no such directory")
     ctx.obj = {"cwd": cwd}
+    ctx.color = colour_wanted(color)
+
+
+def colour_wanted(choice: str) -> bool | None:
+    """True or False to force colour on or off; None lets click colour only a terminal."""
+    if choice != "auto":
+        return choice == "always"
+    if "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+        return False
+    return None
 
 
 def main() -> None:

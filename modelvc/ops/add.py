@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelvc.index import mode_of, stat_entry
-from modelvc.ops.pathspec import expand
+from modelvc.ops.gitside import GitignoreUpdate
+from modelvc.ops.pathspec import expand, expand_specs
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.store.filedata import PreviousVersion
@@ -25,13 +26,32 @@ class AddResult:
     new_stored_bytes: int = 0
     warnings: dict[str, list[str]] = field(default_factory=dict)  # path -> what its reader noticed
     skipped: list[str] = field(default_factory=list)  # found by walking, names not UTF-8 (escaped)
+    left_to_git: list[str] = field(default_factory=list)  # found in a directory; git tracks them
+    versioned_twice: list[str] = field(default_factory=list)  # named; git tracks them as well
+    gitignore: GitignoreUpdate | None = None  # None outside a git work tree or with --no-gitignore
 
 
-def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS) -> AddResult:
-    """Stage what the user's paths match (files, directories, globs)."""
+def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS,
+        force: bool = False, gitignore: bool | None = None) -> AddResult:
+    """Stage what the user's paths match (files, directories, globs).
+
+    `force` takes paths .mvcignore ignores. In a git work tree, what is stored is added to
+    .gitignore unless `gitignore` is False (None: the core.gitignore setting)."""
+    from modelvc.config import effective
+    from modelvc.ops.gitside import ignore_stored, split_for_git
+
+    if gitignore is None:
+        gitignore = bool(effective(repo.config, "core.gitignore"))
     with repo.lock():
         index = repo.fresh_index()
-        return _stage(repo, expand(repo.root, specs, cwd or Path.cwd(), index.entries), progress)
+        found = expand_specs(repo.root, specs, cwd or Path.cwd(), index.entries, force=force)
+        split = split_for_git(repo.root, found.paths, found.named, set(index.entries))
+        result = _stage(repo, split.store, progress)
+        result.left_to_git, result.versioned_twice = split.left_to_git, split.versioned_twice
+    if gitignore:
+        stored = [p for p in split.store if p in repo.index.entries]
+        result.gitignore = ignore_stored(repo.root, split, stored)
+    return result
 
 
 def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:

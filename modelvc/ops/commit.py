@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from modelvc.errors import NothingToCommitError, UsageError
+from modelvc.gitinfo import code_version
 from modelvc.objects import Commit
 from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
@@ -45,6 +46,8 @@ def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict |
            meta: dict | None = None, allow_empty: bool = False) -> CommitResult:
     if not message.strip():
         raise UsageError("empty commit message", hint="give one with -m MESSAGE")
+    author = repo.signature_now()
+    code = code_version(repo.root)
     with repo.lock():
         refuse_undecodable_names(repo.fresh_index().entries)
         head = repo.refs.head()
@@ -56,8 +59,8 @@ def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict |
                                        hint="stage changes with 'mvc add', or use --allow-empty")
         tree_id = repo.objects.put(tree)
         parents = (head.commit,) if head.commit else ()
-        new = Commit(tree_id, parents, repo.signature_now(), message, dict(metrics or {}),
-                     dict(params or {}), dict(meta or {}))
+        new = Commit(tree_id, parents, author, message, dict(metrics or {}), dict(params or {}),
+                     dict(meta or {}), code)
         commit_id = repo.objects.put(new)
         kind = "commit" if parents else "commit (initial)"
         repo.refs.update_head(commit_id, head.commit, f"{kind}: {new.subject}")

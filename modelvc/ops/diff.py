@@ -47,7 +47,12 @@ class DiffResult:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.files or self.metrics or self.params)
+        """Files differ (metrics and params are the commits' notes, not the files)."""
+        return bool(self.files)
+
+    @property
+    def values_changed(self) -> bool:
+        return bool(self.metrics or self.params)
 
 
 @dataclass(frozen=True)

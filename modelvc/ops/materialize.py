@@ -21,7 +21,7 @@ from modelvc.objects import MODE_EXEC, Tree, TreeEntry
 from modelvc.ops.workstate import WorkingFile, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.worktree import stat_path
+from modelvc.worktree import is_protected, stat_path
 
 if TYPE_CHECKING:
     from modelvc.store.filedata import LocalCopy
@@ -175,6 +175,7 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     scope = set(old) | set(new) | (set(index.entries) if force else set())
     if paths is not None:
         scope &= set(paths)
+    scope = {p for p in scope if not is_protected(p)}  # never write into .git or .mvc, even if a tree says so
     result = MoveResult(kept_local=[] if force else kept)
     skip = set() if force else set(kept)
     to_write = [new[p] for p in sorted(scope) if p in new and p not in skip]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelvc.errors import PathNotFoundError, UsageError
-from modelvc.worktree import IgnoreRules, is_utf8_name, printable_name, stat_path, to_repo_path, walk_files
+from modelvc.errors import IgnoredPathError, PathNotFoundError, UsageError
+from modelvc.ignore import IGNORE_FILE, IgnoreRules
+from modelvc.worktree import is_utf8_name, printable_name, stat_path, to_repo_path, walk_files
 
 GLOB_CHARS = set("*?[")
 
@@ -16,34 +18,61 @@ def under(path: str, prefix: str) -> bool:
     return prefix == "" or path == prefix or path.startswith(prefix + "/")
 
 
+@dataclass
+class Expansion:
+    paths: list[str] = field(default_factory=list)
+    named: set[str] = field(default_factory=set)  # files named one by one, not found by a walk or glob
+
+
 def expand(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
            include_worktree: bool = True) -> list[str]:
     """Repository paths matched by the specs, from the working tree and from `known` paths
-    (the index or a tree: so a deleted file still matches). A spec matching nothing is an error,
-    and so is naming a file whose name is not UTF-8 (found by walking, the caller skips it)."""
+    (the index or a tree: so a deleted file still matches). A spec matching nothing is an error."""
+    return expand_specs(root, specs, cwd, known, include_worktree).paths
+
+
+def expand_specs(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
+                 include_worktree: bool = True, force: bool = False) -> Expansion:
+    """As `expand`, for `add`: without `force`, a spec naming an ignored path is refused as git
+    refuses it, and walks skip ignored paths; with it, ignored paths are taken too. A named file
+    whose name is not UTF-8 is refused (found by walking, `add` skips it with a warning)."""
     known = sorted(set(known))
-    rules = IgnoreRules.load(root)
+    rules = IgnoreRules.load(root) if include_worktree else IgnoreRules([])
+    walk_rules = IgnoreRules([]) if force else rules
+    result = Expansion()
     matched: set[str] = set()
+    refused: list[str] = []
     for spec in specs:
         found: set[str] = set()
         if GLOB_CHARS & set(spec):
             pattern = to_repo_path(root, spec, cwd)
             candidates = set(known)
             if include_worktree:
-                candidates.update(p for p, _ in walk_files(root, "", rules))
+                candidates.update(p for p, _ in walk_files(root, "", walk_rules))
             found = {p for p in candidates if fnmatch.fnmatchcase(p, pattern)}
         else:
             target = to_repo_path(root, spec, cwd)
-            if include_worktree and stat_path(root, target) is not None:
+            is_file = include_worktree and stat_path(root, target) is not None
+            is_dir = include_worktree and not is_file and (target == "" or (root / target).is_dir())
+            if (is_file or is_dir) and target and target not in known and not force \
+                    and rules.ignored(target, is_dir):
+                refused.append(spec)
+                continue
+            if is_file:
                 if not is_utf8_name(target):
                     raise UsageError(f"cannot add '{printable_name(target)}': its name is not valid UTF-8",
                                      hint="rename the file: modelvc stores file names as UTF-8")
                 found = {target}
+                result.named.add(target)
             else:
-                if include_worktree and (target == "" or (root / target).is_dir()):
-                    found = {p for p, _ in walk_files(root, target, rules)}
+                if is_dir:
+                    found = {p for p, _ in walk_files(root, target, walk_rules)}
                 found.update(p for p in known if under(p, target))
         if not found:
             raise PathNotFoundError(f"pathspec '{spec}' did not match any files")
         matched |= found
-    return sorted(matched)
+    if refused:
+        raise IgnoredPathError(f"the following paths are ignored by {IGNORE_FILE}:\n" + "\n".join(refused),
+                               refused, hint="use -f if you really want to add them")
+    result.paths = sorted(matched)
+    return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelvc.errors import NothingToCommitError, UnknownRevisionError
+from modelvc.gitinfo import code_version
 from modelvc.ids import short
 from modelvc.objects import Commit
 from modelvc.ops.materialize import MoveResult, move_tree
@@ -37,10 +38,11 @@ def rollback(repo: Repo, rev: str | None = None, hard: bool = False, force: bool
             return RollbackResult(target, None, head.commit, head.branch, move)
         if target_commit.tree == repo.commit(head.commit).tree:
             raise NothingToCommitError(f"HEAD already has the content of {short(target)}; nothing to roll back")
+        author = repo.signature_now()  # before the move: an unknown identity must change nothing
         move = move_tree(repo, current_tree, repo.tree(target_commit.tree), force, progress, action="rollback")
         message = f"Rollback to {short(target)}: {target_commit.subject}"
-        new = Commit(target_commit.tree, (head.commit,), repo.signature_now(), message,
-                     dict(target_commit.metrics), dict(target_commit.params), {"rollback_of": target})
+        new = Commit(target_commit.tree, (head.commit,), author, message, dict(target_commit.metrics),
+                     dict(target_commit.params), {"rollback_of": target}, code_version(repo.root))
         new_id = repo.objects.put(new)
         repo.refs.update_head(new_id, head.commit, f"rollback: {message}")
         return RollbackResult(target, new_id, head.commit, head.branch, move)

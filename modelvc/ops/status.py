@@ -24,7 +24,7 @@ class StatusResult:
         return not (self.staged or self.unstaged or self.untracked)
 
 
-def status(repo: Repo, progress: Progress = NO_PROGRESS) -> StatusResult:
+def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True) -> StatusResult:
     head = repo.refs.head()
     result = StatusResult(head.branch, head.commit)
     head_entries = repo.tree_of(head.commit).as_map()
@@ -43,14 +43,26 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS) -> StatusResult:
             result.unstaged.append(("modified", path))
         elif now.manifest is not None:
             rehashed_clean.append(now)
-    for path, _ in walk_files(repo.root):
-        if not is_utf8_name(path):
-            result.skipped.append(printable_name(path))
-        elif path not in index:
-            result.untracked.append(path)
+    if untracked:
+        for path, _ in walk_files(repo.root):
+            if not is_utf8_name(path):
+                result.skipped.append(printable_name(path))
+            elif path not in index:
+                result.untracked.append(path)
+    if result.untracked:
+        result.untracked = left_to_mvc(repo, result.untracked)
     if rehashed_clean:
         refresh_stat_cache(repo, rehashed_clean)
     return result
+
+
+def left_to_mvc(repo: Repo, untracked: list[str]) -> list[str]:
+    """Untracked files less those git keeps (it tracks them, or they are its own files): in a
+    shared working tree they are versioned already, and `mvc add .` leaves them to git."""
+    from modelvc.ops.gitside import split_for_git
+
+    split = split_for_git(repo.root, untracked, set(), set())
+    return split.store
 
 
 def refresh_stat_cache(repo: Repo, files: list) -> None:

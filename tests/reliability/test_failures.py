@@ -289,7 +289,8 @@ def test_repository_files_are_created_under_the_umask(shared_dir, umask):
     work = shared_dir / "work"
     work.mkdir()
     write(work / "model.bin", random_bytes(50_000, seed=1))
-    for args in (("init",), ("add", "model.bin"), ("commit", "-m", "v1"), ("tag", "v1"), ("branch", "b")):
+    for args in (("init",), ("add", "model.bin"), ("commit", "-m", "v1"), ("tag", "v1"), ("branch", "b"),
+                 ("config", "user.name", "Shared")):
         assert run_mvc(work, *args, umask=umask).returncode == 0, args
     modes = {str(p.relative_to(work)): p.stat().st_mode & 0o777 for p in (work / ".mvc").rglob("*")}
     expected = {path: (0o777 if (work / path).is_dir() else 0o666) & ~umask for path in modes}

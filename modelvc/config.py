@@ -1,0 +1,169 @@
+"""Settings: the repository's `.mvc/config` and the user's global file, by dotted key.
+
+A dotted key names a path into the JSON of either file: `gc.reflogExpire` is
+config["gc"]["reflogExpire"]. The repository's value wins over the global one. The global file is
+$XDG_CONFIG_HOME/mvc/config when XDG_CONFIG_HOME is set, else ~/.mvcconfig (one file, as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from modelvc.errors import ConfigError
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("it is empty")
+    return value
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("it is negative")
+    return number
+
+
+@dataclass(frozen=True)
+class Key:
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+# Every key a user may set. format_version and chunking are written by `mvc init` and are part
+# of the format: readable, never settable.
+KEYS: dict[str, Key] = {
+    "user.name": Key(_text, None, "author name of commits and tags (else git's user.name)"),
+    "user.email": Key(_text, None, "author email of commits and tags (else git's user.email)"),
+    "core.gitignore": Key(_boolean, True,
+                          "in a git work tree, add what 'mvc add' stores to .gitignore (true/false)"),
+    "gc.reflogExpire": Key(_text, "90.days", "age after which reachable reflog entries expire"),
+    "gc.reflogExpireUnreachable": Key(_text, "30.days",
+                                      "age after which reflog entries of unreachable commits expire"),
+    "pack_max_bytes": Key(_count, 256 << 20, "size at which a pack file is closed and a new one started"),
+    "delta_max_depth": Key(_count, 2, "how many deltas reading a block may have to apply (0: none)"),
+}
+
+
+def global_config_path() -> Path:
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return Path(xdg) / "mvc" / "config" if xdg else Path.home() / ".mvcconfig"
+
+
+def read_config_file(path: Path, missing_ok: bool = True) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        if missing_ok:
+            return {}
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"cannot read the config file {path}: not a JSON object")
+    return data
+
+
+def write_config_file(path: Path, data: dict[str, Any]) -> None:
+    from modelvc.fsutil import atomic_write
+
+    atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def lookup(data: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key, or None."""
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def settable(key: str) -> Key:
+    if key not in KEYS:
+        raise ConfigError(f"unknown config key '{key}'",
+                          hint="the keys are: " + ", ".join(sorted(KEYS)) + " (see docs/cli.md)")
+    return KEYS[key]
+
+
+def set_value(data: dict[str, Any], key: str, text: str) -> Any:
+    """Parse `text` for `key` and store it in `data` (nested by the dots); returns the value."""
+    spec = settable(key)
+    try:
+        value = spec.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"bad value '{text}' for config key '{key}': {exc}") from None
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[last] = value
+    return value
+
+
+def unset_value(data: dict[str, Any], key: str) -> bool:
+    """Remove a key (and parents it leaves empty); False when it was not set."""
+    settable(key)
+    *parents, last = key.split(".")
+    chain = [data]
+    for part in parents:
+        child = chain[-1].get(part)
+        if not isinstance(child, dict):
+            return False
+        chain.append(child)
+    if last not in chain[-1]:
+        return False
+    del chain[-1][last]
+    for node, part in zip(reversed(chain[:-1]), reversed(parents)):
+        if node[part]:
+            break
+        del node[part]
+    return True
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) for every leaf, sorted by key."""
+    rows: list[tuple[str, Any]] = []
+    for name in sorted(data):
+        value = data[name]
+        if isinstance(value, dict) and value:
+            rows.extend(flatten(value, f"{prefix}{name}."))
+        else:
+            rows.append((f"{prefix}{name}", value))
+    return rows
+
+
+def effective(repo_config: dict[str, Any], key: str) -> Any:
+    """A key's value: the repository's, else the global file's, else its default."""
+    for source in (repo_config, read_config_file(global_config_path())):
+        value = lookup(source, key)
+        if value is not None:
+            return value
+    return KEYS[key].default if key in KEYS else None
+
+
+def show_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)

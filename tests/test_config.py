@@ -1,0 +1,112 @@
+"""mvc config: dotted keys in .mvc/config and the global file; identity as git finds it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import write
+from gitrepo import git, isolate_git
+from modelvc.repo import IDENTITY_UNKNOWN
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    directory = tmp_path / "home"
+    directory.mkdir()
+    monkeypatch.setenv("HOME", str(directory))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    isolate_git(monkeypatch)
+    return directory
+
+
+def test_set_get_list_unset_in_the_repository(mvc, work, home):
+    mvc("config", "user.name", "Ada Lovelace")
+    mvc("config", "gc.reflogExpire", "2.weeks")
+    mvc("config", "core.gitignore", "off")
+    mvc("config", "delta_max_depth", "3")
+    config = json.loads((work / ".mvc" / "config").read_bytes())
+    assert config["user"] == {"name": "Ada Lovelace"}
+    assert config["gc"] == {"reflogExpire": "2.weeks"}
+    assert config["core"] == {"gitignore": False} and config["delta_max_depth"] == 3
+    assert mvc("config", "user.name").stdout == "Ada Lovelace\n"
+    assert mvc("config", "core.gitignore").stdout == "false\n"
+    listed = mvc("config", "--list").stdout.splitlines()
+    assert {"core.gitignore=false", "delta_max_depth=3", "gc.reflogExpire=2.weeks",
+            "user.name=Ada Lovelace", "format_version=2"} <= set(listed)
+    mvc("config", "--unset", "gc.reflogExpire")
+    assert "gc" not in json.loads((work / ".mvc" / "config").read_bytes())
+    assert mvc("config", "gc.reflogExpire", ok=False).exit_code == 1
+    assert mvc("config", "--unset", "gc.reflogExpire", ok=False).exit_code == 1
+
+
+def test_global_file_and_precedence(mvc, work, home, monkeypatch):
+    mvc("config", "--global", "user.email", "ada@example.com")
+    assert json.loads((home / ".mvcconfig").read_bytes()) == {"user": {"email": "ada@example.com"}}
+    assert mvc("config", "user.email").stdout == "ada@example.com\n"
+    mvc("config", "user.email", "repo@example.com")
+    assert mvc("config", "user.email").stdout == "repo@example.com\n"
+    assert mvc("config", "--global", "user.email").stdout == "ada@example.com\n"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg"))
+    mvc("config", "--global", "user.name", "X")
+    assert json.loads((home / "xdg" / "mvc" / "config").read_bytes()) == {"user": {"name": "X"}}
+
+
+def test_unknown_keys_and_bad_values(mvc, home):
+    result = mvc("config", "user.nmae", "x", ok=False)
+    assert result.exit_code == 14
+    assert result.stderr.startswith("error: unknown config key 'user.nmae'\nhint: the keys are: core.gitignore,")
+    assert mvc("config", "format_version", "9", ok=False).exit_code == 14
+    assert mvc("config", "nosuch.key", ok=False).exit_code == 14
+    result = mvc("config", "core.gitignore", "maybe", ok=False)
+    assert (result.exit_code, result.stderr) == (
+        14, "error: bad value 'maybe' for config key 'core.gitignore': expected true or false\n")
+    assert mvc("config", ok=False).exit_code == 2
+    assert mvc("config", "--list", "user.name", ok=False).exit_code == 2
+
+
+def _commit(mvc, work, name="m.bin"):
+    write(work / name, name.encode())
+    mvc("add", name)
+    return mvc("commit", "-m", name, ok=False)
+
+
+def test_identity_comes_from_config_then_git_then_fails_like_git(mvc, work, home, monkeypatch):
+    monkeypatch.delenv("MVC_AUTHOR_NAME")
+    monkeypatch.delenv("MVC_AUTHOR_EMAIL")
+    result = _commit(mvc, work, "a.bin")
+    assert result.exit_code == 15
+    assert result.stderr == f"error: {IDENTITY_UNKNOWN}\nhint: or set MVC_AUTHOR_NAME and MVC_AUTHOR_EMAIL\n"
+    assert "Please tell me who you are." in result.stderr
+    assert mvc.json("log") == []
+    gitconfig = home / "gitconfig"
+    gitconfig.write_text("[user]\n\tname = Git Name\n\temail = git@example.com\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    assert _commit(mvc, work, "a.bin").exit_code == 0
+    assert mvc.json("show")["author"] == {"name": "Git Name", "email": "git@example.com"}
+    mvc("config", "user.name", "Mvc Name")
+    assert _commit(mvc, work, "b.bin").exit_code == 0
+    assert mvc.json("show")["author"] == {"name": "Mvc Name", "email": "git@example.com"}
+    monkeypatch.setenv("MVC_AUTHOR_NAME", "Env Name")
+    assert _commit(mvc, work, "c.bin").exit_code == 0
+    assert mvc.json("show")["author"]["name"] == "Env Name"
+
+
+def test_rollback_without_identity_changes_nothing(mvc, work, home, monkeypatch):
+    for data in (b"one", b"two"):
+        write(work / "m.bin", data)
+        mvc("add", "m.bin")
+        mvc("commit", "-m", data.decode())
+    monkeypatch.delenv("MVC_AUTHOR_NAME")
+    assert mvc("rollback", ok=False).exit_code == 15
+    assert (work / "m.bin").read_bytes() == b"two"
+
+
+def test_add_to_gitignore_follows_the_global_config_key(work, home, mvc_runner):
+    git(work, "init", "-q")
+    mvc_runner("init")
+    mvc_runner("config", "--global", "core.gitignore", "no")
+    write(work / "m.bin", b"m")
+    mvc_runner("add", "m.bin")
+    assert (work / ".gitignore").read_bytes() == b"/.mvc/\n"
