@@ -189,7 +189,9 @@ def render_file(repo, rev: str, path: str, as_json: bool) -> None:
     width = max((len(t.name) for t in summary.tensors), default=10)
     for t in summary.tensors:
         shape = "[" + ", ".join(map(str, t.shape)) + "]" if t.shape is not None else "?"
-        click.echo(f"  {t.name:<{width}}  {t.dtype or '?':<8} {shape:<20} {human_size(t.bytes):>10}")
+        stored = ("  stride [" + ", ".join(map(str, t.stride)) + "]" if t.stride is not None else "") + (
+            "  deflated" if t.deflated else "")
+        click.echo(f"  {t.name:<{width}}  {t.dtype or '?':<8} {shape:<20} {human_size(t.bytes):>10}{stored}")
     if summary.metadata:
         click.echo("metadata:")
         for key, value in summary.metadata.items():
@@ -261,14 +263,15 @@ def render_model(model, show_all: bool) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in model.counts.items() if n)
     click.echo(f"    tensors: {counts or 'none'}")
     colours = {"added": "green", "removed": "red", "changed": "yellow", "dtype": "cyan", "shape": "cyan",
-               "unchanged": None}
+               "uncompared": "magenta", "unchanged": None}
     for t in model.tensors:
         if t.status == "unchanged" and not show_all:
             continue
         old = f"{t.old_dtype} {list(t.old_shape) if t.old_shape is not None else ''}" if t.old_dtype else ""
         new = f"{t.new_dtype} {list(t.new_shape) if t.new_shape is not None else ''}" if t.new_dtype else ""
-        shape = new if t.status in ("added", "changed", "unchanged") else old if t.status == "removed" else f"{old} -> {new}"
-        line = f"    {t.status:<9} {t.name}  {shape}"
+        shape = (new if t.status in ("added", "changed", "unchanged") else old if t.status == "removed"
+                 else new or old if t.status == "uncompared" else f"{old} -> {new}")
+        line = f"    {t.status:<9} {t.name}  {shape}".rstrip()
         if t.stats is not None:
             s = t.stats
             rel = f"{s.rel_l2:.3g}" if s.rel_l2 is not None else "-"
@@ -276,6 +279,8 @@ def render_model(model, show_all: bool) -> None:
                      f"  changed {100 * s.fraction_changed:.3g}%")
         elif t.stats_note and t.status == "changed":
             line += f"  ({t.stats_note})"
+        if t.note:
+            line += f"  ({t.note})"
         click.secho(line, fg=colours.get(t.status))
     for change in model.metadata:
         old = json.dumps(change.old, default=str) if change.old is not None else "-"

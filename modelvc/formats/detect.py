@@ -38,6 +38,7 @@ def assemble(
     metadata: dict[str, Any] | None = None,
     tensor_table: tuple[Segment, ...] | None = None,
     warnings: Iterable[str] = (),
+    unread: Iterable[tuple[str, str]] = (),
 ) -> Layout:
     """Sort the known segments, reject overlaps, and name every uncovered range "other".
 
@@ -66,6 +67,7 @@ def assemble(
         metadata=metadata or {},
         tensor_table=tensor_table,
         warnings=tuple(warnings),
+        unread=tuple(unread),
     )
 
 

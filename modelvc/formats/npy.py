@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from modelvc.formats import ByteSource, Layout, Segment
+from modelvc.formats import ByteSource, Layout, Segment, row_major
 from modelvc.formats.detect import MalformedLayout, assemble, read_exact
 from modelvc.formats.dtypes import itemsize, from_numpy_descr
 
@@ -153,31 +153,53 @@ def _check_header(header: object, header_length: int) -> NpyHeader:
     return NpyHeader(header_length, descr_text, dtype, shape, fortran)
 
 
-def npy_segments(
-    source: ByteSource, offset: int, length: int, tensor_name: str, header_name: str
-) -> tuple[list[Segment], list[str]]:
-    """Segments of an .npy occupying [offset, offset+length), and warnings about it."""
+def npy_tensor(source: ByteSource, offset: int, length: int, tensor_name: str) -> tuple[NpyHeader, Segment, list[str]]:
+    """The header of an .npy occupying [offset, offset+length), its tensor-table entry, and
+    warnings. A dtype without a canonical name leaves the entry's dtype None: its bytes are
+    still compared. A Fortran-order array gets its column-major stride."""
     header = read_npy_header(source, offset, length)
-    parts = [Segment(header_name, offset, header.header_length, "header")]
     data_offset = offset + header.header_length
     available = length - header.header_length
     nbytes = header.nbytes
     warnings: list[str] = []
     if nbytes is None:
         warnings.append(f"{tensor_name}: dtype {header.descr} kept as opaque bytes")
-        if available:
-            parts.append(Segment(tensor_name, data_offset, available, "other"))
-        return parts, warnings
+        return header, Segment(tensor_name, data_offset, available, "tensor", None, header.shape), warnings
     if nbytes > available:
         raise MalformedLayout(f"npy data of {tensor_name!r} is truncated")
+    stride = None
     if header.fortran_order:
         warnings.append(f"{tensor_name}: stored in Fortran (column-major) order")
-    parts.append(Segment(tensor_name, data_offset, nbytes, "tensor", header.dtype, header.shape))
-    return parts, warnings
+        stride = _column_major(header.shape)
+        if row_major(header.shape, stride):
+            stride = None
+    return header, Segment(tensor_name, data_offset, nbytes, "tensor", header.dtype, header.shape, stride), warnings
+
+
+def _column_major(shape: tuple[int, ...]) -> tuple[int, ...]:
+    stride, step = [], 1
+    for dim in shape:
+        stride.append(step)
+        step *= dim
+    return tuple(stride)
+
+
+def npy_segments(
+    source: ByteSource, offset: int, length: int, tensor_name: str, header_name: str
+) -> tuple[list[Segment], Segment, list[str]]:
+    """Segments of an .npy occupying [offset, offset+length), its tensor-table entry, and
+    warnings. Data of an opaque dtype is an "other" segment (chunked as plain bytes)."""
+    header, tensor, warnings = npy_tensor(source, offset, length, tensor_name)
+    parts = [Segment(header_name, offset, header.header_length, "header")]
+    if tensor.dtype is not None:
+        parts.append(Segment(tensor_name, tensor.offset, tensor.length, "tensor", tensor.dtype, tensor.shape))
+    elif tensor.length:
+        parts.append(Segment(tensor_name, tensor.offset, tensor.length, "other"))
+    return parts, tensor, warnings
 
 
 def read_npy_layout(source: ByteSource, name: str = "") -> Layout:
     stem = PurePosixPath(name.replace("\\", "/")).stem if name else ""
     tensor_name = stem or "array"
-    parts, warnings = npy_segments(source, 0, source.size, tensor_name, "<header>")
-    return assemble("npy", source.size, parts, warnings=warnings)
+    parts, tensor, warnings = npy_segments(source, 0, source.size, tensor_name, "<header>")
+    return assemble("npy", source.size, parts, tensor_table=(tensor,), warnings=warnings)

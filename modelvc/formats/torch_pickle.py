@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelvc.formats import row_major
 from modelvc.formats.dtypes import (
     from_torch_dtype,
     from_torch_storage,
@@ -70,15 +71,7 @@ class TorchTensorRef:
 
     @property
     def is_contiguous(self) -> bool:
-        """Row-major with no gaps (dimensions of size 1 may carry any stride)."""
-        if self.numel == 0:
-            return True
-        expected = 1
-        for dim, step in zip(reversed(self.shape), reversed(self.stride)):
-            if dim != 1 and step != expected:
-                return False
-            expected *= dim
-        return True
+        return row_major(self.shape, self.stride)
 
 
 @dataclass(frozen=True)

@@ -4,20 +4,23 @@ The reader trusts the central directory (found from the end-of-central-directory
 zip64 included) and checks each member's local header against it. Member data is a
 segment of its own; uncompressed PyTorch storages and .npy arrays become tensor segments.
 A PyTorch data.pkl is scanned by torch_pickle (never unpickled) for the tensor table.
+Deflated members (numpy.savez_compressed, a re-zipped checkpoint) stay plain bytes for
+chunking; their tensors enter the tensor table with their place in the inflated member.
+Tensors in members of other compression methods are named in Layout.unread.
 """
 
 from __future__ import annotations
 
 import bisect
 import struct
-import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from modelvc.formats import ByteSource, Layout, Segment
+from modelvc.formats import ByteSource, Deflated, Layout, Segment, span_elements
 from modelvc.formats.detect import MAX_HEADER_BYTES, MalformedLayout, assemble, read_exact
 from modelvc.formats.dtypes import itemsize
-from modelvc.formats.npy import npy_segments
+from modelvc.formats.inflate import BadDeflateStream, InflatingSource
+from modelvc.formats.npy import npy_segments, npy_tensor
 from modelvc.formats.torch_pickle import TorchPickleScan, TorchTensorRef, scan_torch_pickle
 
 EOCD = struct.Struct("<4sHHHHIIH")  # 22 bytes
@@ -48,6 +51,33 @@ class ZipMember:
     def is_plain(self) -> bool:
         """Stored uncompressed and unencrypted: its bytes are the member's bytes."""
         return self.method == STORED and not self.flags & FLAG_ENCRYPTED
+
+    @property
+    def size(self) -> int:
+        """Bytes of the member's content (inflated, when compressed)."""
+        return self.compressed_size if self.method == STORED else self.uncompressed_size
+
+    @property
+    def deflated(self) -> Deflated | None:
+        """Where to inflate it from, when it is deflate-compressed and unencrypted."""
+        if self.method != DEFLATED or self.flags & FLAG_ENCRYPTED:
+            return None
+        return Deflated(self.data_offset, self.compressed_size, self.uncompressed_size)
+
+    def unreadable(self) -> str | None:
+        """Why its bytes cannot be read, or None when they can (stored or deflated)."""
+        if self.flags & FLAG_ENCRYPTED:
+            return f"{self.name} is encrypted"
+        if self.method not in (STORED, DEFLATED):
+            return f"{self.name} is compressed with zip method {self.method}, which mvc does not read"
+        return None
+
+    def bytes_in(self, source: ByteSource) -> tuple[ByteSource, int]:
+        """A source holding the member's bytes, and where they start in it."""
+        deflated = self.deflated
+        if deflated is not None:
+            return InflatingSource(source, deflated), 0
+        return source, self.data_offset
 
 
 def read_zip_layout(source: ByteSource, name: str = "") -> Layout:
@@ -186,18 +216,34 @@ def _framing_segments(members: list[ZipMember], cd_offset: int) -> list[Segment]
 
 
 def _npz_layout(source: ByteSource, members: list[ZipMember], parts: list[Segment]) -> Layout:
+    """Stored arrays are tensor segments; deflated ones (savez_compressed) stay "other" bytes
+    for chunking, and enter the tensor table with their place in the inflated member."""
     warnings: list[str] = []
+    table: list[Segment] = []
+    unread: list[tuple[str, str]] = []
     for member in members:
-        if not member.is_plain:
+        tensor_name = member.name[: -len(".npy")]
+        if member.is_plain:
+            array_parts, tensor, array_warnings = npy_segments(
+                source, member.data_offset, member.compressed_size, tensor_name, f"{member.name}:<header>"
+            )
+            parts += array_parts
+        else:
             parts.append(Segment(member.name, member.data_offset, member.compressed_size, "other"))
-            continue
-        array_parts, array_warnings = npy_segments(
-            source, member.data_offset, member.compressed_size, member.name[: -len(".npy")],
-            f"{member.name}:<header>",
-        )  # fmt: skip
-        parts += array_parts
+            why = member.unreadable()
+            if why is not None:
+                unread.append((tensor_name, why))
+                warnings.append(f"tensor {tensor_name} cannot be read: {why}")
+                continue
+            inflated, _ = member.bytes_in(source)
+            try:
+                _, tensor, array_warnings = npy_tensor(inflated, 0, member.uncompressed_size, tensor_name)
+            except BadDeflateStream as exc:
+                raise MalformedLayout(f"{member.name}: {exc}") from None
+            tensor = replace(tensor, deflated=member.deflated)
+        table.append(tensor)
         warnings += array_warnings
-    return assemble("npz", source.size, parts, warnings=warnings)
+    return assemble("npz", source.size, parts, tensor_table=tuple(table), warnings=warnings, unread=unread)
 
 
 def _find_torch_pickle(members: list[ZipMember]) -> ZipMember | None:
@@ -210,17 +256,16 @@ def _find_torch_pickle(members: list[ZipMember]) -> ZipMember | None:
 
 
 def _read_member(source: ByteSource, member: ZipMember) -> bytes:
-    if member.uncompressed_size > MAX_HEADER_BYTES or member.flags & FLAG_ENCRYPTED:
-        raise MalformedLayout(f"{member.name} too large or encrypted")
-    raw = read_exact(source, member.data_offset, member.compressed_size)
-    if member.method == STORED:
-        return raw
-    if member.method != DEFLATED:
-        raise MalformedLayout(f"{member.name}: compression method {member.method}")
-    inflater = zlib.decompressobj(-15)
-    data = inflater.decompress(raw, member.uncompressed_size + 1)
+    why = member.unreadable()
+    if member.uncompressed_size > MAX_HEADER_BYTES or why is not None:
+        raise MalformedLayout(why or f"{member.name} too large")
+    holder, start = member.bytes_in(source)
+    try:
+        data = holder.read(start, member.uncompressed_size)
+    except BadDeflateStream as exc:
+        raise MalformedLayout(f"{member.name}: {exc}") from None
     if len(data) != member.uncompressed_size:
-        raise MalformedLayout(f"{member.name}: inflated size differs from the directory")
+        raise MalformedLayout(f"{member.name}: shorter than the directory says")
     return data
 
 
@@ -250,18 +295,21 @@ def _pytorch_layout(
         refs_by_storage.setdefault(ref.storage_key, []).append(ref)
     for key, member in storages.items():
         claimed.add(member.name)
-        parts.append(_storage_segment(scan, key, member, refs_by_storage.get(key, []), warnings))
+        parts.append(_storage_segment(scan, key, member, refs_by_storage.get(key, [])))
+    unread: list[tuple[str, str]] = []
     for ref in scan.tensors:
-        member = storages[ref.storage_key]
-        entry = _table_entry(ref, member, warnings)
+        entry, why = _table_entry(ref, storages[ref.storage_key])
         if entry is not None:
             table.append(entry)
+        else:
+            unread.append((ref.name, why))
+            warnings.append(f"tensor {ref.name} cannot be read: {why}")
     for member in members:
         if member.name not in claimed:
             parts.append(Segment(member.name, member.data_offset, member.compressed_size, "other"))
     tensor_table = tuple(table) if scan.error is None else None
     return assemble("pytorch", source.size, parts, metadata=metadata,
-                    tensor_table=tensor_table, warnings=warnings)  # fmt: skip
+                    tensor_table=tensor_table, warnings=warnings, unread=unread)  # fmt: skip
 
 
 def _storage_members(scan: TorchPickleScan, prefix: str, by_name: dict[str, ZipMember]) -> dict[str, ZipMember]:
@@ -271,21 +319,18 @@ def _storage_members(scan: TorchPickleScan, prefix: str, by_name: dict[str, ZipM
         if member is None:
             raise MalformedLayout(f"storage {key} named in the pickle is missing")
         size_of = itemsize(storage.dtype) if storage.dtype else None
-        if member.is_plain and size_of is not None and storage.numel * size_of != member.compressed_size:
+        if member.unreadable() is None and size_of is not None and storage.numel * size_of != member.size:
             raise MalformedLayout(f"storage {key} size differs from the pickle")
         result[key] = member
     return result
 
 
-def _storage_segment(
-    scan: TorchPickleScan, key: str, member: ZipMember, refs: list[TorchTensorRef], warnings: list[str]
-) -> Segment:
+def _storage_segment(scan: TorchPickleScan, key: str, member: ZipMember, refs: list[TorchTensorRef]) -> Segment:
+    """The storage's bytes as a segment for chunking: a tensor segment when stored plainly
+    with a known type (named after its tensor when it is exactly one contiguous tensor)."""
     storage = scan.storages[key]
     if not member.is_plain or storage.dtype is None:
-        warnings.append(f"storage {key} is compressed or of an unknown type")
         return Segment(member.name, member.data_offset, member.compressed_size, "other")
-    for ref in refs:
-        _check_fits(ref, member.compressed_size)
     if len(refs) == 1:
         ref = refs[0]
         size_of = itemsize(ref.dtype or "")
@@ -297,21 +342,20 @@ def _storage_segment(
                    storage.dtype, (storage.numel,))  # fmt: skip
 
 
-def _check_fits(ref: TorchTensorRef, storage_bytes: int) -> None:
+def _table_entry(ref: TorchTensorRef, member: ZipMember) -> tuple[Segment | None, str]:
+    """The tensor's entry, or why it has none. A view that is not contiguous (a transpose
+    torch.save wrote as is) covers the span of storage it reaches, with its stride."""
+    why = member.unreadable()
+    if why is not None:
+        return None, f"storage {why}"
     size_of = itemsize(ref.dtype or "")
-    if size_of is None or ref.numel == 0:
-        return
-    last = ref.storage_offset + sum((dim - 1) * step for dim, step in zip(ref.shape, ref.stride))
-    if (last + 1) * size_of > storage_bytes:
+    if size_of is None:
+        return None, f"storage {member.name} holds elements of a type mvc does not know"
+    span = span_elements(ref.shape, ref.stride) * size_of
+    start = ref.storage_offset * size_of
+    if ref.numel and start + span > member.size:
         raise MalformedLayout(f"tensor {ref.name!r} reaches past the end of its storage")
-
-
-def _table_entry(ref: TorchTensorRef, member: ZipMember, warnings: list[str]) -> Segment | None:
-    size_of = itemsize(ref.dtype or "")
-    if not member.is_plain or size_of is None:
-        return None
-    if not ref.is_contiguous:
-        warnings.append(f"tensor {ref.name} is not contiguous (stride {ref.stride}): not in the tensor table")
-        return None
-    return Segment(ref.name, member.data_offset + ref.storage_offset * size_of,
-                   ref.numel * size_of, "tensor", ref.dtype, ref.shape)  # fmt: skip
+    base = member.data_offset if member.is_plain else 0
+    stride = None if ref.is_contiguous else ref.stride
+    return Segment(ref.name, base + start, span if ref.numel else 0, "tensor", ref.dtype, ref.shape,
+                   stride, member.deflated), ""  # fmt: skip

@@ -7,7 +7,14 @@ cheapest sufficient evidence decides whether it changed:
    with a different id means different bytes (ids are content hashes): nothing is read.
    (Modelvc cuts inside a tensor at fixed steps from its first byte, so equal dtype and
    shape give equal cuts; cuts that differ, from other chunking parameters, fall through.)
-2. otherwise the bytes, streamed in blocks and compared until the first difference.
+2. otherwise the bytes, streamed in blocks and compared until the first difference. A
+   tensor inside a deflated zip member (numpy.savez_compressed) is inflated as it is read;
+   step 1 applies to it only as "the compressed members have equal chunk ids, so equal
+   values": different compressed bytes may still inflate to equal values.
+A tensor stored with a stride (a transposed PyTorch view, a Fortran-order array) is
+compared by the bytes of the storage span it reaches, when both versions have the same
+stride; with different strides its values are not compared, and the diff says so
+("uncompared", with a note), as it does for tensors a reader could not read at all.
 Statistics, when asked for, read the whole of each changed tensor once more, in blocks.
 """
 
@@ -15,7 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from modelvc.formats import Layout, Segment
+from modelvc.formats import ByteSource, Layout, Segment, dense_permutation
+from modelvc.formats.inflate import BadDeflateStream, InflatingSource
 from modelvc.modeldiff.metadata import header_metadata, metadata_changes
 from modelvc.modeldiff.results import STATUSES, ModelDiff, TensorChange, TensorStats
 from modelvc.modeldiff.version import CountingSource, FileVersion, chunks_verdict, open_side
@@ -43,21 +51,33 @@ def compare_models(
     """
     old_side, new_side = open_side(old, progress), open_side(new, progress)
     old_tensors, new_tensors = _tensors_by_name(old.layout), _tensors_by_name(new.layout)
+    old_unread, new_unread = _unread(old.layout), _unread(new.layout)
     comparer = _TensorComparer(old_side, new_side, stats, max(1, block_bytes), stats_block_elements)
     planned: list[TensorChange | _Plan] = []
     for name, segment in new_tensors.items():
         before = old_tensors.get(name)
-        if before is None:
+        if name in old_unread:
+            planned.append(_uncompared(name, None, segment, f"the old version's {old_unread[name]}"))
+        elif before is None:
             planned.append(_one_sided(name, "added", None, segment))
         else:
             planned.append(comparer.plan(name, before, segment))
-    planned += [_one_sided(name, "removed", s, None) for name, s in old_tensors.items() if name not in new_tensors]
+    for name, segment in old_tensors.items():
+        if name in new_unread:
+            planned.append(_uncompared(name, segment, None, f"the new version's {new_unread[name]}"))
+        elif name not in new_tensors:
+            planned.append(_one_sided(name, "removed", segment, None))
+    for name, why in {**old_unread, **new_unread}.items():
+        if name not in old_tensors and name not in new_tensors:
+            planned.append(_uncompared(name, None, None, why))
     progress.start("comparing tensors", sum(comparer.most_bytes(p) for p in planned if isinstance(p, _Plan)))
     changes = [comparer.finish(p) if isinstance(p, _Plan) else p for p in planned]
     progress.finish()
     counts = {status: 0 for status in STATUSES}
     for change in changes:
         counts[change.status] += 1
+    if not counts["uncompared"]:
+        del counts["uncompared"]
     return ModelDiff(
         old_format=old.layout.format if old.layout else None,
         new_format=new.layout.format if new.layout else None,
@@ -74,6 +94,15 @@ def _tensors_by_name(layout: Layout | None) -> dict[str, Segment]:
     for segment in layout.tensors() if layout is not None else []:
         result.setdefault(segment.name, segment)
     return result
+
+
+def _unread(layout: Layout | None) -> dict[str, str]:
+    """Tensors the reader found but could not read: name -> why."""
+    return {name: why for name, why in layout.unread} if layout is not None else {}
+
+
+def _uncompared(name: str, old: Segment | None, new: Segment | None, why: str) -> TensorChange:
+    return replace(_one_sided(name, "uncompared", old, new), decided_by="none", note=f"not compared: {why}")
 
 
 def _notes(old: Layout | None, new: Layout | None) -> list[str]:
@@ -121,65 +150,114 @@ class _TensorComparer:
         base = _one_sided(name, "", old, new)
         if old.dtype != new.dtype:
             return _with(base, "dtype", "header", self._note(f"dtype changed from {old.dtype} to {new.dtype}"))
-        if old.shape != new.shape or old.length != new.length:
+        if old.shape != new.shape:
             return _with(base, "shape", "header", self._note(f"shape changed from {old.shape} to {new.shape}"))
+        if old.stride != new.stride:
+            why = f"stored {_order(old.stride)} in the old version and {_order(new.stride)} in the new one"
+            return _uncompared(name, old, new, why)
+        if old.length != new.length:  # an opaque dtype whose element size changed
+            return replace(_with(base, "changed", "header", self._note("no dtype")),
+                           note=f"size changed from {old.length} to {new.length} bytes")  # fmt: skip
         if old.length == 0:
             return _with(base, "unchanged", "empty")
-        return _Plan(base, old, new, self._chunks_say_same(old, new))
+        if old.deflated or new.deflated:
+            return _Plan(base, old, new, True if self._members_same(old, new) else None)
+        return _Plan(base, old, new, self._chunks_say_same((old.offset, old.end), (new.offset, new.end)))
 
     def most_bytes(self, plan: _Plan) -> int:
         """The most that finishing `plan` may read, from both sides together."""
         total = 0
+        read_once = _most_read(plan.old) + _most_read(plan.new)
         if plan.same is None:
-            total += 2 * plan.new.length
-        if self.stats and plan.same is not True and self._stats_reason(plan.new.dtype) is None:
-            total += 2 * plan.new.length
+            total += read_once
+        if self.stats and plan.same is not True and self._stats_reason(plan.new) is None:
+            total += read_once
         return total
 
     def finish(self, plan: _Plan) -> TensorChange:
-        old, new, same, decided_by = plan.old, plan.new, plan.same, "chunks"
-        if same is None:
-            same, decided_by = self._bytes_equal(old, new), "bytes"
-        if same:
-            return _with(plan.base, "unchanged", decided_by)
-        if not self.stats:
-            return _with(plan.base, "changed", decided_by)
-        reason = self._stats_reason(new.dtype)
-        if reason is not None:
-            return _with(plan.base, "changed", decided_by, reason)
-        from modelvc.modeldiff.stats import DEFAULT_BLOCK_ELEMENTS, compute_stats
+        old, new, same = plan.old, plan.new, plan.same
+        old_bytes, new_bytes = _tensor_source(self.old, old), _tensor_source(self.new, new)
+        decided_by = "chunks"
+        note = _span_note(new)
+        try:
+            if same is None:
+                same = self._bytes_equal(old_bytes, old, new_bytes, new)
+                decided_by = "inflated" if old.deflated or new.deflated else "bytes"
+            if same:  # equal spans: the view's own elements are equal too
+                return _with(plan.base, "unchanged", decided_by)
+            reason = self._stats_reason(new) if self.stats else None
+            if not self.stats or reason is not None:
+                return replace(_with(plan.base, "changed", decided_by, reason), note=note)
+            from modelvc.modeldiff.stats import DEFAULT_BLOCK_ELEMENTS, compute_stats
 
-        tensor_stats = compute_stats(self.old, old.offset, self.new, new.offset, new.dtype or "", new.length,
-                                     block_elements=self.stats_block_elements or DEFAULT_BLOCK_ELEMENTS)  # fmt: skip
-        return _with(plan.base, "changed", decided_by, None, tensor_stats)
+            tensor_stats = compute_stats(old_bytes, old.offset, new_bytes, new.offset, new.dtype or "", new.length,
+                                         block_elements=self.stats_block_elements or DEFAULT_BLOCK_ELEMENTS)  # fmt: skip
+        except BadDeflateStream as exc:
+            return _uncompared(plan.base.name, old, new, f"its compressed data could not be read: {exc}")
+        return replace(_with(plan.base, "changed", decided_by, None, tensor_stats), note=note)
 
     @staticmethod
-    def _stats_reason(dtype: str | None) -> str | None:
+    def _stats_reason(segment: Segment) -> str | None:
         from modelvc.modeldiff.stats import stats_unavailable
 
-        return stats_unavailable(dtype)
+        if segment.stride is not None and not dense_permutation(segment.shape or (), segment.stride):
+            return "a strided view over part of its storage: no element statistics"
+        return stats_unavailable(segment.dtype)
 
     def _note(self, text: str) -> str | None:
         return f"{text}: no element statistics" if self.stats else None
 
-    def _chunks_say_same(self, old: Segment, new: Segment) -> bool | None:
-        """True/False when both versions' chunk boundaries frame the tensor, else None."""
+    def _chunks_say_same(self, old: tuple[int, int], new: tuple[int, int]) -> bool | None:
+        """True/False when both versions' chunk boundaries frame the byte ranges, else None."""
         if self.old.chunk_map is None or self.new.chunk_map is None:
             return None
-        old_chunks = self.old.chunk_map.covering(old.offset, old.end)
+        old_chunks = self.old.chunk_map.covering(*old)
         if old_chunks is None:
             return None
-        new_chunks = self.new.chunk_map.covering(new.offset, new.end)
+        new_chunks = self.new.chunk_map.covering(*new)
         if new_chunks is None:
             return None
-        return chunks_verdict(old_chunks, old.offset, new_chunks, new.offset)
+        return chunks_verdict(old_chunks, old[0], new_chunks, new[0])
 
-    def _bytes_equal(self, old: Segment, new: Segment) -> bool:
+    def _members_same(self, old: Segment, new: Segment) -> bool:
+        """Both tensors at one place of deflated members whose compressed bytes have equal
+        chunk ids: equal inflated bytes. (Different compressed bytes may still inflate to
+        equal values, so anything else is left to the inflated bytes.)"""
+        if old.deflated is None or new.deflated is None or old.offset != new.offset:
+            return False
+        old_member, new_member = old.deflated, new.deflated
+        return self._chunks_say_same(
+            (old_member.data_offset, old_member.data_offset + old_member.compressed_size),
+            (new_member.data_offset, new_member.data_offset + new_member.compressed_size),
+        ) is True  # fmt: skip
+
+    def _bytes_equal(self, old_bytes: ByteSource, old: Segment, new_bytes: ByteSource, new: Segment) -> bool:
         for start in range(0, old.length, self.block_bytes):
             length = min(self.block_bytes, old.length - start)
-            if self.old.read(old.offset + start, length) != self.new.read(new.offset + start, length):
+            if old_bytes.read(old.offset + start, length) != new_bytes.read(new.offset + start, length):
                 return False
         return True
+
+
+def _tensor_source(side: CountingSource, segment: Segment) -> ByteSource:
+    """Where the tensor's bytes are read from: the file, or its inflated zip member."""
+    return side if segment.deflated is None else InflatingSource(side, segment.deflated)
+
+
+def _most_read(segment: Segment) -> int:
+    return segment.length if segment.deflated is None else segment.deflated.compressed_size
+
+
+def _order(stride: tuple[int, ...] | None) -> str:
+    return "row-major" if stride is None else f"with stride {stride}"
+
+
+def _span_note(segment: Segment) -> str | None:
+    """For a strided view over part of its storage, say what its status is about."""
+    if segment.stride is None or dense_permutation(segment.shape or (), segment.stride):
+        return None
+    return (f"compared by the {segment.length} bytes of storage its stride {segment.stride} spans,"
+            " which may hold elements outside it")  # fmt: skip
 
 
 def _with(

@@ -18,5 +18,6 @@ def describe_model(version: FileVersion) -> ModelSummary:
     layout = version.layout
     if layout is None:
         return ModelSummary(None, version.source.size, [], {}, [NOT_A_MODEL])
-    tensors = [TensorInfo(s.name, s.dtype, s.shape, s.length, s.offset) for s in layout.tensors()]
+    tensors = [TensorInfo(s.name, s.dtype, s.shape, s.length, s.offset, s.stride, s.deflated is not None)
+               for s in layout.tensors()]  # fmt: skip
     return ModelSummary(layout.format, layout.size, tensors, header_metadata(layout), list(layout.warnings))

@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-STATUSES = ("added", "removed", "dtype", "shape", "changed", "unchanged")
+# "uncompared": the tensor is there but its values could not be compared (see its note);
+# counted only when some tensor is, so that the counts of a plain diff keep their keys.
+STATUSES = ("added", "removed", "dtype", "shape", "changed", "uncompared", "unchanged")
 
 
 def json_value(value: Any) -> Any:
@@ -69,8 +71,10 @@ class TensorChange:
     """One tensor name and what happened to it.
 
     `decided_by` says how the status was found: "header" (added, removed, dtype, shape:
-    no data needed), "empty" (no bytes), "chunks" (chunk ids), "bytes" (data compared).
-    `stats_note` says why `stats` is None when statistics were asked for.
+    no data needed), "empty" (no bytes), "chunks" (chunk ids), "bytes" (data compared),
+    "inflated" (data of a compressed member, decompressed and compared), "none" (uncompared).
+    `stats_note` says why `stats` is None when statistics were asked for; `note` what the
+    reader should know about how (or why not) the values were compared.
     """
 
     name: str
@@ -84,6 +88,7 @@ class TensorChange:
     stats: TensorStats | None = None
     stats_note: str | None = None
     decided_by: str = "header"
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return json_value(
@@ -99,6 +104,7 @@ class TensorChange:
                 "stats": self.stats.to_dict() if self.stats else None,
                 "stats_note": self.stats_note,
                 "decided_by": self.decided_by,
+                "note": self.note,
             }
         )
 
@@ -143,11 +149,16 @@ class ModelDiff:
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """`offset` is in the file, or in the inflated member when `deflated`; `stride` is set
+    for a tensor stored other than row-major (then `bytes` is the storage span it reaches)."""
+
     name: str
     dtype: str | None
     shape: tuple[int, ...] | None
     bytes: int
     offset: int
+    stride: tuple[int, ...] | None = None
+    deflated: bool = False
 
     @property
     def numel(self) -> int:
@@ -156,7 +167,8 @@ class TensorInfo:
     def to_dict(self) -> dict[str, Any]:
         return json_value(
             {"name": self.name, "dtype": self.dtype, "shape": self.shape,
-             "bytes": self.bytes, "offset": self.offset, "numel": self.numel}
+             "bytes": self.bytes, "offset": self.offset, "numel": self.numel,
+             "stride": self.stride, "deflated": self.deflated}
         )  # fmt: skip
 
 

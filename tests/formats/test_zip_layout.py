@@ -5,7 +5,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from modelvc.formats import Segment
+from modelvc.formats import Deflated, Segment
 from modelvc.formats.detect import read_layout
 from tests.modelfiles import (
     BytesSource,
@@ -14,6 +14,7 @@ from tests.modelfiles import (
     bf16_bytes,
     bf16_tensor,
     write_malicious_torch_zip,
+    write_npy,
     write_npz,
     write_torch_zip,
     write_zip_records,
@@ -85,11 +86,22 @@ def test_shared_storage_views(tmp_path):
     assert [s for s in layout.segments if s.kind == "tensor"] == [
         Segment("storage:0", at, 48, "tensor", "F32", (12,))
     ]
+    # The transposed view covers the span of storage it reaches, with its stride.
     assert layout.tensor_table == (
         Segment("full", at, 48, "tensor", "F32", (12,)),
         Segment("rows", at + 16, 32, "tensor", "F32", (2, 4)),
+        Segment("transposed", at, 48, "tensor", "F32", (4, 3), (1, 4)),
     )
-    assert layout.warnings == ("tensor transposed is not contiguous (stride (1, 4)): not in the tensor table",)
+    assert layout.warnings == ()
+
+
+def test_strided_view_spans_what_it_reaches(tmp_path):
+    base = np.arange(24, dtype=np.float16)
+    data = write_torch_zip(tmp_path / "s.pt", {"every_other": TorchView(base, 3, (2, 3), (12, 2))})
+    at = data_offsets(data)["archive/data/0"][0]
+    layout = read_layout(BytesSource(data))
+    # elements 3 .. 3 + 12 + 4 = 19: 17 elements of 2 bytes
+    assert layout.tensor_table == (Segment("every_other", at + 6, 34, "tensor", "F16", (2, 3), (12, 2)),)
 
 
 def test_tied_weights_are_listed_twice(tmp_path):
@@ -140,8 +152,43 @@ def test_npz_stored_and_compressed(tmp_path):
     ]
     packed = write_npz(tmp_path / "c.npz", arrays, compressed=True)
     layout = read_layout(BytesSource(packed), "c.npz")
-    assert layout.format == "npz" and layout.tensors() == []
-    assert [s.name for s in layout.segments if s.name in ("a.npy", "b.npy")] == ["a.npy", "b.npy"]
+    assert layout.format == "npz"
+    assert_valid_layout(layout)
+    # Deflated members stay plain bytes for chunking; their tensors sit in the inflated member.
+    offsets = data_offsets(packed)
+    assert [s for s in layout.segments if s.name in ("a.npy", "b.npy")] == [
+        Segment("a.npy", *offsets["a.npy"], "other"), Segment("b.npy", *offsets["b.npy"], "other"),
+    ]
+    with zipfile.ZipFile(io.BytesIO(packed)) as archive:
+        sizes = {info.filename: info.file_size for info in archive.infolist()}
+    assert layout.tensors() == [
+        Segment("a", sizes["a.npy"] - 20, 20, "tensor", "I32", (5,),
+                deflated=Deflated(offsets["a.npy"][0], offsets["a.npy"][1], sizes["a.npy"])),
+        Segment("b", sizes["b.npy"] - 32, 32, "tensor", "F64", (2, 2),
+                deflated=Deflated(offsets["b.npy"][0], offsets["b.npy"][1], sizes["b.npy"])),
+    ]
+    assert layout.warnings == () and layout.unread == ()
+
+
+def test_npz_member_of_another_compression_method_is_unread(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.npy", write_npy(tmp_path / "a.npy", np.ones(3, np.float32)))
+        archive.writestr("b.npy", write_npy(tmp_path / "b.npy", np.ones(3, np.float32)),
+                         compress_type=zipfile.ZIP_LZMA)
+    layout = read_layout(BytesSource(buffer.getvalue()), "m.npz")
+    assert [t.name for t in layout.tensors()] == ["a"]
+    assert layout.unread == (("b", "b.npy is compressed with zip method 14, which mvc does not read"),)
+    assert layout.warnings == ("tensor b cannot be read: b.npy is compressed with zip method 14, which mvc does not read",)
+
+
+def test_deflated_layout_inflates_only_the_headers(tmp_path):
+    rng = np.random.default_rng(0)
+    data = write_npz(tmp_path / "big.npz", {"w": rng.standard_normal(1 << 18).astype(np.float32)}, compressed=True)
+    source = BytesSource(data)
+    layout = read_layout(source, "big.npz")
+    assert layout.tensors()[0].length == 4 << 18 and len(data) > 900_000
+    assert source.bytes_read < 70_000
 
 
 def test_any_zip(tmp_path):
@@ -205,3 +252,38 @@ def test_unscannable_pickle_keeps_the_zip_layout(tmp_path):
     assert layout.format == "pytorch"
     assert layout.tensor_table is None and layout.tensors() == []
     assert any(w.startswith("archive/data.pkl could not be scanned") for w in layout.warnings)
+
+
+def _rezipped(data: bytes, method_of) -> bytes:
+    """The same members, written again by zipfile with the compression method_of(name)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info), compress_type=method_of(info.filename))
+    return out.getvalue()
+
+
+def test_rezipped_checkpoint_reads_deflated_storages_and_names_the_unreadable(tmp_path):
+    base = np.arange(12, dtype=np.float32)
+    data = write_torch_zip(tmp_path / "v.pt", {"t": TorchView(base, 0, (4, 3), (1, 4)), "b": np.ones(3, np.int8)})
+    deflated = _rezipped(data, lambda name: zipfile.ZIP_DEFLATED)
+    layout = read_layout(BytesSource(deflated), "v.pt")
+    assert_valid_layout(layout)
+    with zipfile.ZipFile(io.BytesIO(deflated)) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+    offsets = data_offsets(deflated)
+
+    def where(name):
+        return Deflated(offsets[name][0], infos[name].compress_size, infos[name].file_size)
+
+    assert layout.tensor_table == (
+        Segment("t", 0, 48, "tensor", "F32", (4, 3), (1, 4), where("archive/data/0")),
+        Segment("b", 0, 3, "tensor", "I8", (3,), None, where("archive/data/1")),
+    )
+    assert layout.warnings == () and layout.unread == ()
+    lzma = _rezipped(data, lambda name: zipfile.ZIP_LZMA if name.endswith("/1") else zipfile.ZIP_STORED)
+    layout = read_layout(BytesSource(lzma), "v.pt")
+    why = "storage archive/data/1 is compressed with zip method 14, which mvc does not read"
+    assert [t.name for t in layout.tensors()] == ["t"]
+    assert layout.unread == (("b", why),)
+    assert layout.warnings == (f"tensor b cannot be read: {why}",)

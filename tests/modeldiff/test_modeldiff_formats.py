@@ -10,7 +10,8 @@ import pytest
 from modelvc.errors import IntegrityError
 from modelvc.modeldiff import STATUSES, FileVersion, compare_models
 from tests.modeldiff.pairs import segment_chunks, version
-from tests.modelfiles import BytesSource, write_gguf, write_npy, write_npz, write_safetensors, write_torch_zip
+from tests.modelfiles import (BytesSource, TorchView, write_gguf, write_npy, write_npz, write_safetensors,
+                              write_torch_zip)
 
 
 def _tensors() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -41,10 +42,22 @@ def _build(file_format: str, tensors: dict[str, np.ndarray], path) -> bytes:
         return write_gguf(path, tensors)
     if file_format == "npz":
         return write_npz(path, tensors)
+    if file_format == "npz-compressed":
+        return write_npz(path, tensors, compressed=True)
+    if file_format == "pytorch-transposed":
+        return write_torch_zip(path, {"state_dict": {k: _transposed(v) for k, v in tensors.items()}})
     return write_torch_zip(path, {"state_dict": tensors})
 
 
-FORMATS = ["safetensors", "gguf", "npz", "pytorch"]
+def _transposed(array: np.ndarray):
+    """A 2-D array as the transposed view torch.save writes for `w.t()`: its storage holds
+    the array column by column, and the view's stride is (1, rows)."""
+    if array.ndim != 2:
+        return array
+    return TorchView(array.T.copy().reshape(-1), 0, array.shape, (1, array.shape[0]))
+
+
+FORMATS = ["safetensors", "gguf", "npz", "npz-compressed", "pytorch", "pytorch-transposed"]
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["bytes", "chunks"])
@@ -58,10 +71,10 @@ def test_known_differences_give_exact_statuses(tmp_path, file_format, chunked):
 
     diff = compare_models(old, new)
 
-    prefix = "state_dict." if file_format == "pytorch" else ""
+    prefix = "state_dict." if file_format.startswith("pytorch") else ""
     assert {t.name: t.status for t in diff.tensors} == {prefix + k: v for k, v in EXPECTED.items()}
     assert diff.counts == EXPECTED_COUNTS
-    assert diff.old_format == diff.new_format == file_format
+    assert diff.old_format == diff.new_format == file_format.split("-")[0]
     assert diff.notes == []
     by_name = {t.name.removeprefix(prefix): t for t in diff.tensors}
     assert (by_name["retyped"].old_dtype, by_name["retyped"].new_dtype) == ("F32", "F16")
@@ -71,8 +84,10 @@ def test_known_differences_give_exact_statuses(tmp_path, file_format, chunked):
     assert by_name["reshaped"].old_shape != by_name["reshaped"].new_shape
     assert by_name["fresh"].old_dtype is None and by_name["fresh"].new_bytes == 16
     assert by_name["gone"].new_shape is None and by_name["gone"].old_bytes == 20
-    way = "chunks" if chunked else "bytes"
-    assert {by_name[n].decided_by for n in ("keep_a", "keep_b", "tuned")} == {way}
+    way = "chunks" if chunked else "inflated" if file_format == "npz-compressed" else "bytes"
+    assert {by_name[n].decided_by for n in ("keep_a", "keep_b")} == {way}
+    # A changed deflated member has other chunk ids, which only say its compressed bytes differ.
+    assert by_name["tuned"].decided_by == ("inflated" if file_format == "npz-compressed" else way)
     assert by_name["tuned"].stats is None and by_name["tuned"].stats_note is None
     assert diff.has_changes
     # New file order first, then the removed tensors.
@@ -109,7 +124,7 @@ def test_identical_files_have_no_changes(tmp_path):
     old, _ = version(data)
     new, _ = version(bytes(data))
     diff = compare_models(old, new, stats=True)
-    assert diff.counts == {s: (6 if s == "unchanged" else 0) for s in STATUSES}
+    assert diff.counts == {s: (6 if s == "unchanged" else 0) for s in STATUSES if s != "uncompared"}
     assert not diff.has_changes
     assert diff.metadata == []
 

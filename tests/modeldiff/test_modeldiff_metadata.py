@@ -90,7 +90,7 @@ def test_describe_safetensors(tmp_path):
     assert source.reads == 0
     as_json = json.loads(json.dumps(summary.to_dict(), allow_nan=False))
     assert as_json["tensors"][0] == {"name": "w", "dtype": "F32", "shape": [2, 3], "bytes": 24,
-                                     "offset": header, "numel": 6}  # fmt: skip
+                                     "offset": header, "numel": 6, "stride": None, "deflated": False}  # fmt: skip
     assert as_json["tensor_count"] == 2
 
 
