@@ -127,6 +127,30 @@ class IdentityError(MvcError):
     exit_code = 15
 
 
+class MissingObjectError(IntegrityError):
+    """A manifest, tree, commit or tag that something refers to is not in the store."""
+
+
+class CorruptObjectError(IntegrityError):
+    """A stored object does not match its id, cannot be decoded, or contradicts what it lists."""
+
+
+class MissingChunkError(IntegrityError):
+    """A chunk (or the pack holding it, or a delta's base) is not in the store."""
+
+
+class CorruptChunkError(IntegrityError):
+    """A chunk's stored bytes, its pack record or its pack index do not match what they claim."""
+
+
+class CorruptRefError(IntegrityError):
+    """HEAD or a ref file holds something other than a ref or a commit id."""
+
+
+class CorruptIndexError(IntegrityError):
+    """The index (staging area) cannot be read, or an entry contradicts its stored manifest."""
+
+
 class NoSpaceError(MvcError):
     """The disk (or a quota) filled up while writing; what was being written is rolled back."""
 

@@ -106,3 +106,9 @@ def append_line(path: str | os.PathLike, line: str) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def is_atomic_temp(name: str) -> bool:
+    """Whether `name` is the kind atomic_writer gives its temporary files (`.NAME.<hex>.tmp`):
+    a rename not yet made, or a killed writer's leftover; never data."""
+    return name.startswith(".") and name.endswith(".tmp")

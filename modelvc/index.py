@@ -19,11 +19,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptIndexError
 from modelvc.fsutil import atomic_write, current_boot_id
+from modelvc.ids import is_full_id
 from modelvc.objects import MODE_EXEC, MODE_FILE
 
 INDEX_VERSION = 1
+REBUILD_HINT = ("rebuild it from the last commit with 'mvc checkout --force HEAD' "
+                "(staged changes are lost; working files are set back to that commit)")
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,11 @@ def mode_of(st: os.stat_result) -> int:
 
 
 class Index:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, load: bool = True) -> None:
         self.path = path
         self.entries: dict[str, IndexEntry] = {}
         self.mtime_ns = 0  # of the index file: entries modified at or after it are racy
-        if path.exists():
+        if load and path.exists():
             self._load()
 
     def _load(self) -> None:
@@ -80,9 +83,12 @@ class Index:
         try:
             data = json.loads(raw)
             self.entries = {e["path"]: IndexEntry(**e) for e in data["entries"]}
+            for entry in self.entries.values():
+                if not is_full_id(entry.file) or not isinstance(entry.size, int) or entry.size < 0:
+                    raise ValueError(f"entry {entry.path!r} has no valid content id and size")
         except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"the index file {self.path} is corrupt ({exc})",
-                                 hint="restore it with 'mvc checkout --force HEAD'") from exc
+            raise CorruptIndexError(f"the index file {self.path} is corrupt ({exc})",
+                                    hint=REBUILD_HINT) from exc
 
     def save(self) -> None:
         data = {"version": INDEX_VERSION, "written_ns": time.time_ns(),

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptObjectError
+from modelvc.ids import is_full_id
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
@@ -36,8 +37,11 @@ class Manifest:
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         chunks = tuple((str(c[0]), int(c[1])) for c in data["chunks"])
         manifest = cls(int(data["size"]), chunks)
+        if any(not is_full_id(chunk_id) or length <= 0 for chunk_id, length in chunks):
+            raise ValueError("a chunk entry is not a chunk id with a positive length")
         if sum(length for _, length in chunks) != manifest.size:
-            raise ValueError("chunk lengths do not add up to the file size")
+            raise ValueError(f"chunk lengths add up to {sum(length for _, length in chunks)} bytes, "
+                             f"not the file size {manifest.size}")
         return manifest
 
     def chunk_offsets(self) -> list[int]:
@@ -184,4 +188,4 @@ def decode(data: bytes, object_id: str) -> StoredObject:
         parsed = json.loads(data)
         return _TYPES[parsed["type"]].from_dict(parsed)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise IntegrityError(f"object {object_id[:10]} is not a valid modelvc object ({exc})") from exc
+        raise CorruptObjectError(f"object {object_id[:10]} is not a valid modelvc object ({exc})") from exc

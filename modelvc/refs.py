@@ -5,6 +5,10 @@ lock. Writers hold the repository lock and still compare-and-swap: a ref only mo
 the value the caller last saw, which turns a lost update or a logic bug into an error
 instead of silently dropped history. Every move is appended to a reflog, which gc and fsck
 treat as reachable so "where was this branch yesterday" always has an answer.
+
+The reflog line is appended (and fsynced) before the ref file is replaced, so a writer
+killed between the two leaves a line for a move that did not happen, never a moved ref
+without its line; `reflog` leaves out such a last line.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import IntegrityError, RefConflictError, RefError
+from .errors import CorruptRefError, RefConflictError, RefError
 from .fsutil import append_line, atomic_write, fsync_dir
 from .ids import is_full_id, short
 from .refname import check_ref_name, is_valid_ref_name
@@ -107,7 +111,7 @@ class Refs:
         return self._read_ref_file(refname)
 
     def branches(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
-        """Every branch; a corrupt one raises IntegrityError, or is passed to `on_corrupt`."""
+        """Every branch; a corrupt one raises CorruptRefError, or is passed to `on_corrupt`."""
         return self._list("refs/heads/", on_corrupt)
 
     def tags(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
@@ -118,13 +122,16 @@ class Refs:
         return None if self._parse_head() is not None else self._head_corrupt().message
 
     def reflog(self, refname: str = "HEAD") -> list[ReflogEntry]:
-        """Newest first. Torn or garbled lines (a crash mid-append) are skipped."""
+        """Newest first. Torn or garbled lines (a crash mid-append) are skipped, and so is a
+        last line whose move never happened (a writer killed before replacing the ref)."""
         if refname != "HEAD":
             _kind_of(refname)
         entries = [
             ReflogEntry(m[1], m[2], f"{m[3]} <{m[4]}>", int(m[5]), m[6], m[7])
             for m in self._parse_log(self._log_path(refname))
         ]
+        if entries and self._move_not_made(refname, entries[-1]):
+            entries.pop()
         entries.reverse()
         return entries
 
@@ -133,6 +140,8 @@ class Refs:
         ids: set[str] = set()
         for directory, _subdirs, files in os.walk(self._dir / "logs"):
             for file_name in files:
+                if file_name.startswith("."):
+                    continue  # a writer's temporary file, never a reflog
                 for match in self._parse_log(Path(directory) / file_name):
                     ids.add(match[1])
                     ids.add(match[2])
@@ -152,19 +161,19 @@ class Refs:
         self._check_expected(refname, expected, current)
         if current is None:
             self._check_no_path_conflict(prefix, what, name)
-        atomic_write(self._dir / refname, f"{new}\n".encode())
         self._log_ref_move(refname, current or ZERO_ID, new, message)
+        atomic_write(self._dir / refname, f"{new}\n".encode())
 
     def delete(self, refname: str, expected: str, message: str) -> None:
         """Remove a ref that still holds `expected`; its reflog is kept."""
         prefix, _what, _name = _kind_of(refname)
         current = self._read_ref_file(refname)
         self._check_expected(refname, expected, current)
+        self._log_ref_move(refname, expected, ZERO_ID, message)
         path = self._dir / refname
         path.unlink()
         fsync_dir(path.parent)
         self._remove_empty_parents(path, self._dir / prefix)
-        self._log_ref_move(refname, expected, ZERO_ID, message)
 
     def update_head(self, new: str, expected: str | None, message: str) -> None:
         """Move what HEAD points at: the current branch (created if unborn), or HEAD itself."""
@@ -174,22 +183,22 @@ class Refs:
             return
         _require_id(new)
         self._check_expected("HEAD", expected, head.commit)
-        atomic_write(self._dir / "HEAD", f"{new}\n".encode())
         self._append_log("HEAD", self._log_line(head.commit or ZERO_ID, new, message))
+        atomic_write(self._dir / "HEAD", f"{new}\n".encode())
 
     def set_head_branch(self, branch: str, message: str) -> None:
         """Make HEAD follow `branch` (which may be unborn), as checkout and init do."""
         check_ref_name(branch, "branch")
         old = self._head_commit_or_zero()
         new = self._read_ref_file(f"refs/heads/{branch}") or ZERO_ID
-        atomic_write(self._dir / "HEAD", f"{_SYMBOLIC_PREFIX}{branch}\n".encode())
         self._append_log("HEAD", self._log_line(old, new, message))
+        atomic_write(self._dir / "HEAD", f"{_SYMBOLIC_PREFIX}{branch}\n".encode())
 
     def set_head_detached(self, commit: str, message: str) -> None:
         _require_id(commit)
         old = self._head_commit_or_zero()
-        atomic_write(self._dir / "HEAD", f"{commit}\n".encode())
         self._append_log("HEAD", self._log_line(old, commit, message))
+        atomic_write(self._dir / "HEAD", f"{commit}\n".encode())
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -214,11 +223,19 @@ class Refs:
             return Head(None, line)
         return None
 
-    def _head_corrupt(self) -> IntegrityError:
-        return IntegrityError(
+    def _head_corrupt(self) -> CorruptRefError:
+        return CorruptRefError(
             f"{self._dir / 'HEAD'} is missing or corrupt",
             hint="it should hold 'ref: refs/heads/<branch>' or a commit id",
         )
+
+    def _move_not_made(self, refname: str, last: ReflogEntry) -> bool:
+        """Whether the ref still holds what `last` moved it from (and so not where it moved it)."""
+        try:
+            now = self._head_commit_or_zero() if refname == "HEAD" else self._read_ref_file(refname) or ZERO_ID
+        except CorruptRefError:  # the log is how a damaged ref is repaired: show all of it
+            return False
+        return last.new != now and last.old == now
 
     def _head_commit_or_zero(self) -> str:
         head = self._head_or_none()
@@ -230,7 +247,7 @@ class Refs:
             return None
         value = text.rstrip("\n")
         if not is_full_id(value):
-            raise IntegrityError(
+            raise CorruptRefError(
                 f"ref {refname} is corrupt: it holds {value[:80]!r} instead of a commit id",
                 hint="run 'mvc fsck', then point it at a good commit from 'mvc reflog'",
             )
@@ -247,7 +264,7 @@ class Refs:
                     continue  # a writer's temp file, or a stray file
                 try:
                     value = self._read_ref_file(prefix + name)
-                except IntegrityError as exc:
+                except CorruptRefError as exc:
                     if on_corrupt is None:
                         raise
                     on_corrupt(prefix + name, exc.message)

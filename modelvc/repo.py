@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import math
 import os
+import shlex
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelvc.errors import (AlreadyExistsError, ConfigError, FormatVersionError, NotARepositoryError,
+from modelvc.errors import (AlreadyExistsError, ConfigError, CorruptIndexError, CorruptObjectError,
+                            CorruptRefError, FormatVersionError, MissingObjectError, NotARepositoryError,
                             UnknownRevisionError, UsageError)
 from modelvc.fsutil import atomic_write
 from modelvc.objects import Commit, Manifest, Signature, Tag, Tree
 from modelvc.worktree import MVC_DIR
+
+if TYPE_CHECKING:
+    from modelvc.lock import RepoLock
 
 # 1: FastCDC over every file, zstd chunks. 2: model-aware chunking (tensor-aligned blocks)
 # and byte-plane compression of float chunks. Both are read and written; init makes 2.
@@ -145,17 +152,44 @@ class Repo:
     @property
     def index(self):
         if self._index is None:
-            from modelvc.index import Index
-
-            self._index = Index(self.mvc_dir / "index")
+            self._index = self._read_index()
         return self._index
 
-    def fresh_index(self):
-        """Re-read the index from disk (writers call this once they hold the lock)."""
+    def fresh_index(self, rebuild_if_corrupt: bool = False):
+        """Re-read the index from disk (writers call this once they hold the lock).
+
+        With rebuild_if_corrupt (a forced checkout, which rewrites every entry), an unreadable
+        index is started afresh instead of refused: that is how a corrupt index is repaired.
+        """
         from modelvc.index import Index
 
-        self._index = Index(self.mvc_dir / "index")
+        try:
+            self._index = self._read_index()
+        except CorruptIndexError:
+            if not rebuild_if_corrupt:
+                raise
+            self._index = Index(self.mvc_dir / "index", load=False)
         return self._index
+
+    def _read_index(self):
+        """The index. Before the first commit there is nothing to rebuild a corrupt one from
+        (checkout HEAD cannot work): then the repair the error suggests is removing it."""
+        from modelvc.index import Index
+
+        path = self.mvc_dir / "index"
+        try:
+            return Index(path)
+        except CorruptIndexError as exc:
+            if self._head_is_unborn():
+                exc.hint = (f"nothing is committed yet: remove it with 'rm {shlex.quote(str(path))}' "
+                            "and stage the files again (staged changes are lost)")
+            raise
+
+    def _head_is_unborn(self) -> bool:
+        try:
+            return self.refs.head().commit is None
+        except CorruptRefError:
+            return False
 
     @property
     def chunk_params(self):
@@ -202,10 +236,15 @@ class Repo:
         return ConfigError(f"the repository config {self.mvc_dir / 'config'} is damaged: {problem}",
                            hint="repair it by hand (docs/format.md describes every key), or restore it from a backup")
 
-    def lock(self):
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[RepoLock]:
+        """Hold the writer lock for a block; first clear what killed writers left (leftovers.py)."""
+        from modelvc.leftovers import remove_leftovers
         from modelvc.lock import RepoLock
 
-        return RepoLock(self.mvc_dir / "lock", lock_timeout())
+        with RepoLock(self.mvc_dir / "lock", lock_timeout()) as held:
+            remove_leftovers(self.mvc_dir)
+            yield held
 
     # -- identity -------------------------------------------------------------------------
     def identity(self, required: bool = True) -> tuple[str, str]:
@@ -241,11 +280,10 @@ class Repo:
         return list(self.commit(commit_id).parents)
 
     def peel(self, object_id: str) -> str:
-        from modelvc.errors import IntegrityError
-
+        """The commit `object_id` names; a damaged object is an integrity error, not unknown."""
         try:
             obj = self.objects.get(object_id)
-        except IntegrityError:
+        except MissingObjectError:
             raise UnknownRevisionError(f"object {object_id[:10]} does not exist") from None
         if isinstance(obj, Tag):
             return self.peel(obj.object)
@@ -254,13 +292,19 @@ class Repo:
         return object_id
 
     def commits_with_prefix(self, prefix: str) -> list[str]:
-        found = []
+        """Commits whose id starts with `prefix`. When none does but a damaged object would,
+        that damage is the answer (it may well be the commit the user means)."""
+        found, damaged = [], []
         for object_id in self.objects.ids_with_prefix(prefix):
             try:
                 if isinstance(self.objects.get(object_id), Commit):
                     found.append(object_id)
-            except Exception:  # noqa: BLE001 - a corrupt candidate is not a match; fsck reports it
+            except MissingObjectError:  # removed by gc since listed
                 continue
+            except CorruptObjectError as exc:
+                damaged.append(exc)
+        if damaged and not found:
+            raise damaged[0]
         return found
 
     def resolve(self, rev: str) -> str:
@@ -275,7 +319,10 @@ class Repo:
         return self.objects.get_typed(tree_id, Tree)
 
     def manifest(self, file_id: str) -> Manifest:
-        return self.objects.get_typed(file_id, Manifest)
+        """A file version's manifest, checked against the stored chunks' lengths."""
+        manifest = self.objects.get_typed(file_id, Manifest)
+        self.chunks.check_lengths(file_id, manifest)
+        return manifest
 
     def tree_of(self, commit_id: str | None) -> Tree:
         if commit_id is None:

@@ -24,11 +24,17 @@ class CheckoutResult:
 
 
 def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_PROGRESS) -> CheckoutResult:
-    """Switch to a branch (HEAD follows it) or any other revision (detached HEAD)."""
+    """Switch to a branch (HEAD follows it) or any other revision (detached HEAD).
+
+    `checkout --force HEAD` stays on the current branch, as in git, and rebuilds an index
+    that cannot be read: it is the repair the corrupt-index error suggests.
+    """
     with repo.lock():
-        repo.fresh_index()
+        repo.fresh_index(rebuild_if_corrupt=force)
         target = repo.resolve(rev)
         head = repo.refs.head()
+        if rev in ("HEAD", "@") and head.branch is not None:
+            rev = head.branch
         is_branch = rev in repo.refs.branches()
         move = move_tree(repo, repo.tree_of(head.commit), repo.tree_of(target), force, progress)
         source = head.branch or (short(head.commit) if head.commit else "unborn")

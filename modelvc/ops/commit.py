@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass
 
-from modelvc.errors import NothingToCommitError, UsageError
+from modelvc.errors import CorruptIndexError, NothingToCommitError, UsageError
 from modelvc.gitinfo import code_version
-from modelvc.objects import Commit
+from modelvc.ids import short
+from modelvc.objects import Commit, TreeEntry
 from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
 
@@ -42,6 +44,21 @@ class CommitResult:
     files_changed: int
 
 
+def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
+    """Refuse to commit an index entry whose content is missing or is not the size it says.
+
+    Entries unchanged since HEAD were checked when HEAD was made; a wrong size would give a
+    tree that checkout and status then disagree with.
+    """
+    for entry in entries:
+        manifest = repo.manifest(entry.file)
+        if manifest.size != entry.size:
+            raise CorruptIndexError(
+                f"the index lists {entry.path} as {entry.size} bytes, but its staged content "
+                f"{short(entry.file)} has {manifest.size}; nothing was committed",
+                hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
+
+
 def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict | None = None,
            meta: dict | None = None, allow_empty: bool = False) -> CommitResult:
     if not message.strip():
@@ -54,6 +71,7 @@ def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict |
         tree = tree_from_index(repo)
         old, new_map = repo.tree_of(head.commit).as_map(), tree.as_map()
         changed = sum(1 for path in set(old) | set(new_map) if old.get(path) != new_map.get(path))
+        check_staged(repo, [entry for path, entry in new_map.items() if old.get(path) != entry])
         if changed == 0 and not allow_empty:
             raise NothingToCommitError("nothing to commit: the index matches HEAD",
                                        hint="stage changes with 'mvc add', or use --allow-empty")

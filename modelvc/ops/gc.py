@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelvc.errors import IntegrityError
+from modelvc.leftovers import remove_leftovers
 from modelvc.ops.reach import walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
@@ -28,6 +29,7 @@ class GcResult:
     packs_removed: int = 0
     packs_rewritten: int = 0
     incomplete_removed: int = 0
+    leftovers_removed: int = 0  # temporary files of killed atomic writes
     chunks_removed: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
@@ -49,6 +51,7 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
     result = GcResult()
     with repo.lock():
         repo.fresh_index()
+        result.leftovers_removed = remove_leftovers(repo.mvc_dir, include_objects=True)
         result.bytes_before = store_size(repo)
         problems: list[str] = []
         reach = walk(repo, lambda kind, oid, detail: problems.append(detail), verify=False)
@@ -115,7 +118,7 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
     try:
         for pack, row in rows_to_copy:
             location = index.locate(row["id"].tobytes())
-            payload = store.reader.read_record(location)
+            payload = store.reader.read_record(location, row["id"].tobytes())
             if writer is None:
                 writer = PackWriter(packs_dir, store.pack_max_bytes)
             base = row["base"].tobytes()

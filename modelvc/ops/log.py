@@ -6,6 +6,7 @@ import heapq
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelvc.errors import IntegrityError, UnknownRevisionError
 from modelvc.objects import Commit
 from modelvc.ops.pathspec import under
 from modelvc.repo import Repo
@@ -28,7 +29,7 @@ def decorations(repo: Repo) -> dict[str, list[str]]:
     for tag, object_id in repo.refs.tags().items():
         try:
             names.setdefault(repo.peel(object_id), []).append(f"tag: {tag}")
-        except Exception:  # noqa: BLE001 - a broken tag is fsck's business, not log's
+        except (IntegrityError, UnknownRevisionError):  # a broken tag is fsck's business, not log's
             continue
     if head.branch is None and head.commit:
         names.setdefault(head.commit, []).insert(0, "HEAD")

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelvc import objects as objmod
-from modelvc.errors import IntegrityError
+from modelvc.errors import (CorruptObjectError, CorruptRefError, IntegrityError, MissingChunkError,
+                            MissingObjectError)
 from modelvc.repo import Repo
 
 ZERO = "0" * 64
@@ -27,6 +28,8 @@ class Reachable:
     chunk_files: dict[bytes, set[str]] = field(default_factory=dict)
     file_users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # (tree id | "index", path)
     tree_commits: dict[str, list[str]] = field(default_factory=dict)
+    # (tree id | "index", path, manifest id, size listed there, size of the manifest): verify only
+    wrong_sizes: list[tuple[str, str, str, int, int]] = field(default_factory=list)
 
     @property
     def object_ids(self) -> set[str]:
@@ -48,7 +51,7 @@ def roots(repo: Repo, report: Callable[[str, str, str], None]) -> list[tuple[str
     if head_problem is not None:
         corrupt_ref("HEAD", head_problem)
     else:
-        with contextlib.suppress(IntegrityError):  # its branch is corrupt: reported above
+        with contextlib.suppress(CorruptRefError):  # its branch is corrupt: reported above
             head = repo.refs.head()
             if head.commit:
                 found.append((head.commit, "HEAD"))
@@ -56,10 +59,16 @@ def roots(repo: Repo, report: Callable[[str, str, str], None]) -> list[tuple[str
     return found
 
 
+def problem_kind(error: IntegrityError) -> str:
+    """"missing" or "corrupt", told by the error's type."""
+    return "missing" if isinstance(error, (MissingObjectError, MissingChunkError)) else "corrupt"
+
+
 def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True) -> Reachable:
     """Walk everything reachable; report(kind, object id, detail) for missing or corrupt objects.
 
-    With verify, every object's bytes are re-read and hashed (bypassing the cache).
+    With verify, every object's bytes are re-read and hashed (bypassing the cache), and every
+    manifest is checked against the sizes the tree or index lists and the stored chunks' lengths.
     """
     reach = Reachable()
 
@@ -70,27 +79,35 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             else:
                 obj = repo.objects.get(object_id)
         except IntegrityError as exc:
-            kind = "missing" if "missing" in exc.message else "corrupt"
-            report(kind, object_id, f"{exc.message} (needed by {referrer})")
+            report(problem_kind(exc), object_id, f"{exc.message} (needed by {referrer})")
             return None
         if expected is not None and not isinstance(obj, expected):
             report("corrupt", object_id, f"expected a {expected.__name__.lower()} (needed by {referrer})")
             return None
         return obj
 
-    def add_file(file_id: str, tree_id: str, path: str) -> None:
+    manifest_sizes: dict[str, int] = {}
+
+    def add_file(file_id: str, tree_id: str, path: str, size: int) -> None:
         reach.file_users.setdefault(file_id, []).append((tree_id, path))
-        if file_id in reach.files:
-            return
-        reach.files.add(file_id)
-        where = "the index" if tree_id == "index" else f"commit {reach.tree_commits[tree_id][0][:10]}"
-        manifest = load(file_id, objmod.Manifest, f"{path} in {where}")
-        if manifest is None:
-            return
-        for chunk_hex, length in manifest.chunks:
-            chunk_id = bytes.fromhex(chunk_hex)
-            reach.chunks[chunk_id] = length
-            reach.chunk_files.setdefault(chunk_id, set()).add(file_id)
+        if file_id not in reach.files:
+            reach.files.add(file_id)
+            where = "the index" if tree_id == "index" else f"commit {reach.tree_commits[tree_id][0][:10]}"
+            manifest = load(file_id, objmod.Manifest, f"{path} in {where}")
+            if manifest is None:
+                return
+            manifest_sizes[file_id] = manifest.size
+            for chunk_hex, length in manifest.chunks:
+                chunk_id = bytes.fromhex(chunk_hex)
+                reach.chunks[chunk_id] = length
+                reach.chunk_files.setdefault(chunk_id, set()).add(file_id)
+            if verify:
+                try:
+                    repo.chunks.check_lengths(file_id, manifest)
+                except CorruptObjectError as exc:
+                    report("corrupt", file_id, exc.message)
+        if verify and file_id in manifest_sizes and manifest_sizes[file_id] != size:
+            reach.wrong_sizes.append((tree_id, path, file_id, size, manifest_sizes[file_id]))
 
     pending = []
     for object_id, origin in roots(repo, report):
@@ -111,12 +128,12 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
                 tree = load(obj.tree, objmod.Tree, f"commit {label}")
                 reach.trees.add(obj.tree)
                 for entry in tree.entries if tree else ():
-                    add_file(entry.file, obj.tree, entry.path)
+                    add_file(entry.file, obj.tree, entry.path, entry.size)
             pending.extend((parent, f"commit {label}") for parent in obj.parents)
         elif obj is not None:
             report("corrupt", object_id, f"{origin} points to a {type(obj).__name__.lower()}, not a commit")
     for entry in repo.index.entries.values():
-        add_file(entry.file, "index", entry.path)
+        add_file(entry.file, "index", entry.path, entry.size)
     return reach
 
 

@@ -45,8 +45,15 @@ class ChunkIndex:
         self.reload()
 
     def reload(self) -> None:
-        self.packs = pack_names(self.packs_dir)
-        self._rows = [read_idx_rows(self.packs_dir / f"{name}.idx") for name in self.packs]
+        self.packs: list[str] = []
+        self._rows: list[tuple[bytes, int]] = []
+        for name in pack_names(self.packs_dir):
+            try:
+                rows = read_idx_rows(self.packs_dir / f"{name}.idx")
+            except FileNotFoundError:  # removed by gc (in another process) since listed
+                continue
+            self.packs.append(name)
+            self._rows.append(rows)
         self._count = sum(count for _, count in self._rows)
         if self._count <= self.small_limit:
             self._find = self._dict_lookup()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptChunkError, CorruptObjectError, MissingChunkError
 from modelvc.ids import hash_bytes_raw
+from modelvc.objects import Manifest
 from modelvc.store.chunkindex import ChunkIndex
-from modelvc.store.packs import Location, PackReader, PackWriter
+from modelvc.store.packs import Location, PackReader, PackWriter, pack_names
 
 DEFAULT_PACK_BYTES = 256 << 20
 MAX_CHAIN_READ = 64  # far above any depth a writer makes; guards against a corrupt loop
@@ -33,15 +34,26 @@ class ChunkStore:
     def reload(self) -> None:
         self._index = None
 
+    def _index_after_packs_changed(self, stale: ChunkIndex) -> ChunkIndex | None:
+        """A fresh index when the packs on disk are no longer those `stale` was read from.
+
+        gc (in another process) replaces packs while readers hold no lock: a reader that
+        finds a pack gone reloads once and looks again, instead of reporting a chunk that
+        merely moved as missing. None when nothing changed: then the chunk is really missing.
+        """
+        with self._index_lock:
+            if self._index is not None and self._index is not stale:
+                return self._index  # another thread has reloaded already
+            if pack_names(self.packs_dir) == stale.packs:
+                return None
+            self._index = ChunkIndex(self.packs_dir)
+            return self._index
+
     def has(self, chunk_id: bytes) -> bool:
         return self.index.contains(chunk_id)
 
     def locate(self, chunk_id: bytes) -> Location:
-        location = self.index.locate(chunk_id)
-        if location is None:
-            raise IntegrityError(f"chunk {chunk_id.hex()[:10]} is missing from the store",
-                                 hint="run 'mvc fsck' to see which versions it breaks")
-        return location
+        return _locate(self.index, chunk_id)
 
     def read(self, chunk_id: bytes) -> bytes | memoryview:
         """A chunk's raw bytes, decoded and checked against its id.
@@ -49,32 +61,57 @@ class ChunkStore:
         A delta chunk is rebuilt from its chain of bases; only the final bytes are hashed,
         which checks every link of the chain at once.
         """
-        location = self.locate(chunk_id)
-        raw = self._decode(chunk_id, location, 0)
+        index = self.index
+        try:
+            return self._read(index, chunk_id)
+        except MissingChunkError:
+            fresh = self._index_after_packs_changed(index)
+            if fresh is None:
+                raise
+            return self._read(fresh, chunk_id)
+
+    def _read(self, index: ChunkIndex, chunk_id: bytes) -> bytes | memoryview:
+        location = _locate(index, chunk_id)
+        raw = self._decode(index, chunk_id, location, 0)
         if len(raw) != location.raw_len or hash_bytes_raw(raw) != chunk_id:
-            raise IntegrityError(
+            raise CorruptChunkError(
                 f"chunk {chunk_id.hex()[:10]} is corrupt: its bytes do not match its id "
                 f"(pack {location.pack}, offset {location.offset})",
                 hint="run 'mvc fsck' to see which versions it breaks")
         return raw
 
-    def _decode(self, chunk_id: bytes, location: Location, depth: int) -> bytes | memoryview:
+    def _decode(self, index: ChunkIndex, chunk_id: bytes, location: Location, depth: int) -> bytes | memoryview:
         from modelvc.store.codecs import CODEC_DELTA, decode_chunk
 
-        payload = self.reader.read_record(location)
+        payload = self.reader.read_record(location, chunk_id)
         if location.codec != CODEC_DELTA:
             return decode_chunk(location.codec, payload, location.raw_len)
         from modelvc.store.delta import decode_delta
 
         if location.base is None or depth >= MAX_CHAIN_READ:
-            raise IntegrityError(f"chunk {chunk_id.hex()[:10]} is a delta with a missing or looping chain of bases")
-        base_location = self.index.locate(location.base)
+            raise CorruptChunkError(f"chunk {chunk_id.hex()[:10]} is a delta with a missing or looping chain of bases")
+        base_location = index.locate(location.base)
         if base_location is None:
-            raise IntegrityError(
+            raise MissingChunkError(
                 f"chunk {location.base.hex()[:10]}, the base of delta chunk {chunk_id.hex()[:10]}, is missing",
                 hint="run 'mvc fsck' to see which versions it breaks")
-        base = self._decode(location.base, base_location, depth + 1)
+        base = self._decode(index, location.base, base_location, depth + 1)
         return decode_delta(payload, location.raw_len, base)
+
+    def check_lengths(self, file_id: str, manifest: Manifest) -> None:
+        """Refuse a manifest that gives a stored chunk another length than the chunk's own.
+
+        Written out, such a file would get the wrong size (its chunks land at wrong offsets).
+        A chunk the store lacks is left to the read that needs it.
+        """
+        index = self.index
+        for chunk_hex, length in manifest.chunks:
+            location = index.locate(bytes.fromhex(chunk_hex))
+            if location is not None and location.raw_len != length:
+                raise CorruptObjectError(
+                    f"object {file_id[:10]} is corrupt: it lists chunk {chunk_hex[:10]} as {length} bytes, "
+                    f"but the stored chunk has {location.raw_len}",
+                    hint="run 'mvc fsck' to see which versions it breaks")
 
     def chain_depth(self, chunk_id: bytes) -> int:
         """How many deltas must be applied to read this chunk (0 for a full chunk)."""
@@ -90,6 +127,14 @@ class ChunkStore:
 
     def close(self) -> None:
         self.reader.close()
+
+
+def _locate(index: ChunkIndex, chunk_id: bytes) -> Location:
+    location = index.locate(chunk_id)
+    if location is None:
+        raise MissingChunkError(f"chunk {chunk_id.hex()[:10]} is missing from the store",
+                                hint="run 'mvc fsck' to see which versions it breaks")
+    return location
 
 
 class ChunkWriter:

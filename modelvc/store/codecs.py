@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING
 
 import zstandard
 
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptChunkError
 
 if TYPE_CHECKING:  # numpy is imported where planes are coded: a plain zstd chunk needs none of it
     import numpy as np
@@ -238,8 +238,8 @@ def decode_chunk(codec: int, payload: bytes | memoryview, raw_length: int) -> by
     raise _corrupt(f"unknown codec id {codec}")
 
 
-def _corrupt(detail: str) -> IntegrityError:
-    return IntegrityError(f"corrupt chunk payload: {detail}")
+def _corrupt(detail: str) -> CorruptChunkError:
+    return CorruptChunkError(f"corrupt chunk payload: {detail}")
 
 
 def _decompress_exact(frame: bytes | memoryview, expected: int, what: str) -> bytes:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptChunkError
 from modelvc.store.codecs import UNSIGNED_OF_SIZE as _UNSIGNED
 from modelvc.store.codecs import decode_planes, encode_planes
 
@@ -74,7 +74,7 @@ def decode_delta(payload: bytes | memoryview, raw_length: int, base: bytes | mem
     import numpy as np
 
     if len(payload) < 1 or payload[0] not in _UNSIGNED:
-        raise IntegrityError("corrupt chunk payload: delta without a valid itemsize")
+        raise CorruptChunkError("corrupt chunk payload: delta without a valid itemsize")
     itemsize = payload[0]
     data = decode_planes(payload, raw_length)  # zigzagged differences, then the tail as it is
     count = raw_length // itemsize

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from modelvc import objects as objmod
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptObjectError, MissingObjectError
 from modelvc.fsutil import atomic_write
 from modelvc.ids import hash_bytes
 
@@ -57,7 +57,7 @@ class ObjectStore:
     def get_typed(self, object_id: str, kind: type[T]) -> T:
         obj = self.get(object_id)
         if not isinstance(obj, kind):
-            raise IntegrityError(
+            raise CorruptObjectError(
                 f"object {object_id[:10]} is a {type(obj).__name__.lower()}, expected a {kind.__name__.lower()}")
         return obj
 
@@ -68,14 +68,16 @@ class ObjectStore:
         try:
             stored = self.path_of(object_id).read_bytes()
         except FileNotFoundError:
-            raise IntegrityError(f"object {object_id[:10]} is missing from the store",
-                                 hint="run 'mvc fsck' to see what it breaks") from None
+            raise MissingObjectError(f"object {object_id[:10]} is missing from the store",
+                                     hint="run 'mvc fsck' to see what it breaks") from None
         try:
             data = zstandard.ZstdDecompressor().decompress(stored)
         except zstandard.ZstdError as exc:
-            raise IntegrityError(f"object {object_id[:10]} is corrupt ({exc})") from exc
+            raise CorruptObjectError(f"object {object_id[:10]} is corrupt ({exc})",
+                                     hint="run 'mvc fsck' to see what it breaks") from exc
         if hash_bytes(data) != object_id:
-            raise IntegrityError(f"object {object_id[:10]} is corrupt: its content does not match its id")
+            raise CorruptObjectError(f"object {object_id[:10]} is corrupt: its content does not match its id",
+                                     hint="run 'mvc fsck' to see what it breaks")
         return data
 
     def ids_with_prefix(self, prefix: str) -> list[str]:

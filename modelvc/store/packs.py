@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptChunkError, MissingChunkError
 from modelvc.fsutil import atomic_write, fsync_dir, naming
 from modelvc.ids import hash_bytes_raw
 
@@ -107,11 +107,11 @@ def read_idx_rows(path: Path) -> tuple[bytes, int]:
     """
     data = path.read_bytes()
     if len(data) < IDX_HEADER_SIZE + 32 or data[:8] != IDX_MAGIC:
-        raise IntegrityError(f"pack index {path.name} is corrupt (bad header)")
+        raise CorruptChunkError(f"pack index {path.name} is corrupt (bad header)")
     (count,) = struct.unpack_from("<Q", data, 8)
     body_end = IDX_HEADER_SIZE + count * IDX_ROW.size
     if body_end + 32 != len(data) or hash_bytes_raw(data[:body_end]) != data[body_end:]:
-        raise IntegrityError(f"pack index {path.name} is corrupt (checksum mismatch)")
+        raise CorruptChunkError(f"pack index {path.name} is corrupt (checksum mismatch)")
     return data, count
 
 
@@ -216,6 +216,16 @@ class PackWriter:
         self.tmp_path.unlink(missing_ok=True)
 
 
+def header_mismatch(header: tuple, location: Location, chunk_id: bytes | None = None) -> str | None:
+    """The first field of an unpacked RECORD_HEADER that disagrees with the index row, or None."""
+    magic, codec, _, raw_len, payload_len, record_id, base = header
+    expected = (("magic", magic, RECORD_MAGIC), ("codec", codec, location.codec),
+                ("raw length", raw_len, location.raw_len), ("payload length", payload_len, location.payload_len),
+                ("base id", base, location.base or NO_BASE),
+                ("chunk id", record_id, record_id if chunk_id is None else chunk_id))
+    return next((name for name, found, wanted in expected if found != wanted), None)
+
+
 class PackReader:
     """Positional reads from packs, safe from several threads (os.pread, cached descriptors)."""
 
@@ -231,23 +241,25 @@ class PackReader:
                 try:
                     fd = os.open(self.packs_dir / f"{pack}.pack", os.O_RDONLY)
                 except FileNotFoundError:
-                    raise IntegrityError(f"pack {pack} is missing") from None
+                    raise MissingChunkError(f"pack {pack} is missing") from None
                 self._fds[pack] = fd
             return fd
 
-    def read_record(self, location: Location) -> memoryview:
-        """The payload of a record, after checking its header matches the index.
+    def read_record(self, location: Location, chunk_id: bytes | None = None) -> memoryview:
+        """The payload of a record, after checking its header matches the index row
+        (and holds `chunk_id`, when given).
 
         A view into the one buffer read (header and payload), so the payload is not copied.
         """
         fd = self._fd(location.pack)
         data = os.pread(fd, RECORD_HEADER.size + location.payload_len, location.offset)
         if len(data) != RECORD_HEADER.size + location.payload_len:
-            raise IntegrityError(f"pack {location.pack} is truncated at offset {location.offset}")
-        magic, codec, _, raw_len, payload_len, _, _ = RECORD_HEADER.unpack_from(data)
-        if (magic != RECORD_MAGIC or codec != location.codec or raw_len != location.raw_len
-                or payload_len != location.payload_len):
-            raise IntegrityError(f"pack {location.pack} has a corrupt record header at offset {location.offset}")
+            raise CorruptChunkError(f"pack {location.pack} is truncated at offset {location.offset}")
+        header = RECORD_HEADER.unpack_from(data)
+        wrong = header_mismatch(header, location, chunk_id)
+        if wrong:
+            raise CorruptChunkError(f"pack {location.pack} has a corrupt record header at offset "
+                                    f"{location.offset} ({wrong} differs from its index)")
         return memoryview(data)[RECORD_HEADER.size:]
 
     def close(self) -> None:
@@ -266,7 +278,7 @@ def scan_pack(path: Path) -> list[tuple[bytes, int, int, int, int, bytes]]:
     size = path.stat().st_size
     with open(path, "rb") as handle:
         if handle.read(len(PACK_MAGIC)) != PACK_MAGIC:
-            raise IntegrityError(f"{path.name} is not a modelvc pack")
+            raise CorruptChunkError(f"{path.name} is not a modelvc pack")
         offset = len(PACK_MAGIC)
         while offset < size:
             header = handle.read(RECORD_HEADER.size)

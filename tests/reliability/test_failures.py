@@ -136,10 +136,12 @@ def test_tag_on_a_full_disk_exits_11_and_leaves_no_ref(disk_repo):
     mvc, work, disk = disk_repo
     filler = fill(disk)
     result = mvc("tag", "v2", ok=False)
-    expect(result, 11, f"error: no space left on device while writing {work / '.mvc' / 'refs' / 'tags' / 'v2'}\n"
-                       + NO_SPACE_HINT)
+    # the reflog line is written before the ref moves
+    log = work / ".mvc" / "logs" / "refs" / "tags" / "v2"
+    expect(result, 11, f"error: no space left on device while writing {log}\n" + NO_SPACE_HINT)
     assert leftovers(work) == []
     assert not (work / ".mvc" / "refs" / "tags" / "v2").exists()
+    assert not log.exists() or log.read_bytes() == b""
     filler.unlink()
     assert mvc("tag").stdout.split()[0] == "v1"
     committed(mvc, work, {"v1": {"model.bin": random_bytes(200_000, seed=1)}})
