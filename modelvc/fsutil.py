@@ -101,9 +101,17 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
-        with naming(path):
-            os.write(fd, line.encode("utf-8") + b"\n")
-            os.fsync(fd)
+        size = os.fstat(fd).st_size
+        try:
+            with naming(path):
+                rest = memoryview(line.encode("utf-8") + b"\n")
+                while rest:  # a nearly full disk takes part of it, then refuses the rest
+                    rest = rest[os.write(fd, rest):]
+                os.fsync(fd)
+        except OSError:  # a full disk: take back a part-written line, or the next append joins it
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
     finally:
         os.close(fd)
 

@@ -163,6 +163,22 @@ def test_checkout_on_a_full_disk_exits_11_and_keeps_the_working_file_whole(disk_
                           "main": {"model.bin": random_bytes(300_000, seed=2)}})
 
 
+def test_a_reflog_append_cut_short_by_a_full_disk_is_taken_back(small_disk):
+    """A nearly full disk takes the start of a line and refuses the rest: the start would
+    otherwise join the next line appended and lose both."""
+    from modelvc.errors import NoSpaceError, from_os_error
+    from modelvc.fsutil import append_line
+
+    log = small_disk / "log"
+    log.write_bytes(b"x" * 4090 + b"\n")  # 5 bytes left in its last page
+    fill(small_disk)
+    with pytest.raises(OSError) as caught:
+        append_line(log, "a line longer than the five bytes left")
+    assert isinstance(from_os_error(caught.value), NoSpaceError)
+    assert str(caught.value.filename) == str(log)
+    assert log.read_bytes() == b"x" * 4090 + b"\n"
+
+
 def test_gc_still_runs_on_a_full_disk(disk_repo):
     """The lock is taken without recording its holder when even that page is missing."""
     mvc, work, disk = disk_repo
