@@ -38,6 +38,17 @@ def _count(value: str) -> int:
     return number
 
 
+def _expiry(value: str) -> str:
+    from modelvc.errors import UsageError
+    from modelvc.expiry import parse_expiry
+
+    try:
+        parse_expiry(value)
+    except UsageError as exc:
+        raise ValueError(exc.hint) from None
+    return value
+
+
 @dataclass(frozen=True)
 class Key:
     parse: Callable[[str], Any]
@@ -52,8 +63,8 @@ KEYS: dict[str, Key] = {
     "user.email": Key(_text, None, "author email of commits and tags (else git's user.email)"),
     "core.gitignore": Key(_boolean, True,
                           "in a git work tree, add what 'mvc add' stores to .gitignore (true/false)"),
-    "gc.reflogExpire": Key(_text, "90.days", "age after which reachable reflog entries expire"),
-    "gc.reflogExpireUnreachable": Key(_text, "30.days",
+    "gc.reflogExpire": Key(_expiry, "90.days", "age after which reachable reflog entries expire"),
+    "gc.reflogExpireUnreachable": Key(_expiry, "30.days",
                                       "age after which reflog entries of unreachable commits expire"),
     "pack_max_bytes": Key(_count, 256 << 20, "size at which a pack file is closed and a new one started"),
     "delta_max_depth": Key(_count, 2, "how many deltas reading a block may have to apply (0: none)"),

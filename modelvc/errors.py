@@ -95,7 +95,7 @@ EXIT_CODES: dict[int, str] = {
     7: "integrity error: stored data is corrupt or missing",
     8: "repository format version not supported by this modelvc",
     9: "nothing to commit",
-    10: "invalid ref name, or ref already exists",
+    10: "invalid ref name, ref already exists, or branch not fully merged (branch -d)",
     11: "no space left on device (or disk quota exceeded) while writing",
     12: "permission denied, or a read-only file system",
     14: "configuration error: a damaged .mvc/config, an unreadable config file or .mvcignore, "
@@ -149,6 +149,18 @@ class CorruptRefError(IntegrityError):
 
 class CorruptIndexError(IntegrityError):
     """The index (staging area) cannot be read, or an entry contradicts its stored manifest."""
+
+
+class NotFullyMergedError(RefError):
+    """`branch -d` of a branch whose commits nothing else reaches: they would only live in reflogs."""
+
+
+class UnsafePathError(IntegrityError):
+    """A path read from the store or the index that could reach outside the working tree."""
+
+
+class SymlinkInWayError(LocalChangesError):
+    """A symbolic link (or a file) stands where the working tree needs a directory."""
 
 
 class NoSpaceError(MvcError):

@@ -16,6 +16,8 @@ from modelvc.ids import is_full_id
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
+MODE_LINK = 0o120000  # a symbolic link: its manifest holds the target string, never followed
+MODES = (MODE_FILE, MODE_EXEC, MODE_LINK)
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:
@@ -63,6 +65,10 @@ class TreeEntry:
     def executable(self) -> bool:
         return self.mode == MODE_EXEC
 
+    @property
+    def is_link(self) -> bool:
+        return self.mode == MODE_LINK
+
 
 @dataclass(frozen=True)
 class Tree:
@@ -77,8 +83,12 @@ class Tree:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Tree:
-        return cls(tuple(TreeEntry(e["path"], e["file"], int(e["size"]), int(e["mode"], 8))
+        tree = cls(tuple(TreeEntry(e["path"], e["file"], int(e["size"]), int(e["mode"], 8))
                          for e in data["entries"]))
+        unknown = sorted({f"{e.mode:o}" for e in tree.entries if e.mode not in MODES})
+        if unknown:
+            raise ValueError(f"unknown file mode {', '.join(unknown)}")
+        return tree
 
     def as_map(self) -> dict[str, TreeEntry]:
         return {e.path: e for e in self.entries}

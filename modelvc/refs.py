@@ -200,6 +200,56 @@ class Refs:
         self._append_log("HEAD", self._log_line(old, commit, message))
         atomic_write(self._dir / "HEAD", f"{commit}\n".encode())
 
+    def rename_branch(self, old: str, new: str, message: str) -> str:
+        """Move branch `old` to the new name with its reflog (and HEAD, when it follows it).
+
+        The new ref is written first and the old one removed last, so a crash part-way
+        leaves both names rather than neither.
+        """
+        old_ref, new_ref = f"refs/heads/{old}", f"refs/heads/{new}"
+        _prefix, _what, _name = _kind_of(new_ref)
+        commit = self._read_ref_file(old_ref)
+        if commit is None:
+            raise RefError(f"no branch named '{old}'")
+        if self._read_ref_file(new_ref) is not None:
+            raise RefError(f"a branch named '{new}' already exists")
+        self._check_no_path_conflict("refs/heads/", "branch", new)
+        atomic_write(self._dir / new_ref, f"{commit}\n".encode())
+        old_log, new_log = self._log_path(old_ref), self._log_path(new_ref)
+        self._move_stale_logs_aside(new_log)
+        if old_log.is_file():
+            new_log.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(old_log, new_log)
+            fsync_dir(new_log.parent)
+            self._remove_empty_parents(old_log, self._dir / "logs" / "refs" / "heads")
+        self._append_log(new_ref, self._log_line(commit, commit, message))
+        if self.head().branch == old:
+            atomic_write(self._dir / "HEAD", f"{_SYMBOLIC_PREFIX}{new}\n".encode())
+            self._append_log("HEAD", self._log_line(commit, commit, message))
+        (self._dir / old_ref).unlink()
+        fsync_dir((self._dir / old_ref).parent)
+        self._remove_empty_parents(self._dir / old_ref, self._dir / "refs" / "heads")
+        return commit
+
+    def reflog_names(self) -> list[str]:
+        """The ref name of every reflog file: HEAD, live and deleted refs, and the attic."""
+        logs = self._dir / "logs"
+        names = []
+        for directory, _subdirs, files in os.walk(logs):
+            for file_name in files:
+                names.append((Path(directory) / file_name).relative_to(logs).as_posix())
+        return sorted(names)
+
+    def reflog_file(self, name: str) -> list[ReflogEntry]:
+        """Entries of the reflog file logs/<name>, oldest first (any file, attic included)."""
+        return [ReflogEntry(m[1], m[2], f"{m[3]} <{m[4]}>", int(m[5]), m[6], m[7])
+                for m in self._parse_log(self._dir / "logs" / name)]
+
+    def rewrite_reflog(self, name: str, entries: list[ReflogEntry]) -> None:
+        """Replace the reflog file logs/<name> with `entries` (oldest first), atomically."""
+        text = "".join(f"{e.old} {e.new} {e.who} {e.time} {e.tz}\t{e.message}\n" for e in entries)
+        atomic_write(self._dir / "logs" / name, text.encode("utf-8"))
+
     # ---- internals ---------------------------------------------------------------------
 
     def _head_or_none(self) -> Head | None:

@@ -68,6 +68,7 @@ class Repo:
         self._chunks = None
         self._refs = None
         self._index = None
+        self._checked_trees: set[str] = set()
 
     # -- creating and finding -------------------------------------------------------------
     @classmethod
@@ -316,7 +317,14 @@ class Repo:
         return self.objects.get_typed(commit_id, Commit)
 
     def tree(self, tree_id: str) -> Tree:
-        return self.objects.get_typed(tree_id, Tree)
+        """A tree whose paths are all safe to join to the working tree (else UnsafePathError)."""
+        tree = self.objects.get_typed(tree_id, Tree)
+        if tree_id not in self._checked_trees:
+            from modelvc.safepath import check_paths
+
+            check_paths((e.path for e in tree.entries), f"tree {tree_id[:10]}", git_ok=True)
+            self._checked_trees.add(tree_id)
+        return tree
 
     def manifest(self, file_id: str) -> Manifest:
         """A file version's manifest, checked against the stored chunks' lengths."""

@@ -15,6 +15,7 @@ from .refname import is_valid_ref_name
 from .refs import Refs
 
 _NAVIGATION = re.compile(r"(?:[~^]\d*)*")
+_REFLOG_SELECTOR = re.compile(r"^(.*)@\{(\d+)\}$")
 _STEP = re.compile(r"([~^])(\d*)")
 _MAX_LISTED = 5
 _UNKNOWN_HINT = "list commits with 'mvc log', names with 'mvc branch' and 'mvc tag'"
@@ -66,6 +67,9 @@ def resolve(rev: str, refs: Refs, graph: CommitGraph) -> str:
 
 
 def _resolve_base(rev: str, base: str, refs: Refs, graph: CommitGraph) -> str:
+    selector = _REFLOG_SELECTOR.match(base)
+    if selector:
+        return _from_reflog(selector[1], int(selector[2]), refs, graph)
     if base in ("HEAD", "@"):
         head = refs.head()
         if head.commit is None:
@@ -91,6 +95,30 @@ def _resolve_base(rev: str, base: str, refs: Refs, graph: CommitGraph) -> str:
         if len(matches) > 1:
             raise _ambiguous(base, matches)
     raise _unknown(rev)
+
+
+def _from_reflog(name: str, number: int, refs: Refs, graph: CommitGraph) -> str:
+    """NAME@{n}: where NAME pointed n moves ago (HEAD@{n}, main@{n}; '@{n}' is the current branch)."""
+    if not name:
+        name = refs.head().branch or "HEAD"
+    if name == "HEAD" or name.startswith("refs/"):
+        refname = name
+    elif is_valid_ref_name(name):
+        refname = f"refs/heads/{name}"
+        if not refs.reflog(refname) and refs.reflog(f"refs/tags/{name}"):
+            refname = f"refs/tags/{name}"
+    else:
+        raise _unknown(f"{name}@{{{number}}}")
+    entries = refs.reflog(refname)
+    if number >= len(entries):
+        if not entries:
+            raise UnknownRevisionError(f"no reflog for '{name}'", hint="see 'mvc reflog'")
+        raise UnknownRevisionError(f"log for '{name}' only has {len(entries)} entries",
+                                   hint=f"see 'mvc reflog {name}'")
+    value = entries[number].new
+    if set(value) == {"0"}:
+        raise UnknownRevisionError(f"'{name}@{{{number}}}' is where '{name}' was deleted: it names no commit")
+    return graph.peel(value)
 
 
 def _first_parent_ancestor(rev: str, commit: str, generations: int, graph: CommitGraph) -> str:

@@ -346,7 +346,7 @@ def test_without_a_boot_id_checkout_fsyncs_each_file(mvc, work, boot, monkeypatc
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
     mvc("checkout", "HEAD", "--", "a.bin")
-    assert any(".a.bin.mvc-tmp-" in path for path in synced)
+    assert any("/.mvc-tmp-" in path for path in synced)
     assert "unsynced_boot" not in _index_entry(work)
 
 

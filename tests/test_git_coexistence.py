@@ -151,8 +151,9 @@ def test_checkout_never_writes_a_dot_git_path_a_tree_holds(mvc, work):
                 TreeEntry("m.bin", repo.objects.put(manifest), manifest.size)))
     commit = Commit(repo.objects.put(bad), (repo.head_commit(),), repo.signature_now(), "bad")
     commit_id = repo.objects.put(commit)
-    mvc("checkout", commit_id)
+    mvc("checkout", commit_id)  # an older mvc versioned .git/: its commits stay readable
     assert not (work / ".git").exists()
+    assert (work / "m.bin").read_bytes() == b"m"
 
 
 def test_without_git_on_path_nothing_fails_and_commits_encode_as_before(code_repo, tmp_path, monkeypatch,

@@ -140,7 +140,7 @@ def expect_error(rev, refs, graph=None):
 
 @pytest.mark.parametrize(
     "rev",
-    ["nope", "nope~1", "HEAD~x", "~1", "^", "main@{1}", "../config", "abc", "9999", "HEAD:x", ""],
+    ["nope", "nope~1", "HEAD~x", "~1", "^", "main@{x}", "../config", "abc", "9999", "HEAD:x", ""],
 )
 def test_unknown_revisions(repo, rev):
     error = expect_error(rev, repo)
@@ -214,3 +214,22 @@ def test_split_rev_path_needs_a_revision():
     with pytest.raises(UnknownRevisionError) as caught:
         split_rev_path(":model.safetensors")
     assert str(caught.value) == "missing revision before ':' in ':model.safetensors'"
+
+
+def test_reflog_selectors_name_where_a_ref_was(refs):
+    graph = FakeGraph()
+    refs.update("refs/heads/main", ROOT, None, "commit (initial)")
+    refs.update("refs/heads/main", SECOND, ROOT, "commit")
+    refs.update("refs/heads/side", SIDE, None, "branch")
+    refs.set_head_branch("side", "checkout: moving from main to side")
+    assert resolve("main@{0}", refs, graph) == SECOND
+    assert resolve("main@{1}", refs, graph) == ROOT
+    assert resolve("HEAD@{0}", refs, graph) == SIDE  # the checkout
+    assert resolve("HEAD@{1}", refs, graph) == SECOND
+    assert resolve("HEAD@{2}", refs, graph) == ROOT
+    assert resolve("@{0}", refs, graph) == SIDE  # the current branch's reflog
+    assert resolve("main@{0}~1", refs, graph) == ROOT
+    error = expect_error("main@{2}", refs, graph)
+    assert (str(error), error.exit_code) == ("log for 'main' only has 2 entries", 4)
+    error = expect_error("ghost@{0}", refs, graph)
+    assert str(error) == "no reflog for 'ghost'"

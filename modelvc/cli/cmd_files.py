@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from modelvc.cli.cmd_completion import complete_paths
 from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
 
 
@@ -48,15 +49,17 @@ def echo_gitignore(update) -> None:
 
 
 @click.command("add")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, shell_complete=complete_paths)
 @click.option("-f", "--force", is_flag=True, help="Add paths that .mvcignore ignores, too.")
 @click.option("--gitignore/--no-gitignore", "gitignore", default=None,
               help="In a git work tree, add what is stored to .gitignore (default: config core.gitignore, true).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--dereference", is_flag=True,
+              help="Store what symbolic links point to as regular files, not the links themselves.")
 @quiet_option
 @click.pass_context
 def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitignore: bool | None,
-                as_json: bool, quiet: bool) -> None:
+                as_json: bool, dereference: bool, quiet: bool) -> None:
     """Stage files for the next commit (files, directories, or glob patterns).
 
     Directories are walked recursively, skipping paths matched by .mvcignore (naming an
@@ -64,12 +67,14 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitigno
     unstaged. Chunks are stored now, deduplicated against everything already in the store.
     In a git work tree, a directory's files that git tracks are left to git, a file named
     here that git tracks is stored with a warning, and what is stored is added to .gitignore.
+    A symbolic link is stored as a link (its target, never followed) unless --dereference.
     """
     from modelvc.ops.add import add
 
     repo = open_repo(ctx)
     with progress_bar(quiet) as bar:
-        result = add(repo, list(paths), cwd_of(ctx), bar, force=force, gitignore=gitignore)
+        result = add(repo, list(paths), cwd_of(ctx), bar, force=force, gitignore=gitignore,
+                     dereference=dereference)
     if as_json:
         emit_json({"staged": result.staged, "removed": result.removed, "unchanged": result.unchanged,
                    "bytes_read": result.bytes_read, "new_chunks": result.new_chunks,
@@ -100,17 +105,28 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitigno
 
 
 @click.command("rm")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, shell_complete=complete_paths)
 @click.option("--cached", is_flag=True, help="Only stop tracking; keep the working files.")
-@click.option("-f", "--force", is_flag=True, help="Delete files even if they have unstaged changes.")
+@click.option("-f", "--force", is_flag=True, help="Remove even content that no commit holds.")
 @click.pass_context
 def rm_command(ctx: click.Context, paths: tuple[str, ...], cached: bool, force: bool) -> None:
-    """Stop tracking files (and delete them from the working tree unless --cached)."""
+    """Stop tracking files (and delete them from the working tree unless --cached).
+
+    As git's rm, refuses (exit 5, nothing removed) a file with changes staged in the index, with
+    local modifications, or (even with --cached) with staged content in neither the file nor HEAD.
+    """
     from modelvc.ops.add import rm
 
     result = rm(open_repo(ctx), list(paths), cached, force, cwd_of(ctx))
     for path in result.removed:
         click.echo(f"rm '{path}'")
+
+
+def change_json(kind: str, path: str, renamed_from: dict[str, str]) -> dict:
+    row = {"status": kind, "path": path}
+    if path in renamed_from:
+        row["old_path"] = renamed_from[path]
+    return row
 
 
 @click.command("status")
@@ -139,9 +155,13 @@ def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bo
 
 
 def render_status(result, short: bool, as_json: bool) -> None:
+
+    def shown(path: str) -> str:
+        return f"{result.renamed_from[path]} -> {path}" if path in result.renamed_from else path
+
     if as_json:
         emit_json({"branch": result.branch, "head": result.head,
-                   "staged": [{"status": k, "path": p} for k, p in result.staged],
+                   "staged": [change_json(k, p, result.renamed_from) for k, p in result.staged],
                    "unstaged": [{"status": k, "path": p} for k, p in result.unstaged],
                    "untracked": result.untracked, "skipped": result.skipped, "clean": result.clean})
         return
@@ -152,7 +172,7 @@ def render_status(result, short: bool, as_json: bool) -> None:
         for kind, path in result.unstaged:
             codes.setdefault(path, [" ", " "])[1] = kind[0].upper()
         for path in sorted(codes):
-            click.echo(f"{''.join(codes[path])} {path}")
+            click.echo(f"{''.join(codes[path])} {shown(path)}")
         for path in result.untracked:
             click.echo(f"?? {path}")
         return
@@ -160,20 +180,66 @@ def render_status(result, short: bool, as_json: bool) -> None:
                f"HEAD detached at {result.head[:10] if result.head else '?'}")
     if result.head is None:
         click.echo("\nNo commits yet")
-    labels = {"added": "new file:", "modified": "modified:", "deleted": "deleted:"}
+    labels = {"added": "new file:", "modified": "modified:", "deleted": "deleted:", "renamed": "renamed:"}
     sections = [("Changes to be committed:", result.staged, "green"),
                 ("Changes not staged for commit:", result.unstaged, "red")]
     for title, rows, colour in sections:
         if rows:
             click.echo(f"\n{title}")
             for kind, path in rows:
-                click.secho(f"\t{labels[kind]:<12}{path}", fg=colour)
+                click.secho(f"\t{labels[kind]:<12}{shown(path) if rows is result.staged else path}", fg=colour)
     if result.untracked:
         click.echo("\nUntracked files:")
         for path in result.untracked:
             click.secho(f"\t{path}", fg="red")
     if result.clean:
         click.echo("nothing to commit, working tree clean")
+
+
+@click.command("mv")
+@click.argument("sources", nargs=-1, required=True, shell_complete=complete_paths)
+@click.argument("destination", shell_complete=complete_paths)
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing destination.")
+@click.pass_context
+def mv_command(ctx: click.Context, sources: tuple[str, ...], destination: str, force: bool) -> None:
+    """Move or rename tracked files or directories, in the working tree and the index.
+
+    Nothing is re-read or stored: the index keeps each file's id. status and diff show the
+    move as a rename (R old -> new). Refuses (exit 5) to overwrite an existing destination
+    unless -f; a source that is not tracked exits 4.
+    """
+    from modelvc.ops.mv import mv
+
+    result = mv(open_repo(ctx), list(sources), destination, force, cwd_of(ctx))
+    for old, new in result.moved:
+        click.echo(f"rename '{old}' -> '{new}'")
+
+
+@click.command("restore")
+@click.argument("paths", nargs=-1, required=True, shell_complete=complete_paths)
+@click.option("-S", "--staged", is_flag=True, help="Set the index back to HEAD (unstage); the working files stay.")
+@click.option("-W", "--worktree", is_flag=True,
+              help="Set the working files back to the index (the default without --staged).")
+@quiet_option
+@click.pass_context
+def restore_command(ctx: click.Context, paths: tuple[str, ...], staged: bool, worktree: bool, quiet: bool) -> None:
+    """Undo staging or local edits of PATHs, as git's restore.
+
+    \b
+    mvc restore PATH            the working file becomes what the index holds (edits are lost)
+    mvc restore --staged PATH   the index entry becomes HEAD's: 'mvc add' undone, file untouched
+    mvc restore -S -W PATH      both: the file and the index back to HEAD
+    """
+    from modelvc.ops.restore import restore
+
+    with progress_bar(quiet) as bar:
+        result = restore(open_repo(ctx), list(paths), staged, worktree or not staged, cwd_of(ctx), bar)
+    if quiet:
+        return
+    for path in result.unstaged:
+        click.echo(f"unstaged '{path}'")
+    for path in result.written:
+        click.echo(f"restored '{path}'")
 
 
 def warn_skipped(names: list[str]) -> None:

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from modelvc.cli.cmd_completion import complete_revs, complete_revs_and_paths
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, format_value,
                                 human_size, iso_time, open_repo, progress_bar)
 
@@ -31,7 +32,10 @@ def pairs_text(values: dict) -> str:
 
 
 @click.command("commit")
-@click.option("-m", "--message", required=True, help="The commit message.")
+@click.option("-m", "--message", "messages", multiple=True,
+              help="The commit message; several -m are paragraphs, joined by a blank line.")
+@click.option("-F", "--file", "message_file", type=click.File("r", encoding="utf-8"),
+              help="Read the commit message from FILE ('-': standard input).")
 @click.option("--metric", "metrics", multiple=True, metavar="KEY=NUMBER", help="A metric (a number); repeatable.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter; repeatable.")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Free metadata; repeatable.")
@@ -41,12 +45,18 @@ def pairs_text(values: dict) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the short id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new commit as JSON.")
 @click.pass_context
-def commit_command(ctx, message, metrics, params, meta, stage_all, allow_empty, quiet, as_json) -> None:
+def commit_command(ctx, messages, message_file, metrics, params, meta, stage_all, allow_empty, quiet,
+                   as_json) -> None:
     """Record the staged files as a new version, with metrics, params and metadata.
 
-    Exits 9 when nothing is staged (unless --allow-empty), 2 for a metric that is not a number.
+    The message comes from -m (repeatable: one paragraph each) or -F FILE. Exits 9 when
+    nothing is staged (unless --allow-empty), 2 for a metric that is not a number.
     """
-    from modelvc.ops.commit import commit, parse_pairs
+    from modelvc.ops.commit import commit, message_from, parse_pairs
+
+    if messages and message_file is not None:
+        raise click.UsageError("option -m cannot be combined with -F")
+    message = message_from(list(messages), message_file.read() if message_file is not None else None)
 
     metric_values = parse_pairs(list(metrics), "--metric", numeric=True)
     param_values = parse_pairs(list(params), "--param")
@@ -71,27 +81,32 @@ def commit_command(ctx, message, metrics, params, meta, stage_all, allow_empty, 
 
 
 @click.command("log", cls=PathsAfterDashDash)
-@click.argument("rev", required=False)
+@click.argument("revs", nargs=-1, shell_complete=complete_revs)
 @click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N commits.")
+@click.option("--all", "all_refs", is_flag=True, help="Start from every branch, tag and HEAD.")
 @click.option("--oneline", is_flag=True, help="One line per commit.")
 @click.option("--metric", "metric_names", multiple=True, metavar="NAME", help="Show this metric per commit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the commits as JSON.")
 @click.pass_context
-def log_command(ctx, rev, limit, oneline, metric_names, as_json) -> None:
+def log_command(ctx, revs, limit, all_refs, oneline, metric_names, as_json) -> None:
     """Show the history from REV (default HEAD), newest first.
 
-    'mvc log [REV] -- PATH...' shows only commits that changed those paths.
+    \b
+    mvc log A..B         commits B reaches that A does not ('A..' = A..HEAD, '..B' = HEAD..B)
+    mvc log ^A B         the same
+    mvc log --all        from every branch, tag and HEAD
+    mvc log -- PATH...   only commits that changed those paths
     """
     from modelvc.ops.log import log
 
     repo = open_repo(ctx)
-    if repo.head_commit() is None and rev is None:
+    if repo.head_commit() is None and not revs and not all_refs:
         if as_json:
             emit_json([])
         else:
             click.echo("no commits yet", err=True)
         return
-    entries = log(repo, rev, limit, ctx.meta.get("paths"), cwd_of(ctx))
+    entries = log(repo, list(revs), limit, ctx.meta.get("paths"), cwd_of(ctx), all_refs)
     if as_json:
         emit_json([commit_json(e.id, e.commit, e.names) for e in entries])
         return
@@ -126,21 +141,33 @@ def log_command(ctx, rev, limit, oneline, metric_names, as_json) -> None:
 
 
 @click.command("show")
-@click.argument("rev", default="HEAD")
+@click.argument("rev", default="HEAD", shell_complete=complete_revs_and_paths)
+@click.option("--raw", is_flag=True, help="With REV:PATH, write the file's stored bytes to stdout (as 'mvc cat').")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
-def show_command(ctx, rev, as_json) -> None:
+def show_command(ctx, rev, raw, as_json) -> None:
     """Show a commit (message, metrics, params, metadata, files with sizes), or a file.
 
     'mvc show REV:PATH' lists a model file's tensors (name, dtype, shape, bytes) and its
     header metadata, read from the stored header alone; other files show size and chunks.
+    'mvc show REV:PATH --raw' writes its bytes instead. 'mvc show PATH' (a file in the
+    working tree) lists the tensors of that file as it is on disk.
     """
     from modelvc.ops.show import show_commit
     from modelvc.revparse import split_rev_path
 
     commit_rev, path = split_rev_path(rev)
+    if raw:
+        if path is None:
+            raise click.UsageError("--raw needs REV:PATH")
+        write_raw(ctx, commit_rev, path, None)
+        return
     if path is not None:
         render_file(open_repo(ctx), commit_rev, path, as_json)
+        return
+    working = working_path(ctx, rev)
+    if working is not None:
+        render_working_file(ctx, working, as_json)
         return
     result = show_commit(open_repo(ctx), rev)
     c = result.commit
@@ -169,16 +196,81 @@ def show_command(ctx, rev, as_json) -> None:
         click.echo(f"  {f.status:<9} {human_size(f.size) if f.status != 'deleted' else '':>10}  {f.path}")
 
 
+def working_path(ctx, rev: str):
+    """The working-tree file `rev` names when it names no revision; both at once is ambiguous."""
+    from pathlib import Path
+
+    from modelvc.errors import UnknownRevisionError, UsageError
+
+    candidate = cwd_of(ctx) / rev
+    if not candidate.is_file():
+        return None
+    repo = open_repo(ctx)
+    try:
+        repo.resolve(rev)
+    except UnknownRevisionError:
+        return Path(candidate)
+    raise UsageError(f"ambiguous argument '{rev}': both revision and filename",
+                     hint=f"write HEAD:{rev} for the stored file, or ./{rev} for the working one")
+
+
+def render_working_file(ctx, path, as_json: bool) -> None:
+    from modelvc.ops.show import show_working_file
+
+    render_file_result(show_working_file(open_repo(ctx).root, path), as_json)
+
+
+def write_raw(ctx, rev: str, path: str, output: str | None) -> None:
+    import sys
+
+    from modelvc.ops.show import write_stored_file
+
+    repo = open_repo(ctx)
+    if output is None:
+        write_stored_file(repo, rev, path, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    from modelvc.fsutil import atomic_writer
+
+    with atomic_writer(cwd_of(ctx) / output, 0o644) as handle:
+        write_stored_file(repo, rev, path, handle)
+
+
+@click.command("cat")
+@click.argument("spec", metavar="REV:PATH", shell_complete=complete_revs)
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE (replaced atomically) instead of stdout.")
+@click.pass_context
+def cat_command(ctx, spec, output) -> None:
+    """Write the bytes of PATH as stored in REV to stdout or FILE, every chunk verified.
+
+    PATH is from the repository root. The working tree and the index are neither read nor
+    written, so this is safe in scripts and hooks. Exit 4 for an unknown REV or PATH, 7 when
+    stored data is corrupt (nothing is written to FILE then).
+    """
+    from modelvc.revparse import split_rev_path
+
+    rev, path = split_rev_path(spec)
+    if not path:
+        raise click.UsageError(f"expected REV:PATH, got '{spec}' (e.g. HEAD:model.safetensors)")
+    write_raw(ctx, rev, path, output)
+
+
 def render_file(repo, rev: str, path: str, as_json: bool) -> None:
     from modelvc.ops.show import show_file
 
-    result = show_file(repo, rev, path)
+    render_file_result(show_file(repo, rev, path), as_json)
+
+
+def render_file_result(result, as_json: bool) -> None:
     if as_json:
         emit_json({"commit": result.commit, "path": result.path, "size": result.size,
                    "mode": f"{result.mode:o}", "chunks": result.chunks,
                    "model": result.model.to_dict() if result.model else None})
         return
-    click.echo(f"{result.path} at {result.commit[:10]}: {human_size(result.size)}, {result.chunks} chunk(s)")
+    if result.commit is None:
+        click.echo(f"{result.path} (working tree): {human_size(result.size)}")
+    else:
+        click.echo(f"{result.path} at {result.commit[:10]}: {human_size(result.size)}, {result.chunks} chunk(s)")
     summary = result.model
     if summary is None:
         return
@@ -201,7 +293,8 @@ def render_file(repo, rev: str, path: str, as_json: bool) -> None:
 def diff_json(result, show_all: bool) -> dict:
     return {"old": {"label": result.old_label, "commit": result.old_commit},
             "new": {"label": result.new_label, "commit": result.new_commit},
-            "files": [{"path": f.path, "status": f.status, "old_size": f.old_size, "new_size": f.new_size,
+            "files": [{"path": f.path, "old_path": f.old_path, "status": f.status, "old_size": f.old_size,
+                       "new_size": f.new_size,
                        "shared_bytes": f.shared_bytes,
                        "old_mode": f"{f.old_mode:o}" if f.old_mode else None,
                        "new_mode": f"{f.new_mode:o}" if f.new_mode else None,
@@ -220,7 +313,7 @@ def model_json(model, show_all: bool) -> dict | None:
 
 
 @click.command("diff", cls=PathsAfterDashDash)
-@click.argument("revs", nargs=-1)
+@click.argument("revs", nargs=-1, shell_complete=complete_revs_and_paths)
 @click.option("--stat", is_flag=True, help="Only a summary line per file and the totals.")
 @click.option("--stats", "tensor_stats", is_flag=True,
               help="For each changed tensor: max |Δ|, mean |Δ|, relative L2 change, fraction of elements changed.")
@@ -291,8 +384,11 @@ def render_model(model, show_all: bool) -> None:
 
 
 def render_diff(result, stat: bool, show_all: bool = False) -> None:
-    colours = {"added": "green", "removed": "red", "modified": "yellow", "mode": "cyan"}
+    colours = {"added": "green", "removed": "red", "modified": "yellow", "mode": "cyan", "renamed": "cyan"}
     for f in result.files:
+        if f.status == "renamed":
+            click.secho(f"renamed   {f.old_path} -> {f.path}  {human_size(f.new_size)}", fg=colours[f.status])
+            continue
         sizes = (human_size(f.new_size) if f.status == "added" else human_size(f.old_size)
                  if f.status == "removed" else f"{human_size(f.old_size)} -> {human_size(f.new_size)}")
         line = f"{f.status:<9} {f.path}  {sizes}"

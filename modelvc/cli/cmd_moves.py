@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from modelvc.cli.cmd_completion import complete_branches, complete_revs, complete_revs_and_paths
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, open_repo,
                                 progress_bar, quiet_option)
 
@@ -24,7 +25,7 @@ def move_json(move) -> dict:
 
 
 @click.command("checkout", cls=PathsAfterDashDash)
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, shell_complete=complete_revs_and_paths)
 @click.option("-b", "new_branch", metavar="NEW", help="Create branch NEW at START (default HEAD) and switch to it.")
 @click.option("-f", "--force", is_flag=True, help="Discard local changes that would be overwritten.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -38,6 +39,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
     mvc checkout REV             detached HEAD at a tag, id, HEAD~N, REV^ ...
     mvc checkout -b NEW [START]  create a branch and switch to it
     mvc checkout REV -- PATH...  restore files from REV (HEAD stays)
+    mvc checkout -- PATH...      restore files from the index (local edits are lost)
 
     Refuses (exit 5, naming the files) to overwrite uncommitted changes unless --force.
     Untracked files are left alone.
@@ -52,9 +54,19 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
                 raise click.UsageError("checkout -b takes a new branch name and at most one START")
             result = checkout_new_branch(repo, new_branch, args[0] if args else None, force, bar)
             message = f"Switched to a new branch '{new_branch}'"
+        elif paths is not None and not args:
+            if not paths:
+                raise click.UsageError("checkout -- PATH... needs at least one path")
+            from modelvc.ops.restore import restore
+
+            restored = restore(repo, paths, cwd=cwd_of(ctx), progress=bar)
+            count = len(restored.written)
+            if not quiet and not as_json:
+                click.echo(f"Updated {count} path{'' if count == 1 else 's'} from the index")
+            elif as_json:
+                emit_json({"written": restored.written, "removed": restored.removed})
+            return
         elif paths is not None or len(args) > 1:
-            if not args:
-                raise click.UsageError("checkout needs a revision before '--'")
             rev, specs = args[0], (list(args[1:]) + (paths or []))
             if not specs:
                 raise click.UsageError("checkout REV -- PATH... needs at least one path")
@@ -78,7 +90,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
 
 
 @click.command("rollback")
-@click.argument("rev", required=False)
+@click.argument("rev", required=False, shell_complete=complete_revs)
 @click.option("--hard", is_flag=True, help="Move the branch back instead of adding a commit (the reflog keeps the old position).")
 @click.option("-f", "--force", is_flag=True, help="Discard local changes that would be overwritten.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -111,21 +123,41 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
 
 
 @click.command("branch")
-@click.argument("name", required=False)
-@click.argument("start", required=False)
-@click.option("-d", "--delete", "delete", is_flag=True, help="Delete branch NAME (its reflog is kept).")
+@click.argument("name", required=False, shell_complete=complete_branches)
+@click.argument("start", required=False, shell_complete=complete_revs)
+@click.option("-d", "--delete", "delete", is_flag=True,
+              help="Delete branch NAME if another branch, a tag or HEAD reaches its tip (its reflog is kept).")
+@click.option("-D", "force_delete", is_flag=True, help="Delete branch NAME even if nothing else reaches its tip.")
+@click.option("-m", "--move", "rename", is_flag=True,
+              help="Rename branch NAME to START ('-m NEW': the current branch), with its reflog.")
 @click.option("--json", "as_json", is_flag=True, help="Print branches as JSON.")
 @click.pass_context
-def branch_command(ctx, name, start, delete, as_json) -> None:
-    """List branches, create NAME at START (default HEAD), or delete one with -d."""
-    from modelvc.ops.names import create_branch, delete_branch, list_branches
+def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> None:
+    """List branches, create NAME at START (default HEAD), delete (-d, -D) or rename (-m) one.
+
+    \b
+    mvc branch -d NAME       refuses (exit 10) when no other branch, tag or HEAD reaches NAME
+    mvc branch -D NAME       deletes it anyway (its commits stay in the reflogs until they expire)
+    mvc branch -m OLD NEW    renames OLD, its reflog too; HEAD follows when OLD is current
+    """
+    from modelvc.ops.names import create_branch, delete_branch, list_branches, rename_branch
 
     repo = open_repo(ctx)
-    if delete:
+    if delete or force_delete:
         if name is None or start:
             raise click.UsageError("branch -d takes exactly one branch name")
-        info = delete_branch(repo, name)
+        info = delete_branch(repo, name, force=force_delete)
         click.echo(f"Deleted branch {name} (was {info.commit[:10]})")
+        return
+    if rename:
+        if not name:
+            raise click.UsageError("branch -m takes OLD NEW, or NEW to rename the current branch")
+        old, new = (name, start) if start else (None, name)
+        info = rename_branch(repo, old, new)
+        if as_json:
+            emit_json({"name": info.name, "commit": info.commit, "current": info.current})
+        else:
+            click.echo(f"Renamed branch {old} to {new}" if old else f"Renamed the current branch to {new}")
         return
     if name is not None:  # '' too: refused as an invalid name, not taken as "list"
         info = create_branch(repo, name, start)
@@ -145,7 +177,7 @@ def branch_command(ctx, name, start, delete, as_json) -> None:
 
 @click.command("tag")
 @click.argument("name", required=False)
-@click.argument("rev", required=False)
+@click.argument("rev", required=False, shell_complete=complete_revs)
 @click.option("-m", "--message", help="Make an annotated tag with this message.")
 @click.option("-d", "--delete", "delete", is_flag=True, help="Delete tag NAME.")
 @click.option("-f", "--force", is_flag=True, help="Move an existing tag.")
@@ -177,13 +209,32 @@ def tag_command(ctx, name, rev, message, delete, force, as_json) -> None:
         click.echo(f"{info.name:<20} {info.commit[:10]} {info.message or info.subject}")
 
 
-@click.command("reflog")
-@click.argument("ref", default="HEAD")
+class ReflogGroup(click.Group):
+    """'mvc reflog [REF]' shows, as 'git reflog' does; 'mvc reflog expire' prunes."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("reflog", cls=ReflogGroup)
+def reflog_command() -> None:
+    """Show where a ref has pointed ('mvc reflog [show] [REF]'), or expire old entries.
+
+    \b
+    mvc reflog [show] [REF] [-n N] [--json]
+    mvc reflog expire [--expire=TIME] [--expire-unreachable=TIME] (--all | REF...)
+    """
+
+
+@reflog_command.command("show")
+@click.argument("ref", default="HEAD", shell_complete=complete_branches)
 @click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print entries as JSON.")
 @click.pass_context
-def reflog_command(ctx, ref, limit, as_json) -> None:
-    """Show where REF (default HEAD; or a branch name) has pointed, newest first."""
+def reflog_show_command(ctx, ref, limit, as_json) -> None:
+    """Show where REF (default HEAD; or a branch name) has pointed, newest first: REF@{n}."""
     repo = open_repo(ctx)
     refname = ref if ref == "HEAD" or ref.startswith("refs/") else f"refs/heads/{ref}"
     entries = repo.refs.reflog(refname)[:limit] if limit is not None else repo.refs.reflog(refname)
@@ -193,3 +244,36 @@ def reflog_command(ctx, ref, limit, as_json) -> None:
         return
     for number, e in enumerate(entries):
         click.echo(f"{click.style(e.new[:10], fg='yellow')} {ref}@{{{number}}}: {e.message}")
+
+
+@reflog_command.command("expire")
+@click.argument("refs", nargs=-1, shell_complete=complete_branches)
+@click.option("--expire", metavar="TIME", help="Drop entries older than TIME (default gc.reflogExpire, 90 days).")
+@click.option("--expire-unreachable", metavar="TIME",
+              help="Drop entries older than TIME whose commit the ref no longer reaches "
+                   "(default gc.reflogExpireUnreachable, 30 days).")
+@click.option("--all", "all_refs", is_flag=True, help="Every reflog, deleted branches' included.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was pruned as JSON.")
+@click.pass_context
+def reflog_expire_command(ctx, refs, expire, expire_unreachable, all_refs, as_json) -> None:
+    """Drop old reflog entries, so that gc can delete what only they kept alive.
+
+    TIME is 'now' (everything), 'never', '30 days', '2.weeks.ago' or a date. Dropping entries
+    loses the 'mvc reflog' record of where refs were; the commits themselves go at the next
+    'mvc gc' unless a branch or tag reaches them.
+    """
+    from modelvc.expiry import parse_expiry
+    from modelvc.ops.expire import expire_reflogs
+
+    if bool(refs) == all_refs:
+        raise click.UsageError("reflog expire takes REF... or --all")
+    for value in (expire, expire_unreachable):
+        if value is not None:
+            parse_expiry(value)
+    result = expire_reflogs(open_repo(ctx), None if all_refs else list(refs), expire, expire_unreachable)
+    if as_json:
+        emit_json({"pruned": result.pruned, "kept": result.kept})
+        return
+    for name, count in result.pruned.items():
+        click.echo(f"{name}: pruned {count} entr{'y' if count == 1 else 'ies'}")
+    click.echo(f"pruned {result.total_pruned} reflog entries, kept {result.kept}")

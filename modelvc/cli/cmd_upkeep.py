@@ -47,25 +47,48 @@ def fsck_command(ctx, read_data, as_json) -> None:
 
 
 @click.command("gc")
-@click.option("--grace", type=click.FloatRange(min=0), default=3600, show_default=True,
-              help="Keep unreachable data younger than this many seconds (0: prune everything unreachable).")
+@click.option("--prune", metavar="TIME",
+              help="Delete unreachable data older than TIME: 'now', 'never', '2 weeks', a date (default: an hour).")
+@click.option("--grace", type=click.FloatRange(min=0), default=None,
+              help="Keep unreachable data younger than this many seconds (default 3600; 0 is --prune=now).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def gc_command(ctx, grace, as_json) -> None:
-    """Delete unreachable objects and rewrite packs that are mostly unreachable chunks."""
-    from modelvc.ops.gc import gc
+def gc_command(ctx, prune, grace, as_json) -> None:
+    """Expire old reflog entries, delete unreachable objects, rewrite packs that are mostly dead.
 
+    Reflog entries expire as in git: after gc.reflogExpire (90 days), or gc.reflogExpireUnreachable
+    (30 days) for commits the ref no longer reaches. To get the space of a mistaken commit back
+    today: 'mvc reflog expire --expire=now --all' then 'mvc gc --prune=now'.
+    """
+    import time
+
+    from modelvc.expiry import parse_expiry
+    from modelvc.ops.gc import GRACE_SECONDS, gc
+
+    if prune is not None and grace is not None:
+        raise click.UsageError("give --prune or --grace, not both")
+    if prune is not None:
+        now = time.time()
+        grace = max(0.0, now - parse_expiry(prune, now))
     with progress_bar() as bar:
-        result = gc(open_repo(ctx), grace, bar)
+        result = gc(open_repo(ctx), GRACE_SECONDS if grace is None else grace, bar)
     if as_json:
-        emit_json({"objects_removed": result.objects_removed, "packs_removed": result.packs_removed,
+        emit_json({"reflog_entries_expired": result.reflog_entries_expired,
+                   "objects_removed": result.objects_removed, "packs_removed": result.packs_removed,
                    "packs_rewritten": result.packs_rewritten, "incomplete_removed": result.incomplete_removed,
                    "chunks_removed": result.chunks_removed, "bytes_before": result.bytes_before,
-                   "bytes_after": result.bytes_after, "bytes_freed": result.bytes_freed})
+                   "bytes_after": result.bytes_after, "bytes_freed": result.bytes_freed,
+                   "stale_temps_removed": result.stale_temps_removed})
         return
-    click.echo(f"removed {result.objects_removed} objects, {result.chunks_removed} chunks, "
+    click.echo(f"expired {result.reflog_entries_expired} reflog entries; "
+               f"removed {result.objects_removed} objects, {result.chunks_removed} chunks, "
                f"{result.incomplete_removed} incomplete packs; rewrote {result.packs_rewritten} packs; "
                f"freed {human_size(result.bytes_freed)}")
+
+
+def share_text(share: dict) -> str:
+    return (f"{share['commits']} commit(s), {share['chunks']} chunks ({human_size(share['chunk_bytes'])}, "
+            f"stored as {human_size(share['stored_bytes'])})")
 
 
 @click.command("stats")
@@ -89,6 +112,8 @@ def stats_command(ctx, as_json) -> None:
             ("stored / tracked", f"{result.ratio:.3f}"),
             ("chunks by codec", ", ".join(f"{k}: {v}" for k, v in result.codecs.items()) or "-"),
             ("delta blocks", f"{result.delta_chunks} ({human_size(result.delta_raw_bytes)} stored as "
-                             f"{human_size(result.delta_stored_bytes)}, about {human_size(result.delta_saved_bytes)} saved)")]
+                             f"{human_size(result.delta_stored_bytes)}, about {human_size(result.delta_saved_bytes)} saved)"),
+            ("reached by refs", share_text(result.refs)),
+            ("held only by reflogs", share_text(result.reflogs_only))]
     for label, value in rows:
         click.echo(f"{label:<24} {value}")

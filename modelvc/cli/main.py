@@ -19,6 +19,7 @@ COMMANDS = {
     "commit": "history", "log": "history", "show": "history", "diff": "history",
     "checkout": "moves", "rollback": "moves", "branch": "moves", "tag": "moves", "reflog": "moves",
     "fsck": "upkeep", "gc": "upkeep", "stats": "upkeep",
+    "mv": "files", "restore": "files", "cat": "history", "completion": "completion",
     "config": "config", "check-models-in-git": "githooks",
 }
 

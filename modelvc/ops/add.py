@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelvc.errors import UsageError
 from modelvc.index import mode_of, stat_entry
 from modelvc.ops.gitside import GitignoreUpdate
 from modelvc.ops.pathspec import expand, expand_specs
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.store.filedata import PreviousVersion
-from modelvc.worktree import is_utf8_name, printable_name, stat_path
+from modelvc.worktree import directories_unchanged, is_utf8_name, printable_name, stat_path
 
 
 @dataclass
@@ -32,11 +34,13 @@ class AddResult:
 
 
 def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS,
-        force: bool = False, gitignore: bool | None = None) -> AddResult:
+        force: bool = False, gitignore: bool | None = None, dereference: bool = False) -> AddResult:
     """Stage what the user's paths match (files, directories, globs).
 
     `force` takes paths .mvcignore ignores. In a git work tree, what is stored is added to
-    .gitignore unless `gitignore` is False (None: the core.gitignore setting)."""
+    .gitignore unless `gitignore` is False (None: the core.gitignore setting). A symbolic link
+    is staged as a link (its target string), unless `dereference`: then the bytes it points to
+    are staged as a regular file, and stay so for later adds and commit -a."""
     from modelvc.config import effective
     from modelvc.ops.gitside import ignore_stored, split_for_git
 
@@ -46,7 +50,7 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
         index = repo.fresh_index()
         found = expand_specs(repo.root, specs, cwd or Path.cwd(), index.entries, force=force)
         split = split_for_git(repo.root, found.paths, found.named, set(index.entries))
-        result = _stage(repo, split.store, progress)
+        result = _stage(repo, split.store, progress, dereference)
         result.left_to_git, result.versioned_twice = split.left_to_git, split.versioned_twice
     if gitignore:
         stored = [p for p in split.store if p in repo.index.entries]
@@ -60,32 +64,43 @@ def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:
         return _stage(repo, sorted(repo.fresh_index().entries), progress)
 
 
-def _stage(repo: Repo, paths: list[str], progress: Progress) -> AddResult:
+def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool = False) -> AddResult:
     """Store and stage `paths`; the caller holds the lock and has just re-read the index."""
+    from modelvc.ops.links import link_manifest, working_link_target
     from modelvc.store.filedata import ingest_file
 
     result = AddResult()
     index = repo.index
     work: list[tuple[str, os.stat_result]] = []
-    for path in paths:
-        if not is_utf8_name(path):
-            result.skipped.append(printable_name(path))
-            continue
-        st = stat_path(repo.root, path)
-        entry = index.entries.get(path)
-        if st is None:
-            if entry is not None:
-                del index.entries[path]
-                result.removed.append(path)
-        elif entry is not None and index.is_unchanged(entry, st):
-            result.unchanged += 1
-        else:
-            work.append((path, st))
+    followed: set[str] = set()
+    with directories_unchanged():
+        for path in paths:
+            if not is_utf8_name(path):
+                result.skipped.append(printable_name(path))
+                continue
+            entry = index.entries.get(path)
+            follow = dereference or (entry is not None and entry.dereference)
+            st = stat_path(repo.root, path, follow)
+            if follow and _is_link(repo, path):
+                if st is None:
+                    raise UsageError(f"cannot dereference '{path}': its target is not a regular file")
+                followed.add(path)
+            if st is None:
+                if entry is not None:
+                    del index.entries[path]
+                    result.removed.append(path)
+            elif entry is not None and index.is_unchanged(entry, st):
+                result.unchanged += 1
+            else:
+                work.append((path, st))
     progress.start("Adding", sum(st.st_size for _, st in work))
     staged: list[tuple[str, os.stat_result, object]] = []
     head_entries = repo.tree_of(repo.head_commit()).as_map()
     with repo.chunks.writer() as writer:
         for path, st in work:
+            if stat.S_ISLNK(st.st_mode):
+                staged.append((path, st, link_manifest(working_link_target(repo.root, path), writer)))
+                continue
             previous = previous_version(repo, index.entries.get(path) or head_entries.get(path))
             ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance,
                                    previous, repo.delta_max_depth)
@@ -101,13 +116,21 @@ def _stage(repo: Repo, paths: list[str], progress: Progress) -> AddResult:
     for path, st, manifest in staged:
         file_id = repo.objects.put(manifest)
         previous = index.entries.get(path)
-        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, previous)
+        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, previous,
+                                         dereference=path in followed)
         if previous is None or previous.file != file_id or previous.mode != mode_of(st):
             result.staged.append(path)
         else:
             result.unchanged += 1
     index.save()
     return result
+
+
+def _is_link(repo: Repo, path: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(repo.root / path).st_mode)
+    except OSError:
+        return False
 
 
 def previous_version(repo: Repo, entry) -> PreviousVersion | None:
@@ -133,28 +156,66 @@ class RmResult:
 
 
 def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Path | None = None) -> RmResult:
-    """Stop tracking paths; without --cached also delete the working files (if unmodified)."""
-    from modelvc.errors import LocalChangesError
-    from modelvc.ops.workstate import working_file
+    """Stop tracking paths; without --cached also delete the working files.
+
+    As git's rm: nothing is done when it would lose content no commit holds (see refuse_rm).
+    """
+    from modelvc.ops.materialize import refuse_links_in_the_way
+    from modelvc.safefs import TreeDirs
 
     cwd = cwd or Path.cwd()
     result = RmResult()
     with repo.lock():
         index = repo.fresh_index()
         paths = expand(repo.root, specs, cwd, index.entries, include_worktree=False)
-        if not cached and not force:
-            modified = [p for p in paths
-                        if (w := working_file(repo, p, index.entries[p])).file is not None
-                        and w.file != index.entries[p].file]
-            if modified:
-                raise LocalChangesError(
-                    "these files have changes that are not staged; removing them would lose them: "
-                    + ", ".join(modified), modified, hint="use --cached to keep the files, or --force")
-        for path in paths:
-            del index.entries[path]
-            result.removed.append(path)
-            if not cached and stat_path(repo.root, path) is not None:
-                (repo.root / path).unlink()
-                result.deleted_files.append(path)
+        if not force:
+            refuse_rm(repo, paths, cached)
+        if not cached:
+            refuse_links_in_the_way(repo, paths)
+        with TreeDirs(repo.root) as dirs:
+            for path in paths:
+                del index.entries[path]
+                result.removed.append(path)
+                if not cached and stat_path(repo.root, path) is not None and dirs.unlink(path):
+                    result.deleted_files.append(path)
         index.save()
     return result
+
+
+_RM_PROBLEMS = (  # (what, hint), in git's words and order
+    ("staged content different from both the file and the HEAD", "use -f to force removal"),
+    ("changes staged in the index", "use --cached to keep the file, or -f to force removal"),
+    ("local modifications", "use --cached to keep the file, or -f to force removal"),
+)
+
+
+def refuse_rm(repo: Repo, paths: list[str], cached: bool) -> None:
+    """Raise LocalChangesError (git's message) if removing `paths` would lose uncommitted content.
+
+    A staged version that differs from HEAD lives only in the index; a modified working file
+    only on disk. --cached keeps the working file, so it is refused only when the index holds
+    a version that is in neither HEAD nor the working file.
+    """
+    from modelvc.errors import LocalChangesError
+    from modelvc.ops.workstate import same_content, working_file
+
+    head = repo.tree_of(repo.head_commit()).as_map()
+    found: dict[int, list[str]] = {}
+    for path in paths:
+        entry = repo.index.entries[path]
+        now = working_file(repo, path, entry)
+        staged = not same_content(head.get(path), entry)
+        local = now.file is not None and not same_content(entry, now)
+        if staged and local:
+            found.setdefault(0, []).append(path)
+        elif not cached and staged:
+            found.setdefault(1, []).append(path)
+        elif not cached and local:
+            found.setdefault(2, []).append(path)
+    if found:
+        kind = min(found)
+        listed = found[kind]
+        what, hint = _RM_PROBLEMS[kind]
+        noun = "file has" if len(listed) == 1 else "files have"
+        raise LocalChangesError(f"the following {noun} {what}:\n" + "\n".join(f"    {p}" for p in listed),
+                                listed, hint=hint)

@@ -35,6 +35,22 @@ def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
     return pairs
 
 
+def message_from(paragraphs: list[str], file_text: str | None = None) -> str:
+    """The message of `-m A -m B` (paragraphs joined by a blank line) or of `-F FILE`, cleaned
+    up as git does: trailing spaces, leading and trailing blank lines and runs of blank lines go."""
+    if file_text is None and not paragraphs:
+        raise UsageError("no commit message", hint="give one with -m MESSAGE or -F FILE")
+    text = file_text if file_text is not None else "\n\n".join(paragraphs)
+    lines = [line.rstrip() for line in text.splitlines()]
+    cleaned: list[str] = []
+    for line in lines:
+        if line or (cleaned and cleaned[-1]):
+            cleaned.append(line)
+    while cleaned and not cleaned[-1]:
+        cleaned.pop()
+    return "\n".join(cleaned)
+
+
 @dataclass(frozen=True)
 class CommitResult:
     id: str
@@ -66,7 +82,7 @@ def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict |
     author = repo.signature_now()
     code = code_version(repo.root)
     with repo.lock():
-        refuse_undecodable_names(repo.fresh_index().entries)
+        repo.fresh_index()
         head = repo.refs.head()
         tree = tree_from_index(repo)
         old, new_map = repo.tree_of(head.commit).as_map(), tree.as_map()
@@ -83,14 +99,3 @@ def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict |
         kind = "commit" if parents else "commit (initial)"
         repo.refs.update_head(commit_id, head.commit, f"{kind}: {new.subject}")
     return CommitResult(commit_id, head.branch, parents, new, changed)
-
-
-def refuse_undecodable_names(entries) -> None:
-    """An index staged by a modelvc that took names that are not UTF-8 (add refuses them now):
-    say which entry to unstage, instead of failing to encode the tree."""
-    from modelvc.worktree import is_utf8_name, printable_name
-
-    bad = [printable_name(path) for path in sorted(entries) if not is_utf8_name(path)]
-    if bad:
-        raise UsageError(f"cannot commit '{bad[0]}': its name is not valid UTF-8",
-                         hint=f"unstage it with: mvc rm --cached $'{bad[0]}'")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelvc.objects import Manifest
+from modelvc.objects import MODE_LINK, Manifest
 from modelvc.ops.pathspec import under
 from modelvc.ops.workstate import WorkingFile, working_file
 from modelvc.progress import NO_PROGRESS, Progress
@@ -17,7 +17,7 @@ from modelvc.worktree import to_repo_path
 @dataclass(frozen=True)
 class FileChange:
     path: str
-    status: str  # added | removed | modified | mode
+    status: str  # added | removed | modified | mode | renamed
     old_size: int | None
     new_size: int | None
     shared_bytes: int  # bytes of the new version found in the old one's chunks
@@ -25,6 +25,7 @@ class FileChange:
     new_mode: int | None = None
     model: Any = None  # a modeldiff.ModelDiff for model files
     bytes_read: int = 0  # file bytes read to compare the tensors (headers included)
+    old_path: str | None = None  # where a renamed file was
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ def model_diff(repo: Repo, a: _Side, b: _Side, path: str, stats: bool, progress:
     """Tensor-level changes when either side is a model file of a known layout, else None."""
     from modelvc.modeldiff import compare_models
 
+    if MODE_LINK in (a.mode, b.mode):  # a link's content is its target string, never what it points to
+        return None, 0
     opened: list = []
     try:
         name = path.rsplit("/", 1)[-1]
@@ -129,6 +132,28 @@ def model_diff(repo: Repo, a: _Side, b: _Side, path: str, stats: bool, progress:
         for source in opened:
             if hasattr(source, "close"):
                 source.close()
+
+
+def _pair_renames(result: DiffResult, old: dict[str, _Side], new: dict[str, _Side]) -> None:
+    """A removed and an added file of the same content are one renamed file."""
+    from modelvc.ops.renames import pair_renames
+
+    gone = {f.path: old[f.path].file for f in result.files if f.status == "removed"}
+    appeared = {f.path: new[f.path].file for f in result.files if f.status == "added"}
+    pairs = pair_renames(gone, appeared) if gone and appeared else {}
+    if not pairs:
+        return
+    olds = set(pairs.values())
+    files = []
+    for f in result.files:
+        if f.path in olds:
+            continue
+        if f.path in pairs:
+            was = old[pairs[f.path]]
+            f = FileChange(f.path, "renamed", was.size, f.new_size, f.new_size or 0, was.mode, f.new_mode,
+                           old_path=pairs[f.path])
+        files.append(f)
+    result.files = files
 
 
 def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
@@ -162,6 +187,7 @@ def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
             result.files.append(FileChange(path, "modified", a.size, b.size, shared, a.mode, b.mode, model, read))
         elif a.mode != b.mode:
             result.files.append(FileChange(path, "mode", a.size, b.size, b.size, a.mode, b.mode))
+    _pair_renames(result, old, new)
     if old_commit and new_commit:
         a_commit, b_commit = repo.commit(old_commit), repo.commit(new_commit)
         result.metrics = compare_values(a_commit.metrics, b_commit.metrics, numeric=True)

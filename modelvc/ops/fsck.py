@@ -15,7 +15,7 @@ from modelvc.store.parallel import ordered_map
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | corrupt | dangling
+    kind: str  # missing | corrupt | dangling | unsafe
     object: str  # an object or chunk id, a ref name ("HEAD", "refs/heads/x") or "config"
     detail: str
     breaks: tuple[tuple[str, str], ...] = ()  # (commit id or "index", path)
@@ -48,6 +48,7 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
         breaks = tuple(users_of_file(reach, object_id)) if object_id in reach.files else ()
         result.problems.append(Problem(kind, object_id, detail, breaks))
     result.problems += _wrong_sizes(reach)
+    result.problems += _unsafe_paths(repo, reach)
     result.commits = len(reach.commits)
     result.objects = len(reach.object_ids)
     _verify_chunks(repo, reach, read_data, result, progress)
@@ -137,6 +138,36 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
         if kind:
             result.problems.append(Problem(kind, chunk_id.hex(), message, tuple(users_of_chunk(reach, chunk_id))))
     progress.finish()
+
+
+def _unsafe_paths(repo: Repo, reach) -> list[Problem]:
+    """Tree entries that checkout would refuse: paths that could leave the working tree, and
+    links whose target no system could create."""
+    from modelvc.errors import UnsafePathError
+    from modelvc.objects import Tree
+    from modelvc.ops.links import stored_link_target
+    from modelvc.safepath import tree_problems
+
+    problems = []
+    for tree_id in sorted(reach.trees):
+        try:
+            tree = repo.objects.get_typed(tree_id, Tree)
+        except IntegrityError:  # already reported as missing or corrupt
+            continue
+        commits = reach.tree_commits.get(tree_id, [])
+        for path, reason in tree_problems((e.path for e in tree.entries), git_ok=True):
+            detail = f"tree {tree_id[:10]} has an unsafe path {path!r}: it {reason}"
+            problems.append(Problem("unsafe", tree_id, detail, tuple((c, path) for c in sorted(commits))))
+        for entry in tree.entries:
+            if entry.is_link:
+                try:
+                    stored_link_target(repo, entry.file, entry.path)
+                except UnsafePathError as exc:
+                    breaks = tuple((c, entry.path) for c in sorted(commits))
+                    problems.append(Problem("unsafe", entry.file, exc.message, breaks))
+                except IntegrityError:  # a missing or corrupt manifest or chunk: reported as such
+                    continue
+    return problems
 
 
 def _check_packs(repo: Repo) -> list[Problem]:

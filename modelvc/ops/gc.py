@@ -1,7 +1,9 @@
 """mvc gc: delete what nothing reachable needs, and rewrite packs that are mostly dead.
 
 Anything younger than the grace period (an hour by default) is kept, so an operation
-in flight in another process is never robbed of the data it has just written.
+in flight in another process is never robbed of the data it has just written. Reflogs are
+expired first with the configured times (ops/expire.py), as git's gc does, so what only an
+old reflog entry held goes too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from modelvc.leftovers import remove_leftovers
 from modelvc.ops.reach import walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
+from modelvc.safefs import sweep_tree
 from modelvc.store.packs import PackWriter, pack_names
 
 GRACE_SECONDS = 3600
@@ -25,6 +28,7 @@ REWRITE_BELOW = 0.5  # rewrite a pack when less than this fraction of its bytes 
 
 @dataclass
 class GcResult:
+    reflog_entries_expired: int = 0
     objects_removed: int = 0
     packs_removed: int = 0
     packs_rewritten: int = 0
@@ -33,6 +37,7 @@ class GcResult:
     chunks_removed: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
+    stale_temps_removed: int = 0  # in the working tree, left by killed checkouts
 
     @property
     def bytes_freed(self) -> int:
@@ -47,11 +52,16 @@ def store_size(repo: Repo) -> int:
     return total
 
 
-def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS) -> GcResult:
+def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS,
+       expire_reflogs: bool = True) -> GcResult:
+    from modelvc.ops.expire import expire_reflogs_locked
+
     result = GcResult()
     with repo.lock():
         repo.fresh_index()
         result.leftovers_removed = remove_leftovers(repo.mvc_dir, include_objects=True)
+        if expire_reflogs:
+            result.reflog_entries_expired = expire_reflogs_locked(repo).total_pruned
         result.bytes_before = store_size(repo)
         problems: list[str] = []
         reach = walk(repo, lambda kind, oid, detail: problems.append(detail), verify=False)
@@ -67,6 +77,7 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
                 repo.objects.delete(object_id)
                 result.objects_removed += 1
         _collect_packs(repo, with_delta_bases(repo, set(reach.chunks)), cutoff, result, progress)
+        result.stale_temps_removed = len(sweep_tree(repo.root))
         result.bytes_after = store_size(repo)
     return result
 

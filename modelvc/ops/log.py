@@ -47,14 +47,45 @@ def touches(repo: Repo, commit: Commit, paths: list[str]) -> bool:
     return False
 
 
-def log(repo: Repo, rev: str | None = None, limit: int | None = None,
-        paths: list[str] | None = None, cwd: Path | None = None) -> list[LogEntry]:
-    start = repo.resolve(rev or "HEAD")
+def log_range(repo: Repo, revs: list[str], all_refs: bool = False) -> tuple[list[str], set[str]]:
+    """(start commits, commits to leave out) for the revisions given, as git's rev-list reads them.
+
+    "A..B" is what B reaches and A does not ("A.." is A..HEAD, "..B" is HEAD..B); "^A" leaves
+    out what A reaches; --all starts from every branch, tag and HEAD.
+    """
+    from modelvc.ops.reach import commit_ancestors
+
+    starts, excluded = [], []
+    for rev in revs:
+        if ".." in rev:
+            left, _, right = rev.partition("..")
+            excluded.append(repo.resolve(left or "HEAD"))
+            starts.append(repo.resolve(right or "HEAD"))
+        elif rev.startswith("^"):
+            excluded.append(repo.resolve(rev[1:]))
+        else:
+            starts.append(repo.resolve(rev))
+    if all_refs:
+        head = repo.head_commit()
+        starts += [repo.peel(i) for i in [*repo.refs.branches().values(), *repo.refs.tags().values()]]
+        starts += [head] if head else []
+    if not starts and not all_refs:
+        starts.append(repo.resolve("HEAD"))
+    return sorted(set(starts)), commit_ancestors(repo, excluded) if excluded else set()
+
+
+def log(repo: Repo, rev: str | list[str] | None = None, limit: int | None = None,
+        paths: list[str] | None = None, cwd: Path | None = None, all_refs: bool = False) -> list[LogEntry]:
+    revs = [rev] if isinstance(rev, str) else list(rev or [])
+    starts, excluded = log_range(repo, revs, all_refs)
     repo_paths = [to_repo_path(repo.root, p, cwd) for p in paths] if paths else None
     names = decorations(repo)
-    seen = {start}
-    queue = [(-repo.commit(start).author.time, 0, start)]
-    counter = 1
+    seen = set(starts) | excluded
+    queue = []
+    for counter, start in enumerate(s for s in starts if s not in excluded):
+        queue.append((-repo.commit(start).author.time, counter, start))
+    heapq.heapify(queue)
+    counter = len(queue)
     entries: list[LogEntry] = []
     while queue and (limit is None or len(entries) < limit):
         _, _, commit_id = heapq.heappop(queue)

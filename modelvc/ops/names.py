@@ -35,16 +35,43 @@ def create_branch(repo: Repo, name: str, start: str | None = None) -> NameInfo:
     return NameInfo(name, commit_id, repo.commit(commit_id).subject)
 
 
-def delete_branch(repo: Repo, name: str) -> NameInfo:
+def delete_branch(repo: Repo, name: str, force: bool = False) -> NameInfo:
+    """Delete a branch; unless forced, only when another branch, a tag or HEAD reaches its tip."""
+    from modelvc.errors import NotFullyMergedError
+    from modelvc.ops.reach import commit_ancestors
+
     with repo.lock():
         commit_id = repo.refs.read(f"refs/heads/{name}")
         if commit_id is None:
             raise UnknownRevisionError(f"branch '{name}' not found")
-        if repo.refs.head().branch == name:
+        head = repo.refs.head()
+        if head.branch == name:
             raise RefError(f"cannot delete branch '{name}': it is the current branch",
                            hint="switch to another branch first")
+        if not force:
+            others = [c for b, c in repo.refs.branches().items() if b != name]
+            others += list(repo.refs.tags().values()) + ([head.commit] if head.commit else [])
+            if commit_id not in commit_ancestors(repo, others):
+                raise NotFullyMergedError(f"the branch '{name}' is not fully merged",
+                                          hint=f"If you are sure you want to delete it, run 'mvc branch -D {name}'")
         repo.refs.delete(f"refs/heads/{name}", commit_id, "branch: deleted")
     return NameInfo(name, commit_id, "")
+
+
+def rename_branch(repo: Repo, old: str | None, new: str) -> NameInfo:
+    """Rename branch `old` (default: the current one) to `new`, keeping its reflog."""
+    check_ref_name(new, "branch")
+    with repo.lock():
+        old = old or repo.refs.head().branch
+        if old is None:
+            raise RefError("cannot rename the current branch: HEAD is detached",
+                           hint="name the branch: 'mvc branch -m OLD NEW'")
+        if repo.refs.read(f"refs/heads/{old}") is None:
+            raise UnknownRevisionError(f"branch '{old}' not found")
+        if repo.refs.read(f"refs/heads/{new}") is not None:
+            raise AlreadyExistsError(f"a branch named '{new}' already exists")
+        commit_id = repo.refs.rename_branch(old, new, f"Branch: renamed refs/heads/{old} to refs/heads/{new}")
+    return NameInfo(new, commit_id, repo.commit(commit_id).subject, repo.refs.head().branch == new)
 
 
 def list_tags(repo: Repo) -> list[NameInfo]:

@@ -36,8 +36,9 @@ class Reachable:
         return self.commits | self.trees | self.files | self.tags
 
 
-def roots(repo: Repo, report: Callable[[str, str, str], None]) -> list[tuple[str, str]]:
-    """(object id, where it came from) for every ref, HEAD, reflog entry.
+def roots(repo: Repo, report: Callable[[str, str, str], None],
+          reflogs: bool = True) -> list[tuple[str, str]]:
+    """(object id, where it came from) for every ref, HEAD and (with `reflogs`) reflog entry.
 
     A ref that holds no id is reported as corrupt (with the ref's name for the object) and
     the walk goes on from the others.
@@ -55,7 +56,8 @@ def roots(repo: Repo, report: Callable[[str, str, str], None]) -> list[tuple[str
             head = repo.refs.head()
             if head.commit:
                 found.append((head.commit, "HEAD"))
-    found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO]
+    if reflogs:
+        found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO]
     return found
 
 
@@ -64,11 +66,13 @@ def problem_kind(error: IntegrityError) -> str:
     return "missing" if isinstance(error, (MissingObjectError, MissingChunkError)) else "corrupt"
 
 
-def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True) -> Reachable:
+def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True,
+         reflogs: bool = True) -> Reachable:
     """Walk everything reachable; report(kind, object id, detail) for missing or corrupt objects.
 
     With verify, every object's bytes are re-read and hashed (bypassing the cache), and every
     manifest is checked against the sizes the tree or index lists and the stored chunks' lengths.
+    Without `reflogs`, only what branches, tags, HEAD and the index hold.
     """
     reach = Reachable()
 
@@ -110,7 +114,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             reach.wrong_sizes.append((tree_id, path, file_id, size, manifest_sizes[file_id]))
 
     pending = []
-    for object_id, origin in roots(repo, report):
+    for object_id, origin in roots(repo, report, reflogs):
         pending.append((object_id, origin))
     while pending:
         object_id, origin = pending.pop()
@@ -151,3 +155,16 @@ def users_of_chunk(reach: Reachable, chunk_id: bytes) -> list[tuple[str, str]]:
     for file_id in reach.chunk_files.get(chunk_id, ()):
         users.update(users_of_file(reach, file_id))
     return sorted(users)
+
+
+def commit_ancestors(repo: Repo, starts: list[str]) -> set[str]:
+    """Every commit reachable from `starts` (commits or tags) through parents, starts included."""
+    seen: set[str] = set()
+    pending = [repo.peel(start) for start in starts]
+    while pending:
+        commit_id = pending.pop()
+        if commit_id in seen:
+            continue
+        seen.add(commit_id)
+        pending.extend(repo.commit(commit_id).parents)
+    return seen

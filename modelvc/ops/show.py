@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from modelvc.objects import Commit, Tree
 from modelvc.ops.log import decorations
@@ -49,19 +50,17 @@ def show_commit(repo: Repo, rev: str) -> ShowResult:
 
 @dataclass
 class ShowFileResult:
-    commit: str
+    commit: str | None  # None: a working-tree file
     path: str
     size: int
     mode: int
-    chunks: int
+    chunks: int | None  # None: a working-tree file (not chunked)
     model: Any = None  # a modeldiff.ModelSummary for model files
 
 
-def show_file(repo: Repo, rev: str, path: str) -> ShowFileResult:
-    """A file as stored in a revision: its tensors and header metadata when it is a model."""
+def stored_entry(repo: Repo, rev: str, path: str):
+    """(commit id, tree entry) of PATH (from the repository root) in REV; exit 4 when absent."""
     from modelvc.errors import PathNotFoundError
-    from modelvc.modeldiff import FileVersion, describe_model
-    from modelvc.store.filedata import StoredFileSource
 
     commit_id = repo.resolve(rev)
     path = path.strip("/")
@@ -69,9 +68,46 @@ def show_file(repo: Repo, rev: str, path: str) -> ShowFileResult:
     if entry is None:
         raise PathNotFoundError(f"path '{path}' does not exist in {rev}",
                                 hint=f"list its files with 'mvc show {rev}'")
+    return commit_id, entry
+
+
+def show_file(repo: Repo, rev: str, path: str) -> ShowFileResult:
+    """A file as stored in a revision: its tensors and header metadata when it is a model."""
+    from modelvc.modeldiff import FileVersion, describe_model
+    from modelvc.store.filedata import StoredFileSource
+
+    commit_id, entry = stored_entry(repo, rev, path)
     manifest = repo.manifest(entry.file)
-    result = ShowFileResult(commit_id, path, entry.size, entry.mode, len(manifest.chunks))
-    version = FileVersion.read(StoredFileSource(manifest, repo.chunks), path.rsplit("/", 1)[-1])
+    result = ShowFileResult(commit_id, entry.path, entry.size, entry.mode, len(manifest.chunks))
+    version = FileVersion.read(StoredFileSource(manifest, repo.chunks), entry.path.rsplit("/", 1)[-1])
     if version.layout is not None:
         result.model = describe_model(version)
     return result
+
+
+def show_working_file(root: Path, path: Path) -> ShowFileResult:
+    """A file in the working tree, read from disk: its tensors when it is a model file."""
+    from modelvc.formats import FileSource
+    from modelvc.index import mode_of
+    from modelvc.modeldiff import FileVersion, describe_model
+    from modelvc.worktree import to_repo_path
+
+    st = path.stat()
+    result = ShowFileResult(None, to_repo_path(root, str(path)), st.st_size, mode_of(st), None)
+    with FileSource(str(path)) as source:
+        version = FileVersion.read(source, path.name)
+        if version.layout is not None:
+            result.model = describe_model(version)
+    return result
+
+
+def write_stored_file(repo: Repo, rev: str, path: str, handle: BinaryIO) -> int:
+    """Write PATH's bytes as stored in REV to `handle`, each chunk verified; returns the size.
+
+    Neither the working tree nor the index is read or written.
+    """
+    from modelvc.store.filedata import write_file
+
+    _commit_id, entry = stored_entry(repo, rev, path)
+    write_file(repo.manifest(entry.file), handle, repo.chunks)
+    return entry.size

@@ -27,6 +27,10 @@ class StatsResult:
     delta_raw_bytes: int = 0
     delta_stored_bytes: int = 0
     delta_saved_bytes: int = 0  # estimate: what full byte-plane chunks would have taken, minus the deltas
+    # what branches, tags, HEAD and the index hold, and what only reflog entries keep alive
+    # (gc frees the latter once 'mvc reflog expire' drops those entries)
+    refs: dict[str, int] = field(default_factory=dict)
+    reflogs_only: dict[str, int] = field(default_factory=dict)
 
     @property
     def stored_bytes(self) -> int:
@@ -62,9 +66,19 @@ def stats(repo: Repo) -> StatsResult:
         result.delta_stored_bytes = int(deltas["payload_len"].sum())
         plane_ratio = (int(planes["payload_len"].sum()) / int(planes["raw_len"].sum())) if len(planes) else 1.0
         result.delta_saved_bytes = max(0, round(result.delta_raw_bytes * plane_ratio) - result.delta_stored_bytes)
+    from_refs = walk(repo, lambda *args: None, verify=False, reflogs=False)
+    payload = dict(zip((i.tobytes() for i in table["id"]), (int(n) for n in table["payload_len"]))) if len(table) else {}
+    only_chunks = set(reach.chunks) - set(from_refs.chunks)
+    result.refs = _share(len(from_refs.commits), from_refs.chunks, set(from_refs.chunks), payload)
+    result.reflogs_only = _share(len(reach.commits - from_refs.commits), reach.chunks, only_chunks, payload)
     names = pack_names(repo.chunks.packs_dir)
     result.packs = len(names)
     result.pack_bytes = sum((repo.chunks.packs_dir / f"{n}.pack").stat().st_size
                             + (repo.chunks.packs_dir / f"{n}.idx").stat().st_size for n in names)
     result.object_bytes = store_size(repo) - result.pack_bytes
     return result
+
+
+def _share(commits: int, lengths: dict[bytes, int], chunks: set[bytes], payload: dict[bytes, int]) -> dict[str, int]:
+    return {"commits": commits, "chunks": len(chunks), "chunk_bytes": sum(lengths[c] for c in chunks),
+            "stored_bytes": sum(payload.get(c, 0) for c in chunks)}

@@ -7,17 +7,18 @@ from dataclasses import dataclass, field
 from modelvc.ops.workstate import same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.worktree import is_utf8_name, printable_name, walk_files
+from modelvc.worktree import directories_unchanged, is_utf8_name, printable_name, walk_files
 
 
 @dataclass
 class StatusResult:
     branch: str | None
     head: str | None
-    staged: list[tuple[str, str]] = field(default_factory=list)  # (added|modified|deleted, path)
+    staged: list[tuple[str, str]] = field(default_factory=list)  # (added|modified|deleted|renamed, path)
     unstaged: list[tuple[str, str]] = field(default_factory=list)  # (modified|deleted, path)
     untracked: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # untracked files whose names are not UTF-8 (escaped)
+    renamed_from: dict[str, str] = field(default_factory=dict)  # staged renames: new path -> old path
 
     @property
     def clean(self) -> bool:
@@ -34,15 +35,17 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
         if not same_content(before, after):
             kind = "added" if before is None else "deleted" if after is None else "modified"
             result.staged.append((kind, path))
+    _pair_staged_renames(result, head_entries, index)
     rehashed_clean = []
-    for path in sorted(index):
-        now = working_file(repo, path, index[path], progress)
-        if now.file is None:
-            result.unstaged.append(("deleted", path))
-        elif not same_content(index[path], now):
-            result.unstaged.append(("modified", path))
-        elif now.manifest is not None:
-            rehashed_clean.append(now)
+    with directories_unchanged():
+        for path in sorted(index):
+            now = working_file(repo, path, index[path], progress)
+            if now.file is None:
+                result.unstaged.append(("deleted", path))
+            elif not same_content(index[path], now):
+                result.unstaged.append(("modified", path))
+            elif now.manifest is not None:
+                rehashed_clean.append(now)
     if untracked:
         for path, _ in walk_files(repo.root):
             if not is_utf8_name(path):
@@ -54,6 +57,20 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
     if rehashed_clean:
         refresh_stat_cache(repo, rehashed_clean)
     return result
+
+
+def _pair_staged_renames(result: StatusResult, head_entries: dict, index: dict) -> None:
+    """Turn a staged deletion and a staged addition of the same content into one rename."""
+    from modelvc.ops.renames import pair_renames
+
+    gone = {p: head_entries[p].file for kind, p in result.staged if kind == "deleted"}
+    appeared = {p: index[p].file for kind, p in result.staged if kind == "added"}
+    if not gone or not appeared:
+        return
+    result.renamed_from = pair_renames(gone, appeared)
+    olds = set(result.renamed_from.values())
+    result.staged = [("renamed", p) if p in result.renamed_from else (kind, p)
+                     for kind, p in result.staged if p not in olds]
 
 
 def left_to_mvc(repo: Repo, untracked: list[str]) -> list[str]:
@@ -79,12 +96,13 @@ def refresh_stat_cache(repo: Repo, files: list) -> None:
         with RepoLock(repo.mvc_dir / "lock", 0):
             index = repo.fresh_index()
             for hashed in files:
-                entry, st = index.entries.get(hashed.path), stat_path(repo.root, hashed.path)
+                entry = index.entries.get(hashed.path)
+                st = stat_path(repo.root, hashed.path, follow=entry is not None and entry.dereference)
                 unchanged_since_hashing = st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
                     hashed.stat.st_size, hashed.stat.st_mtime_ns, hashed.stat.st_ino)
                 if entry is not None and entry.file == hashed.file and unchanged_since_hashing:
                     index.entries[hashed.path] = stat_entry(hashed.path, entry.file, entry.size, entry.mode,
-                                                            st, entry)
+                                                            st, entry, dereference=entry.dereference)
             index.save()
     except LockTimeoutError:
         pass

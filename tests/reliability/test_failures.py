@@ -350,24 +350,6 @@ def test_non_utf8_names_met_while_walking_are_skipped_with_a_warning(mvc, work):
     committed(mvc, work, {"HEAD~1": {"good.bin": b"good"}, "main": {"good.bin": b"better"}})
 
 
-def test_an_index_holding_a_non_utf8_name_says_how_to_unstage_it(mvc, work):
-    """An index written by a modelvc that still staged such names."""
-    write(work / "good.bin", b"good")
-    write(work / BAD, b"x")
-    mvc("add", "good.bin")
-    index_path = work / ".mvc" / "index"
-    index = json.loads(index_path.read_bytes())
-    index["entries"].append({**index["entries"][0], "path": BAD})
-    index_path.write_text(json.dumps(index))
-    expect(mvc("commit", "-m", "c", ok=False), 2, "error: cannot commit 'bad\\xff.bin': its name is not valid UTF-8\n"
-                                                  "hint: unstage it with: mvc rm --cached $'bad\\xff.bin'\n")
-    hint = subprocess.run(["bash", "-c", f"{sys.executable} -m modelvc rm --cached $'bad\\xff.bin'"], cwd=work,
-                          capture_output=True)
-    assert hint.returncode == 0, hint.stderr
-    mvc("commit", "-m", "c")
-    committed(mvc, work, {"main": {"good.bin": b"good"}})
-
-
 # ------------------------------------------------------- item 11: damaged refs and config
 
 
