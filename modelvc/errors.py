@@ -98,6 +98,7 @@ EXIT_CODES: dict[int, str] = {
     10: "invalid ref name, ref already exists, or branch not fully merged (branch -d)",
     11: "no space left on device (or disk quota exceeded) while writing",
     12: "permission denied, or a read-only file system",
+    13: "a file changed while mvc was reading it; nothing was staged",
     14: "configuration error: a damaged .mvc/config, an unreadable config file or .mvcignore, "
         "an unknown key, a bad value",
     15: "author identity unknown (set user.name and user.email)",
@@ -161,6 +162,17 @@ class UnsafePathError(IntegrityError):
 
 class SymlinkInWayError(LocalChangesError):
     """A symbolic link (or a file) stands where the working tree needs a directory."""
+
+
+class FileChangedError(MvcError):
+    """A file was written to while mvc read it: what was read is no version of it."""
+
+    exit_code = 13
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"'{path}' changed while mvc was reading it; nothing was staged",
+                         hint="run the command again when whatever writes the file is done")
+        self.path = path
 
 
 class NoSpaceError(MvcError):

@@ -103,8 +103,9 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
                 continue
             previous = previous_version(repo, index.entries.get(path) or head_entries.get(path))
             ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance,
-                                   previous, repo.delta_max_depth)
-            staged.append((path, st, ingested.manifest))
+                                   previous, repo.delta_max_depth, shown_as=path,
+                                   follow_links=path in followed)
+            staged.append((path, ingested.stat, ingested.manifest))
             if ingested.layout is not None and ingested.layout.warnings:
                 result.warnings[path] = list(ingested.layout.warnings)
             result.bytes_read += st.st_size
@@ -112,7 +113,9 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
         result.new_raw_bytes = writer.new_raw_bytes
         result.new_stored_bytes = writer.new_stored_bytes
     progress.finish()
-    # Chunks are sealed in packs; now the manifests, and the index last.
+    # Chunks are sealed in packs (a file that changed while it was read has stopped the whole
+    # add before this point: nothing is staged, and its chunks are left for gc); now the
+    # manifests, and the index last.
     for path, st, manifest in staged:
         file_id = repo.objects.put(manifest)
         previous = index.entries.get(path)

@@ -162,3 +162,17 @@ def test_a_crafted_link_entry_naming_a_huge_file_is_refused(mvc, work):
            "the most a system allows is 4096")
     assert not os.path.lexists(work / "link.bin")
     assert (work / "big.bin").read_bytes() == b"x" * 5000  # refused before anything was removed
+
+
+def test_a_file_swapped_for_a_link_before_it_is_read_is_never_read_through(tmp_path):
+    """add saw a regular file; by the time it opens the path, a link to outside stands there."""
+    from modelvc.errors import FileChangedError
+    from modelvc.store.chunker import ChunkParams
+    from modelvc.store.filedata import ingest_file
+
+    secret = write(tmp_path / "outside" / "secret.bin", b"secret")
+    os.symlink(secret, tmp_path / "w.bin")
+    with pytest.raises(FileChangedError):
+        ingest_file(tmp_path / "w.bin", ChunkParams.for_format(2), None, None, shown_as="w.bin")
+    assert ingest_file(tmp_path / "w.bin", ChunkParams.for_format(2), None, None,
+                       follow_links=True).manifest.size == len(b"secret")
