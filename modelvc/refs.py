@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorruptRefError, RefConflictError, RefError
-from .fsutil import append_line, atomic_write, fsync_dir
+from .fsutil import append_line, atomic_write, durable_step, fsync_dir, is_atomic_temp
 from .ids import is_full_id, short
 from .refname import check_ref_name, is_valid_ref_name
 
@@ -148,6 +148,19 @@ class Refs:
         ids.discard(ZERO_ID)
         return ids
 
+    def garbled_reflog_lines(self) -> list[tuple[str, int]]:
+        """(log path under .mvc, line number) of whole lines readers skip: damage, not a torn append."""
+        garbled = []
+        for directory, _subdirs, files in os.walk(self._dir / "logs"):
+            for file_name in sorted(files):
+                if is_atomic_temp(file_name):  # a killed write's leftover, never read as a reflog
+                    continue
+                path = Path(directory) / file_name
+                lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")[:-1]
+                garbled += [(path.relative_to(self._dir).as_posix(), number)
+                            for number, line in enumerate(lines, 1) if not _REFLOG_LINE.match(line)]
+        return garbled
+
     # ---- writing (the caller holds the repository lock) ------------------------------
 
     def update(self, refname: str, new: str, expected: str | None, message: str) -> None:
@@ -171,6 +184,7 @@ class Refs:
         self._check_expected(refname, expected, current)
         self._log_ref_move(refname, expected, ZERO_ID, message)
         path = self._dir / refname
+        durable_step("unlink")
         path.unlink()
         fsync_dir(path.parent)
         self._remove_empty_parents(path, self._dir / prefix)

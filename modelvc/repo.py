@@ -116,7 +116,7 @@ class Repo:
             raise self._config_error(f"format_version must be an integer, not {version!r}")
         if version not in SUPPORTED_FORMATS:
             raise FormatVersionError(
-                f"repository format version {version} is not supported by this modelvc "
+                f"repository format version {version!r} is not supported by this modelvc "
                 f"(it reads versions {', '.join(map(str, SUPPORTED_FORMATS))})",
                 hint="upgrade modelvc to work with this repository")
         return config

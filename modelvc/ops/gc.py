@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelvc.errors import IntegrityError
+from modelvc.fsutil import durable_step
 from modelvc.leftovers import remove_leftovers
 from modelvc.ops.reach import walk
 from modelvc.progress import NO_PROGRESS, Progress
@@ -158,6 +159,7 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
         name = index.packs[number]
         dead = int((pack_of == number).sum()) - sum(1 for p, _ in rows_to_copy if p == name)
         result.chunks_removed += dead
+        durable_step("unlink")
         (packs_dir / f"{name}.idx").unlink()
         (packs_dir / f"{name}.pack").unlink()
         result.packs_rewritten += 1 if any(p == name for p, _ in rows_to_copy) else 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from modelvc.errors import LocalChangesError, MvcError
-from modelvc.fsutil import current_boot_id, naming
+from modelvc.fsutil import current_boot_id, durable_step, naming
 from modelvc.index import stat_entry
 from modelvc.objects import MODE_EXEC, MODE_LINK, Tree, TreeEntry
 from modelvc.ops.workstate import WorkingFile, same_content, working_file
@@ -83,8 +83,8 @@ def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | N
             continue
         if same_content(old.get(path), new.get(path)):
             kept.append(path)
-        elif not same_content(now, new.get(path)):
-            conflicts.append(path)
+        elif on_disk and not same_content(now, new.get(path)):
+            conflicts.append(path)  # (a deleted file holds no work to lose: it is restored)
     return conflicts, kept
 
 
@@ -131,8 +131,10 @@ def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress
             # auto_da_alloc guard against empty files after a crash): the whole wait for the
             # disk that skipping fsync avoids, 2.5 s for 1 GiB here. A crash between the two
             # calls leaves the path missing, which status reports and checkout restores.
+            durable_step("unlink")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name, dir_fd=dir_fd)
+        durable_step("rename")
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -67,12 +67,13 @@ def problem_kind(error: IntegrityError) -> str:
 
 
 def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True,
-         reflogs: bool = True) -> Reachable:
+         reflogs: bool = True, chunk_lengths: bool = True) -> Reachable:
     """Walk everything reachable; report(kind, object id, detail) for missing or corrupt objects.
 
     With verify, every object's bytes are re-read and hashed (bypassing the cache), and every
     manifest is checked against the sizes the tree or index lists and the stored chunks' lengths.
-    Without `reflogs`, only what branches, tags, HEAD and the index hold.
+    Without `reflogs`, only what branches, tags, HEAD and the index hold. Without
+    `chunk_lengths` the chunk index is not consulted (fsck, when a pack index is unreadable).
     """
     reach = Reachable()
 
@@ -105,7 +106,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
                 chunk_id = bytes.fromhex(chunk_hex)
                 reach.chunks[chunk_id] = length
                 reach.chunk_files.setdefault(chunk_id, set()).add(file_id)
-            if verify:
+            if verify and chunk_lengths:
                 try:
                     repo.chunks.check_lengths(file_id, manifest)
                 except CorruptObjectError as exc:

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from modelvc import objects as objmod
 from modelvc.errors import CorruptObjectError, MissingObjectError
-from modelvc.fsutil import atomic_write
+from modelvc.fsutil import atomic_write, durable_step
 from modelvc.ids import hash_bytes
 
 T = TypeVar("T")
@@ -99,6 +99,7 @@ class ObjectStore:
                     yield sub + name
 
     def delete(self, object_id: str) -> None:
+        durable_step("unlink")
         self.path_of(object_id).unlink(missing_ok=True)
         with self._lock:
             self._cache.pop(object_id, None)

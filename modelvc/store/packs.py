@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelvc.errors import CorruptChunkError, MissingChunkError
-from modelvc.fsutil import atomic_write, fsync_dir, naming
+from modelvc.fsutil import atomic_write, durable_step, fsync_dir, naming
 from modelvc.ids import hash_bytes_raw
 
 PACK_MAGIC = b"MVCPACK\x01"
@@ -194,6 +194,7 @@ class PackWriter:
         """Seal the pack: fsync, rename into place, then write its index (the commit point)."""
         assert self._fd is not None, "the pack is already finished"
         try:
+            durable_step("seal")
             with naming(self.packs_dir):
                 os.fsync(self._fd)
         finally:
@@ -202,6 +203,7 @@ class PackWriter:
             self.tmp_path.unlink(missing_ok=True)
             return None
         final = self.packs_dir / f"{self.name}.pack"
+        durable_step("rename")
         os.replace(self.tmp_path, final)
         try:
             fsync_dir(self.packs_dir)
