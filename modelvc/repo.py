@@ -17,7 +17,8 @@ from modelvc.errors import (AlreadyExistsError, ConfigError, CorruptIndexError, 
                             CorruptRefError, FormatVersionError, MissingObjectError, NotARepositoryError,
                             UnknownRevisionError, UsageError)
 from modelvc.fsutil import atomic_write
-from modelvc.objects import Commit, Manifest, Signature, Tag, Tree
+from modelvc.ids import short
+from modelvc.objects import Commit, Manifest, Signature, Tag, Tree, local_tz_minutes
 from modelvc.worktree import MVC_DIR
 
 if TYPE_CHECKING:
@@ -46,11 +47,6 @@ Run
 
 to set your account's default identity.
 Omit --global to set the identity only in this repository."""
-
-
-def _local_tz_minutes(timestamp: float) -> int:
-    local = time.localtime(timestamp)
-    return int(local.tm_gmtoff // 60)
 
 
 def default_chunk_params(version: int) -> dict[str, Any]:
@@ -274,7 +270,7 @@ class Repo:
     def signature_now(self) -> Signature:
         name, email = self.identity()
         now = time.time()
-        return Signature(name, email, int(now), _local_tz_minutes(now))
+        return Signature(name, email, int(now), local_tz_minutes(now))
 
     # -- revisions ------------------------------------------------------------------------
     def parents(self, commit_id: str) -> list[str]:
@@ -285,11 +281,11 @@ class Repo:
         try:
             obj = self.objects.get(object_id)
         except MissingObjectError:
-            raise UnknownRevisionError(f"object {object_id[:10]} does not exist") from None
+            raise UnknownRevisionError(f"object {short(object_id)} does not exist") from None
         if isinstance(obj, Tag):
             return self.peel(obj.object)
         if not isinstance(obj, Commit):
-            raise UnknownRevisionError(f"object {object_id[:10]} is not a commit")
+            raise UnknownRevisionError(f"object {short(object_id)} is not a commit")
         return object_id
 
     def commits_with_prefix(self, prefix: str) -> list[str]:
@@ -322,7 +318,7 @@ class Repo:
         if tree_id not in self._checked_trees:
             from modelvc.safepath import check_paths
 
-            check_paths((e.path for e in tree.entries), f"tree {tree_id[:10]}", git_ok=True)
+            check_paths((e.path for e in tree.entries), f"tree {short(tree_id)}", git_ok=True)
             self._checked_trees.add(tree_id)
         return tree
 

@@ -32,6 +32,14 @@ class AddResult:
     versioned_twice: list[str] = field(default_factory=list)  # named; git tracks them as well
     gitignore: GitignoreUpdate | None = None  # None outside a git work tree or with --no-gitignore
 
+    def to_dict(self) -> dict:
+        return {"staged": self.staged, "deleted": self.removed, "unchanged_count": self.unchanged,
+                "read_bytes": self.bytes_read, "new_chunk_count": self.new_chunks,
+                "new_bytes": self.new_raw_bytes, "stored_bytes": self.new_stored_bytes,
+                "warnings": self.warnings, "left_to_git": self.left_to_git,
+                "versioned_twice": self.versioned_twice, "skipped": self.skipped,
+                "gitignore": self.gitignore.to_dict() if self.gitignore is not None else None}
+
 
 def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS,
         force: bool = False, gitignore: bool | None = None, dereference: bool = False) -> AddResult:

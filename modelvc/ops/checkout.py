@@ -22,6 +22,9 @@ class CheckoutResult:
     move: MoveResult = field(default_factory=MoveResult)
     restored_paths: list[str] | None = None
 
+    def to_dict(self) -> dict:
+        return {"commit": self.commit, "branch": self.branch} | self.move.to_dict()
+
 
 def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_PROGRESS) -> CheckoutResult:
     """Switch to a branch (HEAD follows it) or any other revision (detached HEAD).

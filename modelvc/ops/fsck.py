@@ -21,6 +21,15 @@ class Problem:
     detail: str
     breaks: tuple[tuple[str, str], ...] = ()  # (commit id or "index", path)
 
+    def to_dict(self) -> dict:
+        """`id` for an object or chunk, else `name` for the file or ref ("index", "HEAD", a reflog,
+        a pack index); in "breaks", a null commit is the index."""
+        found = is_full_id(self.object)
+        return {"kind": self.kind, "id": self.object if found else None, "name": None if found else self.object,
+                "detail": self.detail,
+                "breaks": [{"commit": None if commit == "index" else commit, "path": path}
+                           for commit, path in self.breaks]}
+
 
 @dataclass
 class FsckResult:
@@ -34,6 +43,11 @@ class FsckResult:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "commit_count": self.commits, "object_count": self.objects,
+                "chunk_count": self.chunks, "chunk_bytes": self.chunk_bytes, "notes": self.notes,
+                "problems": [p.to_dict() for p in self.problems]}
 
 
 def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) -> FsckResult:

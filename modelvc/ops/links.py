@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from modelvc.errors import UnsafePathError
-from modelvc.ids import hash_bytes_raw
+from modelvc.ids import hash_bytes_raw, short
 from modelvc.objects import Manifest
 from modelvc.repo import Repo
 from modelvc.safepath import check_link_target
@@ -39,9 +39,9 @@ def stored_link_target(repo: Repo, file_id: str, path: str) -> str:
     """The verified target of a stored link, in the form os.symlink takes (bytes round-trip)."""
     manifest = repo.manifest(file_id)
     if manifest.size > LINK_TARGET_MAX:  # a crafted tree could name a huge file as a link
-        raise UnsafePathError(f"{path} (file {file_id[:10]}) is a symbolic link with a "
+        raise UnsafePathError(f"{path} (file {short(file_id)}) is a symbolic link with a "
                               f"{manifest.size}-byte target; the most a system allows is {LINK_TARGET_MAX}")
     target = b"".join(repo.chunks.read(bytes.fromhex(chunk_id)) for chunk_id, _ in manifest.chunks)
     text = os.fsdecode(target)
-    check_link_target(text, f"{path} (file {file_id[:10]})")
+    check_link_target(text, f"{path} (file {short(file_id)})")
     return text

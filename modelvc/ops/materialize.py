@@ -35,6 +35,9 @@ class MoveResult:
     removed: list[str] = field(default_factory=list)
     kept_local: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict:
+        return {"written": self.written, "deleted": self.removed, "kept_local": self.kept_local}
+
 
 class _WorkingFiles:
     """What each working file holds, hashed at most once per move (racy files are re-read)."""

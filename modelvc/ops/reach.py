@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from modelvc import objects as objmod
 from modelvc.errors import (CorruptObjectError, CorruptRefError, IntegrityError, MissingChunkError,
                             MissingObjectError)
+from modelvc.ids import ZERO_ID, short
 from modelvc.repo import Repo
-
-ZERO = "0" * 64
 
 
 @dataclass
@@ -57,7 +56,7 @@ def roots(repo: Repo, report: Callable[[str, str, str], None],
             if head.commit:
                 found.append((head.commit, "HEAD"))
     if reflogs:
-        found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO]
+        found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO_ID]
     return found
 
 
@@ -97,7 +96,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
         reach.file_users.setdefault(file_id, []).append((tree_id, path))
         if file_id not in reach.files:
             reach.files.add(file_id)
-            where = "the index" if tree_id == "index" else f"commit {reach.tree_commits[tree_id][0][:10]}"
+            where = "the index" if tree_id == "index" else f"commit {short(reach.tree_commits[tree_id][0])}"
             manifest = load(file_id, objmod.Manifest, f"{path} in {where}")
             if manifest is None:
                 return
@@ -127,7 +126,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             pending.append((obj.object, f"tag {obj.name}"))
         elif isinstance(obj, objmod.Commit):
             reach.commits.add(object_id)
-            label = object_id[:10]
+            label = short(object_id)
             reach.tree_commits.setdefault(obj.tree, []).append(object_id)
             if obj.tree not in reach.trees:
                 tree = load(obj.tree, objmod.Tree, f"commit {label}")

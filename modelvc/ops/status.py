@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from modelvc.ops.workstate import same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
+from modelvc.vocabulary import path_change
 from modelvc.worktree import directories_unchanged, is_utf8_name, printable_name, walk_files
 
 
@@ -23,6 +24,12 @@ class StatusResult:
     @property
     def clean(self) -> bool:
         return not (self.staged or self.unstaged or self.untracked)
+
+    def to_dict(self) -> dict:
+        return {"branch": self.branch, "commit": self.head,
+                "staged": [path_change(kind, path, self.renamed_from.get(path)) for kind, path in self.staged],
+                "unstaged": [path_change(kind, path) for kind, path in self.unstaged],
+                "untracked": self.untracked, "skipped": self.skipped, "clean": self.clean}
 
 
 def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True) -> StatusResult:

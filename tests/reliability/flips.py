@@ -99,7 +99,7 @@ def fsck_cli(work: Path, *options: str) -> tuple[int, str, list[tuple[str, str]]
     try:
         report = json.loads(result.stdout)
         breaks = [(b["commit"], b["path"]) for p in report["problems"] for b in p["breaks"]]
-        text = "; ".join(f"{p['kind']} {p['object'][:10]}: {p['detail']}" for p in report["problems"])
+        text = "; ".join(f"{p['kind']} {(p['id'] or p['name'])[:10]}: {p['detail']}" for p in report["problems"])
     except ValueError:
         text = result.stderr.strip()
     return result.exit_code, text, breaks

@@ -242,7 +242,7 @@ def test_malformed_model_file_is_stored_exactly_and_read_as_plain_bytes(mvc, wor
     if good is not None:
         assert mvc("diff", "HEAD~1", "HEAD").stdout == (
             f"modified  {path}  {len(good)} B -> {len(data)} B  (shares 0 B, 0% with the old version)\n"
-            "    tensors: 1 removed\n    removed   w  F32 [4]\n"
+            "    tensors: 1 deleted\n    deleted   w  F32 [4]\n"
             "    note: the new version is not a model file of a known format\n")
     os.unlink(work / path)
     mvc("checkout", "--force", "HEAD")
