@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import math
 import os
 import shlex
 import time
@@ -12,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelvc.errors import (AlreadyExistsError, CorruptIndexError, CorruptObjectError, CorruptRefError,
-                            FormatVersionError, MissingObjectError, NotARepositoryError,
+from modelvc.errors import (AlreadyExistsError, ConfigError, CorruptIndexError, CorruptObjectError,
+                            CorruptRefError, FormatVersionError, MissingObjectError, NotARepositoryError,
                             UnknownRevisionError, UsageError)
 from modelvc.fsutil import atomic_write
 from modelvc.ids import short
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 2
 SUPPORTED_FORMATS = (1, 2)
 DEFAULT_LOCK_TIMEOUT = 30.0
+DEFAULT_PACK_MAX_BYTES = 256 << 20
 # How many deltas reading a block may have to apply (a write-time policy, not part of the
 # format: readers follow chains of any length). Measured with tests/bench/bench_nudges.py on
 # 20 versions of bf16 weights each nudged by N(0, 1e-4): depth 2 stores 0.389 of raw and its
@@ -76,7 +78,7 @@ class Repo:
         for sub in ("objects", "packs", "refs/heads", "refs/tags", "logs"):
             (mvc_dir / sub).mkdir(parents=True, exist_ok=True)
         config = {"format_version": format_version, "chunking": default_chunk_params(format_version),
-                  "pack_max_bytes": 256 << 20}
+                  "pack_max_bytes": DEFAULT_PACK_MAX_BYTES}
         atomic_write(mvc_dir / "config", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
         atomic_write(mvc_dir / "HEAD", b"ref: refs/heads/main\n")
         return cls(root)
@@ -91,16 +93,24 @@ class Repo:
                                   hint="create one with 'mvc init'")
 
     def _read_config(self) -> dict[str, Any]:
+        """The config as far as every command needs it (valid JSON, a known format version);
+        the other keys are checked where they are used, and all of them by fsck."""
         path = self.mvc_dir / "config"
         try:
-            config = json.loads(path.read_bytes())
-            version = config["format_version"]
+            config = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise NotARepositoryError(f"not a modelvc repository: {self.root}",
                                       hint="create one with 'mvc init'") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise FormatVersionError(f"cannot read the repository config {path}: {exc}") from exc
-        if type(version) is not int or version not in SUPPORTED_FORMATS:  # not "2", not true
+        except UnicodeDecodeError:
+            raise self._config_error("it is not UTF-8 text") from None
+        except ValueError as exc:
+            raise self._config_error(f"it is not valid JSON ({exc})") from None
+        if not isinstance(config, dict) or "format_version" not in config:
+            raise self._config_error("it has no format_version")
+        version = config["format_version"]
+        if type(version) is not int:
+            raise self._config_error(f"format_version must be an integer, not {version!r}")
+        if version not in SUPPORTED_FORMATS:
             raise FormatVersionError(
                 f"repository format version {version!r} is not supported by this modelvc "
                 f"(it reads versions {', '.join(map(str, SUPPORTED_FORMATS))})",
@@ -121,7 +131,11 @@ class Repo:
         if self._chunks is None:
             from modelvc.store.chunkstore import ChunkStore
 
-            self._chunks = ChunkStore(self.mvc_dir / "packs", int(self.config.get("pack_max_bytes", 256 << 20)))
+            try:
+                max_bytes = self.pack_max_bytes
+            except ConfigError:  # only a size policy for new packs: fsck reports the damage
+                max_bytes = DEFAULT_PACK_MAX_BYTES
+            self._chunks = ChunkStore(self.mvc_dir / "packs", max_bytes)
         return self._chunks
 
     @property
@@ -178,11 +192,46 @@ class Repo:
     def chunk_params(self):
         from modelvc.store.chunker import ChunkParams
 
-        return ChunkParams.from_dict(self.config["chunking"])
+        if "chunking" not in self.config:
+            raise self._config_error("it has no chunking section")
+        try:
+            return ChunkParams.from_dict(self.config["chunking"])
+        except ConfigError as exc:
+            raise self._config_error(exc.message) from None
 
     @property
     def delta_max_depth(self) -> int:
-        return int(self.config.get("delta_max_depth", DEFAULT_DELTA_MAX_DEPTH))
+        return self._config_count("delta_max_depth", DEFAULT_DELTA_MAX_DEPTH)
+
+    @property
+    def pack_max_bytes(self) -> int:
+        return self._config_count("pack_max_bytes", DEFAULT_PACK_MAX_BYTES)
+
+    def config_problems(self) -> list[str]:
+        """What is wrong with the config's keys (fsck reports them), each as its ConfigError says."""
+        problems = []
+        for check in (lambda: self.chunk_params, lambda: self.delta_max_depth,
+                      lambda: self.pack_max_bytes, self._check_user):
+            try:
+                check()
+            except ConfigError as exc:
+                problems.append(exc.message)
+        return problems
+
+    def _config_count(self, key: str, default: int, minimum: int = 0) -> int:
+        value = self.config.get(key, default)
+        if type(value) is not int or value < minimum:
+            raise self._config_error(f"{key} must be an integer >= {minimum}, not {value!r}")
+        return value
+
+    def _check_user(self) -> None:
+        user = self.config.get("user", {})
+        if not isinstance(user, dict) or any(not isinstance(user.get(k, ""), str) for k in ("name", "email")):
+            raise self._config_error(f"user must hold a name and an email as text, not {user!r}")
+
+    def _config_error(self, problem: str) -> ConfigError:
+        return ConfigError(f"the repository config {self.mvc_dir / 'config'} is damaged: {problem}",
+                           hint="repair it by hand (docs/format.md describes every key), or restore it from a backup")
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[RepoLock]:
@@ -190,12 +239,7 @@ class Repo:
         from modelvc.leftovers import remove_leftovers
         from modelvc.lock import RepoLock
 
-        raw = os.environ.get("MVC_LOCK_TIMEOUT", "")
-        try:
-            timeout = float(raw) if raw else DEFAULT_LOCK_TIMEOUT
-        except ValueError:
-            raise UsageError(f"MVC_LOCK_TIMEOUT must be a number of seconds, not '{raw}'") from None
-        with RepoLock(self.mvc_dir / "lock", timeout) as held:
+        with RepoLock(self.mvc_dir / "lock", lock_timeout()) as held:
             remove_leftovers(self.mvc_dir)
             yield held
 
@@ -206,6 +250,7 @@ class Repo:
         required) fall back to the login name and login@host, as git's reflog does."""
         from modelvc.config import effective
 
+        self._check_user()
         name = os.environ.get("MVC_AUTHOR_NAME") or effective(self.config, "user.name")
         email = os.environ.get("MVC_AUTHOR_EMAIL") or effective(self.config, "user.email")
         if not (name and email):
@@ -290,6 +335,21 @@ class Repo:
 
     def head_commit(self) -> str | None:
         return self.refs.head().commit
+
+
+def lock_timeout() -> float:
+    """MVC_LOCK_TIMEOUT in seconds: a finite number >= 0 (nan would make the wait endless)."""
+    raw = os.environ.get("MVC_LOCK_TIMEOUT")
+    if raw is None:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = math.nan
+    if not (math.isfinite(timeout) and timeout >= 0):
+        raise UsageError(f"MVC_LOCK_TIMEOUT must be a finite number of seconds >= 0, not '{raw}'",
+                         hint=f"unset it to wait the default {DEFAULT_LOCK_TIMEOUT:g} s")
+    return timeout
 
 
 def _login_name() -> str:

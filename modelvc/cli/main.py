@@ -59,10 +59,16 @@ class MvcGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
-        from modelvc.errors import MvcError
+        from modelvc.errors import MvcError, from_os_error
 
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except OSError as exc:  # a full disk or a refused access is the user's to fix, not a bug
+                error = from_os_error(exc)
+                if error is None:
+                    raise
+                raise error from exc
         except MvcError as exc:
             if os.environ.get("MVC_DEBUG") == "1":
                 raise
