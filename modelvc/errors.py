@@ -86,7 +86,7 @@ EXIT_CODES: dict[int, str] = {
     1: "differences found (diff/status --exit-code), problems found (fsck), an ignored path added "
        "without -f, or an unexpected error",
     2: "usage error: bad option, bad value, path outside the working tree",
-    3: "not a modelvc repository",
+    3: "not a modelvc repository, or (init) a repository already exists there",
     4: "unknown or ambiguous revision, ref or path",
     5: "uncommitted local changes would be overwritten",
     6: "timed out waiting for the repository lock",
@@ -147,3 +147,9 @@ class CorruptIndexError(IntegrityError):
 
 class NotFullyMergedError(RefError):
     """`branch -d` of a branch whose commits nothing else reaches: they would only live in reflogs."""
+
+
+class RepositoryExistsError(MvcError):
+    """`init` where a repository already is: refused (git would reinitialize), a repository error."""
+
+    exit_code = 3

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelvc.errors import (AlreadyExistsError, CorruptIndexError, CorruptObjectError, CorruptRefError,
-                            FormatVersionError, MissingObjectError, NotARepositoryError,
+from modelvc.errors import (CorruptIndexError, CorruptObjectError, CorruptRefError, FormatVersionError,
+                            MissingObjectError, NotARepositoryError, RepositoryExistsError,
                             UnknownRevisionError, UsageError)
 from modelvc.fsutil import atomic_write
 from modelvc.objects import Commit, Manifest, Signature, Tag, Tree
@@ -73,8 +73,8 @@ class Repo:
         root = path.resolve()
         mvc_dir = root / MVC_DIR
         if mvc_dir.exists():
-            raise AlreadyExistsError(f"a modelvc repository already exists at {mvc_dir}",
-                                     hint="nothing was changed")
+            raise RepositoryExistsError(f"a modelvc repository already exists at {mvc_dir}",
+                                        hint="nothing was changed")
         root.mkdir(parents=True, exist_ok=True)
         for sub in ("objects", "packs", "refs/heads", "refs/tags", "logs"):
             (mvc_dir / sub).mkdir(parents=True, exist_ok=True)
