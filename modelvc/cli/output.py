@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -18,9 +19,25 @@ def cwd_of(ctx: click.Context) -> Path:
 
 
 def open_repo(ctx: click.Context):
+    """The repository of the working directory, with the CLI's settings; closed with the command."""
     from modelvc.repo import Repo
+    from modelvc.store.parallel import worker_count
 
-    return Repo.discover(cwd_of(ctx))
+    repo = Repo.discover(cwd_of(ctx), lock_timeout=lock_timeout(), workers=worker_count(), tune_allocator=True)
+    ctx.call_on_close(repo.close)
+    return repo
+
+
+def lock_timeout() -> float:
+    """MVC_LOCK_TIMEOUT: how many seconds a writer waits for the repository lock."""
+    from modelvc.errors import UsageError
+    from modelvc.repo import DEFAULT_LOCK_TIMEOUT
+
+    raw = os.environ.get("MVC_LOCK_TIMEOUT", "")
+    try:
+        return float(raw) if raw else DEFAULT_LOCK_TIMEOUT
+    except ValueError:
+        raise UsageError(f"MVC_LOCK_TIMEOUT must be a number of seconds, not '{raw}'") from None
 
 
 def emit_json(data: Any) -> None:

@@ -29,7 +29,7 @@ def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_
     `checkout --force HEAD` stays on the current branch, as in git, and rebuilds an index
     that cannot be read: it is the repair the corrupt-index error suggests.
     """
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index(rebuild_if_corrupt=force)
         target = repo.resolve(rev)
         head = repo.refs.head()
@@ -48,7 +48,7 @@ def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_
 def checkout_new_branch(repo: Repo, name: str, start: str | None = None, force: bool = False,
                         progress: Progress = NO_PROGRESS) -> CheckoutResult:
     check_ref_name(name, "branch")
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         if repo.refs.read(f"refs/heads/{name}") is not None:
             raise AlreadyExistsError(f"a branch named '{name}' already exists",
@@ -68,7 +68,7 @@ def checkout_new_branch(repo: Repo, name: str, start: str | None = None, force: 
 def restore_paths(repo: Repo, rev: str, specs: list[str], force: bool = False, cwd: Path | None = None,
                   progress: Progress = NO_PROGRESS) -> CheckoutResult:
     """Bring paths back as they are in `rev`, into the working tree and the index; HEAD stays."""
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         target = repo.resolve(rev)
         tree = repo.tree_of(target)

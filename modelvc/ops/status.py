@@ -82,11 +82,10 @@ def refresh_stat_cache(repo: Repo, files: list) -> None:
     this is only a cache."""
     from modelvc.errors import LockTimeoutError
     from modelvc.index import stat_entry
-    from modelvc.lock import RepoLock
     from modelvc.worktree import stat_path
 
     try:
-        with RepoLock(repo.mvc_dir / "lock", 0):
+        with repo.transaction(timeout=0):
             index = repo.fresh_index()
             for hashed in files:
                 entry, st = index.entries.get(hashed.path), stat_path(repo.root, hashed.path)

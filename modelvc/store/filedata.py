@@ -227,7 +227,7 @@ def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: Chun
         chunks: list[tuple[str, int]] = []
         groups = batches(spans, [span.length for span in spans])
         for group, done in zip(groups, ordered_map(work, submitted(groups), weight=_span_bytes,
-                                                   max_weight=IN_FLIGHT_BYTES)):
+                                                   max_weight=IN_FLIGHT_BYTES, pool=store.pool)):
             for chunk in done:
                 if chunk.payload is not None and writer is not None:
                     writer.append(chunk.chunk_id, chunk.codec, chunk.length, chunk.payload, chunk.base)
@@ -294,7 +294,8 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
         def group_bytes(group: list[int]) -> int:
             return sum(manifest.chunks[index][1] for index in group)
 
-        for written in ordered_map(fetch_and_write, groups, weight=group_bytes, max_weight=IN_FLIGHT_BYTES):
+        for written in ordered_map(fetch_and_write, groups, weight=group_bytes, max_weight=IN_FLIGHT_BYTES,
+                                   pool=store.pool):
             if progress:
                 progress(written)
     handle.seek(base + manifest.size)
@@ -351,7 +352,7 @@ def _write_stream(manifest: Manifest, handle: BinaryIO, store: ChunkStore, progr
     def fetch(chunk: tuple[str, int]) -> bytes:
         return store.read(bytes.fromhex(chunk[0]))
 
-    for data in ordered_map(fetch, manifest.chunks, window=16):
+    for data in ordered_map(fetch, manifest.chunks, window=16, pool=store.pool):
         handle.write(data)
         if progress:
             progress(len(data))
