@@ -19,7 +19,7 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,18 +77,22 @@ class Repo:
     """An open repository: its config, object and chunk stores, refs, index and writer lock.
 
     `lock_timeout` is how long transaction() waits for another writer by default, `workers`
-    the number of threads chunk work uses (None: one per core), and `tune_allocator` whether
+    the number of threads chunk work uses (None: one per core), `tune_allocator` whether
     starting them may change the process's allocator settings (store/parallel.py; the CLI
-    does). Use it as a context manager, or call close(), to stop its threads.
+    does), and `on_warning` receives what deserves a warning but is no error (an ambiguous
+    name); without it, warnings are kept in `warnings`. Use it as a context manager, or call
+    close(), to stop its threads.
     """
 
     def __init__(self, root: Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, workers: int | None = None,
-                 tune_allocator: bool = False) -> None:
+                 tune_allocator: bool = False, on_warning: Callable[[str], None] | None = None) -> None:
         self.root = root
         self.mvc_dir = root / MVC_DIR
         self.lock_timeout = lock_timeout
         self.workers = workers
         self.tune_allocator = tune_allocator
+        self.on_warning = on_warning
+        self.warnings: list[str] = []
         self._config_stamp = stamp(self.mvc_dir / "config")
         self._config = self._read_config()
         self._objects: ObjectStore | None = None
@@ -311,6 +315,13 @@ class Repo:
         """Whether this Repo holds the writer lock (in any of its threads)."""
         return self._depth > 0
 
+    def warn(self, message: str) -> None:
+        """Report something that deserves a warning but is no error."""
+        if self.on_warning is not None:
+            self.on_warning(message)
+        else:
+            self.warnings.append(message)
+
     # -- identity -------------------------------------------------------------------------
     def identity(self, required: bool = True) -> tuple[str, str]:
         """(name, email): MVC_AUTHOR_NAME/EMAIL, else `mvc config`, else git's user.name and
@@ -374,7 +385,7 @@ class Repo:
     def resolve(self, rev: str) -> str:
         from modelvc.revparse import resolve
 
-        return resolve(rev, self.refs, self)
+        return resolve(rev, self.refs, self, self.warn)
 
     def commit(self, commit_id: str) -> Commit:
         return self.objects.get_typed(commit_id, Commit)

@@ -23,7 +23,8 @@ def open_repo(ctx: click.Context):
     from modelvc.repo import Repo
     from modelvc.store.parallel import worker_count
 
-    repo = Repo.discover(cwd_of(ctx), lock_timeout=lock_timeout(), workers=worker_count(), tune_allocator=True)
+    repo = Repo.discover(cwd_of(ctx), lock_timeout=lock_timeout(), workers=worker_count(), tune_allocator=True,
+                         on_warning=lambda message: click.echo(f"warning: {message}", err=True))
     ctx.call_on_close(repo.close)
     return repo
 

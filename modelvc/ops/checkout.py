@@ -10,7 +10,7 @@ from modelvc.ids import short
 from modelvc.ops.materialize import MoveResult, move_tree
 from modelvc.ops.pathspec import expand
 from modelvc.progress import NO_PROGRESS, Progress
-from modelvc.refname import check_ref_name
+from modelvc.refname import check_ref_name, is_valid_ref_name
 from modelvc.repo import Repo
 
 
@@ -31,11 +31,12 @@ def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_
     """
     with repo.transaction():
         repo.fresh_index(rebuild_if_corrupt=force)
-        target = repo.resolve(rev)
         head = repo.refs.head()
         if rev in ("HEAD", "@") and head.branch is not None:
             rev = head.branch
-        is_branch = rev in repo.refs.branches()
+        branch_tip = _branch_tip(repo, rev)
+        is_branch = branch_tip is not None
+        target = branch_tip or repo.resolve(rev)
         move = move_tree(repo, repo.tree_of(head.commit), repo.tree_of(target), force, progress)
         source = head.branch or (short(head.commit) if head.commit else "unborn")
         if is_branch:
@@ -43,6 +44,21 @@ def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_
             return CheckoutResult(target, rev, move=move)
         repo.refs.set_head_detached(target, f"checkout: moving from {source} to {short(target)}")
         return CheckoutResult(target, None, move=move)
+
+
+def _branch_tip(repo: Repo, name: str) -> str | None:
+    """The commit of branch `name`, if there is one: checkout takes the branch where a tag
+    or another ref has the same name too (with git's warning), as git does."""
+    from modelvc.revparse import ambiguous_name, matching_refs
+
+    if not is_valid_ref_name(name) or name.startswith("refs/"):
+        return None
+    found = matching_refs(name, repo.refs)
+    if f"refs/heads/{name}" not in found:
+        return None
+    if len(found) > 1:
+        repo.warn(ambiguous_name(name))
+    return repo.peel(repo.refs.read(f"refs/heads/{name}"))
 
 
 def checkout_new_branch(repo: Repo, name: str, start: str | None = None, force: bool = False,
