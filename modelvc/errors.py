@@ -94,6 +94,7 @@ EXIT_CODES: dict[int, str] = {
     8: "repository format version not supported by this modelvc",
     9: "nothing to commit",
     10: "invalid ref name, ref already exists, or branch not fully merged (branch -d)",
+    13: "a file changed while mvc was reading it; nothing was staged",
     14: "configuration error: unreadable config or .mvcignore, unknown key, bad value",
     15: "author identity unknown (set user.name and user.email)",
 }
@@ -147,6 +148,25 @@ class CorruptIndexError(IntegrityError):
 
 class NotFullyMergedError(RefError):
     """`branch -d` of a branch whose commits nothing else reaches: they would only live in reflogs."""
+
+
+class UnsafePathError(IntegrityError):
+    """A path read from the store or the index that could reach outside the working tree."""
+
+
+class SymlinkInWayError(LocalChangesError):
+    """A symbolic link (or a file) stands where the working tree needs a directory."""
+
+
+class FileChangedError(MvcError):
+    """A file was written to while mvc read it: what was read is no version of it."""
+
+    exit_code = 13
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"'{path}' changed while mvc was reading it; nothing was staged",
+                         hint="run the command again when whatever writes the file is done")
+        self.path = path
 
 
 class RepositoryExistsError(MvcError):

@@ -4,13 +4,46 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+
+CRASH_ENV = "MVC_TEST_CRASH_AT"
+STEP_KINDS = ("fsync", "rename", "dirsync", "append", "seal", "unlink")
+
+
+class _CrashAtStep:
+    """Test-only: SIGKILL this process just before its Nth durable step (of `kinds`, if given).
+
+    MVC_TEST_CRASH_AT is "N" or "N:kind,kind". Tests walk N up from 1 so that a kill lands
+    before every step of a command's write order, not only where a timer happens to fall.
+    """
+
+    def __init__(self, spec: str) -> None:
+        count, _, kinds = spec.partition(":")
+        self.target = int(count)
+        self.kinds = frozenset(kinds.split(",")) if kinds else frozenset(STEP_KINDS)
+        self._steps = itertools.count(1)  # next() is atomic: packs are sealed on a second thread
+
+    def __call__(self, kind: str) -> None:
+        if kind in self.kinds:
+            if next(self._steps) == self.target:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+_crash_at = _CrashAtStep(os.environ[CRASH_ENV]) if os.environ.get(CRASH_ENV) else None
+
+
+def durable_step(kind: str) -> None:
+    """Mark a step of the write order (one of STEP_KINDS); a no-op unless a test asks for a crash."""
+    if _crash_at is not None:
+        _crash_at(kind)
 
 
 @functools.cache
@@ -30,6 +63,7 @@ def current_boot_id() -> str | None:
 
 def fsync_dir(directory: str | os.PathLike) -> None:
     """Make a rename or unlink in `directory` durable."""
+    durable_step("dirsync")
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -51,9 +85,11 @@ def atomic_writer(path: str | os.PathLike, mode: int | None = None) -> Iterator[
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
+            durable_step("fsync")
             os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp_name, mode)
+        durable_step("rename")
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -82,6 +118,7 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     """Append one line durably (reflogs). A torn last line after a crash is skipped by readers."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    durable_step("append")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode("utf-8") + b"\n")

@@ -8,6 +8,8 @@ ID_BYTES = 32
 ID_HEX = 64
 SHORT_HEX = 10
 MIN_PREFIX = 4
+# "No object": the old side of a ref's creation and the new side of its deletion, as in git.
+ZERO_ID = "0" * ID_HEX
 
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
 

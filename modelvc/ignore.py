@@ -17,7 +17,7 @@ PROTECTED_NAMES = frozenset({".git", ".mvc"})
 
 def is_protected(path: str) -> bool:
     """Whether a repo path is, or lies inside, a `.git` or `.mvc` at any depth."""
-    return any(part in PROTECTED_NAMES for part in path.split("/"))
+    return any(part.lower() in PROTECTED_NAMES for part in path.split("/"))  # as on a case-insensitive disk
 
 
 class IgnoreRules:

@@ -22,7 +22,8 @@ from pathlib import Path
 from modelvc.errors import CorruptIndexError
 from modelvc.fsutil import atomic_write, current_boot_id
 from modelvc.ids import is_full_id
-from modelvc.objects import MODE_EXEC, MODE_FILE
+from modelvc.objects import MODE_EXEC, MODE_FILE, MODE_LINK
+from modelvc.safepath import check_paths
 
 INDEX_VERSION = 1
 REBUILD_HINT = ("rebuild it from the last commit with 'mvc checkout --force HEAD' "
@@ -38,6 +39,7 @@ class IndexEntry:
     mtime_ns: int = 0
     ino: int = 0
     unsynced_boot: str = ""  # the boot in which mvc wrote this file without waiting for the disk
+    dereference: bool = False  # added with --dereference: a link here stands for its target's bytes
 
     def matches_stat(self, st: os.stat_result, index_mtime_ns: int) -> bool:
         return (st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.ino
@@ -48,11 +50,14 @@ class IndexEntry:
         data = asdict(self)
         if not self.unsynced_boot:
             del data["unsynced_boot"]
+        if not self.dereference:
+            del data["dereference"]
         return data
 
 
 def stat_entry(path: str, file: str, size: int, mode: int, st: os.stat_result,
-               previous: IndexEntry | None = None, written_unsynced: bool = False) -> IndexEntry:
+               previous: IndexEntry | None = None, written_unsynced: bool = False,
+               dereference: bool = False) -> IndexEntry:
     """An entry caching `st`, still marked unsynced while its bytes may be in the page cache only.
 
     That is when mvc has just written it without fsync, or when `previous` was so marked in
@@ -61,10 +66,12 @@ def stat_entry(path: str, file: str, size: int, mode: int, st: os.stat_result,
     boot = current_boot_id() or ""
     carried = previous is not None and previous.unsynced_boot == boot and previous.ino == st.st_ino
     unsynced = boot if written_unsynced or carried else ""
-    return IndexEntry(path, file, size, mode, st.st_mtime_ns, st.st_ino, unsynced)
+    return IndexEntry(path, file, size, mode, st.st_mtime_ns, st.st_ino, unsynced, dereference)
 
 
 def mode_of(st: os.stat_result) -> int:
+    if statmod.S_ISLNK(st.st_mode):
+        return MODE_LINK
     return MODE_EXEC if st.st_mode & statmod.S_IXUSR else MODE_FILE
 
 
@@ -82,13 +89,16 @@ class Index:
             self.mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
         try:
             data = json.loads(raw)
-            self.entries = {e["path"]: IndexEntry(**e) for e in data["entries"]}
-            for entry in self.entries.values():
+            entries = [IndexEntry(**e) for e in data["entries"]]
+            for entry in entries:
                 if not is_full_id(entry.file) or not isinstance(entry.size, int) or entry.size < 0:
                     raise ValueError(f"entry {entry.path!r} has no valid content id and size")
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptIndexError(f"the index file {self.path} is corrupt ({exc})",
                                     hint=REBUILD_HINT) from exc
+        check_paths((e.path for e in entries), f"the index file {self.path}",
+                    hint=f"delete {self.path}, then 'mvc checkout --force HEAD' rebuilds it")
+        self.entries = {e.path: e for e in entries}
 
     def save(self) -> None:
         data = {"version": INDEX_VERSION, "written_ns": time.time_ns(),

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 from modelvc.errors import CorruptObjectError
-from modelvc.ids import is_full_id
+from modelvc.ids import is_full_id, short
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
+MODE_LINK = 0o120000  # a symbolic link: its manifest holds the target string, never followed
+MODES = (MODE_FILE, MODE_EXEC, MODE_LINK)
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:
@@ -63,6 +66,10 @@ class TreeEntry:
     def executable(self) -> bool:
         return self.mode == MODE_EXEC
 
+    @property
+    def is_link(self) -> bool:
+        return self.mode == MODE_LINK
+
 
 @dataclass(frozen=True)
 class Tree:
@@ -77,8 +84,12 @@ class Tree:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Tree:
-        return cls(tuple(TreeEntry(e["path"], e["file"], int(e["size"]), int(e["mode"], 8))
+        tree = cls(tuple(TreeEntry(e["path"], e["file"], int(e["size"]), int(e["mode"], 8))
                          for e in data["entries"]))
+        unknown = sorted({f"{e.mode:o}" for e in tree.entries if e.mode not in MODES})
+        if unknown:
+            raise ValueError(f"unknown file mode {', '.join(unknown)}")
+        return tree
 
     def as_map(self) -> dict[str, TreeEntry]:
         return {e.path: e for e in self.entries}
@@ -98,10 +109,17 @@ class Signature:
     def from_dict(cls, data: dict[str, Any]) -> Signature:
         return cls(data["name"], data["email"], int(data["time"]), int(data["tz"]))
 
-    def tz_text(self) -> str:
-        sign = "+" if self.tz_minutes >= 0 else "-"
-        minutes = abs(self.tz_minutes)
-        return f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
+
+def local_tz_minutes(timestamp: float) -> int:
+    """This machine's offset east of UTC at that moment, in minutes (daylight saving included)."""
+    return int(time.localtime(timestamp).tm_gmtoff // 60)
+
+
+def tz_text(tz_minutes: int) -> str:
+    """An offset as git writes it: "+hhmm" or "-hhmm"."""
+    sign = "+" if tz_minutes >= 0 else "-"
+    hours, minutes = divmod(abs(tz_minutes), 60)
+    return f"{sign}{hours:02d}{minutes:02d}"
 
 
 @dataclass(frozen=True)
@@ -188,4 +206,4 @@ def decode(data: bytes, object_id: str) -> StoredObject:
         parsed = json.loads(data)
         return _TYPES[parsed["type"]].from_dict(parsed)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise CorruptObjectError(f"object {object_id[:10]} is not a valid modelvc object ({exc})") from exc
+        raise CorruptObjectError(f"object {short(object_id)} is not a valid modelvc object ({exc})") from exc

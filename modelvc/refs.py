@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorruptRefError, RefConflictError, RefError
-from .fsutil import append_line, atomic_write, fsync_dir
-from .ids import is_full_id, short
+from .fsutil import append_line, atomic_write, durable_step, fsync_dir, is_atomic_temp
+from .ids import ZERO_ID, is_full_id, short
+from .objects import local_tz_minutes, tz_text
 from .refname import check_ref_name, is_valid_ref_name
-
-ZERO_ID = "0" * 64
 
 _SYMBOLIC_PREFIX = "ref: refs/heads/"
 _KINDS = (("refs/heads/", "branch"), ("refs/tags/", "tag"), ("refs/", "ref"))
@@ -50,6 +49,14 @@ class ReflogEntry:
     tz: str  # "+hhmm"
     message: str
 
+    def to_dict(self) -> dict:
+        """A ref's creation has a null old_commit, its deletion a null new_commit."""
+        from modelvc.vocabulary import identity_signature
+
+        return {"old_commit": None if self.old == ZERO_ID else self.old,
+                "new_commit": None if self.new == ZERO_ID else self.new,
+                "committer": identity_signature(self.who, self.time, self.tz), "message": self.message}
+
 
 def _kind_of(refname: str) -> tuple[str, str, str]:
     """(namespace prefix, "branch"/"tag"/"ref", short name) of a full ref name, validated."""
@@ -71,13 +78,6 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
-
-
-def _local_tz(seconds: int) -> str:
-    offset = time.localtime(seconds).tm_gmtoff // 60
-    sign = "+" if offset >= 0 else "-"
-    hours, minutes = divmod(abs(offset), 60)
-    return f"{sign}{hours:02d}{minutes:02d}"
 
 
 def _describe(value: str | None) -> str:
@@ -142,6 +142,19 @@ class Refs:
         ids.discard(ZERO_ID)
         return ids
 
+    def garbled_reflog_lines(self) -> list[tuple[str, int]]:
+        """(log path under .mvc, line number) of whole lines readers skip: damage, not a torn append."""
+        garbled = []
+        for directory, _subdirs, files in os.walk(self._dir / "logs"):
+            for file_name in sorted(files):
+                if is_atomic_temp(file_name):  # a killed write's leftover, never read as a reflog
+                    continue
+                path = Path(directory) / file_name
+                lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")[:-1]
+                garbled += [(path.relative_to(self._dir).as_posix(), number)
+                            for number, line in enumerate(lines, 1) if not _REFLOG_LINE.match(line)]
+        return garbled
+
     # ---- writing (the caller holds the repository lock) ------------------------------
 
     def update(self, refname: str, new: str, expected: str | None, message: str) -> None:
@@ -165,6 +178,7 @@ class Refs:
         self._check_expected(refname, expected, current)
         self._log_ref_move(refname, expected, ZERO_ID, message)
         path = self._dir / refname
+        durable_step("unlink")
         path.unlink()
         fsync_dir(path.parent)
         self._remove_empty_parents(path, self._dir / prefix)
@@ -361,7 +375,7 @@ class Refs:
         text = " ".join(message.splitlines())
         return (
             f"{old} {new} {name.translate(_IDENTITY_JUNK)} <{email.translate(_IDENTITY_JUNK)}> "
-            f"{seconds} {_local_tz(seconds)}\t{text}"
+            f"{seconds} {tz_text(local_tz_minutes(seconds))}\t{text}"
         )
 
     def _log_ref_move(self, refname: str, old: str, new: str, message: str) -> None:

@@ -28,7 +28,8 @@ from modelvc.errors import (CorruptIndexError, CorruptObjectError, CorruptRefErr
                             UnknownRevisionError)
 from modelvc.freshness import Stamp, stamp, unchanged_since
 from modelvc.fsutil import atomic_write
-from modelvc.objects import Commit, Manifest, Signature, Tag, Tree
+from modelvc.ids import short
+from modelvc.objects import Commit, Manifest, Signature, Tag, Tree, local_tz_minutes
 from modelvc.worktree import MVC_DIR
 
 if TYPE_CHECKING:
@@ -60,11 +61,6 @@ Run
 
 to set your account's default identity.
 Omit --global to set the identity only in this repository."""
-
-
-def _local_tz_minutes(timestamp: float) -> int:
-    local = time.localtime(timestamp)
-    return int(local.tm_gmtoff // 60)
 
 
 def default_chunk_params(version: int) -> dict[str, Any]:
@@ -101,6 +97,7 @@ class Repo:
         self._refs: Refs | None = None
         self._index: Index | None = None
         self._index_stamp: Stamp | None = None
+        self._checked_trees: set[str] = set()
         self._writer = threading.RLock()  # one writing thread at a time within this process
         self._depth = 0  # transactions the writing thread has entered and not left
         self._held: RepoLock | None = None
@@ -155,9 +152,9 @@ class Repo:
                                       hint="create one with 'mvc init'") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise FormatVersionError(f"cannot read the repository config {path}: {exc}") from exc
-        if version not in SUPPORTED_FORMATS:
+        if type(version) is not int or version not in SUPPORTED_FORMATS:  # not "2", not true
             raise FormatVersionError(
-                f"repository format version {version} is not supported by this modelvc "
+                f"repository format version {version!r} is not supported by this modelvc "
                 f"(it reads versions {', '.join(map(str, SUPPORTED_FORMATS))})",
                 hint="upgrade modelvc to work with this repository")
         return config
@@ -192,7 +189,7 @@ class Repo:
 
             self._packs_stamp = stamp(packs)
             self._chunks = ChunkStore(packs, _pack_max_bytes(self.config),
-                                      WorkerPool(self.workers, self.tune_allocator))
+                                      pool=WorkerPool(self.workers, self.tune_allocator))
         elif not unchanged_since(self._packs_stamp, packs):
             self._packs_stamp = stamp(packs)
             self._chunks.reload_if_packs_changed()
@@ -348,7 +345,7 @@ class Repo:
     def signature_now(self) -> Signature:
         name, email = self.identity()
         now = time.time()
-        return Signature(name, email, int(now), _local_tz_minutes(now))
+        return Signature(name, email, int(now), local_tz_minutes(now))
 
     # -- revisions ------------------------------------------------------------------------
     def parents(self, commit_id: str) -> list[str]:
@@ -359,11 +356,11 @@ class Repo:
         try:
             obj = self.objects.get(object_id)
         except MissingObjectError:
-            raise UnknownRevisionError(f"object {object_id[:10]} does not exist") from None
+            raise UnknownRevisionError(f"object {short(object_id)} does not exist") from None
         if isinstance(obj, Tag):
             return self.peel(obj.object)
         if not isinstance(obj, Commit):
-            raise UnknownRevisionError(f"object {object_id[:10]} is not a commit")
+            raise UnknownRevisionError(f"object {short(object_id)} is not a commit")
         return object_id
 
     def commits_with_prefix(self, prefix: str) -> list[str]:
@@ -391,7 +388,14 @@ class Repo:
         return self.objects.get_typed(commit_id, Commit)
 
     def tree(self, tree_id: str) -> Tree:
-        return self.objects.get_typed(tree_id, Tree)
+        """A tree whose paths are all safe to join to the working tree (else UnsafePathError)."""
+        tree = self.objects.get_typed(tree_id, Tree)
+        if tree_id not in self._checked_trees:
+            from modelvc.safepath import check_paths
+
+            check_paths((e.path for e in tree.entries), f"tree {short(tree_id)}", git_ok=True)
+            self._checked_trees.add(tree_id)
+        return tree
 
     def manifest(self, file_id: str) -> Manifest:
         """A file version's manifest, checked against the stored chunks' lengths."""

@@ -7,9 +7,12 @@ seed with numpy so the same arguments always give the same bytes.
 from __future__ import annotations
 
 import json
+import os
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,18 +82,27 @@ def write_safetensors(path: Path, weights: dict[str, np.ndarray], dtype: str = "
                       metadata: dict[str, str] | None = None) -> int:
     """Write float32 weights as a safetensors file in `dtype`; returns its size."""
     tag, itemsize = DTYPES[dtype]
-    header: dict = {"__metadata__": metadata} if metadata else {}
+    tensors = [(name, tag, array.shape, array.size * itemsize) for name, array in weights.items()]
+    return write_tensors(path, tensors, (encode(array, dtype) for array in weights.values()), metadata or None)
+
+
+def write_tensors(path: str | os.PathLike[str], tensors: Iterable[tuple[str, str, Sequence[int], int]],
+                  blobs: Iterable[bytes | memoryview | np.ndarray], metadata: dict[str, str] | None = None) -> int:
+    """The safetensors writer: `tensors` (name, dtype, shape, byte length) in file order, their bytes
+    taken one at a time from `blobs` (so a large checkpoint is never held twice), the header
+    padded with spaces to 8 bytes, "__metadata__" only when metadata is not None. Returns the size.
+    """
+    header: dict[str, Any] = {} if metadata is None else {"__metadata__": metadata}
     offset = 0
-    for name, array in weights.items():
-        length = array.size * itemsize
-        header[name] = {"dtype": tag, "shape": list(array.shape), "data_offsets": [offset, offset + length]}
+    for name, tag, shape, length in tensors:
+        header[name] = {"dtype": tag, "shape": list(shape), "data_offsets": [offset, offset + length]}
         offset += length
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
     with open(path, "wb") as handle:
         handle.write(struct.pack("<Q", len(raw)) + raw)
-        for array in weights.values():
-            handle.write(encode(array, dtype).tobytes())
+        for blob in blobs:
+            handle.write(blob)
     return 8 + len(raw) + offset
 
 

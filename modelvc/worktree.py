@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from modelvc.errors import UsageError
 from modelvc.ignore import PROTECTED_NAMES, IgnoreRules, is_protected
+from modelvc.safefs import is_temp_name
 
 MVC_DIR = ".mvc"
 
@@ -29,7 +32,11 @@ def to_repo_path(root: Path, user_path: str, cwd: Path | None = None) -> str:
 
 def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
                ) -> Iterator[tuple[str, os.stat_result]]:
-    """Regular files under `start` (a repo path), skipping .mvc, .git and ignored paths, sorted."""
+    """Regular files and symbolic links under `start` (a repo path), sorted, with their lstat.
+
+    Never descends into a link, and skips ignored paths, every .mvc and .git, and mvc's own
+    temporary files.
+    """
     rules = rules or IgnoreRules.load(root)
     prefix = len(os.path.join(root, ""))  # slicing strings: pathlib per entry cost status half its time
     stack = [os.path.join(root, start) if start else str(root)]
@@ -42,21 +49,67 @@ def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
             continue
         for entry in entries:
             rel = entry.path[prefix:].replace(os.sep, "/")
-            if entry.name in PROTECTED_NAMES:
+            if entry.name in PROTECTED_NAMES or is_temp_name(entry.name):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 if not rules.ignored(rel, True):
                     stack.append(entry.path)
-            elif entry.is_file(follow_symlinks=False) and not rules.ignored(rel, False):
+            elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and not rules.ignored(rel, False):
                 found.append((rel, entry.stat(follow_symlinks=False)))
     found.sort()
     yield from found
 
 
-def stat_path(root: Path, path: str) -> os.stat_result | None:
-    """The stat of a regular file (not a symlink) at a repo path, or None."""
+def stat_path(root: Path, path: str, follow: bool = False) -> os.stat_result | None:
+    """The lstat of a regular file or symbolic link at a repo path, or None.
+
+    None too when a directory on the way is a link: what lies beyond it is not in the tree.
+    With `follow` (a path added with --dereference) a link gives the stat of its target.
+    """
+    full = os.path.join(root, path)
     try:
-        st = os.lstat(os.path.join(root, path))
+        st = os.lstat(full)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return st if stat.S_ISREG(st.st_mode) else None
+    if "/" in path and link_on_the_way(root, path) is not None:
+        return None
+    if follow and stat.S_ISLNK(st.st_mode):
+        try:
+            st = os.stat(full)
+        except OSError:
+            return None
+    return st if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode) else None
+
+
+def link_on_the_way(root: Path, path: str) -> str | None:
+    """The first directory of `path` (a repo path) that is a symbolic link, if any."""
+    directory = path.rpartition("/")[0]
+    if not directory:
+        return None
+    cache = _link_dirs.get()
+    if cache is not None and directory in cache:
+        return cache[directory]
+    found = link_on_the_way(root, directory)
+    if found is None:
+        try:
+            if stat.S_ISLNK(os.lstat(os.path.join(root, directory)).st_mode):
+                found = directory
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    if cache is not None:
+        cache[directory] = found
+    return found
+
+
+_link_dirs: ContextVar[dict[str, str | None] | None] = ContextVar("_link_dirs", default=None)
+
+
+@contextmanager
+def directories_unchanged() -> Iterator[None]:
+    """Within the block, each directory is checked for being a link once: for readers
+    (status, add) that look at thousands of paths in a few directories and change none."""
+    token = _link_dirs.set({})
+    try:
+        yield
+    finally:
+        _link_dirs.reset(token)

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from modelvc.samples import write_tensors
+
 # ---------------------------------------------------------------- byte sources
 
 
@@ -90,22 +92,11 @@ def _tensor_spec(value: Any) -> tuple[str, tuple[int, ...], bytes]:
 
 
 def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> bytes:
-    """Tensors in the given order, header padded with spaces to 8 bytes. Returns the file."""
-    header: dict[str, Any] = {}
-    if metadata is not None:
-        header["__metadata__"] = metadata
-    blobs = []
-    offset = 0
-    for name, value in tensors.items():
-        dtype, shape, raw = _tensor_spec(value)
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    data = struct.pack("<Q", len(text)) + text + b"".join(blobs)
-    Path(path).write_bytes(data)
-    return data
+    """Tensors in the given order (numpy arrays or (dtype, shape, raw bytes)). Returns the file."""
+    specs = {name: _tensor_spec(value) for name, value in tensors.items()}
+    write_tensors(path, [(name, dtype, shape, len(raw)) for name, (dtype, shape, raw) in specs.items()],
+                  [raw for _, _, raw in specs.values()], metadata)
+    return Path(path).read_bytes()
 
 
 # ---------------------------------------------------------------- gguf

@@ -25,8 +25,8 @@ def test_status_forms(mvc, work):
     assert mvc("status", "-s").stdout == " M a.bin\n D sub/b.bin\n"
     mvc("add", "a.bin")
     data = mvc.json("status")
-    assert data["staged"] == [{"status": "modified", "path": "a.bin"}]
-    assert data["unstaged"] == [{"status": "deleted", "path": "sub/b.bin"}]
+    assert data["staged"] == [{"status": "modified", "path": "a.bin", "old_path": None}]
+    assert data["unstaged"] == [{"status": "deleted", "path": "sub/b.bin", "old_path": None}]
     assert data["clean"] is False
 
 
@@ -125,9 +125,10 @@ def test_rollback_and_hard_rollback(mvc, work):
     data = mvc.json("rollback")
     assert (work / "m.bin").read_bytes() == b"v1"
     head = mvc.json("show")
-    assert head["message"] == f"Rollback to {data['target'][:10]}: v1"
+    assert head["message"] == f"Rollback to {data['target_commit'][:10]}: v1"
     assert head["metrics"] == {"loss": 2}
-    assert head["parents"] == [data["previous"]]
+    assert head["parents"] == [data["previous_commit"]]
+    assert data["commit"] == head["id"]
     assert len(mvc.json("log")) == 4
     before = data["commit"]
     mvc("rollback", "--hard", "HEAD~3")
@@ -135,7 +136,7 @@ def test_rollback_and_hard_rollback(mvc, work):
     assert len(mvc.json("log")) == 1
     reflog = mvc.json("reflog")
     assert reflog[0]["message"].startswith("rollback --hard")
-    assert reflog[1]["new"] == before  # the old position is kept
+    assert reflog[1]["new_commit"] == before  # the old position is kept
     result = mvc("rollback", ok=False)
     assert result.exit_code == 4  # the root has no parent
 
@@ -194,9 +195,9 @@ def test_gc_frees_unreachable_and_keeps_reachable(mvc, work):
     mvc("checkout", "--force", "HEAD", "--", "big.bin")
     assert mvc.json("stats")["stored_chunk_bytes"] >= 800_000
     young = mvc.json("gc")  # within the grace period nothing is touched
-    assert young["bytes_freed"] == 0
+    assert young["freed_bytes"] == 0
     result = mvc.json("gc", "--grace", "0")
-    assert result["bytes_freed"] >= 390_000
+    assert result["freed_bytes"] >= 390_000
     assert mvc.json("fsck")["ok"] is True
     assert mvc.json("stats")["stored_chunk_bytes"] <= 401_000
     (work / "big.bin").unlink()
@@ -346,7 +347,7 @@ def test_without_a_boot_id_checkout_fsyncs_each_file(mvc, work, boot, monkeypatc
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
     mvc("checkout", "HEAD", "--", "a.bin")
-    assert any(".a.bin.mvc-tmp-" in path for path in synced)
+    assert any("/.mvc-tmp-" in path for path in synced)
     assert "unsynced_boot" not in _index_entry(work)
 
 
@@ -365,3 +366,25 @@ def test_quiet_add_checkout_and_rollback_print_nothing_but_do_the_work(mvc, work
     assert mvc.json("log")[0]["message"].startswith("Rollback to ")
     result = mvc("checkout", "-q", "nowhere", ok=False)  # errors still speak
     assert result.exit_code != 0 and result.stderr.startswith("error: ")
+
+
+def test_log_and_show_print_author_date_with_offset_and_message(mvc, work, monkeypatch):
+    import re
+
+    monkeypatch.setenv("TZ", "IST-5:30")
+    time.tzset()
+    try:
+        write(work / "notes.txt", b"one\n")
+        mvc("add", "notes.txt")
+        mvc("commit", "-m", "first line\n\nsecond paragraph")
+        commit_id = mvc.json("log")[0]["id"]
+        body = (r"Author: Test Author <test@example\.com>\n"
+                r"Date:   \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0530\n"
+                r"\n    first line\n    \n    second paragraph\n")
+        log = mvc("log").stdout
+        assert re.fullmatch(rf"commit {commit_id} \(HEAD -> main\)\n{body}\n", log), log
+        show = mvc("show").stdout
+        assert re.match(rf"commit {commit_id} \(HEAD -> main\)\n{body}", show), show
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -40,7 +40,7 @@ def test_init_adds_the_store_to_gitignore_once(code_repo, mvc_runner):
 def test_init_keeps_an_existing_gitignore_and_says_so_in_json(code_repo, mvc_runner):
     write(code_repo / ".gitignore", b"__pycache__/\n*.pyc")
     data = json.loads(mvc_runner("init", "--json").stdout)
-    assert data["gitignore"] == {"path": str(code_repo / ".gitignore"), "added": ["/.mvc/"]}
+    assert data["gitignore"] == {"file": str(code_repo / ".gitignore"), "added": ["/.mvc/"]}
     assert (code_repo / ".gitignore").read_bytes() == b"__pycache__/\n*.pyc\n/.mvc/\n"
     assert oct((code_repo / ".gitignore").stat().st_mode & 0o777) == oct(0o644 & ~_umask())
 
@@ -151,8 +151,9 @@ def test_checkout_never_writes_a_dot_git_path_a_tree_holds(mvc, work):
                 TreeEntry("m.bin", repo.objects.put(manifest), manifest.size)))
     commit = Commit(repo.objects.put(bad), (repo.head_commit(),), repo.signature_now(), "bad")
     commit_id = repo.objects.put(commit)
-    mvc("checkout", commit_id)
+    mvc("checkout", commit_id)  # an older mvc versioned .git/: its commits stay readable
     assert not (work / ".git").exists()
+    assert (work / "m.bin").read_bytes() == b"m"
 
 
 def test_without_git_on_path_nothing_fails_and_commits_encode_as_before(code_repo, tmp_path, monkeypatch,

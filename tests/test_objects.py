@@ -6,7 +6,7 @@ import pytest
 
 from modelvc.errors import IntegrityError
 from modelvc.ids import hash_bytes
-from modelvc.objects import MODE_EXEC, Commit, Manifest, Signature, Tree, TreeEntry, encode
+from modelvc.objects import MODE_EXEC, Commit, Manifest, Signature, Tree, TreeEntry, encode, local_tz_minutes, tz_text
 from modelvc.store.objects import ObjectStore
 
 
@@ -62,3 +62,22 @@ def test_non_finite_metric_is_refused():
 def test_manifest_lengths_must_add_up():
     with pytest.raises(ValueError):
         Manifest.from_dict({"type": "file", "size": 10, "chunks": [["a" * 64, 3]]})
+
+
+def test_time_zone_offsets_are_written_as_git_writes_them():
+    assert [tz_text(minutes) for minutes in (0, 60, 330, -90, -720, 845)] == [
+        "+0000", "+0100", "+0530", "-0130", "-1200", "+1405"]
+
+
+def test_local_offset_follows_the_tz_environment(monkeypatch):
+    import time
+
+    winter, summer = 1700000000, 1720000000  # November 2023, July 2024
+    try:
+        for zone, expected in (("UTC0", (0, 0)), ("IST-5:30", (330, 330)), ("EST5EDT,M3.2.0,M11.1.0", (-300, -240))):
+            monkeypatch.setenv("TZ", zone)
+            time.tzset()
+            assert (local_tz_minutes(winter), local_tz_minutes(summer)) == expected
+    finally:
+        monkeypatch.undo()
+        time.tzset()

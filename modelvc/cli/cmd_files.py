@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from modelvc import ids
 from modelvc.cli.cmd_completion import complete_paths
 from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
 
@@ -28,15 +29,11 @@ def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
     repo = Repo.init(Path(target))
     update = ignore_store(repo.root)
     if as_json:
-        emit_json({"path": str(repo.mvc_dir), "format_version": FORMAT_VERSION,
-                   "gitignore": gitignore_json(update)})
+        emit_json({"root": str(repo.root), "mvc_dir": str(repo.mvc_dir), "format_version": FORMAT_VERSION,
+                   "gitignore": update.to_dict() if update is not None else None})
         return
     click.echo(f"Initialized empty modelvc repository in {repo.mvc_dir}")
     echo_gitignore(update)
-
-
-def gitignore_json(update) -> dict | None:
-    return None if update is None else {"path": str(update.path), "added": update.added}
 
 
 def echo_gitignore(update) -> None:
@@ -54,10 +51,12 @@ def echo_gitignore(update) -> None:
 @click.option("--gitignore/--no-gitignore", "gitignore", default=None,
               help="In a git work tree, add what is stored to .gitignore (default: config core.gitignore, true).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--dereference", is_flag=True,
+              help="Store what symbolic links point to as regular files, not the links themselves.")
 @quiet_option
 @click.pass_context
 def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitignore: bool | None,
-                as_json: bool, quiet: bool) -> None:
+                as_json: bool, dereference: bool, quiet: bool) -> None:
     """Stage files for the next commit (files, directories, or glob patterns).
 
     Directories are walked recursively, skipping paths matched by .mvcignore (naming an
@@ -65,18 +64,16 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitigno
     unstaged. Chunks are stored now, deduplicated against everything already in the store.
     In a git work tree, a directory's files that git tracks are left to git, a file named
     here that git tracks is stored with a warning, and what is stored is added to .gitignore.
+    A symbolic link is stored as a link (its target, never followed) unless --dereference.
     """
     from modelvc.ops.add import add
 
     repo = open_repo(ctx)
     with progress_bar(quiet) as bar:
-        result = add(repo, list(paths), cwd_of(ctx), bar, force=force, gitignore=gitignore)
+        result = add(repo, list(paths), cwd_of(ctx), bar, force=force, gitignore=gitignore,
+                     dereference=dereference)
     if as_json:
-        emit_json({"staged": result.staged, "removed": result.removed, "unchanged": result.unchanged,
-                   "bytes_read": result.bytes_read, "new_chunks": result.new_chunks,
-                   "new_bytes": result.new_raw_bytes, "stored_bytes": result.new_stored_bytes,
-                   "warnings": result.warnings, "left_to_git": result.left_to_git,
-                   "versioned_twice": result.versioned_twice, "gitignore": gitignore_json(result.gitignore)})
+        emit_json(result.to_dict())
         return
     for path, warnings in result.warnings.items():
         for warning in warnings:
@@ -117,13 +114,6 @@ def rm_command(ctx: click.Context, paths: tuple[str, ...], cached: bool, force: 
         click.echo(f"rm '{path}'")
 
 
-def change_json(kind: str, path: str, renamed_from: dict[str, str]) -> dict:
-    row = {"status": kind, "path": path}
-    if path in renamed_from:
-        row["old_path"] = renamed_from[path]
-    return row
-
-
 @click.command("status")
 @click.option("-s", "--short", "short", is_flag=True, help="Two-letter codes, one path per line.")
 @click.option("--porcelain", is_flag=True, help="Like --short, stable for scripts.")
@@ -153,10 +143,7 @@ def render_status(result, short: bool, as_json: bool) -> None:
         return f"{result.renamed_from[path]} -> {path}" if path in result.renamed_from else path
 
     if as_json:
-        emit_json({"branch": result.branch, "head": result.head,
-                   "staged": [change_json(k, p, result.renamed_from) for k, p in result.staged],
-                   "unstaged": [{"status": k, "path": p} for k, p in result.unstaged],
-                   "untracked": result.untracked, "clean": result.clean})
+        emit_json(result.to_dict())
         return
     if short:
         codes: dict[str, list[str]] = {}
@@ -170,7 +157,7 @@ def render_status(result, short: bool, as_json: bool) -> None:
             click.echo(f"?? {path}")
         return
     click.echo(f"On branch {result.branch}" if result.branch else
-               f"HEAD detached at {result.head[:10] if result.head else '?'}")
+               f"HEAD detached at {ids.short(result.head) if result.head else '?'}")
     if result.head is None:
         click.echo("\nNo commits yet")
     labels = {"added": "new file:", "modified": "modified:", "deleted": "deleted:", "renamed": "renamed:"}

@@ -7,6 +7,7 @@ import click
 from modelvc.cli.cmd_completion import complete_branches, complete_revs, complete_revs_and_paths
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, open_repo,
                                 progress_bar, quiet_option)
+from modelvc.ids import short
 
 
 def move_summary(move) -> str:
@@ -18,10 +19,6 @@ def move_summary(move) -> str:
     if move.kept_local:
         parts.append(f"local changes kept in: {', '.join(move.kept_local)}")
     return "; ".join(parts)
-
-
-def move_json(move) -> dict:
-    return {"written": move.written, "removed": move.removed, "kept_local": move.kept_local}
 
 
 @click.command("checkout", cls=PathsAfterDashDash)
@@ -64,7 +61,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
             if not quiet and not as_json:
                 click.echo(f"Updated {count} path{'' if count == 1 else 's'} from the index")
             elif as_json:
-                emit_json({"written": restored.written, "removed": restored.removed})
+                emit_json(restored.to_dict())
             return
         elif paths is not None or len(args) > 1:
             rev, specs = args[0], (list(args[1:]) + (paths or []))
@@ -75,11 +72,11 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
         elif len(args) == 1:
             result = checkout(repo, args[0], force, bar)
             message = (f"Switched to branch '{result.branch}'" if result.branch
-                       else f"HEAD is now at {result.commit[:10]} (detached)")
+                       else f"HEAD is now at {short(result.commit)} (detached)")
         else:
             raise click.UsageError("checkout needs a branch or revision (see 'mvc checkout --help')")
     if as_json:
-        emit_json({"commit": result.commit, "branch": result.branch, **move_json(result.move)})
+        emit_json(result.to_dict())
         return
     if quiet:
         return
@@ -108,15 +105,14 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
     with progress_bar(quiet) as bar:
         result = rollback(open_repo(ctx), rev, hard, force, bar)
     if as_json:
-        emit_json({"target": result.target, "commit": result.new_commit, "previous": result.previous,
-                   "branch": result.branch, "hard": hard, **move_json(result.move)})
+        emit_json(result.to_dict())
         return
     if quiet:
         return
     if hard:
-        click.echo(f"HEAD is now at {result.target[:10]} (was {result.previous[:10]}; see 'mvc reflog')")
+        click.echo(f"HEAD is now at {short(result.target)} (was {short(result.previous)}; see 'mvc reflog')")
     else:
-        click.echo(f"[{result.branch or 'detached HEAD'} {result.new_commit[:10]}] Rollback to {result.target[:10]}")
+        click.echo(f"[{result.branch or 'detached HEAD'} {short(result.new_commit)}] Rollback to {short(result.target)}")
     summary = move_summary(result.move)
     if summary:
         click.echo(summary)
@@ -147,7 +143,7 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
         if not name or start:
             raise click.UsageError("branch -d takes exactly one branch name")
         info = delete_branch(repo, name, force=force_delete)
-        click.echo(f"Deleted branch {name} (was {info.commit[:10]})")
+        click.echo(f"Deleted branch {name} (was {short(info.commit)})")
         return
     if rename:
         if not name:
@@ -155,24 +151,24 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
         old, new = (name, start) if start else (None, name)
         info = rename_branch(repo, old, new)
         if as_json:
-            emit_json({"name": info.name, "commit": info.commit, "current": info.current})
+            emit_json(info.to_dict())
         else:
             click.echo(f"Renamed branch {old} to {new}" if old else f"Renamed the current branch to {new}")
         return
     if name:
         info = create_branch(repo, name, start)
         if as_json:
-            emit_json({"name": info.name, "commit": info.commit})
+            emit_json(info.to_dict())
         else:
-            click.echo(f"Created branch {name} at {info.commit[:10]}")
+            click.echo(f"Created branch {name} at {short(info.commit)}")
         return
     infos = list_branches(repo)
     if as_json:
-        emit_json([{"name": i.name, "commit": i.commit, "current": i.current, "subject": i.subject} for i in infos])
+        emit_json([info.to_dict() for info in infos])
         return
     for info in infos:
         marker = "*" if info.current else " "
-        click.echo(f"{marker} {info.name:<20} {info.commit[:10]} {info.subject}")
+        click.echo(f"{marker} {info.name:<20} {short(info.commit)} {info.subject}")
 
 
 @click.command("tag")
@@ -192,21 +188,21 @@ def tag_command(ctx, name, rev, message, delete, force, as_json) -> None:
         if not name or rev:
             raise click.UsageError("tag -d takes exactly one tag name")
         info = delete_tag(repo, name)
-        click.echo(f"Deleted tag {name} (was {info.commit[:10]})")
+        click.echo(f"Deleted tag {name} (was {short(info.commit)})")
         return
     if name:
         info = create_tag(repo, name, rev, message, force)
         if as_json:
-            emit_json({"name": info.name, "commit": info.commit, "message": info.message})
+            emit_json(info.to_dict())
         else:
-            click.echo(f"Tagged {info.commit[:10]} as {name}")
+            click.echo(f"Tagged {short(info.commit)} as {name}")
         return
     infos = list_tags(repo)
     if as_json:
-        emit_json([{"name": i.name, "commit": i.commit, "message": i.message, "subject": i.subject} for i in infos])
+        emit_json([info.to_dict() for info in infos])
         return
     for info in infos:
-        click.echo(f"{info.name:<20} {info.commit[:10]} {info.message or info.subject}")
+        click.echo(f"{info.name:<20} {short(info.commit)} {info.message or info.subject}")
 
 
 class ReflogGroup(click.Group):
@@ -239,11 +235,10 @@ def reflog_show_command(ctx, ref, limit, as_json) -> None:
     refname = ref if ref == "HEAD" or ref.startswith("refs/") else f"refs/heads/{ref}"
     entries = repo.refs.reflog(refname)[:limit] if limit is not None else repo.refs.reflog(refname)
     if as_json:
-        emit_json([{"old": e.old, "new": e.new, "who": e.who, "timestamp": e.time, "tz": e.tz,
-                    "message": e.message} for e in entries])
+        emit_json([entry.to_dict() for entry in entries])
         return
     for number, e in enumerate(entries):
-        click.echo(f"{click.style(e.new[:10], fg='yellow')} {ref}@{{{number}}}: {e.message}")
+        click.echo(f"{click.style(short(e.new), fg='yellow')} {ref}@{{{number}}}: {e.message}")
 
 
 @reflog_command.command("expire")
@@ -272,7 +267,7 @@ def reflog_expire_command(ctx, refs, expire, expire_unreachable, all_refs, as_js
             parse_expiry(value)
     result = expire_reflogs(open_repo(ctx), None if all_refs else list(refs), expire, expire_unreachable)
     if as_json:
-        emit_json({"pruned": result.pruned, "kept": result.kept})
+        emit_json(result.to_dict())
         return
     for name, count in result.pruned.items():
         click.echo(f"{name}: pruned {count} entr{'y' if count == 1 else 'ies'}")

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from modelvc.objects import tz_text
+
 
 def cwd_of(ctx: click.Context) -> Path:
     return ctx.find_root().obj["cwd"]
@@ -59,14 +61,7 @@ def human_size(count: int | None) -> str:
 def format_time(timestamp: int, tz_minutes: int) -> str:
     offset = tz_minutes * 60
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp + offset))
-    sign = "+" if tz_minutes >= 0 else "-"
-    return f"{stamp} {sign}{abs(tz_minutes) // 60:02d}{abs(tz_minutes) % 60:02d}"
-
-
-def iso_time(timestamp: int, tz_minutes: int) -> str:
-    from datetime import datetime, timedelta, timezone
-
-    return datetime.fromtimestamp(timestamp, timezone(timedelta(minutes=tz_minutes))).isoformat()
+    return f"{stamp} {tz_text(tz_minutes)}"
 
 
 def format_value(value: Any) -> str:

@@ -141,10 +141,6 @@ def float_itemsize(dtype: str | None) -> int | None:
     return _FLOAT_SIZES.get(dtype or "")
 
 
-def is_known(dtype: str) -> bool:
-    return dtype in ITEMSIZES or dtype in GGML_BLOCKS
-
-
 def ggml_nbytes(dtype: str, shape: tuple[int, ...]) -> int | None:
     """Byte size of a ggml tensor; None if the first dimension does not fill whole blocks."""
     block = GGML_BLOCKS.get(dtype)

@@ -17,7 +17,7 @@ import struct
 from typing import Any
 
 from modelvc.formats import ByteSource, Layout, Segment
-from modelvc.formats.detect import MAX_HEADER_BYTES, MalformedLayout, assemble, read_exact
+from modelvc.formats.base import MAX_HEADER_BYTES, MalformedLayout, assemble, read_exact
 from modelvc.formats.dtypes import GGML_TYPES, ggml_nbytes
 
 SUMMARY_THRESHOLD = 64

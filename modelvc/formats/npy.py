@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from modelvc.formats import ByteSource, Layout, Segment, row_major
-from modelvc.formats.detect import MalformedLayout, assemble, read_exact
+from modelvc.formats.base import MalformedLayout, assemble, read_exact
 from modelvc.formats.dtypes import itemsize, from_numpy_descr
 
 MAGIC = b"\x93NUMPY"

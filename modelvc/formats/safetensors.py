@@ -11,7 +11,7 @@ import struct
 from typing import Any
 
 from modelvc.formats import ByteSource, Layout, Segment
-from modelvc.formats.detect import MAX_HEADER_BYTES, MalformedLayout, assemble, read_exact
+from modelvc.formats.base import MAX_HEADER_BYTES, MalformedLayout, assemble, read_exact
 from modelvc.formats.dtypes import itemsize
 
 HEADER_NAME = "<header>"

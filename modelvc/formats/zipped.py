@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelvc.formats import ByteSource, Deflated, Layout, Segment, span_elements
-from modelvc.formats.detect import MAX_HEADER_BYTES, MalformedLayout, assemble, read_exact
+from modelvc.formats.base import MAX_HEADER_BYTES, MalformedLayout, assemble, read_exact
 from modelvc.formats.dtypes import itemsize
 from modelvc.formats.inflate import BadDeflateStream, InflatingSource
 from modelvc.formats.npy import npy_segments, npy_tensor

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from modelvc.errors import IntegrityError
 from modelvc.formats import ByteSource, Layout
+from modelvc.ids import short
 from modelvc.progress import NO_PROGRESS, Progress
 
 ChunkList = tuple[tuple[str, int, int], ...]
@@ -40,7 +41,7 @@ class ChunkMap:
         position = 0
         for chunk_id, offset, length in chunks:
             if offset != position or length <= 0:
-                raise ValueError(f"chunk {chunk_id[:10]} at {offset} does not follow the chunk before it at {position}")
+                raise ValueError(f"chunk {short(chunk_id)} at {offset} does not follow the chunk before it at {position}")
             position += length
         if position != size:
             raise ValueError(f"chunks cover {position} bytes of a {size}-byte file")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelvc.errors import UsageError
 from modelvc.index import mode_of, stat_entry
 from modelvc.ops.gitside import GitignoreUpdate
 from modelvc.ops.pathspec import expand, expand_specs
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.store.filedata import PreviousVersion
-from modelvc.worktree import stat_path
+from modelvc.worktree import directories_unchanged, stat_path
 
 
 @dataclass
@@ -29,13 +31,23 @@ class AddResult:
     versioned_twice: list[str] = field(default_factory=list)  # named; git tracks them as well
     gitignore: GitignoreUpdate | None = None  # None outside a git work tree or with --no-gitignore
 
+    def to_dict(self) -> dict:
+        return {"staged": self.staged, "deleted": self.removed, "unchanged_count": self.unchanged,
+                "read_bytes": self.bytes_read, "new_chunk_count": self.new_chunks,
+                "new_bytes": self.new_raw_bytes, "stored_bytes": self.new_stored_bytes,
+                "warnings": self.warnings, "left_to_git": self.left_to_git,
+                "versioned_twice": self.versioned_twice,
+                "gitignore": self.gitignore.to_dict() if self.gitignore is not None else None}
+
 
 def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS,
-        force: bool = False, gitignore: bool | None = None) -> AddResult:
+        force: bool = False, gitignore: bool | None = None, dereference: bool = False) -> AddResult:
     """Stage what the user's paths match (files, directories, globs).
 
     `force` takes paths .mvcignore ignores. In a git work tree, what is stored is added to
-    .gitignore unless `gitignore` is False (None: the core.gitignore setting)."""
+    .gitignore unless `gitignore` is False (None: the core.gitignore setting). A symbolic link
+    is staged as a link (its target string), unless `dereference`: then the bytes it points to
+    are staged as a regular file, and stay so for later adds and commit -a."""
     from modelvc.config import effective
     from modelvc.ops.gitside import ignore_stored, split_for_git
 
@@ -45,7 +57,7 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
         index = repo.fresh_index()
         found = expand_specs(repo.root, specs, cwd or Path.cwd(), index.entries, force=force)
         split = split_for_git(repo.root, found.paths, found.named, set(index.entries))
-        result = _stage(repo, split.store, progress)
+        result = _stage(repo, split.store, progress, dereference)
         result.left_to_git, result.versioned_twice = split.left_to_git, split.versioned_twice
     if gitignore:
         stored = [p for p in split.store if p in repo.index.entries]
@@ -59,33 +71,45 @@ def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:
         return _stage(repo, sorted(repo.fresh_index().entries), progress)
 
 
-def _stage(repo: Repo, paths: list[str], progress: Progress) -> AddResult:
+def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool = False) -> AddResult:
     """Store and stage `paths`; the caller holds the lock and has just re-read the index."""
+    from modelvc.ops.links import link_manifest, working_link_target
     from modelvc.store.filedata import ingest_file
 
     result = AddResult()
     index = repo.index
     work: list[tuple[str, os.stat_result]] = []
-    for path in paths:
-        st = stat_path(repo.root, path)
-        entry = index.entries.get(path)
-        if st is None:
-            if entry is not None:
-                del index.entries[path]
-                result.removed.append(path)
-        elif entry is not None and index.is_unchanged(entry, st):
-            result.unchanged += 1
-        else:
-            work.append((path, st))
+    followed: set[str] = set()
+    with directories_unchanged():
+        for path in paths:
+            entry = index.entries.get(path)
+            follow = dereference or (entry is not None and entry.dereference)
+            st = stat_path(repo.root, path, follow)
+            if follow and _is_link(repo, path):
+                if st is None:
+                    raise UsageError(f"cannot dereference '{path}': its target is not a regular file")
+                followed.add(path)
+            if st is None:
+                if entry is not None:
+                    del index.entries[path]
+                    result.removed.append(path)
+            elif entry is not None and index.is_unchanged(entry, st):
+                result.unchanged += 1
+            else:
+                work.append((path, st))
     progress.start("Adding", sum(st.st_size for _, st in work))
     staged: list[tuple[str, os.stat_result, object]] = []
     head_entries = repo.tree_of(repo.head_commit()).as_map()
     with repo.chunks.writer() as writer:
         for path, st in work:
+            if stat.S_ISLNK(st.st_mode):
+                staged.append((path, st, link_manifest(working_link_target(repo.root, path), writer)))
+                continue
             previous = previous_version(repo, index.entries.get(path) or head_entries.get(path))
             ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance,
-                                   previous, repo.delta_max_depth)
-            staged.append((path, st, ingested.manifest))
+                                   previous, repo.delta_max_depth, shown_as=path,
+                                   follow_links=path in followed)
+            staged.append((path, ingested.stat, ingested.manifest))
             if ingested.layout is not None and ingested.layout.warnings:
                 result.warnings[path] = list(ingested.layout.warnings)
             result.bytes_read += st.st_size
@@ -93,17 +117,27 @@ def _stage(repo: Repo, paths: list[str], progress: Progress) -> AddResult:
         result.new_raw_bytes = writer.new_raw_bytes
         result.new_stored_bytes = writer.new_stored_bytes
     progress.finish()
-    # Chunks are sealed in packs; now the manifests, and the index last.
+    # Chunks are sealed in packs (a file that changed while it was read has stopped the whole
+    # add before this point: nothing is staged, and its chunks are left for gc); now the
+    # manifests, and the index last.
     for path, st, manifest in staged:
         file_id = repo.objects.put(manifest)
         previous = index.entries.get(path)
-        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, previous)
+        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, previous,
+                                         dereference=path in followed)
         if previous is None or previous.file != file_id or previous.mode != mode_of(st):
             result.staged.append(path)
         else:
             result.unchanged += 1
     index.save()
     return result
+
+
+def _is_link(repo: Repo, path: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(repo.root / path).st_mode)
+    except OSError:
+        return False
 
 
 def previous_version(repo: Repo, entry) -> PreviousVersion | None:
@@ -133,6 +167,9 @@ def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Pat
 
     As git's rm: nothing is done when it would lose content no commit holds (see refuse_rm).
     """
+    from modelvc.ops.materialize import refuse_links_in_the_way
+    from modelvc.safefs import TreeDirs
+
     cwd = cwd or Path.cwd()
     result = RmResult()
     with repo.transaction():
@@ -140,12 +177,14 @@ def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Pat
         paths = expand(repo.root, specs, cwd, index.entries, include_worktree=False)
         if not force:
             refuse_rm(repo, paths, cached)
-        for path in paths:
-            del index.entries[path]
-            result.removed.append(path)
-            if not cached and stat_path(repo.root, path) is not None:
-                (repo.root / path).unlink()
-                result.deleted_files.append(path)
+        if not cached:
+            refuse_links_in_the_way(repo, paths)
+        with TreeDirs(repo.root) as dirs:
+            for path in paths:
+                del index.entries[path]
+                result.removed.append(path)
+                if not cached and stat_path(repo.root, path) is not None and dirs.unlink(path):
+                    result.deleted_files.append(path)
         index.save()
     return result
 

@@ -22,6 +22,9 @@ class CheckoutResult:
     move: MoveResult = field(default_factory=MoveResult)
     restored_paths: list[str] | None = None
 
+    def to_dict(self) -> dict:
+        return {"commit": self.commit, "branch": self.branch} | self.move.to_dict()
+
 
 def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_PROGRESS) -> CheckoutResult:
     """Switch to a branch (HEAD follows it) or any other revision (detached HEAD).
@@ -32,16 +35,16 @@ def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_
     with repo.transaction():
         repo.fresh_index(rebuild_if_corrupt=force)
         head = repo.refs.head()
-        if rev in ("HEAD", "@") and head.branch is not None:
-            rev = head.branch
-        branch_tip = _branch_tip(repo, rev)
-        is_branch = branch_tip is not None
-        target = branch_tip or repo.resolve(rev)
+        if rev in ("HEAD", "@"):
+            target, branch = repo.resolve(rev), head.branch
+        else:
+            branch_tip = _branch_tip(repo, rev)
+            target, branch = (branch_tip, rev) if branch_tip is not None else (repo.resolve(rev), None)
         move = move_tree(repo, repo.tree_of(head.commit), repo.tree_of(target), force, progress)
         source = head.branch or (short(head.commit) if head.commit else "unborn")
-        if is_branch:
-            repo.refs.set_head_branch(rev, f"checkout: moving from {source} to {rev}")
-            return CheckoutResult(target, rev, move=move)
+        if branch is not None:
+            repo.refs.set_head_branch(branch, f"checkout: moving from {source} to {branch}")
+            return CheckoutResult(target, branch, move=move)
         repo.refs.set_head_detached(target, f"checkout: moving from {source} to {short(target)}")
         return CheckoutResult(target, None, move=move)
 

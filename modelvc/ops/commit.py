@@ -12,6 +12,7 @@ from modelvc.ids import short
 from modelvc.objects import Commit, TreeEntry
 from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
+from modelvc.vocabulary import commit_dict
 
 
 def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
@@ -58,6 +59,10 @@ class CommitResult:
     parents: tuple[str, ...]
     commit: Commit
     files_changed: int
+
+    def to_dict(self) -> dict:
+        return commit_dict(self.id, self.commit) | {"branch": self.branch,
+                                                    "change_count": self.files_changed}
 
 
 def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:

@@ -43,6 +43,10 @@ class ExpireResult:
     def total_pruned(self) -> int:
         return sum(self.pruned.values())
 
+    def to_dict(self) -> dict:
+        return {"expired_count": self.total_pruned, "kept_count": self.kept,
+                "expired_count_by_ref": self.pruned}
+
 
 def expire_reflogs(repo: Repo, refs: list[str] | None = None, expire: str | None = None,
                    expire_unreachable: str | None = None) -> ExpireResult:

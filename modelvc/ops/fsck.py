@@ -6,19 +6,29 @@ from dataclasses import dataclass, field
 
 from modelvc.errors import IntegrityError, MissingChunkError
 from modelvc.ids import is_full_id
-from modelvc.ops.reach import Reachable, problem_kind, users_of_chunk, users_of_file, walk
+from modelvc.ops.reach import Reachable, problem_kind, roots, users_of_chunk, users_of_file, walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.store.packs import NO_BASE, RECORD_MAGIC, Location, header_mismatch, pack_names, read_idx, scan_pack
+from modelvc.store.packs import (NO_BASE, RECORD_MAGIC, Location, header_mismatch, pack_names, read_idx,
+                                 read_idx_rows, scan_pack)
 from modelvc.store.parallel import ordered_map
 
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | corrupt | dangling
+    kind: str  # missing | corrupt | dangling | unsafe
     object: str
     detail: str
     breaks: tuple[tuple[str, str], ...] = ()  # (commit id or "index", path)
+
+    def to_dict(self) -> dict:
+        """`id` for an object or chunk, else `name` for the file or ref ("index", "HEAD", a reflog,
+        a pack index); in "breaks", a null commit is the index."""
+        found = is_full_id(self.object)
+        return {"kind": self.kind, "id": self.object if found else None, "name": None if found else self.object,
+                "detail": self.detail,
+                "breaks": [{"commit": None if commit == "index" else commit, "path": path}
+                           for commit, path in self.breaks]}
 
 
 @dataclass
@@ -34,6 +44,11 @@ class FsckResult:
     def ok(self) -> bool:
         return not self.problems
 
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "commit_count": self.commits, "object_count": self.objects,
+                "chunk_count": self.chunks, "chunk_bytes": self.chunk_bytes, "notes": self.notes,
+                "problems": [p.to_dict() for p in self.problems]}
+
 
 def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) -> FsckResult:
     """Verify every reachable object and chunk; with read_data, every chunk in every pack.
@@ -42,13 +57,21 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     """
     result = FsckResult()
     broken_objects: list[tuple[str, str, str]] = []
-    reach = walk(repo, lambda kind, oid, detail: broken_objects.append((kind, oid, detail)))
+    unreadable = _unreadable_pack_indexes(repo)  # then no chunk can be looked up
+    reach = walk(repo, lambda kind, oid, detail: broken_objects.append((kind, oid, detail)),
+                 chunk_lengths=not unreadable)
+    lineage = _Lineage(repo, reach) if broken_objects else None
     for kind, object_id, detail in broken_objects:
-        breaks = tuple(users_of_file(reach, object_id)) if object_id in reach.files else ()
-        result.problems.append(Problem(kind, object_id, detail, breaks))
+        result.problems.append(Problem(kind, object_id, detail, lineage.breaks(object_id)))
     result.problems += _wrong_sizes(reach)
+    result.problems += _unsafe_paths(repo, reach)
     result.commits = len(reach.commits)
     result.objects = len(reach.object_ids)
+    result.problems += _head_problems(repo) + _reflog_problems(repo)
+    if unreadable:
+        result.problems += _pack_index_problems(repo, reach, unreadable)
+        result.notes.append("chunks were not verified: a pack index is unreadable")
+        return result
     _verify_chunks(repo, reach, read_data, result, progress)
     if read_data:
         reported = {problem.object for problem in result.problems}
@@ -138,6 +161,36 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
     progress.finish()
 
 
+def _unsafe_paths(repo: Repo, reach) -> list[Problem]:
+    """Tree entries that checkout would refuse: paths that could leave the working tree, and
+    links whose target no system could create."""
+    from modelvc.errors import UnsafePathError
+    from modelvc.objects import Tree
+    from modelvc.ops.links import stored_link_target
+    from modelvc.safepath import tree_problems
+
+    problems = []
+    for tree_id in sorted(reach.trees):
+        try:
+            tree = repo.objects.get_typed(tree_id, Tree)
+        except IntegrityError:  # already reported as missing or corrupt
+            continue
+        commits = reach.tree_commits.get(tree_id, [])
+        for path, reason in tree_problems((e.path for e in tree.entries), git_ok=True):
+            detail = f"tree {tree_id[:10]} has an unsafe path {path!r}: it {reason}"
+            problems.append(Problem("unsafe", tree_id, detail, tuple((c, path) for c in sorted(commits))))
+        for entry in tree.entries:
+            if entry.is_link:
+                try:
+                    stored_link_target(repo, entry.file, entry.path)
+                except UnsafePathError as exc:
+                    breaks = tuple((c, entry.path) for c in sorted(commits))
+                    problems.append(Problem("unsafe", entry.file, exc.message, breaks))
+                except IntegrityError:  # a missing or corrupt manifest or chunk: reported as such
+                    continue
+    return problems
+
+
 def _check_packs(repo: Repo) -> list[Problem]:
     """Cross-check every record of every pack against its own index, field by field.
 
@@ -192,3 +245,75 @@ def _incomplete_packs(repo: Repo) -> list[str]:
     return [f"incomplete pack {p.name} (an interrupted write; 'mvc gc' removes it)"
             for p in listed
             if p.suffix == ".pack" and p.stem not in complete and p.exists()]
+
+
+ALL_FILES = "(every file)"  # the path named when a commit or tree is lost as a whole
+HISTORY = "(history)"  # named for a commit whose ancestry runs through a lost commit
+
+
+class _Lineage:
+    """Who depends on what: the (commit, path) pairs a missing or corrupt object takes down."""
+
+    def __init__(self, repo: Repo, reach: Reachable) -> None:
+        self.reach = reach
+        self.children: dict[str, list[str]] = {}
+        for commit in reach.commits:
+            for parent in repo.commit(commit).parents:
+                self.children.setdefault(parent, []).append(commit)
+        self.branch_tips = {oid for oid, origin in roots(repo) if origin == "HEAD" or origin.startswith("refs/heads/")}
+
+    def breaks(self, object_id: str) -> tuple[tuple[str, str], ...]:
+        if object_id in self.reach.files:
+            return tuple(users_of_file(self.reach, object_id))
+        if object_id in self.reach.tree_commits:
+            return tuple((commit, ALL_FILES) for commit in sorted(self.reach.tree_commits[object_id]))
+        if object_id not in self.children and object_id not in self.branch_tips:
+            return ()  # a tag object: the ref that names it is in the detail
+        later, pending = set(), list(self.children.get(object_id, ()))
+        while pending:
+            commit = pending.pop()
+            if commit not in later:
+                later.add(commit)
+                pending += self.children.get(commit, ())
+        return ((object_id, ALL_FILES), *((commit, HISTORY) for commit in sorted(later)))
+
+
+def _head_problems(repo: Repo) -> list[Problem]:
+    """HEAD on a branch that does not exist while others do: no command leaves it so (a damaged HEAD)."""
+    head = repo.refs.head()
+    branches = repo.refs.branches()
+    if head.branch is None or head.commit is not None or not branches:
+        return []
+    return [Problem("dangling", "HEAD", f"HEAD names branch '{head.branch}', which does not exist "
+                    f"(branches: {', '.join(branches)})")]
+
+
+def _reflog_problems(repo: Repo) -> list[Problem]:
+    """A garbled reflog line is skipped by readers, so gc no longer keeps what it named."""
+    return [Problem("corrupt", log, f"line {number} of {log} is garbled; the commit it named is "
+                    "no longer kept by gc") for log, number in repo.refs.garbled_reflog_lines()]
+
+
+def _unreadable_pack_indexes(repo: Repo) -> list[tuple[str, str]]:
+    """(pack name, error) of every pack index that cannot be read."""
+    unreadable = []
+    packs_dir = repo.chunks.packs_dir
+    for name in pack_names(packs_dir):
+        try:
+            read_idx_rows(packs_dir / f"{name}.idx")
+        except IntegrityError as exc:
+            unreadable.append((name, exc.message))
+    return unreadable
+
+
+def _pack_index_problems(repo: Repo, reach: Reachable, unreadable: list[tuple[str, str]]) -> list[Problem]:
+    """A damaged pack index hides every chunk of its pack: name the versions that lose them."""
+    problems = []
+    for name, message in unreadable:
+        try:
+            records = scan_pack(repo.chunks.packs_dir / f"{name}.pack")
+        except IntegrityError:
+            records = []
+        users = {user for chunk_id, *_ in records for user in users_of_chunk(reach, chunk_id)}
+        problems.append(Problem("corrupt", f"{name}.idx", message, tuple(sorted(users))))
+    return problems

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelvc.errors import IntegrityError
+from modelvc.fsutil import durable_step
 from modelvc.leftovers import remove_leftovers
 from modelvc.ops.reach import walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.store.packs import PackWriter, pack_names
+from modelvc.safefs import sweep_tree
+from modelvc.store.badchunks import save_bad_records
+from modelvc.store.packs import Location, PackWriter, pack_names
 
 GRACE_SECONDS = 3600
 REWRITE_BELOW = 0.5  # rewrite a pack when less than this fraction of its bytes is live
@@ -36,10 +39,21 @@ class GcResult:
     chunks_removed: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
+    stale_temps_removed: int = 0  # in the working tree, left by killed checkouts
 
     @property
     def bytes_freed(self) -> int:
         return self.bytes_before - self.bytes_after
+
+    def to_dict(self) -> dict:
+        """Sizes of the store (.mvc/objects and .mvc/packs) before and after."""
+        return {"expired_reflog_entry_count": self.reflog_entries_expired,
+                "deleted_object_count": self.objects_removed, "deleted_chunk_count": self.chunks_removed,
+                "deleted_pack_count": self.packs_removed, "rewritten_pack_count": self.packs_rewritten,
+                "deleted_incomplete_pack_count": self.incomplete_removed,
+                "deleted_leftover_count": self.leftovers_removed,
+                "deleted_stale_temp_count": self.stale_temps_removed, "before_bytes": self.bytes_before,
+                "after_bytes": self.bytes_after, "freed_bytes": self.bytes_freed}
 
 
 def store_size(repo: Repo) -> int:
@@ -75,6 +89,7 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
                 repo.objects.delete(object_id)
                 result.objects_removed += 1
         _collect_packs(repo, with_delta_bases(repo, set(reach.chunks)), cutoff, result, progress)
+        result.stale_temps_removed = len(sweep_tree(repo.root))
         result.bytes_after = store_size(repo)
     return result
 
@@ -107,6 +122,7 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
             result.incomplete_removed += 1
     index = store.index
     table, pack_of = index.entries(), index.pack_numbers()
+    healed = _healed_records(repo)
     rewrite: list[int] = []
     for number, name in enumerate(index.packs):
         rows = table[pack_of == number]
@@ -115,23 +131,27 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
         is_live = [row.tobytes() in live for row in rows["id"]]
         live_bytes = int(rows["payload_len"][is_live].sum()) if rows.size else 0
         total = int(rows["payload_len"].sum()) or 1
-        if live_bytes / total < REWRITE_BELOW:
+        if live_bytes / total < REWRITE_BELOW or any(pack == name for _, pack in healed):
             rewrite.append(number)
     if not rewrite:
+        _save_bad_list(repo, set(index.bad))
         return
     rows_to_copy = [(index.packs[n], row) for n in rewrite for row in table[pack_of == n]
-                    if row["id"].tobytes() in live]
+                    if row["id"].tobytes() in live and (row["id"].tobytes(), index.packs[n]) not in healed]
     progress.start("Repacking", sum(int(row["payload_len"]) for _, row in rows_to_copy))
+    bad = set(index.bad)
     writer: PackWriter | None = None
     try:
         for pack, row in rows_to_copy:
-            location = index.locate(row["id"].tobytes())
-            payload = store.reader.read_record(location, row["id"].tobytes())
+            chunk_id, base = row["id"].tobytes(), row["base"].tobytes()
+            location = Location(pack, int(row["offset"]), int(row["payload_len"]), int(row["raw_len"]),
+                                int(row["codec"]), None if base == bytes(32) else base)
+            payload = store.reader.read_record(location, chunk_id)
             if writer is None:
                 writer = PackWriter(packs_dir, store.pack_max_bytes)
-            base = row["base"].tobytes()
-            writer.append(row["id"].tobytes(), int(row["codec"]), int(row["raw_len"]), payload,
-                          None if base == bytes(32) else base)
+            writer.append(chunk_id, location.codec, location.raw_len, payload, location.base)
+            if (chunk_id, pack) in bad:  # corrupt with no good copy yet: it stays listed where it goes
+                bad.add((chunk_id, writer.name))
             progress.advance(len(payload))
             if writer.full:
                 writer.finish()
@@ -149,8 +169,32 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
         name = index.packs[number]
         dead = int((pack_of == number).sum()) - sum(1 for p, _ in rows_to_copy if p == name)
         result.chunks_removed += dead
+        durable_step("unlink")
         (packs_dir / f"{name}.idx").unlink()
         (packs_dir / f"{name}.pack").unlink()
         result.packs_rewritten += 1 if any(p == name for p, _ in rows_to_copy) else 0
         result.packs_removed += 1
+    _save_bad_list(repo, bad)
     store.reload()
+
+
+def _healed_records(repo: Repo) -> set[tuple[bytes, str]]:
+    """Records listed as bad whose chunk has another record that reads back verified."""
+    index = repo.chunks.index
+    healed = set()
+    for chunk_id, pack in index.bad:
+        location = index.locate(chunk_id)
+        if location is None or location.pack == pack:
+            continue
+        try:
+            repo.chunks.read(chunk_id)
+        except IntegrityError:
+            continue
+        healed.add((chunk_id, pack))
+    return healed
+
+
+def _save_bad_list(repo: Repo, bad: set[tuple[bytes, str]]) -> None:
+    """Keep the lines of records that still exist (the others were dropped or moved)."""
+    existing = set(pack_names(repo.chunks.packs_dir))
+    save_bad_records(repo.chunks.bad_list, frozenset((c, p) for c, p in bad if p in existing))

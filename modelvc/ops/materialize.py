@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat as statmod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelvc.errors import LocalChangesError, MvcError
-from modelvc.fsutil import current_boot_id
+from modelvc.fsutil import current_boot_id, durable_step
 from modelvc.index import stat_entry
-from modelvc.objects import MODE_EXEC, Tree, TreeEntry
+from modelvc.objects import MODE_EXEC, MODE_LINK, Tree, TreeEntry
 from modelvc.ops.workstate import WorkingFile, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.worktree import is_protected, stat_path
+from modelvc.safefs import TreeDirs, create_temp, in_the_way, new_file
+from modelvc.worktree import is_protected, link_on_the_way, stat_path
 
 if TYPE_CHECKING:
     from modelvc.store.filedata import LocalCopy
@@ -32,6 +34,9 @@ class MoveResult:
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     kept_local: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"written": self.written, "deleted": self.removed, "kept_local": self.kept_local}
 
 
 class _WorkingFiles:
@@ -81,8 +86,8 @@ def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | N
             continue
         if same_content(old.get(path), new.get(path)):
             kept.append(path)
-        elif not same_content(now, new.get(path)):
-            conflicts.append(path)
+        elif on_disk and not same_content(now, new.get(path)):
+            conflicts.append(path)  # (a deleted file holds no work to lose: it is restored)
     return conflicts, kept
 
 
@@ -93,69 +98,98 @@ def refuse_conflicts(conflicts: list[str], action: str) -> None:
             hint="commit them, or use --force to discard them")
 
 
-def write_entry(repo: Repo, entry: TreeEntry, progress: Progress = NO_PROGRESS,
+def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress = NO_PROGRESS,
                 replacing: WorkingFile | None = None) -> tuple[os.stat_result, bool]:
-    """Write one file in place; returns its stat and whether it was left unsynced.
+    """Write one file (or link) in place; returns its lstat and whether it was left unsynced.
 
-    Chunks that `replacing` (the file now at that path) already holds are copied from it,
-    verified, rather than decoded from the store. The bytes are not fsynced where the
-    kernel gives a boot id (see modelvc/index.py): waiting for the disk would cost most of a
-    checkout's time, and the store keeps the durable copy.
+    It is created exclusively under a temporary name in its directory, opened without
+    following links (see modelvc/safefs.py), and renamed over the target, so what was there
+    (a link included) is replaced, never written through. Chunks that `replacing` (the file
+    now at that path) already holds are copied from it, verified, rather than decoded from the
+    store. The bytes are not fsynced where the kernel gives a boot id (see modelvc/index.py):
+    waiting for the disk would cost most of a checkout's time, and the store keeps the
+    durable copy.
     """
     from modelvc.store.filedata import write_file
 
-    target = repo.root / entry.path
+    directory, _, name = entry.path.rpartition("/")
+    dir_fd = dirs.open(directory, True, entry.path)
+    with contextlib.suppress(FileNotFoundError):
+        if statmod.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            raise LocalChangesError(f"cannot write {entry.path}: a directory is in the way", [entry.path])
+    if entry.is_link:
+        return _write_link(repo, entry, dir_fd, name), False
     manifest = repo.manifest(entry.file)
-    if target.is_dir() and not target.is_symlink():
-        raise LocalChangesError(f"cannot write {entry.path}: a directory is in the way", [entry.path])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.mvc-tmp-{os.getpid()}"
     unsynced = current_boot_id() is not None
+    tmp, fd = new_file(dir_fd)
     try:
-        with open(tmp, "wb") as handle:
-            write_file(manifest, handle, repo.chunks, progress.advance, _local_copy(repo, target, replacing))
+        with os.fdopen(fd, "wb") as handle:
+            write_file(manifest, handle, repo.chunks, progress.advance, _local_copy(repo, entry.path, replacing))
             handle.flush()
+            os.fchmod(handle.fileno(), 0o755 if entry.mode == MODE_EXEC else 0o644)
             if not unsynced:
                 os.fsync(handle.fileno())
-        os.chmod(tmp, 0o755 if entry.mode == MODE_EXEC else 0o644)
         if unsynced:
             # Renaming over an existing file makes ext4 flush the new one first (its
             # auto_da_alloc guard against empty files after a crash): the whole wait for the
             # disk that skipping fsync avoids, 2.5 s for 1 GiB here. A crash between the two
             # calls leaves the path missing, which status reports and checkout restores.
+            durable_step("unlink")
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
-        os.replace(tmp, target)
+                os.unlink(name, dir_fd=dir_fd)
+        durable_step("rename")
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
-    return os.stat(target), unsynced
+    return os.stat(name, dir_fd=dir_fd, follow_symlinks=False), unsynced
 
 
-def _local_copy(repo: Repo, target: Path, now: WorkingFile | None) -> LocalCopy | None:
+def _write_link(repo: Repo, entry: TreeEntry, dir_fd: int, name: str) -> os.stat_result:
+    from modelvc.ops.links import stored_link_target
+
+    target = stored_link_target(repo, entry.file, entry.path)
+    tmp, _ = create_temp(dir_fd, lambda name: os.symlink(target, name, dir_fd=dir_fd))
+    try:
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def _local_copy(repo: Repo, path: str, now: WorkingFile | None) -> LocalCopy | None:
     from modelvc.store.filedata import LocalCopy
 
-    if now is None or now.file is None:
+    if now is None or now.file is None or now.mode == MODE_LINK:
         return None
     try:
         manifest = now.manifest or repo.manifest(now.file)
     except MvcError:  # its manifest was never stored: nothing to reuse
         return None
-    return LocalCopy(target, manifest)
+    return LocalCopy(repo.root / path, manifest)
 
 
-def remove_path(repo: Repo, path: str) -> None:
-    target = repo.root / path
-    with contextlib.suppress(FileNotFoundError):
-        target.unlink()
-    parent = target.parent
-    while parent != repo.root:
-        try:
-            parent.rmdir()
-        except OSError:
-            break
-        parent = parent.parent
+def refuse_links_in_the_way(repo: Repo, paths: Iterable[str], tracked_links: Iterable[str] = ()) -> None:
+    """Refuse before touching anything when a directory on the way to one of `paths` is a
+    symbolic link (a tracked directory replaced by `d -> elsewhere`), unless that link is
+    itself a tracked path about to be replaced."""
+    exempt = set(tracked_links)
+    for path in sorted(paths):
+        directory = link_on_the_way(repo.root, path)
+        if directory is not None and directory not in exempt:
+            raise in_the_way(repo.root, directory, path)
+
+
+def _check_link_targets(repo: Repo, entries: list[TreeEntry]) -> None:
+    """Read (and so verify) every link target before the first file is touched."""
+    from modelvc.ops.links import stored_link_target
+
+    for entry in entries:
+        if entry.is_link:
+            stored_link_target(repo, entry.file, entry.path)
 
 
 def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
@@ -167,37 +201,47 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     write fails part-way, so it always describes what is on disk.
     """
     index = repo.index
+    old, new = current.as_map(), target.as_map()
+    candidates = set(old) | set(new) | set(index.entries)
+    if paths is not None:
+        candidates &= set(paths)
+    tracked_links = [p for p in candidates if any(e is not None and e.mode == MODE_LINK
+                                                  for e in (old.get(p), index.entries.get(p)))]
+    refuse_links_in_the_way(repo, candidates, tracked_links)
     files = _WorkingFiles(repo)
     conflicts, kept = find_conflicts(repo, current, target, paths, files)
     if not force:
         refuse_conflicts(conflicts, action)
-    old, new = current.as_map(), target.as_map()
-    scope = set(old) | set(new) | (set(index.entries) if force else set())
-    if paths is not None:
-        scope &= set(paths)
-    scope = {p for p in scope if not is_protected(p)}  # never write into .git or .mvc, even if a tree says so
+    index_only = set(index.entries) - set(old) - set(new)
+    scope = candidates if force else candidates - index_only
+    scope = {p for p in scope if not is_protected(p)}  # never .git or .mvc (a tree naming them is refused at load)
     result = MoveResult(kept_local=[] if force else kept)
     skip = set() if force else set(kept)
     to_write = [new[p] for p in sorted(scope) if p in new and p not in skip]
     to_remove = [p for p in sorted(scope) if p not in new and p not in skip and p in index.entries]
+    _check_link_targets(repo, to_write)
     progress.start("Checking out", sum(e.size for e in to_write))
     try:
-        for entry in to_write:
-            now = files.get(entry.path)
-            unsynced = False
-            if now is not None and same_content(now, entry):
-                st = os.stat(repo.root / entry.path)
-                progress.advance(entry.size)
-            else:
-                st, unsynced = write_entry(repo, entry, progress, now)
-                result.written.append(entry.path)
-            index.entries[entry.path] = stat_entry(entry.path, entry.file, entry.size, entry.mode, st,
-                                                   index.entries.get(entry.path), unsynced)
-        for path in to_remove:
-            if stat_path(repo.root, path) is not None:
-                remove_path(repo, path)
-                result.removed.append(path)
-            index.entries.pop(path, None)
+        with TreeDirs(repo.root) as dirs:
+            # Removals first, so a path that changes from a file to a directory (or back) is free.
+            for path in to_remove:
+                if stat_path(repo.root, path) is not None and dirs.unlink(path):
+                    result.removed.append(path)
+                index.entries.pop(path, None)
+            for entry in to_write:
+                now = files.get(entry.path)
+                previous = index.entries.get(entry.path)
+                dereference = previous is not None and previous.dereference
+                unsynced = False
+                if now is not None and same_content(now, entry):
+                    st = stat_path(repo.root, entry.path, follow=dereference)
+                    progress.advance(entry.size)
+                else:
+                    st, unsynced = write_entry(repo, entry, dirs, progress, now)
+                    result.written.append(entry.path)
+                    dereference = False  # what stands there now is the file itself
+                index.entries[entry.path] = stat_entry(entry.path, entry.file, entry.size, entry.mode, st,
+                                                       previous, unsynced, dereference)
     finally:
         index.save()
         progress.finish()

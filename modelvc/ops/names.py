@@ -18,6 +18,10 @@ class NameInfo:
     current: bool = False
     message: str | None = None  # annotated tags
 
+    def to_dict(self) -> dict:
+        return {"name": self.name, "commit": self.commit, "subject": self.subject, "current": self.current,
+                "message": self.message}
+
 
 def list_branches(repo: Repo) -> list[NameInfo]:
     head = repo.refs.head()

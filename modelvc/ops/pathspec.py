@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelvc.errors import IgnoredPathError, PathNotFoundError
+from modelvc.errors import IgnoredPathError, PathNotFoundError, UsageError
 from modelvc.ignore import IGNORE_FILE, IgnoreRules
-from modelvc.worktree import stat_path, to_repo_path, walk_files
+from modelvc.worktree import link_on_the_way, stat_path, to_repo_path, walk_files
 
 GLOB_CHARS = set("*?[")
 
@@ -51,6 +51,8 @@ def expand_specs(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[st
             found = {p for p in candidates if fnmatch.fnmatchcase(p, pattern)}
         else:
             target = to_repo_path(root, spec, cwd)
+            if include_worktree and link_on_the_way(root, target) is not None:
+                raise UsageError(f"pathspec '{spec}' is beyond a symbolic link")
             is_file = include_worktree and stat_path(root, target) is not None
             is_dir = include_worktree and not is_file and (target == "" or (root / target).is_dir())
             if (is_file or is_dir) and target and target not in known and not force \

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 
 from modelvc import objects as objmod
 from modelvc.errors import CorruptObjectError, IntegrityError, MissingChunkError, MissingObjectError
+from modelvc.ids import ZERO_ID, short
 from modelvc.repo import Repo
-
-ZERO = "0" * 64
 
 
 @dataclass
@@ -42,7 +41,7 @@ def roots(repo: Repo, reflogs: bool = True) -> list[tuple[str, str]]:
     if head.commit:
         found.append((head.commit, "HEAD"))
     if reflogs:
-        found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO]
+        found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO_ID]
     return found
 
 
@@ -52,12 +51,13 @@ def problem_kind(error: IntegrityError) -> str:
 
 
 def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True,
-         reflogs: bool = True) -> Reachable:
+         reflogs: bool = True, chunk_lengths: bool = True) -> Reachable:
     """Walk everything reachable; report(kind, object id, detail) for missing or corrupt objects.
 
     With verify, every object's bytes are re-read and hashed (bypassing the cache), and every
     manifest is checked against the sizes the tree or index lists and the stored chunks' lengths.
-    Without `reflogs`, only what branches, tags, HEAD and the index hold.
+    Without `reflogs`, only what branches, tags, HEAD and the index hold. Without
+    `chunk_lengths` the chunk index is not consulted (fsck, when a pack index is unreadable).
     """
     reach = Reachable()
 
@@ -81,7 +81,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
         reach.file_users.setdefault(file_id, []).append((tree_id, path))
         if file_id not in reach.files:
             reach.files.add(file_id)
-            where = "the index" if tree_id == "index" else f"commit {reach.tree_commits[tree_id][0][:10]}"
+            where = "the index" if tree_id == "index" else f"commit {short(reach.tree_commits[tree_id][0])}"
             manifest = load(file_id, objmod.Manifest, f"{path} in {where}")
             if manifest is None:
                 return
@@ -90,7 +90,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
                 chunk_id = bytes.fromhex(chunk_hex)
                 reach.chunks[chunk_id] = length
                 reach.chunk_files.setdefault(chunk_id, set()).add(file_id)
-            if verify:
+            if verify and chunk_lengths:
                 try:
                     repo.chunks.check_lengths(file_id, manifest)
                 except CorruptObjectError as exc:
@@ -111,7 +111,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             pending.append((obj.object, f"tag {obj.name}"))
         elif isinstance(obj, objmod.Commit):
             reach.commits.add(object_id)
-            label = object_id[:10]
+            label = short(object_id)
             reach.tree_commits.setdefault(obj.tree, []).append(object_id)
             if obj.tree not in reach.trees:
                 tree = load(obj.tree, objmod.Tree, f"commit {label}")

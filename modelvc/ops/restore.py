@@ -22,6 +22,9 @@ class RestoreResult:
     written: list[str] = field(default_factory=list)  # working files rewritten from the index
     removed: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict:
+        return {"unstaged": self.unstaged, "written": self.written, "deleted": self.removed}
+
 
 def restore(repo: Repo, specs: list[str], staged: bool = False, worktree: bool = True,
             cwd: Path | None = None, progress: Progress = NO_PROGRESS) -> RestoreResult:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from modelvc.ops.workstate import same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.worktree import walk_files
+from modelvc.vocabulary import path_change
+from modelvc.worktree import directories_unchanged, walk_files
 
 
 @dataclass
@@ -23,6 +24,12 @@ class StatusResult:
     def clean(self) -> bool:
         return not (self.staged or self.unstaged or self.untracked)
 
+    def to_dict(self) -> dict:
+        return {"branch": self.branch, "commit": self.head,
+                "staged": [path_change(kind, path, self.renamed_from.get(path)) for kind, path in self.staged],
+                "unstaged": [path_change(kind, path) for kind, path in self.unstaged],
+                "untracked": self.untracked, "clean": self.clean}
+
 
 def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True) -> StatusResult:
     head = repo.refs.head()
@@ -36,14 +43,15 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
             result.staged.append((kind, path))
     _pair_staged_renames(result, head_entries, index)
     rehashed_clean = []
-    for path in sorted(index):
-        now = working_file(repo, path, index[path], progress)
-        if now.file is None:
-            result.unstaged.append(("deleted", path))
-        elif not same_content(index[path], now):
-            result.unstaged.append(("modified", path))
-        elif now.manifest is not None:
-            rehashed_clean.append(now)
+    with directories_unchanged():
+        for path in sorted(index):
+            now = working_file(repo, path, index[path], progress)
+            if now.file is None:
+                result.unstaged.append(("deleted", path))
+            elif not same_content(index[path], now):
+                result.unstaged.append(("modified", path))
+            elif now.manifest is not None:
+                rehashed_clean.append(now)
     if untracked:
         result.untracked = [path for path, _ in walk_files(repo.root) if path not in index]
     if result.untracked:
@@ -88,12 +96,13 @@ def refresh_stat_cache(repo: Repo, files: list) -> None:
         with repo.transaction(timeout=0):
             index = repo.fresh_index()
             for hashed in files:
-                entry, st = index.entries.get(hashed.path), stat_path(repo.root, hashed.path)
+                entry = index.entries.get(hashed.path)
+                st = stat_path(repo.root, hashed.path, follow=entry is not None and entry.dereference)
                 unchanged_since_hashing = st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
                     hashed.stat.st_size, hashed.stat.st_mtime_ns, hashed.stat.st_ino)
                 if entry is not None and entry.file == hashed.file and unchanged_since_hashing:
                     index.entries[hashed.path] = stat_entry(hashed.path, entry.file, entry.size, entry.mode,
-                                                            st, entry)
+                                                            st, entry, dereference=entry.dereference)
             index.save()
     except LockTimeoutError:
         pass

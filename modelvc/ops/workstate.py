@@ -7,6 +7,7 @@ and only files whose stat changed are re-chunked and hashed (nothing is stored).
 from __future__ import annotations
 
 import os
+import stat as statmod
 from dataclasses import dataclass
 
 from modelvc.ids import hash_bytes
@@ -33,20 +34,29 @@ def file_id_of(manifest: Manifest) -> str:
     return hash_bytes(encode(manifest))
 
 
-def hash_working_file(repo: Repo, path: str, progress: Progress = NO_PROGRESS) -> Manifest:
+def hash_working_file(repo: Repo, path: str, st: os.stat_result, progress: Progress = NO_PROGRESS,
+                      follow_links: bool = False) -> Manifest:
+    """The manifest of what is at `path` now: a link's target string, never what it points to
+    (`st` is an lstat, or a stat for a path added with --dereference)."""
     from modelvc.store.filedata import ingest_file
 
-    return ingest_file(repo.root / path, repo.chunk_params, repo.chunks, None, progress.advance).manifest
+    if statmod.S_ISLNK(st.st_mode):
+        from modelvc.ops.links import link_manifest, working_link_target
+
+        return link_manifest(working_link_target(repo.root, path))
+    return ingest_file(repo.root / path, repo.chunk_params, repo.chunks, None, progress.advance,
+                       shown_as=path, follow_links=follow_links).manifest
 
 
 def working_file(repo: Repo, path: str, entry: IndexEntry | None,
                  progress: Progress = NO_PROGRESS) -> WorkingFile:
-    st = stat_path(repo.root, path)
+    follow = entry is not None and entry.dereference
+    st = stat_path(repo.root, path, follow=follow)
     if st is None:
         return WorkingFile(path, None, None, None)
     if entry is not None and repo.index.is_unchanged(entry, st):
         return WorkingFile(path, entry.file, entry.size, entry.mode)
-    manifest = hash_working_file(repo, path, progress)
+    manifest = hash_working_file(repo, path, st, progress, follow)
     return WorkingFile(path, file_id_of(manifest), manifest.size, mode_of(st), manifest, st)
 
 

@@ -140,16 +140,41 @@ class ChunkSpan:
         return self.offset + self.length
 
 
+@dataclass(frozen=True)
+class CdcRegion:
+    """A range of a file that FastCDC cuts: its spans depend on its bytes."""
+
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
 def plan_chunks(data: bytes | memoryview, layout: Layout | None, params: ChunkParams) -> list[ChunkSpan]:
     """Cut a whole file into spans covering [0, len(data)) in order, without copying it."""
     view = memoryview(data)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
-    if layout is None:
-        return list(_cdc_spans(view, 0, len(view), params))
-    _check_layout(layout, len(view))
-
     spans: list[ChunkSpan] = []
+    for planned in plan_regions(layout, len(view), params):
+        if isinstance(planned, CdcRegion):
+            spans.extend(_cdc_spans(view, planned.offset, planned.length, params))
+        else:
+            spans.append(planned)
+    return spans
+
+
+def plan_regions(layout: Layout | None, size: int, params: ChunkParams) -> Iterator[ChunkSpan | CdcRegion]:
+    """The file's spans in order, where the layout alone fixes them, and the regions FastCDC
+    cuts in between: what can be planned without reading the file's data."""
+    if layout is None:
+        if size:
+            yield CdcRegion(0, size)
+        return
+    _check_layout(layout, size)
+
     pending: list[Segment] = []
     pending_length = 0
     for segment in layout.segments:
@@ -157,21 +182,36 @@ def plan_chunks(data: bytes | memoryview, layout: Layout | None, params: ChunkPa
             continue
         if segment.kind != "header" and segment.length < params.small_tensor_merge:
             if pending and pending_length + segment.length > params.small_tensor_merge:
-                spans.append(_merged_span(pending))
+                yield _merged_span(pending)
                 pending, pending_length = [], 0
             pending.append(segment)
             pending_length += segment.length
             continue
         if pending:
-            spans.append(_merged_span(pending))
+            yield _merged_span(pending)
             pending, pending_length = [], 0
         if segment.kind == "tensor":
-            spans.extend(_block_spans(segment, params.block_size))
+            yield from _block_spans(segment, params.block_size)
         else:
-            spans.extend(_cdc_spans(view, segment.offset, segment.length, params))
+            yield CdcRegion(segment.offset, segment.length)
     if pending:
-        spans.append(_merged_span(pending))
-    return spans
+        yield _merged_span(pending)
+
+
+def cdc_window_spans(window: memoryview, offset: int, region_end: int, params: ChunkParams) -> list[ChunkSpan]:
+    """FastCDC spans of a window of a region read piece by piece, the window starting at a cut.
+
+    A cut FastCDC finds depends only on the bytes from the start of its chunk up to the cut,
+    so every span of the window but the last is final; the last is final only at the end of
+    the region (else the next window starts where it starts). Taking the spans of consecutive
+    windows this way gives exactly the spans of the whole region cut at once.
+    """
+    spans = list(_cdc_spans(window, 0, len(window), params))
+    if offset + len(window) < region_end:
+        if len(window) <= params.cdc_max:
+            raise ValueError(f"a window of {len(window)} bytes may hold no final cut (cdc_max {params.cdc_max})")
+        spans.pop()
+    return [ChunkSpan(offset + span.offset, span.length, None) for span in spans]
 
 
 def _check_layout(layout: Layout, size: int) -> None:

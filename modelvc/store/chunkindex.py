@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelvc.store.badchunks import BadRecords
 from modelvc.store.packs import (
     IDX_HEADER_SIZE,
     IDX_ROW,
@@ -39,9 +40,11 @@ Lookup = Callable[[bytes], "int | None"]  # chunk id -> packed (pack, row), None
 class ChunkIndex:
     """Chunk id -> Location over every complete pack; reload() after packs are added or removed."""
 
-    def __init__(self, packs_dir: Path, small_limit: int = SMALL_INDEX_ROWS) -> None:
+    def __init__(self, packs_dir: Path, small_limit: int = SMALL_INDEX_ROWS,
+                 bad: BadRecords = frozenset()) -> None:
         self.packs_dir = packs_dir
         self.small_limit = small_limit
+        self.bad = bad
         self.reload()
 
     def reload(self) -> None:
@@ -59,6 +62,36 @@ class ChunkIndex:
             self._find = self._dict_lookup()
         else:
             self._find = self._sorted_lookup()
+        self._prefer_good_records()
+
+    def _prefer_good_records(self) -> None:
+        """Make a chunk with a record listed as bad resolve to another record of it, if any."""
+        good = {}
+        for chunk_id in {chunk_id for chunk_id, _ in self.bad}:
+            places = [place for number in range(len(self._rows))
+                      if (place := self._place_in_pack(number, chunk_id)) is not None
+                      and (chunk_id, self.packs[number]) not in self.bad]
+            if places:
+                good[chunk_id] = places[-1]
+        if good:
+            find = self._find
+            self._find = lambda chunk_id: good[chunk_id] if chunk_id in good else find(chunk_id)
+
+    def _place_in_pack(self, number: int, chunk_id: bytes) -> int | None:
+        """Bisection over one pack's rows, which are sorted by chunk id."""
+        data, count = self._rows[number]
+        low, high = 0, count
+        while low < high:
+            middle = (low + high) // 2
+            start = IDX_HEADER_SIZE + middle * IDX_ROW.size
+            if data[start:start + _ID_LENGTH] < chunk_id:
+                low = middle + 1
+            else:
+                high = middle
+        start = IDX_HEADER_SIZE + low * IDX_ROW.size
+        if low < count and data[start:start + _ID_LENGTH] == chunk_id:
+            return (number << _PACK_SHIFT) + low
+        return None
 
     def _dict_lookup(self) -> Lookup:
         where: dict[bytes, int] = {}
@@ -99,6 +132,11 @@ class ChunkIndex:
 
     def contains(self, chunk_id: bytes) -> bool:
         return self._find(chunk_id) is not None
+
+    def contains_good(self, chunk_id: bytes) -> bool:
+        """Whether the chunk has a record not listed as bad (else it must be stored again)."""
+        place = self._find(chunk_id)
+        return place is not None and (not self.bad or (chunk_id, self.packs[place >> _PACK_SHIFT]) not in self.bad)
 
     def locate(self, chunk_id: bytes) -> Location | None:
         place = self._find(chunk_id)

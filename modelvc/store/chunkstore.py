@@ -8,6 +8,7 @@ from pathlib import Path
 from modelvc.errors import CorruptChunkError, CorruptObjectError, MissingChunkError
 from modelvc.ids import hash_bytes_raw
 from modelvc.objects import Manifest
+from modelvc.store.badchunks import load_bad_records, save_bad_records
 from modelvc.store.chunkindex import ChunkIndex
 from modelvc.store.packs import Location, PackReader, PackWriter, pack_names
 from modelvc.store.parallel import WorkerPool
@@ -18,11 +19,13 @@ MAX_CHAIN_READ = 64  # far above any depth a writer makes; guards against a corr
 
 class ChunkStore:
     def __init__(self, packs_dir: Path, pack_max_bytes: int = DEFAULT_PACK_BYTES,
-                 pool: WorkerPool | None = None) -> None:
+                 bad_list: Path | None = None, pool: WorkerPool | None = None) -> None:
         self.packs_dir = packs_dir
         self.pack_max_bytes = pack_max_bytes
+        self.bad_list = bad_list or packs_dir.parent / "bad-chunks"  # see modelvc.store.badchunks
         self._index: ChunkIndex | None = None
         self._index_lock = threading.Lock()
+        self._bad_lock = threading.Lock()
         self.reader = PackReader(packs_dir)
         self.pool = pool or WorkerPool()  # the threads that hash, code and verify chunks
 
@@ -31,8 +34,11 @@ class ChunkStore:
         if self._index is None:
             with self._index_lock:
                 if self._index is None:
-                    self._index = ChunkIndex(self.packs_dir)
+                    self._index = self._new_index()
         return self._index
+
+    def _new_index(self) -> ChunkIndex:
+        return ChunkIndex(self.packs_dir, bad=load_bad_records(self.bad_list))
 
     def reload(self) -> None:
         self._index = None
@@ -56,11 +62,15 @@ class ChunkStore:
                 return self._index  # another thread has reloaded already
             if pack_names(self.packs_dir) == stale.packs:
                 return None
-            self._index = ChunkIndex(self.packs_dir)
+            self._index = self._new_index()
             return self._index
 
     def has(self, chunk_id: bytes) -> bool:
         return self.index.contains(chunk_id)
+
+    def has_good(self, chunk_id: bytes) -> bool:
+        """Whether the chunk is stored in a record not known to be corrupt."""
+        return self.index.contains_good(chunk_id)
 
     def locate(self, chunk_id: bytes) -> Location:
         return _locate(self.index, chunk_id)
@@ -82,13 +92,28 @@ class ChunkStore:
 
     def _read(self, index: ChunkIndex, chunk_id: bytes) -> bytes | memoryview:
         location = _locate(index, chunk_id)
-        raw = self._decode(index, chunk_id, location, 0)
-        if len(raw) != location.raw_len or hash_bytes_raw(raw) != chunk_id:
-            raise CorruptChunkError(
-                f"chunk {chunk_id.hex()[:10]} is corrupt: its bytes do not match its id "
-                f"(pack {location.pack}, offset {location.offset})",
-                hint="run 'mvc fsck' to see which versions it breaks")
+        try:
+            raw = self._decode(index, chunk_id, location, 0)
+            if len(raw) != location.raw_len or hash_bytes_raw(raw) != chunk_id:
+                raise CorruptChunkError(
+                    f"chunk {chunk_id.hex()[:10]} is corrupt: its bytes do not match its id "
+                    f"(pack {location.pack}, offset {location.offset})",
+                    hint="run 'mvc fsck' to see which versions it breaks")
+        except CorruptChunkError:
+            self._mark_bad(index, chunk_id, location.pack)
+            raise
         return raw
+
+    def _mark_bad(self, index: ChunkIndex, chunk_id: bytes, pack: str) -> None:
+        """List a record that failed its verified read, so that the next add stores the chunk anew."""
+        with self._bad_lock:
+            records = load_bad_records(self.bad_list)
+            if (chunk_id, pack) not in records:
+                try:
+                    save_bad_records(self.bad_list, records | {(chunk_id, pack)})
+                except OSError:  # a read-only store: the error being raised still says it all
+                    pass
+            index.bad = index.bad | {(chunk_id, pack)}
 
     def _decode(self, index: ChunkIndex, chunk_id: bytes, location: Location, depth: int) -> bytes | memoryview:
         from modelvc.store.codecs import CODEC_DELTA, decode_chunk
@@ -166,7 +191,7 @@ class ChunkWriter:
         self.new_stored_bytes = 0
 
     def needs(self, chunk_id: bytes) -> bool:
-        return chunk_id not in self._pending and not self.store.has(chunk_id)
+        return chunk_id not in self._pending and not self.store.has_good(chunk_id)
 
     def append(self, chunk_id: bytes, codec: int, raw_len: int, payload: bytes,
                base: bytes | None = None) -> None:

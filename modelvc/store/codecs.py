@@ -3,30 +3,13 @@
 A chunk's id is the blake3 of its raw bytes; the codec is only a storage choice, recorded
 as a one-byte codec id beside the payload. Every payload decodes to exactly the raw bytes.
 
-Codec ids (part of the on-disk format, never renumbered):
+`CODECS` is the table of every codec, keyed by its id; adding a codec is a class and an entry
+here. Codec ids are part of the on-disk format, never renumbered:
 
-* ``0`` CODEC_NONE: the payload is the raw bytes.
-* ``1`` CODEC_ZSTD: the payload is one zstd frame (with its content size) of the raw bytes.
-* ``2`` CODEC_PLANES: byte planes of a float array, layout below.
-* ``3`` CODEC_DELTA: the difference from a base chunk, as byte planes (modelvc/store/delta.py).
-
-CODEC_PLANES payload layout. ``itemsize`` is 2, 4 or 8; ``n = raw_length // itemsize``
-whole elements; plane ``k`` is byte ``k`` of every element in order (so for little-endian
-floats the last plane holds the sign and the high exponent bits)::
-
-    offset 0      u8   itemsize                      2, 4 or 8
-    offset 1      u8   tail_length                   raw_length % itemsize
-    offset 2      itemsize plane descriptors, 5 bytes each, plane 0 first:
-                  u8   method                        0 = stored raw, 1 = one zstd frame
-                  u32  stored_length, little-endian  n for a raw plane
-    then          the stored planes back to back, plane 0 first
-    then          tail_length raw bytes              the trailing partial element
-
-The payload length is exactly ``2 + 5 * itemsize + sum(stored_length) + tail_length``. A
-zstd plane's frame must declare a content size of ``n``. To decode: read the header, check
-every length, decompress the zstd planes, and interleave: raw byte ``i * itemsize + k`` is
-byte ``i`` of plane ``k``; append the tail. Any standard zstd decoder reads the frames:
-the compression parameters below are not part of the format and may change.
+* ``0`` none: the payload is the raw bytes.
+* ``1`` zstd: the payload is one zstd frame (with its content size) of the raw bytes.
+* ``2`` planes: byte planes of a float array (layout and measurements in planes.py).
+* ``3`` delta: the difference from a base chunk, as byte planes (delta.py).
 
 Choices, measured with tests/bench/bench_codecs.py on one AMD EPYC core, 1 MiB chunks of
 standard_normal * 0.02 weights (stored/raw, encode MB/s, decode MB/s):
@@ -35,21 +18,13 @@ standard_normal * 0.02 weights (stored/raw, encode MB/s, decode MB/s):
     fp16   planes 0.843  583  820    plain zstd-1 0.918  533  631
     fp32   planes 0.835  676 1224    plain zstd-1 0.923  530  629   zstd-3 0.924  384  592
 
-* Planes are compressed with zstd's "fast" strategy, min_match 7 and the smallest hash
-  table (hash_log 6), not with a numbered level. The sign/exponent plane has about 2.7 bits
-  of entropy per byte but no useful repeats: its gain comes from the entropy coder. Level 1
-  wastes its time on a multitude of short matches (planes at level 1: bf16 0.684 at
-  277 MB/s), level 3 is slower and worse (0.709 at 150 MB/s), and negative levels turn
-  literal compression off (0.831). These parameters find few matches: 0.670 at 546 MB/s.
-* Every plane is compressed and kept only if that saves at least 1/32 of it; the noise
-  planes (low mantissa bytes) then go raw. zstd gives up on noise so fast with this small
-  hash table (several GB/s) that judging a sample first measured no faster (within 3%).
+* Float chunks are stored as planes (planes.py says how the planes are compressed).
 * Generic (non-float) chunks use zstd level 1. Against level 3 it is as good or better on
   JSON headers (0.110 vs 0.112) and pickle-like records (0.304 vs 0.374), 8% worse on
   English-like text (0.272 vs 0.252), and 1.3-2.5x faster; unknown formats can be large,
   so speed wins.
 * Whole chunk: a compressed form is kept only if it saves at least 1/32 of the raw
-  length, otherwise the chunk is stored as CODEC_NONE, which is also the fastest to read.
+  length, otherwise the chunk is stored as none, which is also the fastest to read.
   A payload is therefore never larger than the raw bytes.
 
 Both entry points are called from a thread pool: zstd contexts are not thread-safe, so each
@@ -60,50 +35,94 @@ about 545 MB/s, two threads about 700 and 1000 MB/s on the 2-core machine.
 
 from __future__ import annotations
 
-import struct
 import threading
-from typing import TYPE_CHECKING
+from typing import ClassVar
 
 import zstandard
 
-from modelvc.errors import CorruptChunkError
+from modelvc.store import delta
+from modelvc.store.planes import (FLOAT_ITEMSIZES, corrupt, decode_planes, decompress_exact, encode_planes,
+                                  worth_keeping)
 
-if TYPE_CHECKING:  # numpy is imported where planes are coded: a plain zstd chunk needs none of it
-    import numpy as np
+Buffer = bytes | memoryview
 
-CODEC_NONE = 0
-CODEC_ZSTD = 1
-CODEC_PLANES = 2
-CODEC_DELTA = 3
-
-FLOAT_ITEMSIZES = (2, 4, 8)
 GENERIC_ZSTD_LEVEL = 1
 
-PLANE_RAW = 0
-PLANE_ZSTD = 1
 
-_PLANES_HEAD = struct.Struct("<BB")
-_PLANE_DESC = struct.Struct("<BI")
+class Codec:
+    """One way of storing a chunk's raw bytes, known in packs and indexes by its id."""
 
-_MIN_SAVING_SHIFT = 5  # keep a compressed form only if it saves at least 1/32 of the raw length
+    id: ClassVar[int]
+    name: ClassVar[str]
+    # True when the payload is decoded against another chunk, the base, read first.
+    needs_base: ClassVar[bool] = False
+
+    def decode(self, payload: Buffer, raw_length: int, base: Buffer | None = None) -> Buffer:
+        """The raw bytes; CorruptChunkError on any inconsistency (the caller still hashes them)."""
+        raise NotImplementedError
+
+
+class NoneCodec(Codec):
+    """The payload is the raw bytes."""
+
+    id = 0
+    name = "none"
+
+    def decode(self, payload: Buffer, raw_length: int, base: Buffer | None = None) -> Buffer:
+        if len(payload) != raw_length:
+            raise corrupt(f"raw payload is {len(payload)} bytes, expected {raw_length}")
+        return payload
+
+
+class ZstdCodec(Codec):
+    """One zstd frame of the raw bytes, with its content size."""
+
+    id = 1
+    name = "zstd"
+
+    def encode(self, raw: Buffer) -> bytes | None:
+        """The frame, or None when it would not save enough to be worth it."""
+        compressed = _generic_compressor().compress(raw)
+        return compressed if worth_keeping(len(compressed), len(raw)) else None
+
+    def decode(self, payload: Buffer, raw_length: int, base: Buffer | None = None) -> Buffer:
+        return decompress_exact(payload, raw_length, "zstd payload")
+
+
+class PlanesCodec(Codec):
+    """Byte planes of a float array (planes.py)."""
+
+    id = 2
+    name = "planes"
+
+    def decode(self, payload: Buffer, raw_length: int, base: Buffer | None = None) -> Buffer:
+        return decode_planes(payload, raw_length)
+
+
+class DeltaCodec(Codec):
+    """The difference from a base chunk of the previous version, as byte planes (delta.py)."""
+
+    id = 3
+    name = "delta"
+    needs_base = True
+
+    def decode(self, payload: Buffer, raw_length: int, base: Buffer | None = None) -> Buffer:
+        if base is None:
+            raise corrupt("a delta chunk cannot be decoded without its base")
+        return delta.decode_delta(payload, raw_length, base)
+
+
+_ZSTD = ZstdCodec()
+CODECS: dict[int, Codec] = {codec.id: codec for codec in (NoneCodec(), _ZSTD, PlanesCodec(), DeltaCodec())}
+
+# The ids by name, as the rest of the code imports them.
+CODEC_NONE = NoneCodec.id
+CODEC_ZSTD = ZstdCodec.id
+CODEC_PLANES = PlanesCodec.id
+CODEC_DELTA = DeltaCodec.id
+CODEC_NAMES = {codec_id: codec.name for codec_id, codec in CODECS.items()}
 
 _local = threading.local()
-
-
-def _plane_compressor() -> zstandard.ZstdCompressor:
-    cctx = getattr(_local, "plane_cctx", None)
-    if cctx is None:
-        params = zstandard.ZstdCompressionParameters(
-            strategy=zstandard.STRATEGY_FAST,
-            min_match=7,
-            hash_log=6,
-            chain_log=6,
-            search_log=1,
-            window_log=20,
-            write_content_size=True,
-        )
-        cctx = _local.plane_cctx = zstandard.ZstdCompressor(compression_params=params)
-    return cctx
 
 
 def _generic_compressor() -> zstandard.ZstdCompressor:
@@ -113,29 +132,30 @@ def _generic_compressor() -> zstandard.ZstdCompressor:
     return cctx
 
 
-def _decompressor() -> zstandard.ZstdDecompressor:
-    dctx = getattr(_local, "dctx", None)
-    if dctx is None:
-        dctx = _local.dctx = zstandard.ZstdDecompressor()
-    return dctx
-
-
-def _byte_view(data: bytes | memoryview) -> bytes | memoryview:
+def _byte_view(data: Buffer) -> Buffer:
     """A view whose len() counts bytes, whatever the format of the memoryview passed in."""
     if isinstance(data, memoryview) and (data.format != "B" or data.ndim != 1):
         return data.cast("B")
     return data
 
 
-def _worth_keeping(stored_length: int, raw_length: int) -> bool:
-    return stored_length <= raw_length - (raw_length >> _MIN_SAVING_SHIFT) and stored_length < raw_length
+def codec_for(codec_id: int) -> Codec:
+    """The codec of a stored chunk; CorruptChunkError for an id no codec has."""
+    codec = CODECS.get(codec_id)
+    if codec is None:
+        raise corrupt(f"unknown codec id {codec_id}")
+    return codec
 
 
-def encode_chunk(raw: bytes | memoryview, itemsize: int | None) -> tuple[int, bytes]:
+def codec_name(codec_id: int) -> str:
+    return CODEC_NAMES.get(codec_id, f"unknown-{codec_id}")
+
+
+def encode_chunk(raw: Buffer, itemsize: int | None) -> tuple[int, bytes]:
     """Return (codec id, payload) for a chunk; itemsize marks (part of) a float tensor.
 
     The payload is never larger than the raw bytes: a chunk that does not compress is
-    stored as CODEC_NONE.
+    stored as CODEC_NONE. Delta coding needs a base and is chosen by the caller (filedata.py).
     """
     raw = _byte_view(raw)
     raw_length = len(raw)
@@ -149,165 +169,14 @@ def encode_chunk(raw: bytes | memoryview, itemsize: int | None) -> tuple[int, by
             if payload is not None:
                 return CODEC_PLANES, payload
             return CODEC_NONE, bytes(raw)
-    compressed = _generic_compressor().compress(raw)
-    if _worth_keeping(len(compressed), raw_length):
+    compressed = _ZSTD.encode(raw)
+    if compressed is not None:
         return CODEC_ZSTD, compressed
     return CODEC_NONE, bytes(raw)
 
 
-def encode_planes(raw: bytes | memoryview, itemsize: int) -> bytes | None:
-    """CODEC_PLANES payload, or None when it would not save enough to be worth it."""
-    raw_length = len(raw)
-    count = raw_length // itemsize
-    tail_length = raw_length - count * itemsize
-    planes = split_planes(raw, count, itemsize)
-    cctx = _plane_compressor()
-
-    header = [_PLANES_HEAD.pack(itemsize, tail_length)]
-    bodies: list[bytes | memoryview] = []
-    any_compressed = False
-    for plane in planes:
-        stored: bytes | memoryview = memoryview(plane)
-        method = PLANE_RAW
-        compressed = cctx.compress(plane)
-        if _worth_keeping(len(compressed), count):
-            stored, method = compressed, PLANE_ZSTD
-            any_compressed = True
-        header.append(_PLANE_DESC.pack(method, len(stored)))
-        bodies.append(stored)
-    if not any_compressed:
-        return None
-    if tail_length:
-        bodies.append(memoryview(raw)[count * itemsize :])
-    payload = b"".join(header + bodies)
-    if not _worth_keeping(len(payload), raw_length):
-        return None
-    return payload
-
-
-UNSIGNED_OF_SIZE = {2: "<u2", 4: "<u4", 8: "<u8"}
-_SHIFT_SPLIT_ITEMSIZES = (2, 4)
-
-
-def split_planes(raw: bytes | memoryview, count: int, itemsize: int) -> list[np.ndarray]:
-    """Byte k of each of the first `count` elements, for each k.
-
-    For 2- and 4-byte items, shifting whole integers is 3x and 1.5x faster than a strided
-    transpose copy (tests/bench/bench_codecs.py); for 8-byte items the transpose wins.
+def decode_chunk(codec_id: int, payload: Buffer, raw_length: int, base: Buffer | None = None) -> Buffer:
+    """The raw bytes of a stored chunk (a delta's with its base's raw bytes); CorruptChunkError on
+    any inconsistency. The caller still hashes the result: a payload can be well-formed and wrong.
     """
-    import numpy as np
-
-    if itemsize in _SHIFT_SPLIT_ITEMSIZES:
-        words = np.frombuffer(raw, dtype=UNSIGNED_OF_SIZE[itemsize], count=count)
-        return [(words >> (8 * k) if k else words).astype(np.uint8) for k in range(itemsize)]
-    elements = np.frombuffer(raw, dtype=np.uint8, count=count * itemsize).reshape(count, itemsize)
-    return list(elements.T.copy())
-
-
-def join_planes(planes: list[np.ndarray], out: np.ndarray) -> None:
-    """The inverse of split_planes, into `out` (count * itemsize bytes)."""
-    import numpy as np
-
-    itemsize = len(planes)
-    if itemsize == 2:  # shifting and or-ing is 1.6x faster than two strided column writes
-        words = out.view(np.uint16)
-        np.left_shift(planes[1], 8, out=words, dtype=np.uint16)
-        words |= planes[0]
-        return
-    elements = out.reshape(-1, itemsize)
-    for k, plane in enumerate(planes):
-        elements[:, k] = plane
-
-
-def decode_chunk(codec: int, payload: bytes | memoryview, raw_length: int) -> bytes | memoryview:
-    """The raw bytes of a stored chunk; IntegrityError on any inconsistency.
-
-    The caller still hashes the result: a payload can be well-formed and wrong.
-    """
-    payload = _byte_view(payload)
-    if codec == CODEC_NONE:
-        if len(payload) != raw_length:
-            raise _corrupt(f"raw payload is {len(payload)} bytes, expected {raw_length}")
-        return payload
-    if codec == CODEC_ZSTD:
-        return _decompress_exact(payload, raw_length, "zstd payload")
-    if codec == CODEC_PLANES:
-        return decode_planes(payload, raw_length)
-    if codec == CODEC_DELTA:
-        raise _corrupt("a delta chunk cannot be decoded without its base")
-    raise _corrupt(f"unknown codec id {codec}")
-
-
-def _corrupt(detail: str) -> CorruptChunkError:
-    return CorruptChunkError(f"corrupt chunk payload: {detail}")
-
-
-def _decompress_exact(frame: bytes | memoryview, expected: int, what: str) -> bytes:
-    """Decompress one zstd frame that must hold exactly `expected` bytes."""
-    try:
-        declared = zstandard.frame_content_size(frame)
-    except zstandard.ZstdError as exc:
-        raise _corrupt(f"{what}: bad zstd frame header ({exc})") from None
-    if declared < 0:  # python-zstandard reports an absent content size as -1
-        raise _corrupt(f"{what}: zstd frame does not declare its content size")
-    if declared != expected:
-        raise _corrupt(f"{what}: zstd frame declares {declared} bytes, expected {expected}")
-    try:
-        data = _decompressor().decompress(frame, allow_extra_data=False)
-    except zstandard.ZstdError as exc:
-        raise _corrupt(f"{what}: zstd error ({exc})") from None
-    if len(data) != expected:
-        raise _corrupt(f"{what}: decompressed to {len(data)} bytes, expected {expected}")
-    return data
-
-
-def decode_planes(payload: bytes | memoryview, raw_length: int) -> memoryview:
-    """The raw bytes of a CODEC_PLANES payload, in a new writable buffer."""
-    import numpy as np
-
-    view = memoryview(payload)
-    if len(view) < _PLANES_HEAD.size:
-        raise _corrupt("planes header truncated")
-    itemsize, tail_length = _PLANES_HEAD.unpack_from(view, 0)
-    if itemsize not in FLOAT_ITEMSIZES:
-        raise _corrupt(f"planes itemsize {itemsize} is not 2, 4 or 8")
-    if raw_length < itemsize or tail_length != raw_length % itemsize:
-        raise _corrupt(f"planes tail of {tail_length} bytes does not fit raw length {raw_length}")
-    count = raw_length // itemsize
-    position = _PLANES_HEAD.size + _PLANE_DESC.size * itemsize
-    if len(view) < position:
-        raise _corrupt("planes descriptors truncated")
-    descriptors = [
-        _PLANE_DESC.unpack_from(view, _PLANES_HEAD.size + _PLANE_DESC.size * k) for k in range(itemsize)
-    ]
-    stored_total = sum(length for _, length in descriptors)
-    if position + stored_total + tail_length != len(view):
-        raise _corrupt(
-            f"planes payload is {len(view)} bytes, header describes {position + stored_total + tail_length}"
-        )
-
-    planes = []
-    for k, (method, length) in enumerate(descriptors):
-        stored = view[position : position + length]
-        position += length
-        if method == PLANE_RAW:
-            if length != count:
-                raise _corrupt(f"raw plane {k} is {length} bytes, expected {count}")
-            plane = stored
-        elif method == PLANE_ZSTD:
-            plane = _decompress_exact(stored, count, f"plane {k}")
-        else:
-            raise _corrupt(f"plane {k} has unknown method {method}")
-        planes.append(np.frombuffer(plane, dtype=np.uint8))
-    out = np.empty(raw_length, dtype=np.uint8)
-    join_planes(planes, out[: count * itemsize])
-    if tail_length:
-        out[count * itemsize :] = np.frombuffer(view[position:], dtype=np.uint8)
-    return out.data
-
-
-CODEC_NAMES = {CODEC_NONE: "none", CODEC_ZSTD: "zstd", CODEC_PLANES: "planes", CODEC_DELTA: "delta"}
-
-
-def codec_name(codec: int) -> str:
-    return CODEC_NAMES.get(codec, f"unknown-{codec}")
+    return codec_for(codec_id).decode(_byte_view(payload), raw_length, base)

@@ -4,14 +4,14 @@ When every weight moves a little (a fine-tune step, an EMA update), no block is 
 the previous version's, but their bit patterns are close. CODEC_DELTA stores the difference
 of the bit patterns, element by element, as integers modulo 2**(8*itemsize), zigzag-mapped
 (0, -1, 1, -2 ... -> 0, 1, 2, 3 ...) so that small differences of either sign have mostly zero
-high bytes, then byte-plane-compressed like a float chunk (codecs.encode_planes).
+high bytes, then byte-plane-compressed like a float chunk (planes.encode_planes).
 
 Measured on 1 MiB of bf16 weights (standard_normal * 0.02) after w + N(0, 1e-4): plain byte
 planes 0.670 of raw, XOR of the bit patterns 0.273, this difference 0.236; after N(0, 1e-5):
 0.125 and 0.115. The subtraction wins because a small change that crosses a carry (0x7f ->
 0x80) flips many bits under XOR but is a difference of 1.
 
-Payload: exactly a CODEC_PLANES payload (codecs.py) of the zigzagged differences; its itemsize
+Payload: exactly a CODEC_PLANES payload (planes.py) of the zigzagged differences; its itemsize
 byte says the element size. The base chunk is named in the pack record and index (its id,
 so the encoding stays content-addressed). Only whole elements are differenced: when the base
 is shorter the missing part counts as zeros, when longer its excess is ignored; the trailing
@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from modelvc.errors import CorruptChunkError
-from modelvc.store.codecs import UNSIGNED_OF_SIZE as _UNSIGNED
-from modelvc.store.codecs import decode_planes, encode_planes
+from modelvc.store.planes import UNSIGNED_OF_SIZE as _UNSIGNED
+from modelvc.store.planes import corrupt, decode_planes, encode_planes
 
 if TYPE_CHECKING:  # numpy is imported where blocks are coded: planning bases needs none of it
     import numpy as np
@@ -74,7 +73,7 @@ def decode_delta(payload: bytes | memoryview, raw_length: int, base: bytes | mem
     import numpy as np
 
     if len(payload) < 1 or payload[0] not in _UNSIGNED:
-        raise CorruptChunkError("corrupt chunk payload: delta without a valid itemsize")
+        raise corrupt("delta without a valid itemsize")
     itemsize = payload[0]
     data = decode_planes(payload, raw_length)  # zigzagged differences, then the tail as it is
     count = raw_length // itemsize

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import fcntl
-import mmap
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -21,8 +20,9 @@ from typing import TYPE_CHECKING, BinaryIO, Iterator, TypeVar
 from modelvc.formats import Layout
 from modelvc.ids import hash_bytes_raw
 from modelvc.objects import Manifest
-from modelvc.store.chunker import ChunkParams, ChunkSpan, plan_chunks
+from modelvc.store.chunker import CdcRegion, ChunkParams, ChunkSpan, cdc_window_spans, plan_regions
 from modelvc.store.chunkstore import ChunkStore, ChunkWriter
+from modelvc.store.fileread import DescriptorSource, check_unchanged, read_ahead, read_exact, stable_file
 from modelvc.store.parallel import ordered_map
 
 if TYPE_CHECKING:
@@ -35,74 +35,12 @@ BATCH_BYTES = 8 << 20
 IN_FLIGHT_BYTES = 64 << 20
 
 
-class BufferSource:
-    """A ByteSource over an in-memory or mmap'd buffer."""
-
-    def __init__(self, buffer: memoryview) -> None:
-        self.buffer = buffer
-        self.size = len(buffer)
-
-    def read(self, offset: int, length: int) -> bytes:
-        return bytes(self.buffer[offset:offset + length])
-
-
-class MappedFile:
-    """A file mapped read-only, whose pages can be let go once they have been processed.
-
-    Pages of a mapping count in the process's resident memory until unmapped; dropping the
-    ones already hashed keeps a 100 GB file from showing as 100 GB of RSS (they stay in the
-    page cache, and would simply be mapped again if touched).
-    """
-
-    def __init__(self, mapping: mmap.mmap | None, view: memoryview) -> None:
-        self._mapping = mapping
-        self.view = view
-        self._released = 0
-
-    def prefetch(self, offset: int, length: int) -> None:
-        """Ask the kernel to read a range ahead (a no-op when it is in the page cache)."""
-        self._advise(mmap.MADV_WILLNEED, offset, length)
-
-    def release_before(self, offset: int) -> None:
-        start = self._released
-        end = offset - offset % mmap.PAGESIZE
-        if self._mapping is not None and end > start:
-            self._advise(mmap.MADV_DONTNEED, start, end - start)
-            self._released = end
-
-    def _advise(self, option: int, offset: int, length: int) -> None:
-        if self._mapping is None or length <= 0:
-            return
-        start = offset - offset % mmap.PAGESIZE
-        self._mapping.madvise(option, start, min(offset + length, len(self.view)) - start)
-
-
-@contextmanager
-def mapped_file(path: Path) -> Iterator[MappedFile]:
-    """The whole file as a MappedFile, without reading it into memory."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            yield MappedFile(None, memoryview(b""))
-            return
-        mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        view = memoryview(mapping)
-        try:
-            yield MappedFile(mapping, view)
-        finally:
-            view.release()
-            try:
-                mapping.close()
-            except BufferError:  # a slice still referenced somewhere; GC closes it
-                pass
-
-
-def detect_layout(view: memoryview, name: str, params: ChunkParams) -> Layout | None:
-    if not params.model_aware or len(view) == 0:
+def detect_layout(source: DescriptorSource, name: str, params: ChunkParams) -> Layout | None:
+    if not params.model_aware or source.size == 0:
         return None
     from modelvc.formats.detect import read_layout
 
-    return read_layout(BufferSource(view), name)
+    return read_layout(source, name)
 
 
 def batches(items: Sequence[T], lengths: Sequence[int], limit: int = BATCH_BYTES) -> list[list[T]]:
@@ -125,6 +63,7 @@ def batches(items: Sequence[T], lengths: Sequence[int], limit: int = BATCH_BYTES
 class IngestResult:
     manifest: Manifest
     layout: Layout | None
+    stat: os.stat_result  # the file's, before and after it was read
 
 
 @dataclass(frozen=True)
@@ -180,28 +119,36 @@ def encode_span(store: ChunkStore, piece: memoryview, itemsize: int | None, base
 
 def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: ChunkWriter | None,
                 progress: Progress | None = None, previous: PreviousVersion | None = None,
-                max_delta_depth: int = 0) -> IngestResult:
+                max_delta_depth: int = 0, shown_as: str | None = None,
+                follow_links: bool = False) -> IngestResult:
     """Chunk, hash and (with a writer) store a file; without a writer only compute its manifest.
 
-    Workers hash each span, look it up, and encode the new ones; the calling thread only
-    appends payloads to the pack, in file order.
+    Workers read each batch with pread into a buffer of their own, then hash each span and
+    encode the new ones from that one copy, so what is stored is always what was hashed,
+    whatever a writer does to the file meanwhile; the calling thread only appends payloads
+    to the pack, in file order. A file that changed while it was read (its stat before and
+    after differ, or a read came up short) raises FileChangedError naming it as `shown_as`.
     """
-    with mapped_file(path) as source:
-        view = source.view
-        layout = detect_layout(view, path.name, params)
-        spans = plan_chunks(view, layout, params) if len(view) else []
+    shown = shown_as or str(path)
+    with stable_file(path, shown, follow_links) as (fd, before):
+        source = DescriptorSource(fd, before.st_size)
+        layout = detect_layout(source, path.name, params)
         base_of: dict[int, DeltaBase] = {}
         if previous is not None and writer is not None and max_delta_depth > 0:
             from modelvc.store.delta import plan_bases
 
+            # Only float spans get a base, and those the layout fixes: CDC regions need not be read.
+            spans = [span for span in plan_regions(layout, before.st_size, params) if isinstance(span, ChunkSpan)]
             bases = plan_bases(spans, layout, previous.layout, list(previous.chunks))
             base_of = {span.offset: base for span, base in zip(spans, bases) if base is not None}
 
-        def work(batch: list[ChunkSpan]) -> list[_Chunk]:
+        def work(batch: _Batch) -> list[_Chunk]:
+            data = batch.data if batch.data is not None else read_exact(fd, batch.start, batch.end - batch.start, shown)
+            view = memoryview(data)
             done = []
             given_up: set[str] = set()  # tensors a delta did not pay off for earlier in this batch
-            for span in batch:
-                piece = view[span.offset:span.end]
+            for span in batch.spans:
+                piece = view[span.offset - batch.start:span.end - batch.start]
                 chunk_id = hash_bytes_raw(piece)
                 if writer is None or not writer.needs(chunk_id):
                     done.append(_Chunk(chunk_id, span.length, 0, None))
@@ -219,28 +166,80 @@ def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: Chun
                 done.append(_Chunk(chunk_id, span.length, codec, payload, base))
             return done
 
-        def submitted(groups: list[list[ChunkSpan]]) -> Iterator[list[ChunkSpan]]:
-            for group in groups:
-                source.prefetch(group[0].offset, group[-1].end - group[0].offset)
-                yield group
+        def submitted(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+            for batch in batches:
+                if batch.data is None:
+                    read_ahead(fd, batch.start, batch.end - batch.start)
+                yield batch
 
         chunks: list[tuple[str, int]] = []
-        groups = batches(spans, [span.length for span in spans])
-        for group, done in zip(groups, ordered_map(work, submitted(groups), weight=_span_bytes,
-                                                   max_weight=IN_FLIGHT_BYTES, pool=store.pool)):
+        planned_batches = submitted(_planned_batches(fd, before.st_size, layout, params, shown))
+        pool = store.pool if store is not None else None  # no store: hashing only
+        for done in ordered_map(work, planned_batches, weight=_Batch.weight, max_weight=IN_FLIGHT_BYTES, pool=pool):
             for chunk in done:
                 if chunk.payload is not None and writer is not None:
                     writer.append(chunk.chunk_id, chunk.codec, chunk.length, chunk.payload, chunk.base)
                 chunks.append((chunk.chunk_id.hex(), chunk.length))
-            source.release_before(group[-1].end)
             if progress:
-                progress(group[-1].end - group[0].offset)
+                progress(sum(chunk.length for chunk in done))
         del work
-    return IngestResult(Manifest(sum(length for _, length in chunks), tuple(chunks)), layout)
+        check_unchanged(path, before, shown, follow_links)
+    return IngestResult(Manifest(sum(length for _, length in chunks), tuple(chunks)), layout, before)
 
 
-def _span_bytes(group: list[ChunkSpan]) -> int:
-    return group[-1].end - group[0].offset
+@dataclass(frozen=True)
+class _Batch:
+    """Consecutive spans handed to one worker, with their bytes when planning had to read them."""
+
+    spans: list[ChunkSpan]
+    data: bytes | None = None  # from spans[0].offset on, at least up to spans[-1].end
+
+    @property
+    def start(self) -> int:
+        return self.spans[0].offset
+
+    @property
+    def end(self) -> int:
+        return self.spans[-1].end
+
+    def weight(self) -> int:
+        return len(self.data) if self.data is not None else self.end - self.start
+
+
+def _planned_batches(fd: int, size: int, layout: Layout | None, params: ChunkParams,
+                     shown: str) -> Iterator[_Batch]:
+    """The file's spans in batches of about BATCH_BYTES, planned as the file is read.
+
+    Spans the layout fixes need no data until a worker reads them. A region FastCDC cuts is
+    read here, a window at a time, and its window goes with its spans, so the cuts, the hash
+    and the encoding of each chunk all come from one read.
+    """
+    group: list[ChunkSpan] = []
+    group_bytes = 0
+    for planned in plan_regions(layout, size, params):
+        if isinstance(planned, ChunkSpan):
+            group.append(planned)
+            group_bytes += planned.length
+            if group_bytes >= BATCH_BYTES:
+                yield _Batch(group)
+                group, group_bytes = [], 0
+            continue
+        if group:
+            yield _Batch(group)
+            group, group_bytes = [], 0
+        yield from _cdc_batches(fd, planned, params, shown)
+    if group:
+        yield _Batch(group)
+
+
+def _cdc_batches(fd: int, region: CdcRegion, params: ChunkParams, shown: str) -> Iterator[_Batch]:
+    window = max(BATCH_BYTES, 2 * params.cdc_max)
+    position = region.offset
+    while position < region.end:
+        data = read_exact(fd, position, min(window, region.end - position), shown)
+        spans = cdc_window_spans(memoryview(data), position, region.end, params)
+        yield _Batch(spans, data)
+        position = spans[-1].end
 
 
 @dataclass(frozen=True)

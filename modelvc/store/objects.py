@@ -15,8 +15,8 @@ from typing import TypeVar
 
 from modelvc import objects as objmod
 from modelvc.errors import CorruptObjectError, MissingObjectError
-from modelvc.fsutil import atomic_write
-from modelvc.ids import hash_bytes
+from modelvc.fsutil import atomic_write, durable_step
+from modelvc.ids import hash_bytes, short
 
 T = TypeVar("T")
 _CACHE_SIZE = 512
@@ -58,7 +58,7 @@ class ObjectStore:
         obj = self.get(object_id)
         if not isinstance(obj, kind):
             raise CorruptObjectError(
-                f"object {object_id[:10]} is a {type(obj).__name__.lower()}, expected a {kind.__name__.lower()}")
+                f"object {short(object_id)} is a {type(obj).__name__.lower()}, expected a {kind.__name__.lower()}")
         return obj
 
     def read_verified(self, object_id: str) -> bytes:
@@ -68,15 +68,15 @@ class ObjectStore:
         try:
             stored = self.path_of(object_id).read_bytes()
         except FileNotFoundError:
-            raise MissingObjectError(f"object {object_id[:10]} is missing from the store",
+            raise MissingObjectError(f"object {short(object_id)} is missing from the store",
                                      hint="run 'mvc fsck' to see what it breaks") from None
         try:
             data = zstandard.ZstdDecompressor().decompress(stored)
         except zstandard.ZstdError as exc:
-            raise CorruptObjectError(f"object {object_id[:10]} is corrupt ({exc})",
+            raise CorruptObjectError(f"object {short(object_id)} is corrupt ({exc})",
                                      hint="run 'mvc fsck' to see what it breaks") from exc
         if hash_bytes(data) != object_id:
-            raise CorruptObjectError(f"object {object_id[:10]} is corrupt: its content does not match its id",
+            raise CorruptObjectError(f"object {short(object_id)} is corrupt: its content does not match its id",
                                      hint="run 'mvc fsck' to see what it breaks")
         return data
 
@@ -99,6 +99,7 @@ class ObjectStore:
                     yield sub + name
 
     def delete(self, object_id: str) -> None:
+        durable_step("unlink")
         self.path_of(object_id).unlink(missing_ok=True)
         with self._lock:
             self._cache.pop(object_id, None)

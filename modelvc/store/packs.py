@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelvc.errors import CorruptChunkError, MissingChunkError
-from modelvc.fsutil import atomic_write, fsync_dir
+from modelvc.fsutil import atomic_write, durable_step, fsync_dir
 from modelvc.ids import hash_bytes_raw
 
 PACK_MAGIC = b"MVCPACK\x01"
@@ -188,6 +188,7 @@ class PackWriter:
         """Seal the pack: fsync, rename into place, then write its index (the commit point)."""
         assert self._fd is not None, "the pack is already finished"
         try:
+            durable_step("seal")
             os.fsync(self._fd)
         finally:
             self._close()
@@ -195,6 +196,7 @@ class PackWriter:
             self.tmp_path.unlink(missing_ok=True)
             return None
         final = self.packs_dir / f"{self.name}.pack"
+        durable_step("rename")
         os.replace(self.tmp_path, final)
         fsync_dir(self.packs_dir)
         write_idx(self.packs_dir / f"{self.name}.idx", self._records)

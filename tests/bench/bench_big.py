@@ -25,12 +25,10 @@ Run by hand from the repository root:
 from __future__ import annotations
 
 import argparse
-import json
 import mmap
 import os
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -46,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchutil import MVC_ENV, print_table, run_mvc, same_bytes, verdict, warm_page_cache  # noqa: E402
 
-from modelvc.samples import ModelShape, bf16_bits, tensor_shapes  # noqa: E402
+from modelvc.samples import ModelShape, bf16_bits, tensor_shapes, write_tensors  # noqa: E402
 
 TARGET_ADD_GBPS = 0.8
 TARGET_READD_GBPS = 2.0
@@ -67,20 +65,15 @@ def write_model(path: Path, size: int, seed: int) -> None:
     """A bf16 safetensors model of about `size` bytes, written tensor by tensor (bounded memory)."""
     rng = np.random.default_rng(seed)
     shapes = tensor_shapes(ModelShape.for_bytes(size, 2))
-    header, offset = {}, 0
-    for name, dims in shapes.items():
-        length = int(np.prod(dims)) * 2
-        header[name] = {"dtype": "BF16", "shape": list(dims), "data_offsets": [offset, offset + length]}
-        offset += length
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as handle:
-        handle.write(struct.pack("<Q", len(raw)) + raw)
+
+    def blobs():
         for name, dims in shapes.items():
             values = 0.02 * rng.standard_normal(dims, dtype=np.float32)
             if name.endswith("norm.weight"):
                 values += 1.0
-            handle.write(bf16_bits(values).tobytes())
+            yield bf16_bits(values)
+
+    write_tensors(path, [(name, "BF16", dims, int(np.prod(dims)) * 2) for name, dims in shapes.items()], blobs())
 
 
 def settled(path: Path) -> None:

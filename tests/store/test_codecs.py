@@ -18,9 +18,12 @@ from modelvc.store.codecs import (
     CODEC_PLANES,
     CODEC_DELTA,
     CODEC_ZSTD,
+    CODECS,
+    codec_name,
     decode_chunk,
     encode_chunk,
 )
+from modelvc.store.delta import encode_delta
 
 MIB = 1 << 20
 
@@ -181,6 +184,22 @@ def test_concurrent_use_from_threads_matches_serial_results() -> None:
             assert parallel == serial
             decoded = list(pool.map(lambda s, c: decode_chunk(s[0], s[1], len(c)), serial, chunks))
             assert decoded == chunks
+
+
+def test_registry_names_every_codec_by_its_on_disk_id() -> None:
+    assert {codec_id: (codec.name, codec.needs_base) for codec_id, codec in CODECS.items()} == {
+        0: ("none", False), 1: ("zstd", False), 2: ("planes", False), 3: ("delta", True)}
+    assert (CODEC_NONE, CODEC_ZSTD, CODEC_PLANES, CODEC_DELTA) == (0, 1, 2, 3)
+    assert all(codec.id == codec_id for codec_id, codec in CODECS.items())
+    assert codec_name(CODEC_PLANES) == "planes" and codec_name(9) == "unknown-9"
+
+
+def test_delta_decodes_through_the_table_with_its_base() -> None:
+    base = bf16_bytes(weights_f32(4096))
+    raw = bf16_bytes(weights_f32(4096) + np.float32(1e-4))
+    payload = encode_delta(raw, base, 2)
+    assert payload is not None
+    assert decode_chunk(CODEC_DELTA, payload, len(raw), base) == raw
 
 
 # -- corrupt payloads ----------------------------------------------------------------------

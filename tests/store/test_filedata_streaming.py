@@ -14,7 +14,10 @@ from modelvc.objects import Manifest
 from modelvc.store import packs
 from modelvc.store.chunker import ChunkParams
 from modelvc.store.chunkstore import ChunkStore
-from modelvc.store.filedata import batches, ingest_file, mapped_file, write_file
+from modelvc.ids import hash_bytes_raw
+from modelvc.store import filedata
+from modelvc.store.chunker import plan_chunks
+from modelvc.store.filedata import batches, ingest_file, write_file
 from modelvc.store.packs import pack_names
 from modelvc.store.parallel import ordered_map
 
@@ -119,11 +122,13 @@ def test_a_failed_background_seal_is_raised_by_close(tmp_path, monkeypatch):
     assert [p.name for p in (tmp_path / "packs").iterdir()] == []
 
 
-def test_mapped_file_releases_processed_pages(tmp_path):
-    data = random_file(tmp_path / "f.bin", 4 << 20, seed=5)
-    with mapped_file(tmp_path / "f.bin") as source:
-        assert bytes(source.view[:10]) == data[:10]
-        source.prefetch(0, 1 << 20)
-        source.release_before((2 << 20) + 5)
-        assert bytes(source.view[100:110]) == data[100:110]  # a released page reads again
-        assert bytes(source.view[-10:]) == data[-10:]
+def test_ingest_cuts_as_the_whole_file_would_be_cut(tmp_path, monkeypatch):
+    """CDC regions are cut a window at a time; the spans are those of the whole file cut at once."""
+    monkeypatch.setattr(filedata, "BATCH_BYTES", 1 << 20)  # windows of 2 MiB (2 * cdc_max)
+    store = ChunkStore(tmp_path / "packs")
+    for seed, size in ((6, 7_654_321), (7, (2 << 20) + 1), (8, 2 << 20), (9, 100)):
+        data = random_file(tmp_path / "f.bin", size, seed=seed)
+        manifest = ingest_file(tmp_path / "f.bin", ChunkParams(), store, None).manifest
+        assert [length for _, length in manifest.chunks] == [s.length for s in plan_chunks(data, None, ChunkParams())]
+        assert [bytes.fromhex(c) for c, _ in manifest.chunks] == [
+            hash_bytes_raw(data[s.offset:s.end]) for s in plan_chunks(data, None, ChunkParams())]
