@@ -88,7 +88,7 @@ EXIT_CODES: dict[int, str] = {
     1: "differences found (diff/status --exit-code), problems found (fsck), an ignored path added "
        "without -f, or an unexpected error",
     2: "usage error: bad option, bad value, path outside the working tree",
-    3: "not a modelvc repository",
+    3: "not a modelvc repository, or (init) a repository already exists there",
     4: "unknown or ambiguous revision, ref or path",
     5: "uncommitted local changes would be overwritten",
     6: "timed out waiting for the repository lock",
@@ -212,3 +212,9 @@ def from_os_error(exc: OSError) -> MvcError | None:
         return PermissionDeniedError(f"{_DENIED[exc.errno]}: {what}",
                                      hint="check the owner and permissions of that path")
     return None
+
+
+class RepositoryExistsError(MvcError):
+    """`init` where a repository already is: refused (git would reinitialize), a repository error."""
+
+    exit_code = 3

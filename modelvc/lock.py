@@ -88,11 +88,15 @@ class RepoLock:
 
     def _timeout_error(self, holder: int | None) -> LockTimeoutError:
         who = f"another mvc process (pid {holder})" if holder else "another mvc process"
-        return LockTimeoutError(
-            f"timed out after {self.timeout:g}s waiting for the repository lock: "
-            f"{who} is writing",
-            hint="wait for it to finish, or raise MVC_LOCK_TIMEOUT (seconds)",
-        )
+        return lock_timeout_error(self.timeout, who)
+
+
+def lock_timeout_error(timeout: float, who: str) -> LockTimeoutError:
+    """The error of a writer that waited `timeout` seconds while `who` held the lock."""
+    return LockTimeoutError(
+        f"timed out after {timeout:g}s waiting for the repository lock: {who} is writing",
+        hint="wait for it to finish, or raise MVC_LOCK_TIMEOUT (seconds)",
+    )
 
 
 def _write_pid(fd: int, path: Path) -> None:

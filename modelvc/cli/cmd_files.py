@@ -18,7 +18,7 @@ from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progres
 def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
     """Create an empty repository in PATH (default: the current directory).
 
-    Refuses (exit 10) when a repository already exists there: nothing is overwritten.
+    Refuses (exit 3) when a repository already exists there: nothing is overwritten.
     Inside a git work tree, also adds '/.mvc/' to PATH/.gitignore (created if missing),
     so git never versions mvc's store.
     """

@@ -123,6 +123,8 @@ def colour_wanted(choice: str) -> bool | None:
 
 
 def main() -> None:
+    # Process-wide settings are the CLI's (the library leaves the process as it finds it; the
+    # allocator is tuned when a repository's threads start: see open_repo's tune_allocator).
     # modelvc never calls BLAS, but numpy's OpenBLAS starts a thread per core that spins
     # while waiting for work: 3% of a checkout's CPU on two cores. Set before numpy loads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

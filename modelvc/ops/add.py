@@ -54,7 +54,7 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
 
     if gitignore is None:
         gitignore = bool(effective(repo.config, "core.gitignore"))
-    with repo.lock():
+    with repo.transaction():
         index = repo.fresh_index()
         found = expand_specs(repo.root, specs, cwd or Path.cwd(), index.entries, force=force)
         split = split_for_git(repo.root, found.paths, found.named, set(index.entries))
@@ -68,7 +68,7 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
 
 def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:
     """Stage every change to tracked files, deletions included (commit --all)."""
-    with repo.lock():
+    with repo.transaction():
         return _stage(repo, sorted(repo.fresh_index().entries), progress)
 
 
@@ -176,7 +176,7 @@ def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Pat
 
     cwd = cwd or Path.cwd()
     result = RmResult()
-    with repo.lock():
+    with repo.transaction():
         index = repo.fresh_index()
         paths = expand(repo.root, specs, cwd, index.entries, include_worktree=False)
         if not force:

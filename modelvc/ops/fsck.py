@@ -151,7 +151,7 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
         except IntegrityError as exc:
             return chunk_id, 0, problem_kind(exc), exc.message
 
-    for chunk_id, size, kind, message in ordered_map(check, chunk_ids):
+    for chunk_id, size, kind, message in ordered_map(check, chunk_ids, pool=repo.chunks.pool):
         progress.advance(reach.chunks.get(chunk_id, 0))
         if size < 0:
             continue

@@ -96,11 +96,10 @@ def refresh_stat_cache(repo: Repo, files: list) -> None:
     cache, and status a read-only command."""
     from modelvc.errors import LockTimeoutError, MvcError, from_os_error
     from modelvc.index import stat_entry
-    from modelvc.lock import RepoLock
     from modelvc.worktree import stat_path
 
     try:
-        with RepoLock(repo.mvc_dir / "lock", 0):
+        with repo.transaction(timeout=0):
             index = repo.fresh_index()
             for hashed in files:
                 entry = index.entries.get(hashed.path)
