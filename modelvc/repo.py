@@ -266,9 +266,19 @@ class Repo:
         if "chunking" not in self.config:
             raise self._config_error("it has no chunking section")
         try:
-            return ChunkParams.from_dict(self.config["chunking"])
+            params = ChunkParams.from_dict(self.config["chunking"])
         except ConfigError as exc:
             raise self._config_error(exc.message) from None
+        # Dedup needs the same cuts forever, and no command sets other parameters: a value that
+        # differs from the format's own is damage, even when it would be a valid one.
+        version = self.config["format_version"]
+        expected = ChunkParams.for_format(version)
+        if params != expected:
+            wrong = sorted(k for k, v in params.to_dict().items() if expected.to_dict()[k] != v)
+            raise self._config_error(
+                "chunking: " + ", ".join(f"{k} is {getattr(params, k)!r}, format version {version} fixes "
+                                         f"{getattr(expected, k)!r}" for k in wrong))
+        return params
 
     @property
     def delta_max_depth(self) -> int:

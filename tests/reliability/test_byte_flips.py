@@ -15,7 +15,6 @@ from modelvc.store.packs import RECORD_HEADER
 from tests.reliability.flips import config_change, files_by_kind, judge, pack_field
 from tests.reliability.scenes import two_versions
 
-ITEM_11 = pytest.mark.xfail(strict=True, reason="issue 11 item 11: a damaged chunking config goes unnoticed")
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +149,7 @@ def _config_position(template, text: str, after: int = 0) -> int:
     ('"format_version": 2', 18, "format_version", "refused", 8),  # 3: a format this modelvc does not read
     ('"pack_max_bytes": 2', 19, "pack_max_bytes", "harmless", 0),  # a write-time policy only
     ("{", 0, "unreadable", "refused", 14),  # not JSON: a damaged config
-    pytest.param('"cdc_avg": 2', 12, "chunking", "refused", 14, marks=ITEM_11),
+    ('"cdc_avg": 2', 12, "chunking", "detected", 7),  # 262144 -> 272144: valid, but not format 2's
 ])
 def test_flip_in_the_config(template, anchor, after, change, outcome, code):
     position = _config_position(template, anchor, after)

@@ -465,3 +465,19 @@ def test_an_empty_branch_or_tag_name_is_invalid_exit_10(repo_v1, args, what):
     expect(mvc(*args, ok=False), 10, f"error: invalid {what} name '': is empty\n")
     assert sorted(p.name for p in (work / ".mvc" / "refs").rglob("*")) == refs_before
     committed(mvc, work, {"v1": {"model.bin": random_bytes(50_000, seed=1)}})
+
+
+def test_chunking_parameters_other_than_the_formats_own_are_damage(mvc, work):
+    """A flipped digit can leave a valid-looking value: dedup would silently cut elsewhere."""
+    write(work / "m.bin", b"m" * 1000)
+    mvc("add", "m.bin")
+    config_path = work / ".mvc" / "config"
+    config = json.loads(config_path.read_text())
+    config["chunking"]["cdc_avg"] = 272144
+    config_path.write_text(json.dumps(config))
+    write(work / "n.bin", b"n" * 1000)
+    result = mvc("add", "n.bin", ok=False)
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        14, f"error: the repository config {config_path} is damaged: "
+            "chunking: cdc_avg is 272144, format version 2 fixes 262144")
+    assert mvc("fsck", ok=False).exit_code == 7
