@@ -66,14 +66,14 @@ def store_size(repo: Repo) -> int:
 
 def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS,
        expire_reflogs: bool = True) -> GcResult:
-    from modelvc.ops.expire import expire_reflogs_locked
+    from modelvc.ops.expire import expire_reflogs as expire
 
     result = GcResult()
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         result.leftovers_removed = remove_leftovers(repo.mvc_dir, include_objects=True)
         if expire_reflogs:
-            result.reflog_entries_expired = expire_reflogs_locked(repo).total_pruned
+            result.reflog_entries_expired = expire(repo).total_pruned
         result.bytes_before = store_size(repo)
         problems: list[str] = []
         reach = walk(repo, lambda kind, oid, detail: problems.append(detail), verify=False)

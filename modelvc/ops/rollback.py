@@ -34,7 +34,7 @@ def rollback(repo: Repo, rev: str | None = None, hard: bool = False, force: bool
              progress: Progress = NO_PROGRESS) -> RollbackResult:
     """Bring back `rev`'s files (HEAD^ by default) as a new commit, so history keeps what was
     rolled back; `hard` moves the branch instead (the reflog keeps the old position)."""
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         head = repo.refs.head()
         if head.commit is None:

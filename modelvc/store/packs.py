@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelvc.errors import CorruptChunkError, MissingChunkError
-from modelvc.fsutil import atomic_write, durable_step, fsync_dir
+from modelvc.fsutil import atomic_write, durable_step, fsync_dir, naming
 from modelvc.ids import hash_bytes_raw
 
 PACK_MAGIC = b"MVCPACK\x01"
@@ -143,20 +143,26 @@ class PackWriter:
         self.name = f"pack-{os.urandom(16).hex()}"
         packs_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_path = packs_dir / f"tmp-{self.name}.pack"
-        self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with naming(packs_dir, str(self.tmp_path)):
+            self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         self.size = 0
         self._written_back = 0
         self._records: list[tuple] = []
-        self._write([PACK_MAGIC])
+        try:
+            self._write([PACK_MAGIC])
+        except BaseException:  # no one holds this writer yet to abort it
+            self.abort()
+            raise
 
     def _write(self, parts: list[bytes | memoryview]) -> None:
         assert self._fd is not None, "the pack is already finished"
         total = sum(len(part) for part in parts)
-        written = os.writev(self._fd, parts)
-        if written < total:  # a short write: finish the rest piece by piece
-            rest = memoryview(b"".join(parts))[written:]
-            while rest:
-                rest = rest[os.write(self._fd, rest):]
+        with naming(self.packs_dir):
+            written = os.writev(self._fd, parts)
+            if written < total:  # a short write: finish the rest piece by piece
+                rest = memoryview(b"".join(parts))[written:]
+                while rest:
+                    rest = rest[os.write(self._fd, rest):]
         self.size += total
         if self.size - self._written_back >= WRITEBACK_BYTES:
             start_writeback(self._fd, self._written_back, self.size - self._written_back)
@@ -189,7 +195,8 @@ class PackWriter:
         assert self._fd is not None, "the pack is already finished"
         try:
             durable_step("seal")
-            os.fsync(self._fd)
+            with naming(self.packs_dir):
+                os.fsync(self._fd)
         finally:
             self._close()
         if not self._records:
@@ -198,8 +205,12 @@ class PackWriter:
         final = self.packs_dir / f"{self.name}.pack"
         durable_step("rename")
         os.replace(self.tmp_path, final)
-        fsync_dir(self.packs_dir)
-        write_idx(self.packs_dir / f"{self.name}.idx", self._records)
+        try:
+            fsync_dir(self.packs_dir)
+            write_idx(self.packs_dir / f"{self.name}.idx", self._records)
+        except BaseException:  # a pack without its index is invisible: do not leave it behind
+            final.unlink(missing_ok=True)
+            raise
         return self.name
 
     def abort(self) -> None:
