@@ -129,10 +129,10 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
     # manifests, and the index last.
     for path, st, manifest in staged:
         file_id = repo.objects.put(manifest)
-        previous = index.entries.get(path)
-        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, previous,
+        indexed = index.entries.get(path)
+        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
                                          dereference=path in followed)
-        if previous is None or previous.file != file_id or previous.mode != mode_of(st):
+        if indexed is None or indexed.file != file_id or indexed.mode != mode_of(st):
             result.staged.append(path)
         else:
             result.unchanged += 1

@@ -63,7 +63,8 @@ def _branch_tip(repo: Repo, name: str) -> str | None:
         return None
     if len(found) > 1:
         repo.warn(ambiguous_name(name))
-    return repo.peel(repo.refs.read(f"refs/heads/{name}"))
+    tip = repo.refs.read(f"refs/heads/{name}")
+    return repo.peel(tip) if tip is not None else None  # None: deleted since it was listed
 
 
 def checkout_new_branch(repo: Repo, name: str, start: str | None = None, force: bool = False,

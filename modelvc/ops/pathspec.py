@@ -9,8 +9,7 @@ from pathlib import Path
 
 from modelvc.errors import IgnoredPathError, PathNotFoundError, UsageError
 from modelvc.ignore import IGNORE_FILE, IgnoreRules
-from modelvc.worktree import (is_utf8_name, link_on_the_way, printable_name, stat_path, to_repo_path,
-                              walk_files)
+from modelvc.worktree import is_utf8_name, link_on_the_way, printable_name, stat_path, to_repo_path, walk_files
 
 GLOB_CHARS = set("*?[")
 

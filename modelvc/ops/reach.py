@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from modelvc import objects as objmod
-from modelvc.errors import (CorruptObjectError, CorruptRefError, IntegrityError, MissingChunkError,
-                            MissingObjectError)
+from modelvc.errors import CorruptObjectError, CorruptRefError, IntegrityError, MissingChunkError, MissingObjectError
 from modelvc.ids import ZERO_ID, short
 from modelvc.repo import Repo
 
@@ -142,8 +141,8 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             pending.extend((parent, f"commit {label}") for parent in obj.parents)
         elif obj is not None:
             report("corrupt", object_id, f"{origin} points to a {type(obj).__name__.lower()}, not a commit")
-    for entry in repo.index.entries.values():
-        add_file(entry.file, "index", entry.path, entry.size)
+    for indexed in repo.index.entries.values():
+        add_file(indexed.file, "index", indexed.path, indexed.size)
     return reach
 
 

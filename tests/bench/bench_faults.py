@@ -33,6 +33,7 @@ from tests.reliability.flips import files_by_kind, judge  # noqa: E402
 from tests.reliability.harness import random_kills, sweep_steps  # noqa: E402
 from tests.reliability.scenes import CASES, two_versions, verifier  # noqa: E402
 
+
 # Failures that issue 11's open items explain, by a phrase of the failure message.
 class Report:
     def __init__(self) -> None:

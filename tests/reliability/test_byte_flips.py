@@ -16,7 +16,6 @@ from tests.reliability.flips import config_change, files_by_kind, judge, pack_fi
 from tests.reliability.scenes import two_versions
 
 
-
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     scene = two_versions(tmp_path_factory.mktemp("flips"))
