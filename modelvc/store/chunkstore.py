@@ -8,24 +8,30 @@ from pathlib import Path
 from modelvc.errors import CorruptChunkError, CorruptObjectError, MissingChunkError
 from modelvc.ids import hash_bytes_raw
 from modelvc.objects import Manifest
+from modelvc.store import layout
+from modelvc.store.backend import DirectoryBackend
 from modelvc.store.badchunks import load_bad_records, save_bad_records
 from modelvc.store.chunkindex import ChunkIndex
-from modelvc.store.packs import Location, PackReader, PackWriter, pack_names
+from modelvc.store.packs import Location, PackReader, PackWriter
 
 DEFAULT_PACK_BYTES = 256 << 20
 MAX_CHAIN_READ = 64  # far above any depth a writer makes; guards against a corrupt loop
 
 
 class ChunkStore:
+    """Chunks in the packs of a local store; `packs_dir` is its packs/ directory."""
+
     def __init__(self, packs_dir: Path, pack_max_bytes: int = DEFAULT_PACK_BYTES,
                  bad_list: Path | None = None) -> None:
+        self.backend = DirectoryBackend(packs_dir.parent)
+        assert self.backend.local_path(layout.PACKS.rstrip("/")) == packs_dir, "packs live in packs/"
         self.packs_dir = packs_dir
         self.pack_max_bytes = pack_max_bytes
         self.bad_list = bad_list or packs_dir.parent / "bad-chunks"  # see modelvc.store.badchunks
         self._index: ChunkIndex | None = None
         self._index_lock = threading.Lock()
         self._bad_lock = threading.Lock()
-        self.reader = PackReader(packs_dir)
+        self.reader = PackReader(self.backend)
 
     @property
     def index(self) -> ChunkIndex:
@@ -36,7 +42,7 @@ class ChunkStore:
         return self._index
 
     def _new_index(self) -> ChunkIndex:
-        return ChunkIndex(self.packs_dir, bad=load_bad_records(self.bad_list))
+        return ChunkIndex(self.backend, bad=load_bad_records(self.bad_list))
 
     def reload(self) -> None:
         self._index = None
@@ -51,7 +57,7 @@ class ChunkStore:
         with self._index_lock:
             if self._index is not None and self._index is not stale:
                 return self._index  # another thread has reloaded already
-            if pack_names(self.packs_dir) == stale.packs:
+            if layout.complete_packs(self.backend) == stale.packs:
                 return None
             self._index = self._new_index()
             return self._index
@@ -188,7 +194,7 @@ class ChunkWriter:
         if chunk_id in self._pending:
             return
         if self._pack is None:
-            self._pack = PackWriter(self.store.packs_dir, self.store.pack_max_bytes)
+            self._pack = PackWriter(self.store.backend, self.store.pack_max_bytes)
         self._pack.append(chunk_id, codec, raw_len, payload, base)
         self._pending.add(chunk_id)
         self.new_chunks += 1
