@@ -3,7 +3,7 @@
     packs/pack-<hex>.pack        chunk records        packs/pack-<hex>.idx   its index
     packs/tmp-pack-<hex>.pack    a pack being written (or left by a killed writer)
     objects/ab/cdef...           a loose metadata object (fan-out on the first two hex digits)
-    refs/heads/NAME, refs/tags/NAME
+    refs/heads/NAME, refs/tags/NAME    a ref: its id and a newline
 
 A pack counts only once both its `.pack` and its `.idx` exist (the index is written last);
 anything else under packs/ that looks like a pack is an incomplete one. gc, fsck, stats and
@@ -23,6 +23,7 @@ from modelvc.store.backend import Backend, NotFoundInBackend
 
 PACKS = "packs/"
 OBJECTS = "objects/"
+REFS = "refs/"
 PACK_PREFIX = "pack-"
 TEMP_PREFIX = "tmp-"
 PACK_SUFFIX = ".pack"
@@ -68,6 +69,13 @@ def object_id_of(key: str) -> str | None:
     if not key.startswith(OBJECTS) or len(fan) != 2 or not rest or "/" in rest:
         return None
     return fan + rest
+
+
+def ref_key(refname: str) -> str:
+    """The key of a branch or tag (`refs/heads/main`): ref names are keys as they are."""
+    if not refname.startswith(REFS):
+        raise ValueError(f"not a ref under {REFS}: {refname!r}")
+    return refname
 
 
 @dataclass(frozen=True)
