@@ -37,6 +37,8 @@ _REFLOG_LINE = re.compile(
     r"^([0-9a-f]{64}) ([0-9a-f]{64}) (.*?) <([^<>]*)> (\d+) ([+-]\d{4})\t(.*)$"
 )
 _IDENTITY_JUNK = str.maketrans("", "", "<>\n\r\t")
+_NOT_UTF8 = "\ufffd"  # what _read_text makes of bytes that are not UTF-8
+OnCorrupt = Callable[[str, str], None]  # (ref name, message) of a ref that holds no id
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,14 @@ class ReflogEntry:
     time: int  # unix seconds
     tz: str  # "+hhmm"
     message: str
+
+    def to_dict(self) -> dict:
+        """A ref's creation has a null old_commit, its deletion a null new_commit."""
+        from modelvc.vocabulary import identity_signature
+
+        return {"old_commit": None if self.old == ZERO_ID else self.old,
+                "new_commit": None if self.new == ZERO_ID else self.new,
+                "committer": identity_signature(self.who, self.time, self.tz), "message": self.message}
 
 
 def _kind_of(refname: str) -> tuple[str, str, str]:
@@ -71,8 +81,10 @@ def _require_id(value: str) -> None:
 
 
 def _read_text(path: Path) -> str | None:
+    """The file's text; bytes that are not UTF-8 read as U+FFFD, so a damaged ref is reported
+    as holding something other than an id rather than failing to decode."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8", errors="replace")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
 
@@ -94,10 +106,7 @@ class Refs:
     def head(self) -> Head:
         head = self._head_or_none()
         if head is None:
-            raise CorruptRefError(
-                f"{self._dir / 'HEAD'} is missing or corrupt",
-                hint="it should hold 'ref: refs/heads/<branch>' or a commit id",
-            )
+            raise self._head_corrupt()
         return head
 
     def read(self, refname: str) -> str | None:
@@ -107,11 +116,16 @@ class Refs:
         _kind_of(refname)
         return self._read_ref_file(refname)
 
-    def branches(self) -> dict[str, str]:
-        return self._list("refs/heads/")
+    def branches(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
+        """Every branch; a corrupt one raises CorruptRefError, or is passed to `on_corrupt`."""
+        return self._list("refs/heads/", on_corrupt)
 
-    def tags(self) -> dict[str, str]:
-        return self._list("refs/tags/")
+    def tags(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
+        return self._list("refs/tags/", on_corrupt)
+
+    def head_file_problem(self) -> str | None:
+        """Why the HEAD file itself (not the branch it names) is unusable, or None."""
+        return None if self._parse_head() is not None else self._head_corrupt().message
 
     def reflog(self, refname: str = "HEAD") -> list[ReflogEntry]:
         """Newest first. Torn or garbled lines (a crash mid-append) are skipped, and so is a
@@ -262,18 +276,31 @@ class Refs:
     # ---- internals ---------------------------------------------------------------------
 
     def _head_or_none(self) -> Head | None:
+        head = self._parse_head()
+        if head is None or head.branch is None:
+            return head
+        return Head(head.branch, self._read_ref_file(f"refs/heads/{head.branch}"))
+
+    def _parse_head(self) -> Head | None:
+        """HEAD as its file says (the branch's commit not read yet), or None if unusable."""
         text = _read_text(self._dir / "HEAD")
         if text is None:
             return None
         line = text.rstrip("\n")
+        if _NOT_UTF8 in line:
+            return None
         if line.startswith(_SYMBOLIC_PREFIX):
             branch = line[len(_SYMBOLIC_PREFIX) :]
-            if not is_valid_ref_name(branch):
-                return None
-            return Head(branch, self._read_ref_file(f"refs/heads/{branch}"))
+            return Head(branch, None) if is_valid_ref_name(branch) else None
         if is_full_id(line) and line != ZERO_ID:
             return Head(None, line)
         return None
+
+    def _head_corrupt(self) -> CorruptRefError:
+        return CorruptRefError(
+            f"{self._dir / 'HEAD'} is missing or corrupt",
+            hint="it should hold 'ref: refs/heads/<branch>' or a commit id",
+        )
 
     def _move_not_made(self, refname: str, last: ReflogEntry) -> bool:
         """Whether the ref still holds what `last` moved it from (and so not where it moved it)."""
@@ -308,13 +335,19 @@ class Refs:
             )
         return value
 
-    def _list(self, prefix: str) -> dict[str, str]:
+    def _list(self, prefix: str, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
         found: dict[str, str] = {}
         for key in self._store.list(layout.ref_key(prefix)):
             name = key[len(prefix):]
             if not is_valid_ref_name(name):
                 continue  # a stray file
-            value = self._read_ref_file(prefix + name)
+            try:
+                value = self._read_ref_file(prefix + name)
+            except CorruptRefError as exc:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(prefix + name, exc.message)
+                continue
             if value is not None:
                 found[name] = value
         return dict(sorted(found.items()))

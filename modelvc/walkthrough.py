@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
                 ("epoch 3: new lm_head", retrain(nudge(v1, layer3, 1e-3, seed=2), ["lm_head.weight"], seed=3),
                  {"val_loss": 1.92})]
     run(directory, "init")
+    run(directory, "config", "user.name", "Walkthrough")  # who commits: else git's identity, else refused
+    run(directory, "config", "user.email", "walkthrough@example.com")
     for number, (message, weights, metrics) in enumerate(versions, start=1):
         size = write_safetensors(model, weights, "bf16", {"epoch": str(number)})
         config.write_text(json.dumps({"d_model": SHAPE.d_model, "layers": SHAPE.layers, "epoch": number}) + "\n")

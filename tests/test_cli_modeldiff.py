@@ -41,8 +41,8 @@ def commit_two(mvc, work, name, writer):
     return next(f for f in json.loads(mvc("diff", "HEAD~1", "HEAD", "--json", "--stats", "--all").stdout)["files"])
 
 
-EXPECTED = {"keep": "unchanged", "tweak": "changed", "reshape": "shape", "retype": "dtype",
-            "gone": "removed", "fresh": "added"}
+EXPECTED = {"keep": "unchanged", "tweak": "modified", "reshape": "shape", "retype": "dtype",
+            "gone": "deleted", "fresh": "added"}
 
 WRITERS = {
     "model.safetensors": lambda path, tensors, **kw: write_safetensors(path, tensors, **kw),
@@ -58,12 +58,12 @@ def test_diff_names_each_kind_of_tensor_change(mvc, work, name):
     model = change["model"]
     statuses = {t["name"]: t["status"] for t in model["tensors"]}
     assert statuses == EXPECTED
-    assert model["counts"] == {"added": 1, "removed": 1, "dtype": 1, "shape": 1, "changed": 1, "unchanged": 1}
+    assert model["counts"] == {"added": 1, "deleted": 1, "dtype": 1, "shape": 1, "modified": 1, "unchanged": 1}
     tweak = next(t for t in model["tensors"] if t["name"] == "tweak")
     old = base_tensors()["tweak"].astype(np.float64)
     assert tweak["stats"]["max_abs_diff"] == pytest.approx(0.5, abs=1e-6)
     assert tweak["stats"]["mean_abs_diff"] == pytest.approx(0.5 / old.size, rel=1e-5)
-    assert tweak["stats"]["changed"] == 1
+    assert tweak["stats"]["modified_count"] == 1
     assert tweak["stats"]["rel_l2"] == pytest.approx(0.5 / np.linalg.norm(old), rel=1e-4)
 
 
@@ -76,14 +76,14 @@ def test_npy_value_change(mvc, work):
     write_npy(work / "w.npy", values)
     data = json.loads(mvc("diff", "--json", "--stats").stdout)  # HEAD vs the working tree
     model = data["files"][0]["model"]
-    assert [(t["name"], t["status"]) for t in model["tensors"]] == [("w", "changed")]
+    assert [(t["name"], t["status"]) for t in model["tensors"]] == [("w", "modified")]
     assert model["tensors"][0]["stats"]["max_abs_diff"] == pytest.approx(0.5, abs=1e-6)
 
 
 def test_text_output_collapses_unchanged_and_lists_them_with_all(mvc, work):
     commit_two(mvc, work, "model.safetensors", WRITERS["model.safetensors"])
     text = mvc("diff", "HEAD~1", "HEAD").stdout
-    assert "tensors: 1 added, 1 removed, 1 dtype, 1 shape, 1 changed, 1 unchanged" in text
+    assert "tensors: 1 added, 1 deleted, 1 dtype, 1 shape, 1 modified, 1 unchanged" in text
     assert "unchanged keep" not in text.replace("  ", " ")
     assert "keep" in mvc("diff", "HEAD~1", "HEAD", "--all").stdout
     assert mvc("diff", "HEAD~1", "HEAD", "--exit-code", ok=False).exit_code == 1
@@ -110,10 +110,10 @@ def test_show_lists_tensors_of_a_stored_file(mvc, work):
     mvc("commit", "-m", "a")
     shown = mvc.json("show", "HEAD:m.safetensors")
     assert shown["model"]["format"] == "safetensors"
-    assert [(t["name"], t["dtype"], t["shape"], t["bytes"]) for t in shown["model"]["tensors"]] == [
+    assert [(t["name"], t["dtype"], t["shape"], t["size"]) for t in shown["model"]["tensors"]] == [
         (name, "F32", list(a.shape), a.nbytes) for name, a in base_tensors().items()]
     plain = mvc.json("show", "HEAD:notes.txt")
-    assert plain["model"] is None and plain["size"] == 6 and plain["chunks"] == 1
+    assert plain["model"] is None and plain["size"] == 6 and plain["chunk_count"] == 1
     result = mvc("show", "HEAD:nope.bin", ok=False)
     assert result.exit_code == 4
     assert result.stderr.startswith("error: path 'nope.bin' does not exist in HEAD")
@@ -149,7 +149,7 @@ def test_diff_of_one_changed_tensor_reads_a_small_fraction(mvc, work):
     size = change["new_size"]
     assert [t["name"] for t in change["model"]["tensors"]] == ["layer5"]
     assert change["model"]["tensors"][0]["decided_by"] == "chunks"
-    assert change["bytes_read"] < 0.05 * 2 * size  # headers only: the first chunk of each side
+    assert change["read_bytes"] < 0.05 * 2 * size  # headers only: the first chunk of each side
     with_stats = json.loads(mvc("diff", "HEAD~1", "HEAD", "--json", "--stats").stdout)["files"][0]
     assert with_stats["model"]["tensors"][0]["stats"]["max_abs_diff"] == pytest.approx(1.0, abs=1e-6)
-    assert with_stats["bytes_read"] < 0.2 * 2 * size  # that tensor on both sides, plus headers
+    assert with_stats["read_bytes"] < 0.2 * 2 * size  # that tensor on both sides, plus headers

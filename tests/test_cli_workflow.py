@@ -25,8 +25,8 @@ def test_status_forms(mvc, work):
     assert mvc("status", "-s").stdout == " M a.bin\n D sub/b.bin\n"
     mvc("add", "a.bin")
     data = mvc.json("status")
-    assert data["staged"] == [{"status": "modified", "path": "a.bin"}]
-    assert data["unstaged"] == [{"status": "deleted", "path": "sub/b.bin"}]
+    assert data["staged"] == [{"status": "modified", "path": "a.bin", "old_path": None}]
+    assert data["unstaged"] == [{"status": "deleted", "path": "sub/b.bin", "old_path": None}]
     assert data["clean"] is False
 
 
@@ -125,9 +125,10 @@ def test_rollback_and_hard_rollback(mvc, work):
     data = mvc.json("rollback")
     assert (work / "m.bin").read_bytes() == b"v1"
     head = mvc.json("show")
-    assert head["message"] == f"Rollback to {data['target'][:10]}: v1"
+    assert head["message"] == f"Rollback to {data['target_commit'][:10]}: v1"
     assert head["metrics"] == {"loss": 2}
-    assert head["parents"] == [data["previous"]]
+    assert head["parents"] == [data["previous_commit"]]
+    assert data["commit"] == head["id"]
     assert len(mvc.json("log")) == 4
     before = data["commit"]
     mvc("rollback", "--hard", "HEAD~3")
@@ -135,7 +136,7 @@ def test_rollback_and_hard_rollback(mvc, work):
     assert len(mvc.json("log")) == 1
     reflog = mvc.json("reflog")
     assert reflog[0]["message"].startswith("rollback --hard")
-    assert reflog[1]["new"] == before  # the old position is kept
+    assert reflog[1]["new_commit"] == before  # the old position is kept
     result = mvc("rollback", ok=False)
     assert result.exit_code == 4  # the root has no parent
 
@@ -194,9 +195,9 @@ def test_gc_frees_unreachable_and_keeps_reachable(mvc, work):
     mvc("checkout", "--force", "HEAD", "--", "big.bin")
     assert mvc.json("stats")["stored_chunk_bytes"] >= 800_000
     young = mvc.json("gc")  # within the grace period nothing is touched
-    assert young["bytes_freed"] == 0
+    assert young["freed_bytes"] == 0
     result = mvc.json("gc", "--grace", "0")
-    assert result["bytes_freed"] >= 390_000
+    assert result["freed_bytes"] >= 390_000
     assert mvc.json("fsck")["ok"] is True
     assert mvc.json("stats")["stored_chunk_bytes"] <= 401_000
     (work / "big.bin").unlink()

@@ -72,6 +72,11 @@ def _commit(mvc, work, name="m.bin"):
     return mvc("commit", "-m", name, ok=False)
 
 
+def _author(mvc) -> tuple[str, str]:
+    author = mvc.json("show")["author"]
+    return author["name"], author["email"]
+
+
 def test_identity_comes_from_config_then_git_then_fails_like_git(mvc, work, home, monkeypatch):
     monkeypatch.delenv("MVC_AUTHOR_NAME")
     monkeypatch.delenv("MVC_AUTHOR_EMAIL")
@@ -84,10 +89,10 @@ def test_identity_comes_from_config_then_git_then_fails_like_git(mvc, work, home
     gitconfig.write_text("[user]\n\tname = Git Name\n\temail = git@example.com\n")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     assert _commit(mvc, work, "a.bin").exit_code == 0
-    assert mvc.json("show")["author"] == {"name": "Git Name", "email": "git@example.com"}
+    assert _author(mvc) == ("Git Name", "git@example.com")
     mvc("config", "user.name", "Mvc Name")
     assert _commit(mvc, work, "b.bin").exit_code == 0
-    assert mvc.json("show")["author"] == {"name": "Mvc Name", "email": "git@example.com"}
+    assert _author(mvc) == ("Mvc Name", "git@example.com")
     monkeypatch.setenv("MVC_AUTHOR_NAME", "Env Name")
     assert _commit(mvc, work, "c.bin").exit_code == 0
     assert mvc.json("show")["author"]["name"] == "Env Name"

@@ -43,7 +43,7 @@ def commit_series(mvc, work, versions, dtype="bf16") -> list[tuple[str, bytes]]:
 def test_nudged_versions_are_stored_as_deltas_and_read_back_exactly(mvc, work, dtype):
     commits = commit_series(mvc, work, series(3), dtype)
     stats = mvc.json("stats")
-    assert stats["delta_chunks"] > 0
+    assert stats["delta_chunk_count"] > 0
     assert stats["delta_stored_bytes"] < 0.75 * stats["delta_raw_bytes"]
     for commit_id, data in commits:
         (work / "m.safetensors").unlink()
@@ -79,7 +79,7 @@ def test_chains_stop_at_the_depth_limit(mvc, work):
 def test_no_deltas_when_disabled(mvc, work):
     set_config(work, delta_max_depth=0)
     commit_series(mvc, work, series(2))
-    assert mvc.json("stats")["delta_chunks"] == 0
+    assert mvc.json("stats")["delta_chunk_count"] == 0
 
 
 def test_gc_keeps_the_bases_of_live_deltas(mvc, work):
@@ -90,7 +90,7 @@ def test_gc_keeps_the_bases_of_live_deltas(mvc, work):
     mvc("add", "m.safetensors")  # stored as deltas against the staged version
     mvc("commit", "-m", "only v1")
     expected = (work / "m.safetensors").read_bytes()
-    assert mvc.json("stats")["delta_chunks"] > 0
+    assert mvc.json("stats")["delta_chunk_count"] > 0
     mvc.json("gc", "--grace", "0")
     assert mvc.json("fsck", "--read-data")["ok"] is True
     (work / "m.safetensors").unlink()
@@ -114,7 +114,7 @@ def test_fsck_names_the_versions_a_missing_base_breaks(mvc, work):
     problems = json.loads(result.stdout)["problems"]
     base_missing = [p for p in problems if "the base of delta chunk" in p["detail"]]
     assert base_missing, problems
-    broken_commits = {b["commit"][:10] for p in base_missing for b in p["breaks"]}
+    broken_commits = {b["commit"][:10] for p in base_missing for b in p["breaks"] if b["commit"]}  # null: the index
     assert commits[1][0] in broken_commits
     (work / "m.safetensors").unlink()  # else checkout would find it intact and have nothing to read
     assert mvc("checkout", "--force", commits[1][0], ok=False).exit_code == 7
@@ -134,11 +134,11 @@ def test_fsck_detects_a_corrupt_base(mvc, work):
     result = mvc("fsck", "--json", ok=False)
     assert result.exit_code == 7
     problems = json.loads(result.stdout)["problems"]
-    objects = {p["object"] for p in problems}
+    objects = {p["id"] for p in problems}
     assert base.hex() in objects
     dependants = [row["id"].tobytes().hex() for row in table if row["base"].tobytes() == base]
     assert set(dependants) <= objects  # the deltas built on it fail their reconstruction too
-    broken = {b["commit"][:10] for p in problems for b in p["breaks"]}
+    broken = {b["commit"][:10] for p in problems for b in p["breaks"] if b["commit"]}  # null: the index
     assert {commits[0][0], commits[1][0]} <= broken
 
 
@@ -162,7 +162,7 @@ def test_a_retrained_tensor_stops_trying_deltas_after_a_failed_block(mvc, work, 
     mvc("commit", "-m", "v1")
     # n's 2 blocks, then w: one failed try per 8 MiB batch it falls in (2), not one per block (12)
     assert len(attempts) == 4
-    assert mvc.json("stats")["delta_chunks"] == 2
+    assert mvc.json("stats")["delta_chunk_count"] == 2
     (work / "m.safetensors").unlink()
     mvc("checkout", "--force", "HEAD")
     assert (work / "m.safetensors").read_bytes() == expected
@@ -186,6 +186,6 @@ def test_every_block_of_a_nudged_fp32_tensor_is_a_delta_when_smaller_than_plain(
     added = mvc.json("add", "m.safetensors")
     assert plain_codings == []  # each block's delta beat its base's plain coding at once
     stats = mvc.json("stats")
-    assert stats["delta_chunks"] == 12
+    assert stats["delta_chunk_count"] == 12
     assert 0.55 < stats["delta_stored_bytes"] / stats["delta_raw_bytes"] < 0.8
     assert added["stored_bytes"] < 0.8 * added["new_bytes"]

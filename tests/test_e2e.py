@@ -54,7 +54,7 @@ def test_three_versions_end_to_end(tmp_path):
     log = json.loads(sh(work, "log", "--json").stdout)
     assert [e["message"] for e in log] == ["epoch 3", "epoch 2", "epoch 1"]
     assert [e["metrics"]["val_loss"] for e in log] == [1.9, 2.1, 2.5]
-    assert [e["short"] for e in log] == [snapshots[3][0], snapshots[2][0], snapshots[1][0]]
+    assert [e["id"][:10] for e in log] == [snapshots[3][0], snapshots[2][0], snapshots[1][0]]
 
     first, third = snapshots[1][0], snapshots[3][0]
     diff = json.loads(sh(work, "diff", first, third, "--json").stdout)
@@ -85,11 +85,11 @@ def test_three_versions_end_to_end(tmp_path):
     assert [(t["name"], t["commit"][:10]) for t in tags] == [("best", snapshots[2][0])]
     branches = {b["name"]: b["commit"][:10] for b in json.loads(sh(work, "branch", "--json").stdout)}
     assert branches["experiment"] == first
-    assert json.loads(sh(work, "show", "best", "--json").stdout)["short"] == snapshots[2][0]
-    assert json.loads(sh(work, "show", "experiment", "--json").stdout)["short"] == first
+    assert json.loads(sh(work, "show", "best", "--json").stdout)["id"][:10] == snapshots[2][0]
+    assert json.loads(sh(work, "show", "experiment", "--json").stdout)["id"][:10] == first
 
     fsck = json.loads(sh(work, "fsck", "--json").stdout)
-    assert fsck["ok"] is True and fsck["commits"] == 4
+    assert fsck["ok"] is True and fsck["commit_count"] == 4
 
     stats = json.loads(sh(work, "stats", "--json").stdout)
     assert stats["stored_bytes"] < stats["tracked_bytes"]
@@ -152,7 +152,7 @@ def test_git_workflow_end_to_end(tmp_path):
 
     log = json.loads(sh(work, "log", "--json").stdout)
     assert [(e["message"].split(":")[0], e["git"]) for e in log] == [
-        (f"Rollback to {log[2]['short']}", {"commit": code_v2, "dirty": False}),
+        (f"Rollback to {log[2]['id'][:10]}", {"commit": code_v2, "dirty": False}),
         ("epoch 2", {"commit": code_v2, "dirty": False}),
         ("epoch 1", {"commit": code_v1, "dirty": False})]
     assert f"Git:    {code_v1}" in sh(work, "show", "HEAD~2").stdout

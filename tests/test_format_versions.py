@@ -27,7 +27,7 @@ def test_format_2_uses_byte_planes_and_dedups_a_header_change(mvc, work):
     make_model(work / "m.safetensors")
     mvc("add", "m.safetensors")
     mvc("commit", "-m", "one")
-    assert mvc.json("stats")["codecs"].get("planes", 0) > 0
+    assert mvc.json("stats")["chunk_count_by_codec"].get("planes", 0) > 0
     make_model(work / "m.safetensors", metadata={"v": "2", "note": "a longer header shifts every offset"})
     added = mvc.json("add", "m.safetensors")
     size = (work / "m.safetensors").stat().st_size
@@ -43,7 +43,7 @@ def test_format_1_repository_still_reads_and_writes(work):
     mvc("commit", "-m", "v1 repo")
     config = json.loads((work / ".mvc" / "config").read_text())
     assert config["format_version"] == 1 and config["chunking"]["scheme"] == "fastcdc-1"
-    assert set(mvc.json("stats")["codecs"]) <= {"zstd", "none"}
+    assert set(mvc.json("stats")["chunk_count_by_codec"]) <= {"zstd", "none"}
     (work / "m.safetensors").unlink()
     mvc("checkout", "HEAD", "--", "m.safetensors")
     assert (work / "m.safetensors").read_bytes() == original

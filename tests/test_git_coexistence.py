@@ -40,7 +40,7 @@ def test_init_adds_the_store_to_gitignore_once(code_repo, mvc_runner):
 def test_init_keeps_an_existing_gitignore_and_says_so_in_json(code_repo, mvc_runner):
     write(code_repo / ".gitignore", b"__pycache__/\n*.pyc")
     data = json.loads(mvc_runner("init", "--json").stdout)
-    assert data["gitignore"] == {"path": str(code_repo / ".gitignore"), "added": ["/.mvc/"]}
+    assert data["gitignore"] == {"file": str(code_repo / ".gitignore"), "added": ["/.mvc/"]}
     assert (code_repo / ".gitignore").read_bytes() == b"__pycache__/\n*.pyc\n/.mvc/\n"
     assert oct((code_repo / ".gitignore").stat().st_mode & 0o777) == oct(0o644 & ~_umask())
 

@@ -111,8 +111,8 @@ def test_branch_m_renames_with_reflog_and_head(mvc, work):
     assert (result.exit_code, result.stderr) == (10, "error: a branch named 'trunk' already exists\n")
     mvc("branch", "-m", "sideways")  # one name: renames the current branch
     assert mvc.json("branch") == [
-        {"name": "side", "commit": after[0]["new"], "current": False, "subject": "two"},
-        {"name": "sideways", "commit": after[0]["new"], "current": True, "subject": "two"}]
+        {"name": "side", "commit": after[0]["new_commit"], "subject": "two", "current": False, "message": None},
+        {"name": "sideways", "commit": after[0]["new_commit"], "subject": "two", "current": True, "message": None}]
 
 
 # ---- reflog expiry, gc, stats ----------------------------------------------------------
@@ -133,13 +133,15 @@ def test_reflog_expire_defaults_are_gits(mvc, work):
     committed(mvc, work, "a.bin", b"2", "mistake")
     mvc("rollback", "--hard", "HEAD~1")  # 'mistake' is now only in the reflogs
     age_reflogs(work, 29)
-    assert mvc.json("reflog", "expire", "--all") == {"pruned": {}, "kept": 6}
+    assert mvc.json("reflog", "expire", "--all") == {"expired_count": 0, "kept_count": 6,
+                                                     "expired_count_by_ref": {}}
     age_reflogs(work, 31)  # past 30 days: entries naming the unreachable commit go
     result = mvc.json("reflog", "expire", "--all")
-    assert result == {"pruned": {"HEAD": 2, "refs/heads/main": 2}, "kept": 2}
+    assert result == {"expired_count": 4, "kept_count": 2,
+                      "expired_count_by_ref": {"HEAD": 2, "refs/heads/main": 2}}
     assert [e["message"] for e in mvc.json("reflog")] == ["commit (initial): one"]
     age_reflogs(work, 91)  # past 90 days: every entry goes
-    assert mvc.json("reflog", "expire", "--all")["kept"] == 0
+    assert mvc.json("reflog", "expire", "--all")["kept_count"] == 0
     assert mvc.json("reflog") == []
 
 
@@ -152,10 +154,11 @@ def test_reflog_expire_reads_the_config_keys_and_times(mvc, work):
     config["gc"] = {"reflogExpire": "never", "reflogExpireUnreachable": "never"}
     config_path.write_text(json.dumps(config))
     age_reflogs(work, 400)
-    assert mvc.json("reflog", "expire", "--all")["kept"] == 2
+    assert mvc.json("reflog", "expire", "--all")["kept_count"] == 2
     config["gc"] = {"reflogExpire": "1 year"}
     config_path.write_text(json.dumps(config))
-    assert mvc.json("reflog", "expire", "HEAD") == {"pruned": {"HEAD": 1}, "kept": 0}
+    assert mvc.json("reflog", "expire", "HEAD") == {"expired_count": 1, "kept_count": 0,
+                                                    "expired_count_by_ref": {"HEAD": 1}}
     assert mvc.json("reflog", "main")[0]["message"] == "commit (initial): one"
     result = mvc("reflog", "expire", "--all", "--expire=yesterday-ish", ok=False)
     assert result.exit_code == 2
@@ -184,21 +187,22 @@ def test_a_mistaken_big_commit_is_freed_today(mvc, work):
     mvc("rollback", "--hard", "HEAD~1")
     assert not (work / "oops.bin").exists()
     stats = mvc.json("stats")
-    assert stats["refs"]["commits"] == 1 and stats["refs"]["chunk_bytes"] == 50_000
-    assert stats["reflogs_only"]["commits"] == 1
-    assert stats["reflogs_only"]["chunk_bytes"] == 10 << 20
-    assert stats["reflogs_only"]["stored_bytes"] >= 10 << 20  # random bytes do not compress
+    assert stats["held_by_refs"]["commit_count"] == 1 and stats["held_by_refs"]["chunk_bytes"] == 50_000
+    assert stats["held_by_reflogs_only"]["commit_count"] == 1
+    assert stats["held_by_reflogs_only"]["chunk_bytes"] == 10 << 20
+    assert stats["held_by_reflogs_only"]["stored_bytes"] >= 10 << 20  # random bytes do not compress
     assert "held only by reflogs     1 commit(s)" in mvc("stats").stdout
     before = store_bytes(work)
-    assert mvc.json("gc", "--prune=now")["bytes_freed"] == 0  # the reflogs still hold it
+    assert mvc.json("gc", "--prune=now")["freed_bytes"] == 0  # the reflogs still hold it
     mvc("reflog", "expire", "--expire=now", "--all")
     freed = mvc.json("gc", "--prune=now")
-    assert freed["bytes_freed"] >= 10 << 20
+    assert freed["freed_bytes"] >= 10 << 20
     assert before - store_bytes(work) >= 10 << 20
     assert store_bytes(work) < 1 << 20
     stats = mvc.json("stats")
-    assert stats["reflogs_only"] == {"commits": 0, "chunks": 0, "chunk_bytes": 0, "stored_bytes": 0}
-    assert stats["refs"]["chunk_bytes"] == 50_000
+    assert stats["held_by_reflogs_only"] == {"commit_count": 0, "chunk_count": 0, "chunk_bytes": 0,
+                                             "stored_bytes": 0}
+    assert stats["held_by_refs"]["chunk_bytes"] == 50_000
     assert mvc.json("fsck")["ok"] is True
     (work / "model.bin").unlink()
     mvc("checkout", "--force", "HEAD")
@@ -211,8 +215,8 @@ def test_gc_expires_reflogs_as_gits_gc_does(mvc, work):
     mvc("rollback", "--hard", "HEAD~1")
     age_reflogs(work, 31)
     result = mvc.json("gc", "--prune=now")
-    assert result["reflog_entries_expired"] == 4
-    assert result["bytes_freed"] >= 200_000
+    assert result["expired_reflog_entry_count"] == 4
+    assert result["freed_bytes"] >= 200_000
     assert mvc("gc", "--prune=now", "--grace", "0", ok=False).exit_code == 2
 
 

@@ -18,7 +18,7 @@ from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progres
 def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
     """Create an empty repository in PATH (default: the current directory).
 
-    Refuses (exit 10) when a repository already exists there: nothing is overwritten.
+    Refuses (exit 3) when a repository already exists there: nothing is overwritten.
     Inside a git work tree, also adds '/.mvc/' to PATH/.gitignore (created if missing),
     so git never versions mvc's store.
     """
@@ -29,15 +29,11 @@ def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
     repo = Repo.init(Path(target))
     update = ignore_store(repo.root)
     if as_json:
-        emit_json({"path": str(repo.mvc_dir), "format_version": FORMAT_VERSION,
-                   "gitignore": gitignore_json(update)})
+        emit_json({"root": str(repo.root), "mvc_dir": str(repo.mvc_dir), "format_version": FORMAT_VERSION,
+                   "gitignore": update.to_dict() if update is not None else None})
         return
     click.echo(f"Initialized empty modelvc repository in {repo.mvc_dir}")
     echo_gitignore(update)
-
-
-def gitignore_json(update) -> dict | None:
-    return None if update is None else {"path": str(update.path), "added": update.added}
 
 
 def echo_gitignore(update) -> None:
@@ -77,12 +73,9 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitigno
         result = add(repo, list(paths), cwd_of(ctx), bar, force=force, gitignore=gitignore,
                      dereference=dereference)
     if as_json:
-        emit_json({"staged": result.staged, "removed": result.removed, "unchanged": result.unchanged,
-                   "bytes_read": result.bytes_read, "new_chunks": result.new_chunks,
-                   "new_bytes": result.new_raw_bytes, "stored_bytes": result.new_stored_bytes,
-                   "warnings": result.warnings, "left_to_git": result.left_to_git,
-                   "versioned_twice": result.versioned_twice, "gitignore": gitignore_json(result.gitignore)})
+        emit_json(result.to_dict())
         return
+    warn_skipped(result.skipped)
     for path, warnings in result.warnings.items():
         for warning in warnings:
             click.echo(f"warning: {path}: {warning}", err=True)
@@ -122,13 +115,6 @@ def rm_command(ctx: click.Context, paths: tuple[str, ...], cached: bool, force: 
         click.echo(f"rm '{path}'")
 
 
-def change_json(kind: str, path: str, renamed_from: dict[str, str]) -> dict:
-    row = {"status": kind, "path": path}
-    if path in renamed_from:
-        row["old_path"] = renamed_from[path]
-    return row
-
-
 @click.command("status")
 @click.option("-s", "--short", "short", is_flag=True, help="Two-letter codes, one path per line.")
 @click.option("--porcelain", is_flag=True, help="Like --short, stable for scripts.")
@@ -147,6 +133,8 @@ def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bo
     from modelvc.ops.status import status
 
     result = status(open_repo(ctx), untracked=untracked != "no")
+    if not as_json:
+        warn_skipped(result.skipped)
     render_status(result, short or porcelain, as_json)
     if exit_code and not result.clean:
         ctx.exit(1)
@@ -158,10 +146,7 @@ def render_status(result, short: bool, as_json: bool) -> None:
         return f"{result.renamed_from[path]} -> {path}" if path in result.renamed_from else path
 
     if as_json:
-        emit_json({"branch": result.branch, "head": result.head,
-                   "staged": [change_json(k, p, result.renamed_from) for k, p in result.staged],
-                   "unstaged": [{"status": k, "path": p} for k, p in result.unstaged],
-                   "untracked": result.untracked, "clean": result.clean})
+        emit_json(result.to_dict())
         return
     if short:
         codes: dict[str, list[str]] = {}
@@ -238,3 +223,8 @@ def restore_command(ctx: click.Context, paths: tuple[str, ...], staged: bool, wo
         click.echo(f"unstaged '{path}'")
     for path in result.written:
         click.echo(f"restored '{path}'")
+
+
+def warn_skipped(names: list[str]) -> None:
+    for name in names:
+        click.echo(f"warning: skipping '{name}': its name is not valid UTF-8 (rename it to track it)", err=True)

@@ -8,16 +8,8 @@ import click
 
 from modelvc.cli.cmd_completion import complete_revs, complete_revs_and_paths
 from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, format_value,
-                                human_size, iso_time, open_repo, progress_bar)
+                                human_size, open_repo, progress_bar)
 from modelvc.ids import short
-
-
-def commit_json(commit_id: str, commit, names: list[str] | None = None) -> dict:
-    return {"id": commit_id, "short": short(commit_id), "parents": list(commit.parents),
-            "tree": commit.tree, "author": {"name": commit.author.name, "email": commit.author.email},
-            "timestamp": commit.author.time, "date": iso_time(commit.author.time, commit.author.tz_minutes),
-            "message": commit.message, "metrics": commit.metrics, "params": commit.params,
-            "meta": commit.meta, "git": commit.git.to_dict() if commit.git else None, "names": names or []}
 
 
 def git_line(commit) -> str | None:
@@ -74,15 +66,15 @@ def commit_command(ctx, messages, message_file, metrics, params, meta, stage_all
     param_values = parse_pairs(list(params), "--param")
     meta_values = parse_pairs(list(meta), "--meta")
     repo = open_repo(ctx)
-    if stage_all:
-        from modelvc.ops.add import add_tracked
+    with repo.transaction():  # with -a, no other writer comes between staging and committing
+        if stage_all:
+            from modelvc.ops.add import add_tracked
 
-        with progress_bar() as bar:
-            add_tracked(repo, bar)
-    result = commit(repo, message, metric_values, param_values, meta_values, allow_empty)
+            with progress_bar() as bar:
+                add_tracked(repo, bar)
+        result = commit(repo, message, metric_values, param_values, meta_values, allow_empty)
     if as_json:
-        emit_json(commit_json(result.id, result.commit) | {"branch": result.branch,
-                                                            "files_changed": result.files_changed})
+        emit_json(result.to_dict())
     elif quiet:
         click.echo(short(result.id))
     else:
@@ -120,7 +112,7 @@ def log_command(ctx, revs, limit, all_refs, oneline, metric_names, as_json) -> N
         return
     entries = log(repo, list(revs), limit, ctx.meta.get("paths"), cwd_of(ctx), all_refs)
     if as_json:
-        emit_json([commit_json(e.id, e.commit, e.names) for e in entries])
+        emit_json([entry.to_dict() for entry in entries])
         return
     for entry in entries:
         c = entry.commit
@@ -178,9 +170,7 @@ def show_command(ctx, rev, raw, as_json) -> None:
     result = show_commit(open_repo(ctx), rev)
     c = result.commit
     if as_json:
-        emit_json(commit_json(result.id, c, result.names) | {"files": [
-            {"path": f.path, "status": f.status, "size": f.size, "old_size": f.old_size, "chunks": f.chunks}
-            for f in result.files], "total_size": result.total_size})
+        emit_json(result.to_dict())
         return
     names = f" ({', '.join(result.names)})" if result.names else ""
     click.secho(f"commit {result.id}{names}", fg="yellow")
@@ -263,9 +253,7 @@ def render_file(repo, rev: str, path: str, as_json: bool) -> None:
 
 def render_file_result(result, as_json: bool) -> None:
     if as_json:
-        emit_json({"commit": result.commit, "path": result.path, "size": result.size,
-                   "mode": f"{result.mode:o}", "chunks": result.chunks,
-                   "model": result.model.to_dict() if result.model else None})
+        emit_json(result.to_dict())
         return
     if result.commit is None:
         click.echo(f"{result.path} (working tree): {human_size(result.size)}")
@@ -290,28 +278,6 @@ def render_file_result(result, as_json: bool) -> None:
             click.echo(f"  {key}: {json.dumps(value, default=str)[:200]}")
 
 
-def diff_json(result, show_all: bool) -> dict:
-    return {"old": {"label": result.old_label, "commit": result.old_commit},
-            "new": {"label": result.new_label, "commit": result.new_commit},
-            "files": [{"path": f.path, "old_path": f.old_path, "status": f.status, "old_size": f.old_size,
-                       "new_size": f.new_size,
-                       "shared_bytes": f.shared_bytes,
-                       "old_mode": f"{f.old_mode:o}" if f.old_mode else None,
-                       "new_mode": f"{f.new_mode:o}" if f.new_mode else None,
-                       "model": model_json(f.model, show_all), "bytes_read": f.bytes_read} for f in result.files],
-            "metrics": [{"key": m.key, "old": m.old, "new": m.new, "delta": m.delta} for m in result.metrics],
-            "params": [{"key": p.key, "old": p.old, "new": p.new} for p in result.params]}
-
-
-def model_json(model, show_all: bool) -> dict | None:
-    if model is None:
-        return None
-    data = model.to_dict()
-    if not show_all:
-        data["tensors"] = [t for t in data["tensors"] if t["status"] != "unchanged"]
-    return data
-
-
 @click.command("diff", cls=PathsAfterDashDash)
 @click.argument("revs", nargs=-1, shell_complete=complete_revs_and_paths)
 @click.option("--stat", is_flag=True, help="Only a summary line per file and the totals.")
@@ -328,10 +294,10 @@ def model_json(model, show_all: bool) -> dict | None:
 def diff_command(ctx, revs, stat, tensor_stats, show_all, no_tensors, as_json, exit_code, count_values) -> None:
     """Show what changed: HEAD vs the working tree, REV vs the working tree, or REV1 vs REV2.
 
-    For each file: added, removed or modified, old and new sizes, and how many bytes of
+    For each file: added, deleted or modified, old and new sizes, and how many bytes of
     the new version are shared with the old one at chunk level. For model files
-    (safetensors, GGUF, PyTorch checkpoints, .npz, .npy): the tensors added, removed,
-    changed in dtype, shape or value, and header metadata changes; unchanged tensors are
+    (safetensors, GGUF, PyTorch checkpoints, .npz, .npy): the tensors added, deleted,
+    modified in dtype, shape or value, and header metadata changes; unchanged tensors are
     recognised from chunk ids without reading them. Between two commits, also the metric
     and param changes. 'mvc diff A B -- PATH...' limits it to paths.
     """
@@ -345,7 +311,7 @@ def diff_command(ctx, revs, stat, tensor_stats, show_all, no_tensors, as_json, e
         result = diff(open_repo(ctx), old_rev, new_rev, ctx.meta.get("paths"), cwd_of(ctx), bar,
                       models=not no_tensors and not stat, stats=tensor_stats)
     if as_json:
-        emit_json(diff_json(result, show_all))
+        emit_json(result.to_dict(all_tensors=show_all))
     else:
         render_diff(result, stat, show_all)
     if exit_code and (result.has_changes or (count_values and result.values_changed)):
@@ -355,14 +321,14 @@ def diff_command(ctx, revs, stat, tensor_stats, show_all, no_tensors, as_json, e
 def render_model(model, show_all: bool) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in model.counts.items() if n)
     click.echo(f"    tensors: {counts or 'none'}")
-    colours = {"added": "green", "removed": "red", "changed": "yellow", "dtype": "cyan", "shape": "cyan",
+    colours = {"added": "green", "deleted": "red", "modified": "yellow", "dtype": "cyan", "shape": "cyan",
                "uncompared": "magenta", "unchanged": None}
     for t in model.tensors:
         if t.status == "unchanged" and not show_all:
             continue
         old = f"{t.old_dtype} {list(t.old_shape) if t.old_shape is not None else ''}" if t.old_dtype else ""
         new = f"{t.new_dtype} {list(t.new_shape) if t.new_shape is not None else ''}" if t.new_dtype else ""
-        shape = (new if t.status in ("added", "changed", "unchanged") else old if t.status == "removed"
+        shape = (new if t.status in ("added", "modified", "unchanged") else old if t.status == "deleted"
                  else new or old if t.status == "uncompared" else f"{old} -> {new}")
         line = f"    {t.status:<9} {t.name}  {shape}".rstrip()
         if t.stats is not None:
@@ -370,7 +336,7 @@ def render_model(model, show_all: bool) -> None:
             rel = f"{s.rel_l2:.3g}" if s.rel_l2 is not None else "-"
             line += (f"  max|Δ| {s.max_abs_diff:.3g}  mean|Δ| {s.mean_abs_diff:.3g}  rel L2 {rel}"
                      f"  changed {100 * s.fraction_changed:.3g}%")
-        elif t.stats_note and t.status == "changed":
+        elif t.stats_note and t.status == "modified":
             line += f"  ({t.stats_note})"
         if t.note:
             line += f"  ({t.note})"
@@ -384,13 +350,13 @@ def render_model(model, show_all: bool) -> None:
 
 
 def render_diff(result, stat: bool, show_all: bool = False) -> None:
-    colours = {"added": "green", "removed": "red", "modified": "yellow", "mode": "cyan", "renamed": "cyan"}
+    colours = {"added": "green", "deleted": "red", "modified": "yellow", "mode": "cyan", "renamed": "cyan"}
     for f in result.files:
         if f.status == "renamed":
             click.secho(f"renamed   {f.old_path} -> {f.path}  {human_size(f.new_size)}", fg=colours[f.status])
             continue
         sizes = (human_size(f.new_size) if f.status == "added" else human_size(f.old_size)
-                 if f.status == "removed" else f"{human_size(f.old_size)} -> {human_size(f.new_size)}")
+                 if f.status == "deleted" else f"{human_size(f.old_size)} -> {human_size(f.new_size)}")
         line = f"{f.status:<9} {f.path}  {sizes}"
         if f.status == "modified" and f.new_size:
             line += f"  (shares {human_size(f.shared_bytes)}, {100 * f.shared_bytes / f.new_size:.0f}% with the old version)"
@@ -401,7 +367,7 @@ def render_diff(result, stat: bool, show_all: bool = False) -> None:
             render_model(f.model, show_all)
     if stat:
         changed = sum(1 for f in result.files)
-        new_bytes = sum((f.new_size or 0) - f.shared_bytes for f in result.files if f.status != "removed")
+        new_bytes = sum((f.new_size or 0) - f.shared_bytes for f in result.files if f.status != "deleted")
         click.echo(f" {changed} file(s) changed, {human_size(new_bytes)} of new content")
         return
     for title, rows in (("metrics", result.metrics), ("params", result.params)):

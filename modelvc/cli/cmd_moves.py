@@ -21,10 +21,6 @@ def move_summary(move) -> str:
     return "; ".join(parts)
 
 
-def move_json(move) -> dict:
-    return {"written": move.written, "removed": move.removed, "kept_local": move.kept_local}
-
-
 @click.command("checkout", cls=PathsAfterDashDash)
 @click.argument("args", nargs=-1, shell_complete=complete_revs_and_paths)
 @click.option("-b", "new_branch", metavar="NEW", help="Create branch NEW at START (default HEAD) and switch to it.")
@@ -50,7 +46,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
     repo = open_repo(ctx)
     paths = ctx.meta.get("paths")
     with progress_bar(quiet) as bar:
-        if new_branch:
+        if new_branch is not None:
             if len(args) > 1 or paths:
                 raise click.UsageError("checkout -b takes a new branch name and at most one START")
             result = checkout_new_branch(repo, new_branch, args[0] if args else None, force, bar)
@@ -65,7 +61,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
             if not quiet and not as_json:
                 click.echo(f"Updated {count} path{'' if count == 1 else 's'} from the index")
             elif as_json:
-                emit_json({"written": restored.written, "removed": restored.removed})
+                emit_json(restored.to_dict())
             return
         elif paths is not None or len(args) > 1:
             rev, specs = args[0], (list(args[1:]) + (paths or []))
@@ -80,7 +76,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
         else:
             raise click.UsageError("checkout needs a branch or revision (see 'mvc checkout --help')")
     if as_json:
-        emit_json({"commit": result.commit, "branch": result.branch, **move_json(result.move)})
+        emit_json(result.to_dict())
         return
     if quiet:
         return
@@ -109,8 +105,7 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
     with progress_bar(quiet) as bar:
         result = rollback(open_repo(ctx), rev, hard, force, bar)
     if as_json:
-        emit_json({"target": result.target, "commit": result.new_commit, "previous": result.previous,
-                   "branch": result.branch, "hard": hard, **move_json(result.move)})
+        emit_json(result.to_dict())
         return
     if quiet:
         return
@@ -145,7 +140,7 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
 
     repo = open_repo(ctx)
     if delete or force_delete:
-        if not name or start:
+        if name is None or start:
             raise click.UsageError("branch -d takes exactly one branch name")
         info = delete_branch(repo, name, force=force_delete)
         click.echo(f"Deleted branch {name} (was {short(info.commit)})")
@@ -156,20 +151,20 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
         old, new = (name, start) if start else (None, name)
         info = rename_branch(repo, old, new)
         if as_json:
-            emit_json({"name": info.name, "commit": info.commit, "current": info.current})
+            emit_json(info.to_dict())
         else:
             click.echo(f"Renamed branch {old} to {new}" if old else f"Renamed the current branch to {new}")
         return
-    if name:
+    if name is not None:  # '' too: refused as an invalid name, not taken as "list"
         info = create_branch(repo, name, start)
         if as_json:
-            emit_json({"name": info.name, "commit": info.commit})
+            emit_json(info.to_dict())
         else:
             click.echo(f"Created branch {name} at {short(info.commit)}")
         return
     infos = list_branches(repo)
     if as_json:
-        emit_json([{"name": i.name, "commit": i.commit, "current": i.current, "subject": i.subject} for i in infos])
+        emit_json([info.to_dict() for info in infos])
         return
     for info in infos:
         marker = "*" if info.current else " "
@@ -190,21 +185,21 @@ def tag_command(ctx, name, rev, message, delete, force, as_json) -> None:
 
     repo = open_repo(ctx)
     if delete:
-        if not name or rev:
+        if name is None or rev:
             raise click.UsageError("tag -d takes exactly one tag name")
         info = delete_tag(repo, name)
         click.echo(f"Deleted tag {name} (was {short(info.commit)})")
         return
-    if name:
+    if name is not None:
         info = create_tag(repo, name, rev, message, force)
         if as_json:
-            emit_json({"name": info.name, "commit": info.commit, "message": info.message})
+            emit_json(info.to_dict())
         else:
             click.echo(f"Tagged {short(info.commit)} as {name}")
         return
     infos = list_tags(repo)
     if as_json:
-        emit_json([{"name": i.name, "commit": i.commit, "message": i.message, "subject": i.subject} for i in infos])
+        emit_json([info.to_dict() for info in infos])
         return
     for info in infos:
         click.echo(f"{info.name:<20} {short(info.commit)} {info.message or info.subject}")
@@ -240,8 +235,7 @@ def reflog_show_command(ctx, ref, limit, as_json) -> None:
     refname = ref if ref == "HEAD" or ref.startswith("refs/") else f"refs/heads/{ref}"
     entries = repo.refs.reflog(refname)[:limit] if limit is not None else repo.refs.reflog(refname)
     if as_json:
-        emit_json([{"old": e.old, "new": e.new, "who": e.who, "timestamp": e.time, "tz": e.tz,
-                    "message": e.message} for e in entries])
+        emit_json([entry.to_dict() for entry in entries])
         return
     for number, e in enumerate(entries):
         click.echo(f"{click.style(short(e.new), fg='yellow')} {ref}@{{{number}}}: {e.message}")
@@ -273,7 +267,7 @@ def reflog_expire_command(ctx, refs, expire, expire_unreachable, all_refs, as_js
             parse_expiry(value)
     result = expire_reflogs(open_repo(ctx), None if all_refs else list(refs), expire, expire_unreachable)
     if as_json:
-        emit_json({"pruned": result.pruned, "kept": result.kept})
+        emit_json(result.to_dict())
         return
     for name, count in result.pruned.items():
         click.echo(f"{name}: pruned {count} entr{'y' if count == 1 else 'ies'}")

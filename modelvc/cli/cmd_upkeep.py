@@ -6,7 +6,7 @@ import click
 
 from modelvc.cli.output import emit_json, human_size, open_repo, progress_bar
 from modelvc.errors import IntegrityError
-from modelvc.ids import short
+from modelvc.ids import is_full_id, short
 
 
 @click.command("fsck")
@@ -24,14 +24,11 @@ def fsck_command(ctx, read_data, as_json) -> None:
     with progress_bar() as bar:
         result = fsck(open_repo(ctx), read_data, bar)
     if as_json:
-        emit_json({"ok": result.ok, "commits": result.commits, "objects": result.objects,
-                   "chunks": result.chunks, "chunk_bytes": result.chunk_bytes, "notes": result.notes,
-                   "problems": [{"kind": p.kind, "object": p.object, "detail": p.detail,
-                                 "breaks": [{"commit": c, "path": path} for c, path in p.breaks]}
-                                for p in result.problems]})
+        emit_json(result.to_dict())
     else:
         for problem in result.problems:
-            click.echo(f"{problem.kind} {short(problem.object)}: {problem.detail}", err=True)
+            name = short(problem.object) if is_full_id(problem.object) else problem.object
+            click.echo(f"{problem.kind} {name}: {problem.detail}", err=True)
             for commit_id, path in problem.breaks:
                 where = "the index" if commit_id == "index" else f"commit {short(commit_id)}"
                 click.echo(f"  breaks {path} in {where}", err=True)
@@ -72,12 +69,7 @@ def gc_command(ctx, prune, grace, as_json) -> None:
     with progress_bar() as bar:
         result = gc(open_repo(ctx), GRACE_SECONDS if grace is None else grace, bar)
     if as_json:
-        emit_json({"reflog_entries_expired": result.reflog_entries_expired,
-                   "objects_removed": result.objects_removed, "packs_removed": result.packs_removed,
-                   "packs_rewritten": result.packs_rewritten, "incomplete_removed": result.incomplete_removed,
-                   "chunks_removed": result.chunks_removed, "bytes_before": result.bytes_before,
-                   "bytes_after": result.bytes_after, "bytes_freed": result.bytes_freed,
-                   "stale_temps_removed": result.stale_temps_removed})
+        emit_json(result.to_dict())
         return
     click.echo(f"expired {result.reflog_entries_expired} reflog entries; "
                f"removed {result.objects_removed} objects, {result.chunks_removed} chunks, "
@@ -86,7 +78,7 @@ def gc_command(ctx, prune, grace, as_json) -> None:
 
 
 def share_text(share: dict) -> str:
-    return (f"{share['commits']} commit(s), {share['chunks']} chunks ({human_size(share['chunk_bytes'])}, "
+    return (f"{share['commit_count']} commit(s), {share['chunk_count']} chunks ({human_size(share['chunk_bytes'])}, "
             f"stored as {human_size(share['stored_bytes'])})")
 
 
@@ -95,13 +87,11 @@ def share_text(share: dict) -> str:
 @click.pass_context
 def stats_command(ctx, as_json) -> None:
     """Bytes tracked across all versions vs bytes stored."""
-    from dataclasses import asdict
-
     from modelvc.ops.stats import stats
 
     result = stats(open_repo(ctx))
     if as_json:
-        emit_json(asdict(result) | {"stored_bytes": result.stored_bytes, "ratio": result.ratio})
+        emit_json(result.to_dict())
         return
     rows = [("commits", str(result.commits)), ("file versions", str(result.file_versions)),
             ("tracked (all versions)", human_size(result.tracked_bytes)),

@@ -66,7 +66,7 @@ def compare_models(
         if name in new_unread:
             planned.append(_uncompared(name, segment, None, f"the new version's {new_unread[name]}"))
         elif name not in new_tensors:
-            planned.append(_one_sided(name, "removed", segment, None))
+            planned.append(_one_sided(name, "deleted", segment, None))
     for name, why in {**old_unread, **new_unread}.items():
         if name not in old_tensors and name not in new_tensors:
             planned.append(_uncompared(name, None, None, why))
@@ -156,7 +156,7 @@ class _TensorComparer:
             why = f"stored {_order(old.stride)} in the old version and {_order(new.stride)} in the new one"
             return _uncompared(name, old, new, why)
         if old.length != new.length:  # an opaque dtype whose element size changed
-            return replace(_with(base, "changed", "header", self._note("no dtype")),
+            return replace(_with(base, "modified", "header", self._note("no dtype")),
                            note=f"size changed from {old.length} to {new.length} bytes")  # fmt: skip
         if old.length == 0:
             return _with(base, "unchanged", "empty")
@@ -187,14 +187,14 @@ class _TensorComparer:
                 return _with(plan.base, "unchanged", decided_by)
             reason = self._stats_reason(new) if self.stats else None
             if not self.stats or reason is not None:
-                return replace(_with(plan.base, "changed", decided_by, reason), note=note)
+                return replace(_with(plan.base, "modified", decided_by, reason), note=note)
             from modelvc.modeldiff.stats import DEFAULT_BLOCK_ELEMENTS, compute_stats
 
             tensor_stats = compute_stats(old_bytes, old.offset, new_bytes, new.offset, new.dtype or "", new.length,
                                          block_elements=self.stats_block_elements or DEFAULT_BLOCK_ELEMENTS)  # fmt: skip
         except BadDeflateStream as exc:
             return _uncompared(plan.base.name, old, new, f"its compressed data could not be read: {exc}")
-        return replace(_with(plan.base, "changed", decided_by, None, tensor_stats), note=note)
+        return replace(_with(plan.base, "modified", decided_by, None, tensor_stats), note=note)
 
     @staticmethod
     def _stats_reason(segment: Segment) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 # "uncompared": the tensor is there but its values could not be compared (see its note);
 # counted only when some tensor is, so that the counts of a plain diff keep their keys.
-STATUSES = ("added", "removed", "dtype", "shape", "changed", "uncompared", "unchanged")
+STATUSES = ("added", "deleted", "dtype", "shape", "modified", "uncompared", "unchanged")  # docs/cli.md's words
 
 
 def json_value(value: Any) -> Any:
@@ -54,9 +54,9 @@ class TensorStats:
         return json_value(
             {
                 "numel": self.numel,
-                "changed": self.changed,
-                "fraction_changed": self.fraction_changed,
-                "nan_changed": self.nan_changed,
+                "modified_count": self.changed,
+                "modified_fraction": self.fraction_changed,
+                "nan_modified_count": self.nan_changed,
                 "max_abs_diff": self.max_abs_diff,
                 "mean_abs_diff": self.mean_abs_diff,
                 "rel_l2": self.rel_l2,
@@ -70,7 +70,7 @@ class TensorStats:
 class TensorChange:
     """One tensor name and what happened to it.
 
-    `decided_by` says how the status was found: "header" (added, removed, dtype, shape:
+    `decided_by` says how the status was found: "header" (added, deleted, dtype, shape:
     no data needed), "empty" (no bytes), "chunks" (chunk ids), "bytes" (data compared),
     "inflated" (data of a compressed member, decompressed and compared), "none" (uncompared).
     `stats_note` says why `stats` is None when statistics were asked for; `note` what the
@@ -99,8 +99,8 @@ class TensorChange:
                 "new_dtype": self.new_dtype,
                 "old_shape": self.old_shape,
                 "new_shape": self.new_shape,
-                "old_bytes": self.old_bytes,
-                "new_bytes": self.new_bytes,
+                "old_size": self.old_bytes,
+                "new_size": self.new_bytes,
                 "stats": self.stats.to_dict() if self.stats else None,
                 "stats_note": self.stats_note,
                 "decided_by": self.decided_by,
@@ -142,7 +142,7 @@ class ModelDiff:
             "counts": dict(self.counts),
             "tensors": [t.to_dict() for t in self.tensors],
             "metadata": [m.to_dict() for m in self.metadata],
-            "bytes_read": self.bytes_read,
+            "read_bytes": self.bytes_read,
             "notes": list(self.notes),
         }
 
@@ -167,7 +167,7 @@ class TensorInfo:
     def to_dict(self) -> dict[str, Any]:
         return json_value(
             {"name": self.name, "dtype": self.dtype, "shape": self.shape,
-             "bytes": self.bytes, "offset": self.offset, "numel": self.numel,
+             "size": self.bytes, "offset": self.offset, "numel": self.numel,
              "stride": self.stride, "deflated": self.deflated}
         )  # fmt: skip
 

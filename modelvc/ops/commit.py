@@ -12,6 +12,7 @@ from modelvc.ids import short
 from modelvc.objects import Commit, TreeEntry
 from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
+from modelvc.vocabulary import commit_dict
 
 
 def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
@@ -59,6 +60,10 @@ class CommitResult:
     commit: Commit
     files_changed: int
 
+    def to_dict(self) -> dict:
+        return commit_dict(self.id, self.commit) | {"branch": self.branch,
+                                                    "change_count": self.files_changed}
+
 
 def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
     """Refuse to commit an index entry whose content is missing or is not the size it says.
@@ -81,7 +86,7 @@ def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict |
         raise UsageError("empty commit message", hint="give one with -m MESSAGE")
     author = repo.signature_now()
     code = code_version(repo.root)
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         head = repo.refs.head()
         tree = tree_from_index(repo)

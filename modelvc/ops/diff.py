@@ -11,13 +11,14 @@ from modelvc.ops.pathspec import under
 from modelvc.ops.workstate import WorkingFile, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
+from modelvc.vocabulary import mode_text, path_change
 from modelvc.worktree import to_repo_path
 
 
 @dataclass(frozen=True)
 class FileChange:
     path: str
-    status: str  # added | removed | modified | mode | renamed
+    status: str  # added | deleted | modified | mode | renamed
     old_size: int | None
     new_size: int | None
     shared_bytes: int  # bytes of the new version found in the old one's chunks
@@ -27,6 +28,16 @@ class FileChange:
     bytes_read: int = 0  # file bytes read to compare the tensors (headers included)
     old_path: str | None = None  # where a renamed file was
 
+    def to_dict(self, all_tensors: bool = True) -> dict:
+        """With all_tensors False, a model's unchanged tensors are left out (only counted)."""
+        model = self.model.to_dict() if self.model is not None else None
+        if model is not None and not all_tensors:
+            model["tensors"] = [t for t in model["tensors"] if t["status"] != "unchanged"]
+        return path_change(self.status, self.path, self.old_path) | {
+            "old_size": self.old_size, "new_size": self.new_size, "shared_bytes": self.shared_bytes,
+            "old_mode": mode_text(self.old_mode), "new_mode": mode_text(self.new_mode),
+            "model": model, "read_bytes": self.bytes_read}
+
 
 @dataclass(frozen=True)
 class ValueChange:
@@ -34,6 +45,9 @@ class ValueChange:
     old: Any
     new: Any
     delta: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "old": self.old, "new": self.new, "delta": self.delta}
 
 
 @dataclass
@@ -54,6 +68,12 @@ class DiffResult:
     @property
     def values_changed(self) -> bool:
         return bool(self.metrics or self.params)
+
+    def to_dict(self, all_tensors: bool = True) -> dict:
+        return {"old": {"label": self.old_label, "commit": self.old_commit},
+                "new": {"label": self.new_label, "commit": self.new_commit},
+                "files": [f.to_dict(all_tensors) for f in self.files],
+                "metrics": [m.to_dict() for m in self.metrics], "params": [p.to_dict() for p in self.params]}
 
 
 @dataclass(frozen=True)
@@ -135,10 +155,10 @@ def model_diff(repo: Repo, a: _Side, b: _Side, path: str, stats: bool, progress:
 
 
 def _pair_renames(result: DiffResult, old: dict[str, _Side], new: dict[str, _Side]) -> None:
-    """A removed and an added file of the same content are one renamed file."""
+    """A deleted and an added file of the same content are one renamed file."""
     from modelvc.ops.renames import pair_renames
 
-    gone = {f.path: old[f.path].file for f in result.files if f.status == "removed"}
+    gone = {f.path: old[f.path].file for f in result.files if f.status == "deleted"}
     appeared = {f.path: new[f.path].file for f in result.files if f.status == "added"}
     pairs = pair_renames(gone, appeared) if gone and appeared else {}
     if not pairs:
@@ -180,7 +200,7 @@ def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
         if a is None:
             result.files.append(FileChange(path, "added", None, b.size, 0, None, b.mode))
         elif b is None:
-            result.files.append(FileChange(path, "removed", a.size, None, 0, a.mode, None))
+            result.files.append(FileChange(path, "deleted", a.size, None, 0, a.mode, None))
         elif a.file != b.file:
             shared = shared_bytes(_manifest(repo, a), _manifest(repo, b))
             model, read = model_diff(repo, a, b, path, stats, progress) if models else (None, 0)

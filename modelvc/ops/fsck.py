@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from modelvc.errors import IntegrityError, MissingChunkError
+from modelvc.errors import CorruptRefError, IntegrityError, MissingChunkError
 from modelvc.ids import is_full_id
 from modelvc.ops.reach import Reachable, problem_kind, roots, users_of_chunk, users_of_file, walk
 from modelvc.progress import NO_PROGRESS, Progress
@@ -18,9 +18,18 @@ from modelvc.store.parallel import ordered_map
 @dataclass(frozen=True)
 class Problem:
     kind: str  # missing | corrupt | dangling | unsafe
-    object: str
+    object: str  # an object or chunk id, a ref name ("HEAD", "refs/heads/x") or "config"
     detail: str
     breaks: tuple[tuple[str, str], ...] = ()  # (commit id or "index", path)
+
+    def to_dict(self) -> dict:
+        """`id` for an object or chunk, else `name` for the file or ref ("index", "HEAD", a reflog,
+        a pack index); in "breaks", a null commit is the index."""
+        found = is_full_id(self.object)
+        return {"kind": self.kind, "id": self.object if found else None, "name": None if found else self.object,
+                "detail": self.detail,
+                "breaks": [{"commit": None if commit == "index" else commit, "path": path}
+                           for commit, path in self.breaks]}
 
 
 @dataclass
@@ -36,6 +45,11 @@ class FsckResult:
     def ok(self) -> bool:
         return not self.problems
 
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "commit_count": self.commits, "object_count": self.objects,
+                "chunk_count": self.chunks, "chunk_bytes": self.chunk_bytes, "notes": self.notes,
+                "problems": [p.to_dict() for p in self.problems]}
+
 
 def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) -> FsckResult:
     """Verify every reachable object and chunk; with read_data, every chunk in every pack.
@@ -43,6 +57,7 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     Takes no lock, like every reader: gc or add may run beside it (see _verify_chunks).
     """
     result = FsckResult()
+    result.problems += [Problem("corrupt", "config", problem) for problem in repo.config_problems()]
     broken_objects: list[tuple[str, str, str]] = []
     unreadable = _unreadable_pack_indexes(repo)  # then no chunk can be looked up
     reach = walk(repo, lambda kind, oid, detail: broken_objects.append((kind, oid, detail)),
@@ -137,7 +152,7 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
         except IntegrityError as exc:
             return chunk_id, 0, problem_kind(exc), exc.message
 
-    for chunk_id, size, kind, message in ordered_map(check, chunk_ids):
+    for chunk_id, size, kind, message in ordered_map(check, chunk_ids, pool=repo.chunks.pool):
         progress.advance(reach.chunks.get(chunk_id, 0))
         if size < 0:
             continue
@@ -241,7 +256,8 @@ class _Lineage:
         for commit in reach.commits:
             for parent in repo.commit(commit).parents:
                 self.children.setdefault(parent, []).append(commit)
-        self.branch_tips = {oid for oid, origin in roots(repo) if origin == "HEAD" or origin.startswith("refs/heads/")}
+        self.branch_tips = {oid for oid, origin in roots(repo, _reported_by_the_walk, reflogs=False)
+                            if origin == "HEAD" or origin.startswith("refs/heads/")}
 
     def breaks(self, object_id: str) -> tuple[tuple[str, str], ...]:
         if object_id in self.reach.files:
@@ -259,10 +275,17 @@ class _Lineage:
         return ((object_id, ALL_FILES), *((commit, HISTORY) for commit in sorted(later)))
 
 
+def _reported_by_the_walk(kind: str, refname: str, detail: str) -> None:
+    """A corrupt ref or HEAD met again after the walk: it is reported once, by the walk."""
+
+
 def _head_problems(repo: Repo) -> list[Problem]:
     """HEAD on a branch that does not exist while others do: no command leaves it so (a damaged HEAD)."""
-    head = repo.refs.head()
-    branches = repo.refs.branches()
+    try:
+        head = repo.refs.head()
+    except CorruptRefError:  # HEAD or the branch it names is corrupt: reported by the walk
+        return []
+    branches = repo.refs.branches(_reported_by_the_walk)
     if head.branch is None or head.commit is not None or not branches:
         return []
     return [Problem("dangling", "HEAD", f"HEAD names branch '{head.branch}', which does not exist "

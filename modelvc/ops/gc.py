@@ -45,6 +45,16 @@ class GcResult:
     def bytes_freed(self) -> int:
         return self.bytes_before - self.bytes_after
 
+    def to_dict(self) -> dict:
+        """Sizes of the store (.mvc/objects and .mvc/packs) before and after."""
+        return {"expired_reflog_entry_count": self.reflog_entries_expired,
+                "deleted_object_count": self.objects_removed, "deleted_chunk_count": self.chunks_removed,
+                "deleted_pack_count": self.packs_removed, "rewritten_pack_count": self.packs_rewritten,
+                "deleted_incomplete_pack_count": self.incomplete_removed,
+                "deleted_leftover_count": self.leftovers_removed,
+                "deleted_stale_temp_count": self.stale_temps_removed, "before_bytes": self.bytes_before,
+                "after_bytes": self.bytes_after, "freed_bytes": self.bytes_freed}
+
 
 def store_size(repo: Repo) -> int:
     """Bytes of every object and pack file, whatever their state."""
@@ -60,14 +70,14 @@ def store_size(repo: Repo) -> int:
 
 def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS,
        expire_reflogs: bool = True) -> GcResult:
-    from modelvc.ops.expire import expire_reflogs_locked
+    from modelvc.ops.expire import expire_reflogs as expire
 
     result = GcResult()
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         result.leftovers_removed = remove_leftovers(repo.mvc_dir, include_objects=True)
         if expire_reflogs:
-            result.reflog_entries_expired = expire_reflogs_locked(repo).total_pruned
+            result.reflog_entries_expired = expire(repo).total_pruned
         result.bytes_before = store_size(repo)
         problems: list[str] = []
         reach = walk(repo, lambda kind, oid, detail: problems.append(detail), verify=False)

@@ -25,6 +25,9 @@ class GitignoreUpdate:
     path: Path
     added: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict:
+        return {"file": str(self.path), "added": self.added}
+
 
 @dataclass
 class GitSplit:

@@ -10,6 +10,7 @@ from modelvc.errors import IntegrityError, UnknownRevisionError
 from modelvc.objects import Commit
 from modelvc.ops.pathspec import under
 from modelvc.repo import Repo
+from modelvc.vocabulary import commit_dict
 from modelvc.worktree import to_repo_path
 
 
@@ -18,6 +19,9 @@ class LogEntry:
     id: str
     commit: Commit
     names: list[str] = field(default_factory=list)  # branches and tags pointing here, "HEAD -> main"
+
+    def to_dict(self) -> dict:
+        return commit_dict(self.id, self.commit, self.names)
 
 
 def decorations(repo: Repo) -> dict[str, list[str]]:

@@ -22,13 +22,16 @@ class RestoreResult:
     written: list[str] = field(default_factory=list)  # working files rewritten from the index
     removed: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict:
+        return {"unstaged": self.unstaged, "written": self.written, "deleted": self.removed}
+
 
 def restore(repo: Repo, specs: list[str], staged: bool = False, worktree: bool = True,
             cwd: Path | None = None, progress: Progress = NO_PROGRESS) -> RestoreResult:
     """With `staged`, the index entries of the paths become HEAD's (working files untouched);
     with `worktree`, the working files become what the index holds (local edits are lost)."""
     result = RestoreResult()
-    with repo.lock():
+    with repo.transaction():
         index = repo.fresh_index()
         head = repo.tree_of(repo.head_commit()).as_map()
         known = set(index.entries) | (set(head) if staged else set())

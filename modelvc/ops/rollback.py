@@ -21,10 +21,16 @@ class RollbackResult:
     branch: str | None
     move: MoveResult
 
+    def to_dict(self) -> dict:
+        """"commit" is where HEAD is now: the new commit, or REV itself with --hard."""
+        return {"commit": self.new_commit or self.target, "target_commit": self.target,
+                "previous_commit": self.previous, "branch": self.branch, "hard": self.new_commit is None,
+                } | self.move.to_dict()
+
 
 def rollback(repo: Repo, rev: str | None = None, hard: bool = False, force: bool = False,
              progress: Progress = NO_PROGRESS) -> RollbackResult:
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         head = repo.refs.head()
         if head.commit is None:

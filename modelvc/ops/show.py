@@ -9,6 +9,7 @@ from typing import Any, BinaryIO
 from modelvc.objects import Commit, Tree
 from modelvc.ops.log import decorations
 from modelvc.repo import Repo
+from modelvc.vocabulary import commit_dict, mode_text, path_change
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,10 @@ class FileRow:
     old_size: int | None
     chunks: int
 
+    def to_dict(self) -> dict:
+        return path_change(self.status, self.path) | {"size": self.size, "old_size": self.old_size,
+                                                      "chunk_count": self.chunks}
+
 
 @dataclass
 class ShowResult:
@@ -27,6 +32,10 @@ class ShowResult:
     names: list[str]
     files: list[FileRow] = field(default_factory=list)
     total_size: int = 0
+
+    def to_dict(self) -> dict:
+        return commit_dict(self.id, self.commit, self.names) | {
+            "files": [f.to_dict() for f in self.files], "total_size": self.total_size}
 
 
 def show_commit(repo: Repo, rev: str) -> ShowResult:
@@ -56,6 +65,10 @@ class ShowFileResult:
     mode: int
     chunks: int | None  # None: a working-tree file (not chunked)
     model: Any = None  # a modeldiff.ModelSummary for model files
+
+    def to_dict(self) -> dict:
+        return {"commit": self.commit, "path": self.path, "size": self.size, "mode": mode_text(self.mode),
+                "chunk_count": self.chunks, "model": self.model.to_dict() if self.model else None}
 
 
 def stored_entry(repo: Repo, rev: str, path: str):

@@ -40,6 +40,18 @@ class StatsResult:
     def ratio(self) -> float:
         return self.stored_bytes / self.tracked_bytes if self.tracked_bytes else 0.0
 
+    def to_dict(self) -> dict:
+        return {"commit_count": self.commits, "file_version_count": self.file_versions,
+                "tracked_bytes": self.tracked_bytes, "unique_file_bytes": self.unique_file_bytes,
+                "unique_chunk_count": self.unique_chunks, "unique_chunk_bytes": self.unique_chunk_bytes,
+                "stored_chunk_bytes": self.stored_chunk_bytes, "pack_count": self.packs,
+                "pack_bytes": self.pack_bytes, "object_bytes": self.object_bytes,
+                "stored_bytes": self.stored_bytes, "ratio": self.ratio,
+                "chunk_count_by_codec": self.codecs, "delta_chunk_count": self.delta_chunks,
+                "delta_raw_bytes": self.delta_raw_bytes, "delta_stored_bytes": self.delta_stored_bytes,
+                "delta_saved_bytes": self.delta_saved_bytes, "held_by_refs": self.refs,
+                "held_by_reflogs_only": self.reflogs_only}
+
 
 def stats(repo: Repo) -> StatsResult:
     from modelvc.ops.gc import store_size
@@ -81,5 +93,5 @@ def stats(repo: Repo) -> StatsResult:
 
 
 def _share(commits: int, lengths: dict[bytes, int], chunks: set[bytes], payload: dict[bytes, int]) -> dict[str, int]:
-    return {"commits": commits, "chunks": len(chunks), "chunk_bytes": sum(lengths[c] for c in chunks),
+    return {"commit_count": commits, "chunk_count": len(chunks), "chunk_bytes": sum(lengths[c] for c in chunks),
             "stored_bytes": sum(payload.get(c, 0) for c in chunks)}

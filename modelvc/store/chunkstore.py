@@ -13,6 +13,7 @@ from modelvc.store.backend import DirectoryBackend
 from modelvc.store.badchunks import load_bad_records, save_bad_records
 from modelvc.store.chunkindex import ChunkIndex
 from modelvc.store.packs import Location, PackReader, PackWriter
+from modelvc.store.parallel import WorkerPool
 
 DEFAULT_PACK_BYTES = 256 << 20
 MAX_CHAIN_READ = 64  # far above any depth a writer makes; guards against a corrupt loop
@@ -22,7 +23,7 @@ class ChunkStore:
     """Chunks in the packs of a local store; `packs_dir` is its packs/ directory."""
 
     def __init__(self, packs_dir: Path, pack_max_bytes: int = DEFAULT_PACK_BYTES,
-                 bad_list: Path | None = None) -> None:
+                 bad_list: Path | None = None, pool: WorkerPool | None = None) -> None:
         self.backend = DirectoryBackend(packs_dir.parent)
         assert self.backend.local_path(layout.PACKS.rstrip("/")) == packs_dir, "packs live in packs/"
         self.packs_dir = packs_dir
@@ -32,6 +33,7 @@ class ChunkStore:
         self._index_lock = threading.Lock()
         self._bad_lock = threading.Lock()
         self.reader = PackReader(self.backend)
+        self.pool = pool or WorkerPool()  # the threads that hash, code and verify chunks
 
     @property
     def index(self) -> ChunkIndex:
@@ -46,6 +48,13 @@ class ChunkStore:
 
     def reload(self) -> None:
         self._index = None
+
+    def reload_if_packs_changed(self) -> None:
+        """Forget the index if the packs on disk are not those it was read from (another
+        process added or removed some); the next lookup reads it again."""
+        with self._index_lock:
+            if self._index is not None and layout.complete_packs(self.backend) != self._index.packs:
+                self._index = None
 
     def _index_after_packs_changed(self, stale: ChunkIndex) -> ChunkIndex | None:
         """A fresh index when the packs on disk are no longer those `stale` was read from.
@@ -159,6 +168,7 @@ class ChunkStore:
 
     def close(self) -> None:
         self.reader.close()
+        self.pool.close()
 
 
 def _locate(index: ChunkIndex, chunk_id: bytes) -> Location:

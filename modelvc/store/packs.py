@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelvc.errors import CorruptChunkError, MissingChunkError
-from modelvc.fsutil import durable_step, fsync_dir
+from modelvc.fsutil import durable_step, fsync_dir, naming
 from modelvc.ids import hash_bytes_raw
 from modelvc.store import layout
 from modelvc.store.backend import Backend, ContentConflictInBackend, DirectoryBackend
@@ -155,23 +155,29 @@ class PackWriter:
         self.max_bytes = max_bytes
         self.tmp_path = backend.local_path(layout.temp_pack_key())
         self.tmp_path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with naming(self.tmp_path.parent, str(self.tmp_path)):
+            self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         self._hasher = blake3()
         self.size = 0
         self._written_back = 0
         self._records: list[tuple] = []
-        self._write([PACK_MAGIC])
+        try:
+            self._write([PACK_MAGIC])
+        except BaseException:  # no one holds this writer yet to abort it
+            self.abort()
+            raise
 
     def _write(self, parts: list[bytes | memoryview]) -> None:
         assert self._fd is not None, "the pack is already finished"
         total = sum(len(part) for part in parts)
         for part in parts:
             self._hasher.update(part)
-        written = os.writev(self._fd, parts)
-        if written < total:  # a short write: finish the rest piece by piece
-            rest = memoryview(b"".join(parts))[written:]
-            while rest:
-                rest = rest[os.write(self._fd, rest):]
+        with naming(self.tmp_path.parent):
+            written = os.writev(self._fd, parts)
+            if written < total:  # a short write: finish the rest piece by piece
+                rest = memoryview(b"".join(parts))[written:]
+                while rest:
+                    rest = rest[os.write(self._fd, rest):]
         self.size += total
         if self.size - self._written_back >= WRITEBACK_BYTES:
             start_writeback(self._fd, self._written_back, self.size - self._written_back)
@@ -208,7 +214,8 @@ class PackWriter:
         assert self._fd is not None, "the pack is already finished"
         try:
             durable_step("seal")
-            os.fsync(self._fd)
+            with naming(self.tmp_path.parent):
+                os.fsync(self._fd)
         finally:
             self._close()
         if not self._records:
@@ -216,10 +223,16 @@ class PackWriter:
             return None
         name = layout.pack_name(self._hasher.digest())
         final = self.backend.local_path(layout.pack_key(name))
+        indexed_before = self.backend.local_path(layout.idx_key(name)).exists()
         durable_step("rename")
         os.replace(self.tmp_path, final)
-        fsync_dir(final.parent)
-        write_idx(self.backend, name, self._records)
+        try:
+            fsync_dir(final.parent)
+            write_idx(self.backend, name, self._records)
+        except BaseException:  # a pack without its index is invisible: do not leave it behind
+            if not indexed_before:  # (one indexed before is the same pack, complete: it stays)
+                final.unlink(missing_ok=True)
+            raise
         return name
 
     def abort(self) -> None:

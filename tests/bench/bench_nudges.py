@@ -211,7 +211,7 @@ def report(args: argparse.Namespace, versions: list[Path], runs: list[DepthRun])
     for run in runs[1:]:
         stats = run.stats
         amplification = max(factor for _, factor in run.chains)
-        print(f"depth {run.depth}: {stats['delta_chunks']} delta blocks, {mb(stats['delta_raw_bytes'])} raw stored as "
+        print(f"depth {run.depth}: {stats['delta_chunk_count']} delta blocks, {mb(stats['delta_raw_bytes'])} raw stored as "
               f"{mb(stats['delta_stored_bytes'])}; restoring a version decodes up to {amplification:.1f}x its size")
 
 

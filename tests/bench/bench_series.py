@@ -273,7 +273,7 @@ def report(args: argparse.Namespace, versions: list[tuple[str, Path]], deltas: S
                  "add s", "add+commit s", "MB/s", "add RSS MB"], version_rows(versions, deltas, plain))
     print("(timings and RSS: the deltas repository)\n")
     stats = deltas.stats
-    print(f"delta blocks (deltas repository):         {stats['delta_chunks']} blocks, "
+    print(f"delta blocks (deltas repository):         {stats['delta_chunk_count']} blocks, "
           f"{mb(stats['delta_raw_bytes'])} raw stored as {mb(stats['delta_stored_bytes'])}, "
           f"about {mb(stats['delta_saved_bytes'])} saved")
     print(f"whole-file zstd-3, every version:         {mb(zstd_total)}  ({zstd_total / raw_total:.3f} of raw, "

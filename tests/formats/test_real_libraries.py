@@ -68,9 +68,9 @@ def oracle_statuses(old: dict[str, Seen], new: dict[str, Seen]) -> dict[str, str
             else "dtype" if before.dtype != after.dtype
             else "shape" if before.shape != after.shape
             else "unchanged" if before.raw == after.raw
-            else "changed"
+            else "modified"
         )  # fmt: skip
-    statuses.update({name: "removed" for name in old if name not in new})
+    statuses.update({name: "deleted" for name in old if name not in new})
     return statuses
 
 
@@ -89,7 +89,7 @@ def commit_two(mvc, work: Path, name: str, write: Callable[[Path, bool], None]) 
 
 def check_show(mvc, name: str, oracle: dict[str, Seen], metadata: dict | None = None) -> dict:
     shown = mvc.json("show", f"HEAD:{name}")["model"]
-    assert {t["name"]: (t["dtype"], tuple(t["shape"]), t["bytes"]) for t in shown["tensors"]} == {
+    assert {t["name"]: (t["dtype"], tuple(t["shape"]), t["size"]) for t in shown["tensors"]} == {
         tensor: (seen.dtype, seen.shape, seen.nbytes) for tensor, seen in oracle.items()
     }
     assert shown["tensor_count"] == len(oracle)
@@ -110,7 +110,7 @@ def check_diff(mvc, old: dict[str, Seen], new: dict[str, Seen]) -> dict:
     """diff --json and the text agree with the oracle's statuses; statistics of changed
     float32 tensors agree with numpy's; quantized ones say why they have none."""
     expected = oracle_statuses(old, new)
-    assert set(expected.values()) == {"added", "removed", "shape", "changed", "unchanged"}
+    assert set(expected.values()) == {"added", "deleted", "shape", "modified", "unchanged"}
     (change,) = mvc.json("diff", "HEAD~1", "HEAD", "--all", "--stats")["files"]
     model = change["model"]
     assert {t["name"]: t["status"] for t in model["tensors"]} == expected
@@ -118,17 +118,17 @@ def check_diff(mvc, old: dict[str, Seen], new: dict[str, Seen]) -> dict:
         name = tensor["name"]
         if name in new:
             assert (tensor["new_dtype"], tuple(tensor["new_shape"])) == (new[name].dtype, new[name].shape)
-        if tensor["status"] == "changed" and new[name].dtype == "F32":
+        if tensor["status"] == "modified" and new[name].dtype == "F32":
             before = np.frombuffer(old[name].raw, np.float32).astype(np.float64)
             after = np.frombuffer(new[name].raw, np.float32).astype(np.float64)
-            assert tensor["stats"]["changed"] == int(np.count_nonzero(before != after))
+            assert tensor["stats"]["modified_count"] == int(np.count_nonzero(before != after))
             assert tensor["stats"]["max_abs_diff"] == float(np.abs(after - before).max())
-        elif tensor["status"] == "changed" and new[name].dtype.startswith("Q"):
+        elif tensor["status"] == "modified" and new[name].dtype.startswith("Q"):
             assert tensor["stats_note"] == (f"quantized type {new[name].dtype}: values are packed in blocks,"
                                             " no per-element statistics")  # fmt: skip
     lines = mvc("diff", "HEAD~1", "HEAD").stdout.splitlines()
     counts = ", ".join(f"{sum(1 for s in expected.values() if s == status)} {status}"
-                       for status in ("added", "removed", "dtype", "shape", "changed", "unchanged")
+                       for status in ("added", "deleted", "dtype", "shape", "modified", "unchanged")
                        if status in expected.values())  # fmt: skip
     assert lines[1] == f"    tensors: {counts}"
     listed = {line.split()[1]: line.split()[0] for line in lines[2:] if not line.startswith("    metadata ")}
@@ -176,7 +176,7 @@ def test_safetensors_bf16_written_from_torch(mvc, work):
     check_show(mvc, "m.safetensors", new, {})
     model = check_diff(mvc, oracle(v1), new)
     tweak = next(t for t in model["tensors"] if t["name"] == "tweak")
-    assert (tweak["status"], tweak["new_dtype"], tweak["stats"]["changed"]) == ("changed", "BF16", 1)
+    assert (tweak["status"], tweak["new_dtype"], tweak["stats"]["modified_count"]) == ("modified", "BF16", 1)
 
 
 # ---------------------------------------------------------------- gguf
@@ -222,7 +222,7 @@ def test_gguf_written_by_gguf_writer(mvc, work):
     assert {t["name"]: t["offset"] for t in shown["tensors"]} == {t.name: int(t.data_offset) for t in reader.tensors}
     model = check_diff(mvc, old, new)
     assert {t["name"]: t["status"] for t in model["tensors"] if t["name"] in ("q8", "q4", "bf")} == {
-        "q8": "unchanged", "q4": "changed", "bf": "unchanged"}
+        "q8": "unchanged", "q4": "modified", "bf": "unchanged"}
     assert model["metadata"] == [{"key": "llama.context_length", "old": 128, "new": 256}]
 
 
@@ -243,7 +243,7 @@ def test_npz_written_by_numpy(mvc, work, save):
     shown = check_show(mvc, "m.npz", oracle(v2))
     assert {t["deflated"] for t in shown["tensors"]} == {save == "savez_compressed"}
     model = check_diff(mvc, oracle(v1), oracle(v2))
-    decided = {t["decided_by"] for t in model["tensors"] if t["status"] in ("changed", "unchanged")}
+    decided = {t["decided_by"] for t in model["tensors"] if t["status"] in ("modified", "unchanged")}
     if save == "savez_compressed":
         assert decided == {"inflated", "empty"}
     else:
@@ -283,4 +283,4 @@ def test_checkpoint_written_by_torch_save(mvc, work):
     assert strides == {"transposed": list(torch.load(v2, weights_only=True)["transposed"].stride())}
     model = check_diff(mvc, oracle(v1), oracle(v2))
     transposed = next(t for t in model["tensors"] if t["name"] == "transposed")
-    assert (transposed["status"], transposed["stats"]["changed"]) == ("changed", 11)
+    assert (transposed["status"], transposed["stats"]["modified_count"]) == ("modified", 11)

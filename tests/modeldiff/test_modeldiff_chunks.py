@@ -61,7 +61,7 @@ def test_chunk_ids_decide_without_reading_data(big_pair):
 
     diff = compare_models(old, new)
 
-    assert {t.name: t.status for t in diff.tensors} == {n: "changed" if n == CHANGED else "unchanged" for n in NAMES}
+    assert {t.name: t.status for t in diff.tensors} == {n: "modified" if n == CHANGED else "unchanged" for n in NAMES}
     assert {t.decided_by for t in diff.tensors} == {"chunks"}
     assert diff.bytes_read == 0
     # Everything either source ever served was the layout reader's look at the header.
@@ -83,7 +83,7 @@ def test_stats_read_only_the_changed_tensor(big_pair):
     assert progress.advanced() == 2 * tensor_bytes
     assert old_source.bytes_read == new_source.bytes_read == tensor_bytes
     assert diff.bytes_read == 2 * tensor_bytes
-    (changed,) = [t for t in diff.tensors if t.status == "changed"]
+    (changed,) = [t for t in diff.tensors if t.status == "modified"]
     before = float(old_arrays[CHANGED][SPOT])
     after = float(new_arrays[CHANGED][SPOT])
     assert changed.stats.changed == 1
@@ -99,7 +99,7 @@ def test_a_longer_header_shifting_every_tensor_still_reads_nothing(big_pair):
 
     diff = compare_models(old, new)
 
-    assert diff.counts["changed"] == 1 and diff.counts["unchanged"] == 5
+    assert diff.counts["modified"] == 1 and diff.counts["unchanged"] == 5
     assert old_source.bytes_read == new_source.bytes_read == diff.bytes_read == 0
     assert [(m.key, m.old, m.new) for m in diff.metadata] == [("note", None, "a longer header moves every tensor")]
 
@@ -112,7 +112,7 @@ def test_without_chunks_the_bytes_are_compared_in_blocks(big_pair):
     progress = RecordedProgress()
     diff = compare_models(old, new, progress=progress)
 
-    assert {t.name: t.status for t in diff.tensors} == {n: "changed" if n == CHANGED else "unchanged" for n in NAMES}
+    assert {t.name: t.status for t in diff.tensors} == {n: "modified" if n == CHANGED else "unchanged" for n in NAMES}
     assert {t.decided_by for t in diff.tensors} == {"bytes"}
     tensor_bytes = TENSOR_ELEMENTS * 4
     assert progress.events[0] == ("comparing tensors", 2 * 6 * tensor_bytes)
@@ -131,7 +131,7 @@ def test_the_comparison_stops_at_the_first_differing_block(tmp_path):
     old, old_source = version(write_safetensors(tmp_path / "a", {"w": before}))
     new, new_source = version(write_safetensors(tmp_path / "b", {"w": after}))
     diff = compare_models(old, new, block_bytes=64)
-    assert diff.tensors[0].status == "changed"
+    assert diff.tensors[0].status == "modified"
     assert old_source.bytes_read == new_source.bytes_read == 3 * 64
     assert old_source.reads == 3
     assert diff.bytes_read == 2 * 3 * 64
@@ -144,7 +144,7 @@ def test_chunks_that_do_not_frame_tensors_fall_back_to_bytes(big_pair):
     new, _ = version(new_data, chunks=fixed_chunks(new_data, MiB))
     diff = compare_models(old, new)
     assert {t.decided_by for t in diff.tensors} == {"bytes"}
-    assert diff.counts["changed"] == 1 and diff.counts["unchanged"] == 5
+    assert diff.counts["modified"] == 1 and diff.counts["unchanged"] == 5
 
 
 def test_chunks_on_one_side_only_fall_back_to_bytes(tmp_path):

@@ -30,9 +30,9 @@ def _tensors() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     return old, new
 
 
-EXPECTED = {"keep_a": "unchanged", "gone": "removed", "reshaped": "shape", "retyped": "dtype",
-            "tuned": "changed", "keep_b": "unchanged", "fresh": "added"}  # fmt: skip
-EXPECTED_COUNTS = {"added": 1, "removed": 1, "dtype": 1, "shape": 1, "changed": 1, "unchanged": 2}
+EXPECTED = {"keep_a": "unchanged", "gone": "deleted", "reshaped": "shape", "retyped": "dtype",
+            "tuned": "modified", "keep_b": "unchanged", "fresh": "added"}  # fmt: skip
+EXPECTED_COUNTS = {"added": 1, "deleted": 1, "dtype": 1, "shape": 1, "modified": 1, "unchanged": 2}
 
 
 def _build(file_format: str, tensors: dict[str, np.ndarray], path) -> bytes:
@@ -141,7 +141,7 @@ def test_npy_each_status(tmp_path):
     changed[0, 1] = -3.0
     cases = {
         "unchanged": base.copy(),
-        "changed": changed,
+        "modified": changed,
         "shape": base.reshape(6, 4),
         "dtype": base.astype(np.float64),
     }
@@ -157,7 +157,7 @@ def test_npy_each_status(tmp_path):
 def test_npy_named_differently_is_removed_and_added(tmp_path):
     array = np.zeros(3, np.float32)
     diff = _npy_pair(tmp_path, array, array, "a.npy", "b.npy")
-    assert [(t.name, t.status) for t in diff.tensors] == [("b", "added"), ("a", "removed")]
+    assert [(t.name, t.status) for t in diff.tensors] == [("b", "added"), ("a", "deleted")]
 
 
 def test_quantized_gguf_tensor_gets_no_stats_and_says_why(tmp_path):
@@ -166,7 +166,7 @@ def test_quantized_gguf_tensor_gets_no_stats_and_says_why(tmp_path):
     old, _ = version(write_gguf(tmp_path / "a", {"q": ("Q8_0", (32,), old_raw)}))
     new, _ = version(write_gguf(tmp_path / "b", {"q": ("Q8_0", (32,), new_raw)}))
     (change,) = compare_models(old, new, stats=True).tensors
-    assert (change.status, change.old_dtype, change.new_bytes) == ("changed", "Q8_0", 34)
+    assert (change.status, change.old_dtype, change.new_bytes) == ("modified", "Q8_0", 34)
     assert change.stats is None
     assert change.stats_note == "quantized type Q8_0: values are packed in blocks, no per-element statistics"
 

@@ -89,7 +89,7 @@ def test_describe_safetensors(tmp_path):
     assert summary.warnings == []
     assert source.reads == 0
     as_json = json.loads(json.dumps(summary.to_dict(), allow_nan=False))
-    assert as_json["tensors"][0] == {"name": "w", "dtype": "F32", "shape": [2, 3], "bytes": 24,
+    assert as_json["tensors"][0] == {"name": "w", "dtype": "F32", "shape": [2, 3], "size": 24,
                                      "offset": header, "numel": 6, "stride": None, "deflated": False}  # fmt: skip
     assert as_json["tensor_count"] == 2
 
@@ -119,14 +119,14 @@ def test_diff_to_dict_is_plain_json(tmp_path):
     old, _ = version(write_safetensors(tmp_path / "a", {"w": np.array([0.0, 1.0], np.float32)}, {"k": "1"}))
     new, _ = version(write_safetensors(tmp_path / "b", {"w": np.array([np.inf, 1.0], np.float32)}, {"k": "2"}))
     result = json.loads(json.dumps(compare_models(old, new, stats=True).to_dict(), allow_nan=False))
-    assert result["counts"]["changed"] == 1
+    assert result["counts"]["modified"] == 1
     assert result["metadata"] == [{"key": "k", "old": "1", "new": "2"}]
     (tensor,) = result["tensors"]
-    assert (tensor["name"], tensor["status"], tensor["old_shape"]) == ("w", "changed", [2])
+    assert (tensor["name"], tensor["status"], tensor["old_shape"]) == ("w", "modified", [2])
     assert tensor["decided_by"] == "bytes"
     assert tensor["stats"]["max_abs_diff"] == "inf"
-    assert tensor["stats"]["fraction_changed"] == 0.5
-    assert result["bytes_read"] == 2 * 8 + 2 * 8  # compared once, then read again for the stats
+    assert tensor["stats"]["modified_fraction"] == 0.5
+    assert result["read_bytes"] == 2 * 8 + 2 * 8  # compared once, then read again for the stats
 
 
 def test_importing_modeldiff_does_not_import_numpy():

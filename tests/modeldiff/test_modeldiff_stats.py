@@ -38,7 +38,7 @@ def _single_change_stats(tmp_path, dtype: str):
     old, _ = version(write_safetensors(tmp_path / "a", {"w": (dtype, SHAPE, old_raw)}))
     new, _ = version(write_safetensors(tmp_path / "b", {"w": (dtype, SHAPE, new_raw)}))
     (change,) = compare_models(old, new, stats=True).tensors
-    assert change.status == "changed"
+    assert change.status == "modified"
     return change.stats, old_values
 
 

@@ -27,7 +27,7 @@ def test_a_tensor_whose_stride_changed_is_uncompared(tmp_path):
     (change,) = diff.tensors
     assert (change.status, change.decided_by, change.old_shape, change.new_shape) == ("uncompared", "none", (3, 4), (3, 4))
     assert change.note == "not compared: stored row-major in the old version and with stride (1, 3) in the new one"
-    assert diff.counts == {"added": 0, "removed": 0, "dtype": 0, "shape": 0, "changed": 0, "uncompared": 1,
+    assert diff.counts == {"added": 0, "deleted": 0, "dtype": 0, "shape": 0, "modified": 0, "uncompared": 1,
                            "unchanged": 0}  # fmt: skip
     assert diff.has_changes
     assert diff.to_dict()["tensors"][0]["note"] == change.note
@@ -48,7 +48,7 @@ def test_a_partial_strided_view_is_compared_by_the_storage_it_spans(tmp_path):
     note = "compared by the 68 bytes of storage its stride (12, 2) spans, which may hold elements outside it"
     for storage in (outside, inside):
         (change,) = _pair(tmp_path, view(base), view(storage), stats=True).tensors
-        assert (change.status, change.decided_by, change.note) == ("changed", "bytes", note)
+        assert (change.status, change.decided_by, change.note) == ("modified", "bytes", note)
         assert change.stats is None
         assert change.stats_note == "a strided view over part of its storage: no element statistics"
 
@@ -60,7 +60,7 @@ def test_a_transposed_view_gets_exact_statistics(tmp_path):
     diff = _pair(tmp_path, {"t": TorchView(old.T.copy().reshape(-1), 0, (4, 3), (1, 4))},
                  {"t": TorchView(new.T.copy().reshape(-1), 0, (4, 3), (1, 4))}, stats=True)  # fmt: skip
     (change,) = diff.tensors
-    assert (change.status, change.note) == ("changed", None)
+    assert (change.status, change.note) == ("modified", None)
     assert (change.stats.numel, change.stats.changed, change.stats.max_abs_diff) == (12, 1, 2.0)
 
 

@@ -112,7 +112,7 @@ def test_fsck_tells_missing_from_corrupt_by_type_not_by_words(mvc, work):
     damaged = store_raw_object(work, canonical_json({"type": "missing"}))
     (work / ".mvc" / "refs" / "tags" / "odd").write_text(damaged + "\n")
     problems = fsck_problems(mvc)
-    assert [(p["kind"], p["object"]) for p in problems] == [("corrupt", damaged)]
+    assert [(p["kind"], p["id"]) for p in problems] == [("corrupt", damaged)]
     assert problems[0]["detail"] == (f"object {damaged[:10]} is not a valid modelvc object ('missing') "
                                      "(needed by refs/tags/odd)")
 
@@ -204,7 +204,7 @@ def test_a_manifest_whose_chunk_length_disagrees_is_refused_by_checkout_and_fsck
     assert Repo(work).refs.head().branch == "main"
 
     problems = fsck_problems(mvc)
-    assert problems == [{"kind": "corrupt", "object": bad_id,
+    assert problems == [{"kind": "corrupt", "id": bad_id, "name": None,
                          "detail": result.stderr.splitlines()[0][len("error: "):],
                          "breaks": [{"commit": commit_id, "path": "w.bin"}]}]
     assert f"  breaks w.bin in commit {commit_id[:10]}" in mvc("fsck", ok=False).stderr
@@ -224,7 +224,7 @@ def test_a_manifest_whose_lengths_do_not_add_up_to_its_size_is_corrupt(mvc, work
     assert (result.exit_code, result.stderr) == (7, f"error: {detail}\n")
     assert (work / "w.bin").read_bytes() == b"x" * 100
     problems = fsck_problems(mvc)
-    assert problems == [{"kind": "corrupt", "object": bad_id,
+    assert problems == [{"kind": "corrupt", "id": bad_id, "name": None,
                          "detail": f"{detail} (needed by w.bin in commit {commit_id[:10]})",
                          "breaks": [{"commit": commit_id, "path": "w.bin"}]}]
 
@@ -245,10 +245,10 @@ def test_an_index_entry_with_a_wrong_size_is_refused_by_commit(mvc, work):
            "nothing was committed\nhint: stage it again with 'mvc add w.bin'\n")
     assert Repo(work).head_commit() == first
     assert fsck_problems(mvc) == [{
-        "kind": "corrupt", "object": "index",
+        "kind": "corrupt", "id": None, "name": "index",
         "detail": f"the index lists w.bin as 5 bytes, but its content {file_id[:10]} has 20 "
                   "(stage it again with 'mvc add')",
-        "breaks": [{"commit": "index", "path": "w.bin"}]}]
+        "breaks": [{"commit": None, "path": "w.bin"}]}]
 
     mvc(*shlex.split(result.stderr.splitlines()[1].split("'")[1])[1:])  # the hint, literally
     mvc("commit", "-m", "right size")
@@ -292,7 +292,7 @@ def test_a_flipped_byte_in_a_pack_record_header_is_found(mvc, work, record, fiel
 
     for args in (("--read-data",), ()):
         problems = fsck_problems(mvc, *args)
-        found = [p for p in problems if p["object"] == chunk_id.hex()]
+        found = [p for p in problems if p["id"] == chunk_id.hex()]
         assert [(p["kind"], p["detail"]) for p in found] == [("corrupt", detail)]
         assert {"commit": second, "path": "m.safetensors"} in found[0]["breaks"]
     (work / "m.safetensors").unlink()
@@ -311,7 +311,7 @@ def test_fsck_read_data_compares_each_pack_with_its_own_index(mvc, work):
         handle.write(RECORD_HEADER.pack(b"CK", 0, 0, 3, 3, bytes(range(32)), bytes(32)) + b"abc")
     assert mvc.json("fsck")["ok"] is True  # nothing reachable is damaged
     problems = fsck_problems(mvc, "--read-data")
-    assert [(p["kind"], p["object"], p["detail"]) for p in problems] == [
+    assert [(p["kind"], p["id"], p["detail"]) for p in problems] == [
         ("corrupt", bytes(range(32)).hex(), f"chunk in {name} at offset {size} is not in its index")]
 
 
@@ -335,7 +335,7 @@ def test_a_reader_finds_a_chunk_that_gc_moved_after_it_loaded_the_index(mvc, wor
     entry = reader.tree_of(reader.head_commit()).as_map()["live.bin"]
     chunk_ids = [bytes.fromhex(h) for h, _ in reader.manifest(entry.file).chunks]
     old_packs = list(reader.chunks.index.packs)
-    assert mvc.json("gc", "--grace", "0")["packs_rewritten"] == 1
+    assert mvc.json("gc", "--grace", "0")["rewritten_pack_count"] == 1
     assert not set(old_packs) & set(pack_names(work / ".mvc" / "packs"))
     assert b"".join(bytes(reader.chunks.read(c)) for c in chunk_ids) == live
 

@@ -179,11 +179,11 @@ def test_a_store_holding_a_corrupt_chunk_heals_at_the_next_add(mvc, work):
     report = mvc("fsck", "--json", ok=False)
     assert report.exit_code == 7
     problems = json.loads(report.stdout)["problems"]
-    assert [(p["kind"], p["object"]) for p in problems] == [("corrupt", bad_id.hex())]
+    assert [(p["kind"], p["id"]) for p in problems] == [("corrupt", bad_id.hex())]
     assert (work / ".mvc" / "bad-chunks").read_text() == f"{bad_id.hex()} {bad_pack}\n"
 
     write(work / "copy.bin", content)  # the same content again: its chunk is stored anew
-    assert mvc.json("add", "copy.bin")["new_chunks"] == 1
+    assert mvc.json("add", "copy.bin")["new_chunk_count"] == 1
     mvc("commit", "-m", "same content", "-q")
     assert mvc("fsck", "--read-data").exit_code == 0
     assert restored(mvc, work, "model.bin", "HEAD~1") == content

@@ -299,7 +299,7 @@ def test_stale_temporary_files_are_never_listed_and_are_removed(mvc, work):
             assert [p.exists() for p in stale] == [False, False, True]
             assert live.read_bytes() == b"being written"
             gc = mvc.json("gc")
-            assert gc["stale_temps_removed"] == 1
+            assert gc["deleted_stale_temp_count"] == 1
             assert not stale[2].exists() and live.exists()
         finally:
             alive.kill()

@@ -36,14 +36,14 @@ def test_changed_tensor_in_a_savez_compressed_file_is_reported(mvc, work):
 
     text = mvc("diff", "HEAD~1", "HEAD", "--stats").stdout
     assert text.splitlines()[1:] == [
-        "    tensors: 1 changed, 1 unchanged",
-        "    changed   a  F32 [6]  max|Δ| 0.5  mean|Δ| 0.5  rel L2 0.165  changed 100%",
+        "    tensors: 1 modified, 1 unchanged",
+        "    modified  a  F32 [6]  max|Δ| 0.5  mean|Δ| 0.5  rel L2 0.165  changed 100%",
     ]
     (change,) = mvc.json("diff", "HEAD~1", "HEAD", "--all")["files"]
     model = change["model"]
-    assert model["counts"] == {"added": 0, "removed": 0, "dtype": 0, "shape": 0, "changed": 1, "unchanged": 1}
+    assert model["counts"] == {"added": 0, "deleted": 0, "dtype": 0, "shape": 0, "modified": 1, "unchanged": 1}
     assert [(t["name"], t["status"], t["decided_by"], t["new_shape"]) for t in model["tensors"]] == [
-        ("a", "changed", "inflated", [6]),
+        ("a", "modified", "inflated", [6]),
         ("b", "unchanged", "inflated", [2, 2]),
     ]
     assert mvc("diff", "HEAD~1", "HEAD", "--exit-code", ok=False).exit_code == 1
@@ -55,7 +55,7 @@ def test_changed_tensor_in_a_savez_compressed_file_is_reported(mvc, work):
         "  b  F16      [2, 2]                      8 B  deflated",
     ]
     tensors = mvc.json("show", "HEAD:c.npz")["model"]["tensors"]
-    assert [(t["name"], t["dtype"], t["shape"], t["bytes"], t["deflated"]) for t in tensors] == [
+    assert [(t["name"], t["dtype"], t["shape"], t["size"], t["deflated"]) for t in tensors] == [
         ("a", "F32", [6], 24, True), ("b", "F16", [2, 2], 8, True),
     ]
 
@@ -83,13 +83,13 @@ def torch_transposed(scale: float):
 def _check_transposed_diff(mvc, name: str) -> None:
     text = mvc("diff", "HEAD~1", "HEAD", "--stats").stdout
     assert text.splitlines()[1:] == [
-        "    tensors: 1 changed, 1 unchanged",
-        "    changed   t  F32 [4, 3]  max|Δ| 11  mean|Δ| 5.5  rel L2 1  changed 91.7%",
+        "    tensors: 1 modified, 1 unchanged",
+        "    modified  t  F32 [4, 3]  max|Δ| 11  mean|Δ| 5.5  rel L2 1  changed 91.7%",
     ]
     (change,) = mvc.json("diff", "HEAD~1", "HEAD", "--stats")["files"]
     (tensor,) = change["model"]["tensors"]
-    assert (tensor["name"], tensor["status"], tensor["new_shape"], tensor["note"]) == ("t", "changed", [4, 3], None)
-    assert tensor["stats"]["changed"] == 11 and tensor["stats"]["numel"] == 12
+    assert (tensor["name"], tensor["status"], tensor["new_shape"], tensor["note"]) == ("t", "modified", [4, 3], None)
+    assert tensor["stats"]["modified_count"] == 11 and tensor["stats"]["numel"] == 12
     shown = mvc("show", f"HEAD:{name}").stdout.splitlines()
     assert shown[2:4] == [
         "  t  F32      [4, 3]                     48 B  stride [1, 4]",
