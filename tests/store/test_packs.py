@@ -149,3 +149,33 @@ def test_packs_with_the_old_random_names_are_read(tmp_path):
     store_chunks(store, datas + [b"new"])  # adds only the new chunk, in a content-named pack
     assert sorted(len(name) for name in pack_names(packs))[-1] == len("pack-") + 64
     assert len(ChunkStore(packs).index) == 101
+
+
+def test_a_failed_index_write_of_a_pack_written_again_keeps_the_complete_one(tmp_path, monkeypatch):
+    from modelvc.store import packs
+
+    backend = DirectoryBackend(tmp_path)
+
+    def write_pack() -> str | None:
+        writer = PackWriter(backend, 1 << 20)
+        for number in range(5):
+            data = chunk(number)
+            writer.append(hash_bytes_raw(data), CODEC_NONE, len(data), data)
+        return writer.finish()
+
+    name = write_pack()
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(packs, "write_idx", disk_full)
+    with pytest.raises(OSError):
+        write_pack()  # the same bytes: same name, and its index is already there
+    assert pack_names(tmp_path / "packs") == [name]
+    assert ChunkStore(tmp_path / "packs").read(hash_bytes_raw(chunk(4))) == chunk(4)
+    monkeypatch.undo()
+    (tmp_path / "packs" / f"{name}.idx").unlink()  # a pack left without index by a crash
+    monkeypatch.setattr(packs, "write_idx", disk_full)
+    with pytest.raises(OSError):
+        write_pack()
+    assert sorted(p.name for p in (tmp_path / "packs").iterdir()) == []  # not left behind
