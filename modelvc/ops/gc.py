@@ -20,7 +20,7 @@ from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.safefs import sweep_tree
 from modelvc.store import layout
-from modelvc.store.backend import NotFoundInBackend
+from modelvc.store.backend import NotFoundInBackend, total_size
 from modelvc.store.badchunks import save_bad_records
 from modelvc.store.packs import Location, PackWriter
 
@@ -59,13 +59,7 @@ class GcResult:
 def store_size(repo: Repo) -> int:
     """Bytes of every object and pack file, whatever their state."""
     backend = repo.chunks.backend
-    total = 0
-    for key in backend.list(layout.OBJECTS) + backend.list(layout.PACKS):
-        try:
-            total += backend.stat(key).size
-        except NotFoundInBackend:  # removed since listed
-            continue
-    return total
+    return total_size(backend, backend.list(layout.OBJECTS) + backend.list(layout.PACKS))
 
 
 def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS,

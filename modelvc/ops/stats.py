@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from modelvc.ops.reach import walk
 from modelvc.repo import Repo
 from modelvc.store import layout
+from modelvc.store.backend import total_size
 
 
 @dataclass
@@ -86,8 +87,7 @@ def stats(repo: Repo) -> StatsResult:
     backend = repo.chunks.backend
     names = layout.complete_packs(backend)
     result.packs = len(names)
-    result.pack_bytes = sum(backend.stat(layout.pack_key(n)).size + backend.stat(layout.idx_key(n)).size
-                            for n in names)
+    result.pack_bytes = total_size(backend, [key for n in names for key in (layout.pack_key(n), layout.idx_key(n))])
     result.object_bytes = store_size(repo) - result.pack_bytes
     return result
 

@@ -73,6 +73,17 @@ class Backend(Protocol):
         """Size and modification time of `key`; NotFoundInBackend if it is absent."""
 
 
+def total_size(backend: Backend, keys: list[str]) -> int:
+    """Bytes held under `keys`; one removed since it was listed (gc in another process) counts 0."""
+    total = 0
+    for key in keys:
+        try:
+            total += backend.stat(key).size
+        except NotFoundInBackend:
+            continue
+    return total
+
+
 def _check_key(key: str) -> str:
     parts = key.split("/")
     if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):

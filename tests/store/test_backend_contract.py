@@ -170,3 +170,14 @@ class TestBackendContract:
     def test_keys_that_could_leave_the_store_are_refused(self, backend, key):
         with pytest.raises(ValueError):
             backend.write(key, b"x")
+
+
+def test_total_size_counts_a_key_removed_since_listed_as_nothing():
+    from modelvc.store.backend import total_size
+
+    backend = MemoryBackend()
+    backend.write("packs/a", b"12345")
+    backend.write("packs/b", b"123")
+    listed = backend.list("packs/")
+    backend.delete("packs/b")
+    assert total_size(backend, listed) == 5
