@@ -85,11 +85,14 @@ def fsync_dir(directory: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_writer(path: str | os.PathLike, mode: int | None = None,
+                  exclusive: bool = False) -> Iterator[BinaryIO]:
     """Yield a file that replaces `path` only if the block completes.
 
     temp file in the same directory -> fsync -> rename -> fsync of the directory, so a
-    crash leaves either the old content or the new one, never a torn file.
+    crash leaves either the old content or the new one, never a torn file. `exclusive`
+    links instead of renaming: FileExistsError if `path` exists, which is then left as it was
+    (create-only, for writes that must not overwrite).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +107,11 @@ def atomic_writer(path: str | os.PathLike, mode: int | None = None) -> Iterator[
             if mode is not None:
                 os.chmod(tmp_name, mode)
             durable_step("rename")
-            os.replace(tmp_name, path)
+            if exclusive:
+                os.link(tmp_name, path)
+                os.unlink(tmp_name)
+            else:
+                os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)

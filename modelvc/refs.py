@@ -1,10 +1,13 @@
 """HEAD, branches, tags and their reflogs, stored as small text files under .mvc.
 
-Every ref is one file holding a full id, replaced by atomic rename, so readers need no
-lock. Writers hold the repository lock and still compare-and-swap: a ref only moves from
-the value the caller last saw, which turns a lost update or a logic bug into an error
-instead of silently dropped history. Every move is appended to a reflog, which gc and fsck
-treat as reachable so "where was this branch yesterday" always has an answer.
+Every branch and tag is one key of the store's backend (modelvc.store.backend; the file
+`refs/heads/NAME` locally) holding a full id, replaced atomically, so readers need no lock.
+Writers hold the repository lock and still compare-and-swap, through the backend's own
+compare-and-swap: a ref only moves from the value the caller last saw, which turns a lost
+update or a logic bug into an error instead of silently dropped history. Every move is
+appended to a reflog, which gc and fsck treat as reachable so "where was this branch
+yesterday" always has an answer. HEAD and the reflogs are local files beside the refs, not
+backend keys: they belong to this working copy, and object storage has no append.
 
 The reflog line is appended (and fsynced) before the ref file is replaced, so a writer
 killed between the two leaves a line for a move that did not happen, never a moved ref
@@ -21,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorruptRefError, RefConflictError, RefError
-from .fsutil import append_line, atomic_write, durable_step, fsync_dir, is_atomic_temp
+from .fsutil import append_line, atomic_write, fsync_dir, is_atomic_temp
 from .ids import ZERO_ID, is_full_id, short
 from .objects import local_tz_minutes, tz_text
 from .refname import check_ref_name, is_valid_ref_name
+from .store import layout
+from .store.backend import DirectoryBackend, NotFoundInBackend
 
 _SYMBOLIC_PREFIX = "ref: refs/heads/"
 _KINDS = (("refs/heads/", "branch"), ("refs/tags/", "tag"), ("refs/", "ref"))
@@ -94,6 +99,7 @@ class Refs:
     def __init__(self, mvc_dir: Path, identity: Callable[[], tuple[str, str]]) -> None:
         self._dir = Path(mvc_dir)
         self._identity = identity
+        self._store = DirectoryBackend(self._dir)
 
     # ---- reading -------------------------------------------------------------------
 
@@ -170,12 +176,15 @@ class Refs:
             return
         prefix, what, name = _kind_of(refname)
         _require_id(new)
-        current = self._read_ref_file(refname)
+        stored = self._read_ref_bytes(refname)
+        current = self._parse_ref(refname, stored)
         self._check_expected(refname, expected, current)
         if current is None:
             self._check_no_path_conflict(prefix, what, name)
         self._log_ref_move(refname, current or ZERO_ID, new, message)
-        atomic_write(self._dir / refname, f"{new}\n".encode())
+        if not self._store.compare_and_swap(layout.ref_key(refname), stored, f"{new}\n".encode()):
+            self._check_expected(refname, current, self._read_ref_file(refname))
+            raise RefConflictError(f"ref {refname} was rewritten while it was being updated")
 
     def delete(self, refname: str, expected: str, message: str) -> None:
         """Remove a ref that still holds `expected`; its reflog is kept."""
@@ -184,8 +193,7 @@ class Refs:
         self._check_expected(refname, expected, current)
         self._log_ref_move(refname, expected, ZERO_ID, message)
         path = self._dir / refname
-        durable_step("unlink")
-        path.unlink()
+        self._store.delete(layout.ref_key(refname))
         fsync_dir(path.parent)
         self._remove_empty_parents(path, self._dir / prefix)
 
@@ -228,7 +236,8 @@ class Refs:
         if self._read_ref_file(new_ref) is not None:
             raise RefError(f"a branch named '{new}' already exists")
         self._check_no_path_conflict("refs/heads/", "branch", new)
-        atomic_write(self._dir / new_ref, f"{commit}\n".encode())
+        if not self._store.write_if_absent(layout.ref_key(new_ref), f"{commit}\n".encode()):
+            raise RefError(f"a branch named '{new}' already exists")
         old_log, new_log = self._log_path(old_ref), self._log_path(new_ref)
         self._move_stale_logs_aside(new_log)
         if old_log.is_file():
@@ -240,7 +249,7 @@ class Refs:
         if self.head().branch == old:
             atomic_write(self._dir / "HEAD", f"{_SYMBOLIC_PREFIX}{new}\n".encode())
             self._append_log("HEAD", self._log_line(commit, commit, message))
-        (self._dir / old_ref).unlink()
+        self._store.delete(layout.ref_key(old_ref))
         fsync_dir((self._dir / old_ref).parent)
         self._remove_empty_parents(self._dir / old_ref, self._dir / "refs" / "heads")
         return commit
@@ -306,10 +315,19 @@ class Refs:
         return head.commit if head is not None and head.commit is not None else ZERO_ID
 
     def _read_ref_file(self, refname: str) -> str | None:
-        text = _read_text(self._dir / refname)
-        if text is None:
+        return self._parse_ref(refname, self._read_ref_bytes(refname))
+
+    def _read_ref_bytes(self, refname: str) -> bytes | None:
+        try:
+            return self._store.read(layout.ref_key(refname))
+        except NotFoundInBackend:
             return None
-        value = text.rstrip("\n")
+
+    @staticmethod
+    def _parse_ref(refname: str, stored: bytes | None) -> str | None:
+        if stored is None:
+            return None
+        value = stored.decode("utf-8", errors="replace").rstrip("\n")
         if not is_full_id(value):
             raise CorruptRefError(
                 f"ref {refname} is corrupt: it holds {value[:80]!r} instead of a commit id",
@@ -318,23 +336,20 @@ class Refs:
         return value
 
     def _list(self, prefix: str, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
-        root = self._dir / prefix
         found: dict[str, str] = {}
-        for directory, _subdirs, files in os.walk(root):
-            relative_dir = Path(directory).relative_to(root).as_posix()
-            for file_name in files:
-                name = file_name if relative_dir == "." else f"{relative_dir}/{file_name}"
-                if not is_valid_ref_name(name):
-                    continue  # a writer's temp file, or a stray file
-                try:
-                    value = self._read_ref_file(prefix + name)
-                except CorruptRefError as exc:
-                    if on_corrupt is None:
-                        raise
-                    on_corrupt(prefix + name, exc.message)
-                    continue
-                if value is not None:
-                    found[name] = value
+        for key in self._store.list(layout.ref_key(prefix)):
+            name = key[len(prefix):]
+            if not is_valid_ref_name(name):
+                continue  # a stray file
+            try:
+                value = self._read_ref_file(prefix + name)
+            except CorruptRefError as exc:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(prefix + name, exc.message)
+                continue
+            if value is not None:
+                found[name] = value
         return dict(sorted(found.items()))
 
     @staticmethod

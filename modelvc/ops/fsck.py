@@ -9,8 +9,9 @@ from modelvc.ids import is_full_id
 from modelvc.ops.reach import Reachable, problem_kind, roots, users_of_chunk, users_of_file, walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.store.packs import (NO_BASE, RECORD_MAGIC, Location, header_mismatch, pack_names, read_idx,
-                                 read_idx_rows, scan_pack)
+from modelvc.store import layout
+from modelvc.store.backend import NotFoundInBackend
+from modelvc.store.packs import NO_BASE, RECORD_MAGIC, Location, header_mismatch, read_idx, read_idx_rows, scan_pack
 from modelvc.store.parallel import ordered_map
 
 
@@ -199,12 +200,12 @@ def _check_packs(repo: Repo) -> list[Problem]:
     that add sealed since is checked too, and one that gc removed since is skipped.
     """
     problems = []
-    for name in pack_names(repo.chunks.packs_dir):
-        path = repo.chunks.packs_dir / f"{name}.pack"
+    backend = repo.chunks.backend
+    for name in layout.complete_packs(backend):
         try:
-            rows = read_idx(repo.chunks.packs_dir / f"{name}.idx")
-            records = scan_pack(path)
-        except FileNotFoundError:
+            rows = read_idx(backend, name)
+            records = scan_pack(backend, name)
+        except NotFoundInBackend:
             continue  # removed by gc since listed
         except IntegrityError as exc:
             problems.append(Problem("corrupt", name, exc.message))
@@ -238,14 +239,8 @@ def _pack_against_index(name: str, records: list, rows) -> list[Problem]:
 
 
 def _incomplete_packs(repo: Repo) -> list[str]:
-    packs_dir = repo.chunks.packs_dir
-    if not packs_dir.is_dir():
-        return []
-    listed = sorted(packs_dir.iterdir())
-    complete = set(pack_names(packs_dir))  # after listing: a pack sealed meanwhile is complete
-    return [f"incomplete pack {p.name} (an interrupted write; 'mvc gc' removes it)"
-            for p in listed
-            if p.suffix == ".pack" and p.stem not in complete and p.exists()]
+    return [f"incomplete pack {layout.file_name(key)} (an interrupted write; 'mvc gc' removes it)"
+            for key in layout.incomplete_packs(repo.chunks.backend)]
 
 
 ALL_FILES = "(every file)"  # the path named when a commit or tree is lost as a whole
@@ -306,10 +301,12 @@ def _reflog_problems(repo: Repo) -> list[Problem]:
 def _unreadable_pack_indexes(repo: Repo) -> list[tuple[str, str]]:
     """(pack name, error) of every pack index that cannot be read."""
     unreadable = []
-    packs_dir = repo.chunks.packs_dir
-    for name in pack_names(packs_dir):
+    backend = repo.chunks.backend
+    for name in layout.complete_packs(backend):
         try:
-            read_idx_rows(packs_dir / f"{name}.idx")
+            read_idx_rows(backend, name)
+        except NotFoundInBackend:
+            continue  # removed by gc since listed
         except IntegrityError as exc:
             unreadable.append((name, exc.message))
     return unreadable
@@ -320,8 +317,8 @@ def _pack_index_problems(repo: Repo, reach: Reachable, unreadable: list[tuple[st
     problems = []
     for name, message in unreadable:
         try:
-            records = scan_pack(repo.chunks.packs_dir / f"{name}.pack")
-        except IntegrityError:
+            records = scan_pack(repo.chunks.backend, name)
+        except (IntegrityError, NotFoundInBackend):
             records = []
         users = {user for chunk_id, *_ in records for user in users_of_chunk(reach, chunk_id)}
         problems.append(Problem("corrupt", f"{name}.idx", message, tuple(sorted(users))))

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from modelvc.cli.main import cli
 from modelvc.errors import MvcError
+from modelvc.store.backend import DirectoryBackend
 from modelvc.store.packs import PACK_MAGIC, RECORD_HEADER, scan_pack
 from tests.reliability.harness import Scene, mvc_env, read_version
 
@@ -56,7 +57,7 @@ def pack_field(pack: Path, position: int) -> str:
     """Which part of a pack a byte is in: "pack magic", "payload", or a record header field."""
     if position < len(PACK_MAGIC):
         return "pack magic"
-    for _chunk, offset, payload_len, *_ in scan_pack(pack):
+    for _chunk, offset, payload_len, *_ in scan_pack(DirectoryBackend(pack.parent.parent), pack.stem):
         if offset <= position < offset + RECORD_HEADER.size:
             return next(name for start, end, name in RECORD_FIELDS if start <= position - offset < end)
         if position < offset + RECORD_HEADER.size + payload_len:
