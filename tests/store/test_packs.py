@@ -8,9 +8,9 @@ import pytest
 
 from modelvc.errors import IntegrityError
 from modelvc.ids import hash_bytes_raw
+from modelvc.store.backend import DirectoryBackend
 from modelvc.store.chunkstore import ChunkStore
 from modelvc.store.codecs import CODEC_NONE, encode_chunk
-from modelvc.store.backend import DirectoryBackend
 from modelvc.store.packs import PackWriter, pack_names, read_idx, scan_pack
 
 
