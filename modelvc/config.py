@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from modelvc.errors import ConfigError
 
@@ -144,7 +145,7 @@ def unset_value(data: dict[str, Any], key: str) -> bool:
     if last not in chain[-1]:
         return False
     del chain[-1][last]
-    for node, part in zip(reversed(chain[:-1]), reversed(parents)):
+    for node, part in zip(reversed(chain[:-1]), reversed(parents), strict=True):
         if node[part]:
             break
         del node[part]

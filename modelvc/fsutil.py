@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
 CRASH_ENV = "MVC_TEST_CRASH_AT"

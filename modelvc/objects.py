@@ -10,7 +10,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from modelvc.errors import CorruptObjectError
 from modelvc.ids import is_full_id, short
@@ -193,7 +193,7 @@ class Tag:
         return cls(data["object"], data["name"], Signature.from_dict(data["tagger"]), data["message"])
 
 
-StoredObject = Union[Manifest, Tree, Commit, Tag]
+StoredObject = Manifest | Tree | Commit | Tag
 _TYPES: dict[str, Any] = {"file": Manifest, "tree": Tree, "commit": Commit, "tag": Tag}
 
 

@@ -23,9 +23,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelvc.errors import (ConfigError, CorruptIndexError, CorruptObjectError, CorruptRefError,
-                            FormatVersionError, MissingObjectError, NotARepositoryError, RepositoryExistsError,
-                            UnknownRevisionError)
+from modelvc.errors import (
+    ConfigError,
+    CorruptIndexError,
+    CorruptObjectError,
+    CorruptRefError,
+    FormatVersionError,
+    MissingObjectError,
+    NotARepositoryError,
+    RepositoryExistsError,
+    UnknownRevisionError,
+)
 from modelvc.freshness import Stamp, stamp, unchanged_since
 from modelvc.fsutil import atomic_write
 from modelvc.ids import short
@@ -36,6 +44,7 @@ if TYPE_CHECKING:
     from modelvc.index import Index
     from modelvc.lock import RepoLock
     from modelvc.refs import Refs
+    from modelvc.store.chunker import ChunkParams
     from modelvc.store.chunkstore import ChunkStore
     from modelvc.store.objects import ObjectStore
 
@@ -65,6 +74,7 @@ Omit --global to set the identity only in this repository."""
 
 
 def default_chunk_params(version: int) -> dict[str, Any]:
+    """The chunking section `init` writes: the format's own parameters, which never change."""
     from modelvc.store.chunker import ChunkParams
 
     return ChunkParams.for_format(version).to_dict()
@@ -182,6 +192,7 @@ class Repo:
 
     @property
     def objects(self) -> ObjectStore:
+        """Commits, trees, manifests and tags, opened on first use (a status needs none)."""
         if self._objects is None:
             from modelvc.store.objects import ObjectStore
 
@@ -206,6 +217,7 @@ class Repo:
 
     @property
     def refs(self) -> Refs:
+        """Branches, tags and HEAD, read from their files each time, so never stale."""
         if self._refs is None:
             from modelvc.refs import Refs
 
@@ -221,7 +233,7 @@ class Repo:
             self._index = self._read_index()
         return self._index
 
-    def fresh_index(self, rebuild_if_corrupt: bool = False):
+    def fresh_index(self, rebuild_if_corrupt: bool = False) -> Index:
         """Re-read the index from disk (writers call this once they hold the lock).
 
         With rebuild_if_corrupt (a forced checkout, which rewrites every entry), an unreadable
@@ -238,7 +250,7 @@ class Repo:
             self._index = Index(self.mvc_dir / "index", load=False)
         return self._index
 
-    def _read_index(self):
+    def _read_index(self) -> Index:
         """The index. Before the first commit there is nothing to rebuild a corrupt one from
         (checkout HEAD cannot work): then the repair the error suggests is removing it."""
         from modelvc.index import Index
@@ -260,7 +272,8 @@ class Repo:
             return False
 
     @property
-    def chunk_params(self):
+    def chunk_params(self) -> ChunkParams:
+        """How files are cut: fixed by the format version forever, so dedup finds the same chunks."""
         from modelvc.store.chunker import ChunkParams
 
         if "chunking" not in self.config:
@@ -282,10 +295,12 @@ class Repo:
 
     @property
     def delta_max_depth(self) -> int:
+        """How many deltas reading a block may have to apply: bounds the cost of a checkout."""
         return self._config_count("delta_max_depth", DEFAULT_DELTA_MAX_DEPTH)
 
     @property
     def pack_max_bytes(self) -> int:
+        """Size at which a pack is sealed and a new one started (checked: fsck reports a bad one)."""
         return self._config_count("pack_max_bytes", DEFAULT_PACK_MAX_BYTES)
 
     def config_problems(self) -> list[str]:
@@ -398,12 +413,14 @@ class Repo:
         return name or login, email or f"{login}@{os.uname().nodename}"
 
     def signature_now(self) -> Signature:
+        """Who commits now and when, in the local time zone: an identity is required, as in git."""
         name, email = self.identity()
         now = time.time()
         return Signature(name, email, int(now), local_tz_minutes(now))
 
     # -- revisions ------------------------------------------------------------------------
     def parents(self, commit_id: str) -> list[str]:
+        """The commit's parents, so revision walks need not know how commits are stored."""
         return list(self.commit(commit_id).parents)
 
     def peel(self, object_id: str) -> str:
@@ -435,11 +452,13 @@ class Repo:
         return found
 
     def resolve(self, rev: str) -> str:
+        """The commit a revision names (git's syntax, revparse.py); an ambiguous name is warned of."""
         from modelvc.revparse import resolve
 
         return resolve(rev, self.refs, self, self.warn)
 
     def commit(self, commit_id: str) -> Commit:
+        """A commit object; anything else under that id is an integrity error, not a commit."""
         return self.objects.get_typed(commit_id, Commit)
 
     def tree(self, tree_id: str) -> Tree:
@@ -459,11 +478,13 @@ class Repo:
         return manifest
 
     def tree_of(self, commit_id: str | None) -> Tree:
+        """A commit's tree; the empty tree for None (no commit yet), so callers need no special case."""
         if commit_id is None:
             return Tree(())
         return self.tree(self.commit(commit_id).tree)
 
     def head_commit(self) -> str | None:
+        """The commit HEAD is on; None before the first commit."""
         return self.refs.head().commit
 
 

@@ -112,7 +112,9 @@ def _resolve_base(rev: str, base: str, refs: Refs, graph: CommitGraph,
         if found:
             if len(found) > 1 and warn is not None:
                 warn(ambiguous_name(base))
-            return graph.peel(refs.read(found[0]))
+            target = refs.read(found[0])
+            if target is not None:  # else deleted since it was listed: as if never there
+                return graph.peel(target)
     if is_hex_prefix(lowered):
         matches = sorted(set(graph.commits_with_prefix(lowered)))
         if len(matches) == 1:

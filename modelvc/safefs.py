@@ -17,7 +17,7 @@ import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar, overload
 
 from modelvc.errors import LocalChangesError, SymlinkInWayError
 from modelvc.ignore import PROTECTED_NAMES
@@ -115,6 +115,12 @@ class TreeDirs:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+    @overload
+    def open(self, directory: str, create: Literal[True], for_path: str = "") -> int: ...
+
+    @overload
+    def open(self, directory: str, create: bool, for_path: str = "") -> int | None: ...
 
     def open(self, directory: str, create: bool, for_path: str = "") -> int | None:
         """The descriptor of `directory` (a repo path, "" for the root); None when it is missing

@@ -102,7 +102,7 @@ def write_tensors(path: str | os.PathLike[str], tensors: Iterable[tuple[str, str
     with open(path, "wb") as handle:
         handle.write(struct.pack("<Q", len(raw)) + raw)
         for blob in blobs:
-            handle.write(blob)
+            handle.write(blob.data if isinstance(blob, np.ndarray) else blob)
     return 8 + len(raw) + offset
 
 
@@ -111,7 +111,8 @@ def nudge(weights: dict[str, np.ndarray], names: list[str], sigma: float, seed: 
     rng = np.random.default_rng(seed)
     out = dict(weights)
     for name in names:
-        out[name] = (weights[name] + sigma * rng.standard_normal(weights[name].shape, dtype=np.float32)).astype(np.float32)
+        noise = rng.standard_normal(weights[name].shape, dtype=np.float32)
+        out[name] = (weights[name] + sigma * noise).astype(np.float32)
     return out
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
-import json
 import os
 import pickle
 import struct
@@ -91,7 +90,8 @@ def _tensor_spec(value: Any) -> tuple[str, tuple[int, ...], bytes]:
 # ---------------------------------------------------------------- safetensors
 
 
-def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> bytes:
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any],
+                      metadata: dict[str, str] | None = None) -> bytes:
     """Tensors in the given order (numpy arrays or (dtype, shape, raw bytes)). Returns the file."""
     specs = {name: _tensor_spec(value) for name, value in tensors.items()}
     write_tensors(path, [(name, dtype, shape, len(raw)) for name, (dtype, shape, raw) in specs.items()],
@@ -180,7 +180,8 @@ def write_gguf(
     offset = 0
     for name, value in tensors.items():
         if isinstance(value, np.ndarray):
-            ggml_type, dims, raw = canonical_dtype(value), tuple(reversed(value.shape)), value.astype(value.dtype.newbyteorder("<")).tobytes()
+            ggml_type, dims = canonical_dtype(value), tuple(reversed(value.shape))
+            raw = value.astype(value.dtype.newbyteorder("<")).tobytes()
         else:
             ggml_type, dims, raw = value[0], tuple(value[1]), bytes(value[2])
         out.write(_gguf_string(name) + struct.pack("<I", len(dims)))
@@ -238,7 +239,8 @@ def write_zip_records(records: list[tuple[str, bytes]], zip64: bool = True, alig
     cd_size = out.tell() - cd_offset
     if zip64:
         record_at = out.tell()
-        out.write(struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, len(records), len(records), cd_size, cd_offset))
+        out.write(struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, len(records), len(records),
+                              cd_size, cd_offset))
         out.write(struct.pack("<4sIQI", b"PK\x06\x07", 0, record_at, 1))
     out.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(records), len(records), cd_size, cd_offset, 0))
     return out.getvalue()
@@ -374,7 +376,8 @@ def write_torch_zip(
                     shape = value.shape if value.shape is not None else tuple(value.storage.shape)
                     stride = value.stride if value.stride is not None else _contiguous_stride(shape)
                     storage = storage_of(value.storage, dtype)
-                    converted[id(value)] = _Tensor(torch._utils._rebuild_tensor_v2, storage, value.offset, shape, stride)
+                    rebuild = torch._utils._rebuild_tensor_v2
+                    converted[id(value)] = _Tensor(rebuild, storage, value.offset, shape, stride)
                 return converted[id(value)]
             return value
 

@@ -89,7 +89,7 @@ def test_invalid_ref_names(mvc, work):
     for name, reason in cases.items():
         result = mvc("branch", "--", name, ok=False)
         assert result.exit_code == 10, name
-        assert result.stderr.startswith(f"error: invalid branch name '{name}': "), result.stderr
+        assert result.stderr == f"error: invalid branch name '{name}': {reason}\n", result.stderr
     result = mvc("tag", "v1..2", ok=False)
     assert result.exit_code == 10
     assert result.stderr == "error: invalid tag name 'v1..2': contains '..'\n"

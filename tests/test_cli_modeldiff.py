@@ -7,8 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from tests.modelfiles import (write_gguf, write_malicious_torch_zip, write_npy, write_npz,
-                              write_safetensors, write_torch_zip)
+from tests.modelfiles import (
+    write_gguf,
+    write_malicious_torch_zip,
+    write_npy,
+    write_npz,
+    write_safetensors,
+    write_torch_zip,
+)
 
 
 def base_tensors() -> dict[str, np.ndarray]:

@@ -7,7 +7,6 @@ import os
 import time
 
 import pytest
-
 from conftest import random_bytes, write
 
 

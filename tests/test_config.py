@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import write
 from gitrepo import git, isolate_git
+
 from modelvc.repo import IDENTITY_UNKNOWN
 
 

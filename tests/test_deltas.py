@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import write
 
 from modelvc.repo import Repo
 from modelvc.samples import ModelShape, init_weights, nudge, write_safetensors

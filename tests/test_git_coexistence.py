@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import random_bytes, write
 from gitrepo import git, isolate_git, snapshot
+
 from modelvc.objects import CodeVersion, Commit, Signature, encode
 
 

@@ -7,9 +7,9 @@ import json
 import os
 
 import numpy as np
-
 from conftest import random_bytes, write
 from modelfiles import write_safetensors
+
 from modelvc.cli.main import cli
 
 

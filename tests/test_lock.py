@@ -4,6 +4,7 @@ import subprocess
 import sys
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,7 @@ def test_waiting_backs_off_instead_of_spinning(tmp_path, monkeypatch):
             RepoLock(tmp_path / "lock", timeout=0.6).acquire()
     # 5, 10, 20, 40, 80 ms then every 100 ms: about a dozen tries in 0.6 s.
     assert 4 <= len(attempts) <= 15
-    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    gaps = [b - a for a, b in pairwise(attempts)]
     assert max(gaps) < 0.2
 
 
@@ -164,6 +165,6 @@ def test_processes_never_hold_it_at_once(tmp_path):
         assert worker.wait(timeout=60) == 0
     lines = log.read_text().splitlines()
     assert len(lines) == 60
-    for start, end in zip(lines[::2], lines[1::2]):
+    for start, end in zip(lines[::2], lines[1::2], strict=True):
         assert start.startswith("start ")
         assert end == "end " + start.removeprefix("start ")

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import write
 from gitrepo import git, isolate_git
+
 from modelvc.ignore import IgnoreRules
 
 FILES = ["a.bin", "models/a.bin", "models/sub/b.bin", "logs/run.log", "src/logs/x.txt",
@@ -62,7 +62,8 @@ def test_add_of_an_ignored_path_needs_force(mvc, work):
     assert result.stderr == ("error: the following paths are ignored by .mvcignore:\nx.tmp\n"
                              "hint: use -f if you really want to add them\n")
     assert mvc.json("status")["staged"] == []
-    assert mvc("add", "cache", ok=False).stderr.startswith("error: the following paths are ignored by .mvcignore:\ncache\n")
+    refused = mvc("add", "cache", ok=False).stderr
+    assert refused.startswith("error: the following paths are ignored by .mvcignore:\ncache\n")
     assert mvc.json("add", "-f", "x.tmp", "cache")["staged"] == ["cache/c.bin", "x.tmp"]
     assert mvc.json("add", ".")["staged"] == [".mvcignore", "ok.bin"]
     write(work / "x.tmp", b"changed")

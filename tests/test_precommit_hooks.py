@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import random_bytes, write
 from gitrepo import GIT_ENV, git, isolate_git
 

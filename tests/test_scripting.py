@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import write
 
 RED_TAB = "\x1b[31m\tnew.bin"

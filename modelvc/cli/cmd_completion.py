@@ -105,7 +105,9 @@ def completion_command(ctx: click.Context, shell: str) -> None:
     """
     from click.shell_completion import get_completion_class
 
-    source = get_completion_class(shell)(ctx.find_root().command, {}, "mvc", "_MVC_COMPLETE").source()
+    complete_class = get_completion_class(shell)
+    assert complete_class is not None  # click.Choice(SHELLS) admits only shells click completes
+    source = complete_class(ctx.find_root().command, {}, "mvc", "_MVC_COMPLETE").source()
     if shell == "bash":  # should click's script change, it stays as it is (files, no refs beside them)
         source = source.replace(_CLICK_BASH_FILES, _MVC_BASH_FILES)
     click.echo(source)

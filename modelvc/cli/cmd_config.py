@@ -27,8 +27,17 @@ def config_command(ctx, key, value, global_, list_, unset, as_json) -> None:
     """
     from contextlib import nullcontext
 
-    from modelvc.config import (flatten, global_config_path, lookup, read_config_file, set_value,
-                                settable, show_value, unset_value, write_config_file)
+    from modelvc.config import (
+        flatten,
+        global_config_path,
+        lookup,
+        read_config_file,
+        set_value,
+        settable,
+        show_value,
+        unset_value,
+        write_config_file,
+    )
 
     if list_ and (key is not None or unset):
         raise click.UsageError("--list takes no KEY and no --unset")

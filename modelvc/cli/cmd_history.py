@@ -7,8 +7,16 @@ import json
 import click
 
 from modelvc.cli.cmd_completion import complete_revs, complete_revs_and_paths
-from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, format_value,
-                                human_size, open_repo, progress_bar)
+from modelvc.cli.output import (
+    PathsAfterDashDash,
+    cwd_of,
+    emit_json,
+    format_time,
+    format_value,
+    human_size,
+    open_repo,
+    progress_bar,
+)
 from modelvc.ids import short
 
 
@@ -359,7 +367,8 @@ def render_diff(result, stat: bool, show_all: bool = False) -> None:
                  if f.status == "deleted" else f"{human_size(f.old_size)} -> {human_size(f.new_size)}")
         line = f"{f.status:<9} {f.path}  {sizes}"
         if f.status == "modified" and f.new_size:
-            line += f"  (shares {human_size(f.shared_bytes)}, {100 * f.shared_bytes / f.new_size:.0f}% with the old version)"
+            share = 100 * f.shared_bytes / f.new_size
+            line += f"  (shares {human_size(f.shared_bytes)}, {share:.0f}% with the old version)"
         if f.status == "mode":
             line += f"  mode {f.old_mode:o} -> {f.new_mode:o}"
         click.secho(line, fg=colours[f.status])

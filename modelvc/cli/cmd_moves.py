@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from modelvc.cli.cmd_completion import complete_branches, complete_revs, complete_revs_and_paths
-from modelvc.cli.output import (PathsAfterDashDash, cwd_of, emit_json, format_time, open_repo,
-                                progress_bar, quiet_option)
+from modelvc.cli.output import PathsAfterDashDash, cwd_of, emit_json, open_repo, progress_bar, quiet_option
 from modelvc.ids import short
 
 
@@ -88,7 +87,8 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
 
 @click.command("rollback")
 @click.argument("rev", required=False, shell_complete=complete_revs)
-@click.option("--hard", is_flag=True, help="Move the branch back instead of adding a commit (the reflog keeps the old position).")
+@click.option("--hard", is_flag=True,
+              help="Move the branch back instead of adding a commit (the reflog keeps the old position).")
 @click.option("-f", "--force", is_flag=True, help="Discard local changes that would be overwritten.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @quiet_option
@@ -109,10 +109,11 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
         return
     if quiet:
         return
-    if hard:
+    if result.new_commit is None:  # --hard: no new commit
         click.echo(f"HEAD is now at {short(result.target)} (was {short(result.previous)}; see 'mvc reflog')")
     else:
-        click.echo(f"[{result.branch or 'detached HEAD'} {short(result.new_commit)}] Rollback to {short(result.target)}")
+        where = result.branch or "detached HEAD"
+        click.echo(f"[{where} {short(result.new_commit)}] Rollback to {short(result.target)}")
     summary = move_summary(result.move)
     if summary:
         click.echo(summary)

@@ -10,7 +10,8 @@ from modelvc.ids import is_full_id, short
 
 
 @click.command("fsck")
-@click.option("--read-data", is_flag=True, help="Also verify every chunk in every pack, reachable or not, and each pack against its index.")
+@click.option("--read-data", is_flag=True,
+              help="Also verify every chunk in every pack, reachable or not, and each pack against its index.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def fsck_command(ctx, read_data, as_json) -> None:
@@ -101,7 +102,8 @@ def stats_command(ctx, as_json) -> None:
             ("stored / tracked", f"{result.ratio:.3f}"),
             ("chunks by codec", ", ".join(f"{k}: {v}" for k, v in result.codecs.items()) or "-"),
             ("delta blocks", f"{result.delta_chunks} ({human_size(result.delta_raw_bytes)} stored as "
-                             f"{human_size(result.delta_stored_bytes)}, about {human_size(result.delta_saved_bytes)} saved)"),
+                             f"{human_size(result.delta_stored_bytes)}, "
+                             f"about {human_size(result.delta_saved_bytes)} saved)"),
             ("reached by refs", share_text(result.refs)),
             ("held only by reflogs", share_text(result.reflogs_only))]
     for label, value in rows:

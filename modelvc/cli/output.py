@@ -9,11 +9,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from modelvc.objects import tz_text
+
+if TYPE_CHECKING:
+    import rich.progress
 
 
 def cwd_of(ctx: click.Context) -> Path:
@@ -83,24 +86,30 @@ class RichProgress:
 
     def __init__(self, quiet: bool = False) -> None:
         self._quiet = quiet
-        self._progress = None
-        self._task = None
+        self._progress: rich.progress.Progress | None = None
+        self._task: rich.progress.TaskID | None = None
 
     def start(self, label: str, total: int) -> None:
         if self._quiet or not sys.stderr.isatty() or total <= 0:
             return
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                  TransferSpeedColumn(), TimeRemainingColumn(),
-                                  console=Console(stderr=True), transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task(label, total=total)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        progress.start()
+        self._progress, self._task = progress, progress.add_task(label, total=total)
 
     def advance(self, amount: int) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.update(self._task, advance=amount)
 
     def finish(self) -> None:

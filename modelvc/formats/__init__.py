@@ -14,7 +14,8 @@ from typing import Any, Protocol
 class ByteSource(Protocol):
     """Random access to a file's bytes: a working file, or a stored version of one."""
 
-    size: int
+    @property
+    def size(self) -> int: ...
 
     def read(self, offset: int, length: int) -> bytes: ...
 
@@ -73,7 +74,7 @@ def row_major(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
     if any(dim == 0 for dim in shape):
         return True
     expected = 1
-    for dim, step in zip(reversed(shape), reversed(stride)):
+    for dim, step in zip(reversed(shape), reversed(stride), strict=True):
         if dim != 1 and step != expected:
             return False
         expected *= dim
@@ -86,7 +87,7 @@ def dense_permutation(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
     if any(dim == 0 for dim in shape):
         return True
     expected = 1
-    for step, dim in sorted((step, dim) for dim, step in zip(shape, stride) if dim != 1):
+    for step, dim in sorted((step, dim) for dim, step in zip(shape, stride, strict=True) if dim != 1):
         if step != expected:
             return False
         expected *= dim
@@ -97,7 +98,7 @@ def span_elements(shape: tuple[int, ...], stride: tuple[int, ...]) -> int:
     """Elements of storage from a view's first element to its last, both included."""
     if any(dim == 0 for dim in shape):
         return 0
-    return 1 + sum((dim - 1) * step for dim, step in zip(shape, stride))
+    return 1 + sum((dim - 1) * step for dim, step in zip(shape, stride, strict=True))
 
 
 class FileSource:
@@ -119,7 +120,7 @@ class FileSource:
     def close(self) -> None:
         self._os.close(self._fd)
 
-    def __enter__(self) -> "FileSource":
+    def __enter__(self) -> FileSource:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -181,6 +181,7 @@ def _read_value(cursor: _Cursor, value_type: int, depth: int) -> Any:
     if value_type == ARRAY:
         return _read_array(cursor, depth + 1)
     fmt = VALUE_TYPES[value_type][1]
+    assert fmt is not None  # only strings and arrays have none, read above
     return cursor.unpack(fmt, struct.calcsize(fmt))
 
 

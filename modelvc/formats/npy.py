@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from modelvc.formats import ByteSource, Layout, Segment, row_major
 from modelvc.formats.base import MalformedLayout, assemble, read_exact
-from modelvc.formats.dtypes import itemsize, from_numpy_descr
+from modelvc.formats.dtypes import from_numpy_descr, itemsize
 
 MAGIC = b"\x93NUMPY"
 PREAMBLE_V1 = 10  # magic(6) + version(2) + u16 length
@@ -81,14 +81,16 @@ MAX_LITERAL_DEPTH = 16
 
 def parse_literal(text: str) -> object:
     """Dicts, tuples, lists, strings without escapes, integers, True/False/None."""
-    tokens = []
+    tokens: list[tuple[str, str]] = []
     position = 0
     stripped_end = len(text.rstrip())
     while position < stripped_end:
         match = _TOKEN.match(text, position)
         if match is None:
             raise MalformedLayout("npy header is not a literal")
-        tokens.append((match.lastgroup, match.group(match.lastgroup)))
+        kind = match.lastgroup
+        assert kind is not None  # each alternative of _TOKEN is a named group
+        tokens.append((kind, match.group(kind)))
         position = match.end()
     value, index = _parse_value(tokens, 0, 0)
     if index != len(tokens):

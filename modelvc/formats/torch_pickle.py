@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickletools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,7 +137,7 @@ _CONSTANT_OPS = _STRING_OPS | {
     "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
 }  # fmt: skip
 _IGNORED_OPS = {"PROTO", "FRAME", "READONLY_BUFFER"}
-_PUSH_NEW = {
+_PUSH_NEW: dict[str, Callable[[], Any]] = {
     "NONE": lambda: None, "NEWTRUE": lambda: True, "NEWFALSE": lambda: False,
     "EMPTY_TUPLE": tuple, "EMPTY_LIST": _List, "EMPTY_DICT": _Dict,
     "EMPTY_SET": lambda: _Opaque("set"), "PERSID": lambda: _Opaque("persistent id"),
@@ -299,7 +300,7 @@ class _Machine:
             for index in range(0, len(items), 2):
                 target.set(items[index], items[index + 1])
         elif isinstance(target, _Opaque):
-            target.parts.append(_Dict(dict(zip(map(_key_text, items[::2]), items[1::2]))))
+            target.parts.append(_Dict(dict(zip(map(_key_text, items[::2]), items[1::2], strict=True))))
         else:
             raise _ScanError("setitem on a non-dict")
         return target

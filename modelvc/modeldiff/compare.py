@@ -191,7 +191,7 @@ class _TensorComparer:
             from modelvc.modeldiff.stats import DEFAULT_BLOCK_ELEMENTS, compute_stats
 
             tensor_stats = compute_stats(old_bytes, old.offset, new_bytes, new.offset, new.dtype or "", new.length,
-                                         block_elements=self.stats_block_elements or DEFAULT_BLOCK_ELEMENTS)  # fmt: skip
+                                         block_elements=self.stats_block_elements or DEFAULT_BLOCK_ELEMENTS)
         except BadDeflateStream as exc:
             return _uncompared(plan.base.name, old, new, f"its compressed data could not be read: {exc}")
         return replace(_with(plan.base, "modified", decided_by, None, tensor_stats), note=note)

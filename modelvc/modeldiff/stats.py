@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ DEFAULT_BLOCK_ELEMENTS = 1 << 20
 # each) stay in cache across the several passes; twice as fast as 1 Mi element passes.
 CACHE_BLOCK_ELEMENTS = 1 << 16
 
-_BITS = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+_BITS: dict[int, np.dtype[Any]] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 _INTEGERS = {
     "I8": "<i1", "I16": "<i2", "I32": "<i4", "I64": "<i8",
     "U8": "<u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "<u1",

@@ -41,7 +41,8 @@ class ChunkMap:
         position = 0
         for chunk_id, offset, length in chunks:
             if offset != position or length <= 0:
-                raise ValueError(f"chunk {short(chunk_id)} at {offset} does not follow the chunk before it at {position}")
+                raise ValueError(f"chunk {short(chunk_id)} at {offset} "
+                                 f"does not follow the chunk before it at {position}")
             position += length
         if position != size:
             raise ValueError(f"chunks cover {position} bytes of a {size}-byte file")

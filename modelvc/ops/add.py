@@ -6,9 +6,11 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelvc.errors import UsageError
-from modelvc.index import mode_of, stat_entry
+from modelvc.index import IndexEntry, mode_of, stat_entry
+from modelvc.objects import Manifest, TreeEntry
 from modelvc.ops.gitside import GitignoreUpdate
 from modelvc.ops.pathspec import expand, expand_specs
 from modelvc.progress import NO_PROGRESS, Progress
@@ -19,6 +21,7 @@ from modelvc.worktree import directories_unchanged, is_utf8_name, printable_name
 
 @dataclass
 class AddResult:
+    """What `add` staged and what it cost, so the CLI can report it and scripts read it as JSON."""
     staged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -32,7 +35,7 @@ class AddResult:
     versioned_twice: list[str] = field(default_factory=list)  # named; git tracks them as well
     gitignore: GitignoreUpdate | None = None  # None outside a git work tree or with --no-gitignore
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"staged": self.staged, "deleted": self.removed, "unchanged_count": self.unchanged,
                 "read_bytes": self.bytes_read, "new_chunk_count": self.new_chunks,
                 "new_bytes": self.new_raw_bytes, "stored_bytes": self.new_stored_bytes,
@@ -102,7 +105,7 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
             else:
                 work.append((path, st))
     progress.start("Adding", sum(st.st_size for _, st in work))
-    staged: list[tuple[str, os.stat_result, object]] = []
+    staged: list[tuple[str, os.stat_result, Manifest]] = []
     head_entries = repo.tree_of(repo.head_commit()).as_map()
     with repo.chunks.writer() as writer:
         for path, st in work:
@@ -126,10 +129,10 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
     # manifests, and the index last.
     for path, st, manifest in staged:
         file_id = repo.objects.put(manifest)
-        previous = index.entries.get(path)
-        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, previous,
+        indexed = index.entries.get(path)
+        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
                                          dereference=path in followed)
-        if previous is None or previous.file != file_id or previous.mode != mode_of(st):
+        if indexed is None or indexed.file != file_id or indexed.mode != mode_of(st):
             result.staged.append(path)
         else:
             result.unchanged += 1
@@ -144,7 +147,7 @@ def _is_link(repo: Repo, path: str) -> bool:
         return False
 
 
-def previous_version(repo: Repo, entry) -> PreviousVersion | None:
+def previous_version(repo: Repo, entry: IndexEntry | TreeEntry | None) -> PreviousVersion | None:
     """The stored version a new one of the same path may be delta-encoded against."""
     if entry is None or not repo.chunk_params.model_aware or repo.delta_max_depth == 0:
         return None
@@ -162,6 +165,7 @@ def previous_version(repo: Repo, entry) -> PreviousVersion | None:
 
 @dataclass
 class RmResult:
+    """Paths `rm` untracked, and those whose working files it deleted too (without --cached)."""
     removed: list[str] = field(default_factory=list)
     deleted_files: list[str] = field(default_factory=list)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelvc.errors import AlreadyExistsError
 from modelvc.ids import short
@@ -16,13 +17,14 @@ from modelvc.repo import Repo
 
 @dataclass
 class CheckoutResult:
+    """Where HEAD went and what changed on disk, for the CLI's summary and --json."""
     commit: str
     branch: str | None  # None: detached HEAD
     created_branch: bool = False
     move: MoveResult = field(default_factory=MoveResult)
     restored_paths: list[str] | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"commit": self.commit, "branch": self.branch} | self.move.to_dict()
 
 
@@ -61,11 +63,14 @@ def _branch_tip(repo: Repo, name: str) -> str | None:
         return None
     if len(found) > 1:
         repo.warn(ambiguous_name(name))
-    return repo.peel(repo.refs.read(f"refs/heads/{name}"))
+    tip = repo.refs.read(f"refs/heads/{name}")
+    return repo.peel(tip) if tip is not None else None  # None: deleted since it was listed
 
 
 def checkout_new_branch(repo: Repo, name: str, start: str | None = None, force: bool = False,
                         progress: Progress = NO_PROGRESS) -> CheckoutResult:
+    """`checkout -b`: the branch is created and checked out under one lock, so no other writer
+    sees it half made (and an existing name is refused before anything moves)."""
     check_ref_name(name, "branch")
     with repo.transaction():
         repo.fresh_index()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 from modelvc.errors import CorruptIndexError, NothingToCommitError, UsageError
 from modelvc.gitinfo import code_version
@@ -15,9 +16,9 @@ from modelvc.repo import Repo
 from modelvc.vocabulary import commit_dict
 
 
-def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
+def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict[str, Any]:
     """KEY=VALUE pairs from the command line; with numeric, the values must be finite numbers."""
-    pairs: dict = {}
+    pairs: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
@@ -30,7 +31,8 @@ def parse_pairs(items: list[str], option: str, numeric: bool = False) -> dict:
                 raise UsageError(f"{option} {key}: '{value}' is not a number") from None
             if not math.isfinite(number):
                 raise UsageError(f"{option} {key}: '{value}' is not a finite number")
-            pairs[key] = int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+            integral = number.is_integer() and "." not in value and "e" not in value.lower()
+            pairs[key] = int(number) if integral else number
         else:
             pairs[key] = value
     return pairs
@@ -54,13 +56,14 @@ def message_from(paragraphs: list[str], file_text: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class CommitResult:
+    """The new commit and where it went, for the CLI's one-line summary and --json."""
     id: str
     branch: str | None
     parents: tuple[str, ...]
     commit: Commit
     files_changed: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return commit_dict(self.id, self.commit) | {"branch": self.branch,
                                                     "change_count": self.files_changed}
 
@@ -80,8 +83,12 @@ def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
                 hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
 
 
-def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict | None = None,
-           meta: dict | None = None, allow_empty: bool = False) -> CommitResult:
+def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+           meta: dict[str, Any] | None = None, allow_empty: bool = False) -> CommitResult:
+    """Record the index as a commit on HEAD, with its metrics, params and code version.
+
+    Written in the store's order (tree, commit, ref last) under the writer lock, so a crash
+    leaves the branch where it was; refused when nothing changed unless `allow_empty`."""
     if not message.strip():
         raise UsageError("empty commit message", hint="give one with -m MESSAGE")
     author = repo.signature_now()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelvc.objects import MODE_LINK, Manifest
 from modelvc.ops.pathspec import under
@@ -14,9 +14,15 @@ from modelvc.repo import Repo
 from modelvc.vocabulary import mode_text, path_change
 from modelvc.worktree import to_repo_path
 
+if TYPE_CHECKING:
+    from modelvc.formats import FileSource
+    from modelvc.modeldiff import FileVersion, ModelDiff
+    from modelvc.store.filedata import StoredFileSource
+
 
 @dataclass(frozen=True)
 class FileChange:
+    """One path's change between two versions; sizes and shared bytes say how much really moved."""
     path: str
     status: str  # added | deleted | modified | mode | renamed
     old_size: int | None
@@ -28,7 +34,7 @@ class FileChange:
     bytes_read: int = 0  # file bytes read to compare the tensors (headers included)
     old_path: str | None = None  # where a renamed file was
 
-    def to_dict(self, all_tensors: bool = True) -> dict:
+    def to_dict(self, all_tensors: bool = True) -> dict[str, Any]:
         """With all_tensors False, a model's unchanged tensors are left out (only counted)."""
         model = self.model.to_dict() if self.model is not None else None
         if model is not None and not all_tensors:
@@ -41,17 +47,19 @@ class FileChange:
 
 @dataclass(frozen=True)
 class ValueChange:
+    """A metric or param that differs between two commits; `delta` only for two numbers."""
     key: str
     old: Any
     new: Any
     delta: float | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "old": self.old, "new": self.new, "delta": self.delta}
 
 
 @dataclass
 class DiffResult:
+    """Everything `mvc diff` reports: files (with tensors for model files), metrics and params."""
     old_label: str
     new_label: str
     old_commit: str | None
@@ -69,7 +77,7 @@ class DiffResult:
     def values_changed(self) -> bool:
         return bool(self.metrics or self.params)
 
-    def to_dict(self, all_tensors: bool = True) -> dict:
+    def to_dict(self, all_tensors: bool = True) -> dict[str, Any]:
         return {"old": {"label": self.old_label, "commit": self.old_commit},
                 "new": {"label": self.new_label, "commit": self.new_commit},
                 "files": [f.to_dict(all_tensors) for f in self.files],
@@ -88,6 +96,7 @@ class _Side:
 
 
 def shared_bytes(old: Manifest, new: Manifest) -> int:
+    """Bytes of `new` already in `old`'s chunks: what a new version really cost to store."""
     old_ids = {chunk_id for chunk_id, _ in old.chunks}
     return sum(length for chunk_id, length in new.chunks if chunk_id in old_ids)
 
@@ -104,12 +113,13 @@ def _worktree_sides(repo: Repo, base: dict[str, _Side], progress: Progress) -> d
     sides = {}
     for path in sorted(set(base) | set(repo.index.entries)):
         now: WorkingFile = working_file(repo, path, repo.index.entries.get(path), progress)
-        if now.file is not None:
+        if now.file is not None and now.size is not None and now.mode is not None:
             sides[path] = _Side(now.file, now.size, now.mode, now.manifest, path)
     return sides
 
 
-def compare_values(old: dict, new: dict, numeric: bool) -> list[ValueChange]:
+def compare_values(old: dict[str, Any], new: dict[str, Any], numeric: bool) -> list[ValueChange]:
+    """Keys whose values differ, sorted; numbers get their difference when `numeric`."""
     changes = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
@@ -120,7 +130,7 @@ def compare_values(old: dict, new: dict, numeric: bool) -> list[ValueChange]:
     return changes
 
 
-def _version(repo: Repo, side: _Side, name: str, opened: list):
+def _version(repo: Repo, side: _Side, name: str, opened: list[FileSource | StoredFileSource]) -> FileVersion:
     """A modeldiff FileVersion over a stored version or a working file, with its chunk list."""
     from modelvc.formats import FileSource
     from modelvc.modeldiff import FileVersion
@@ -130,17 +140,19 @@ def _version(repo: Repo, side: _Side, name: str, opened: list):
     source = FileSource(str(repo.root / side.path)) if side.path else StoredFileSource(manifest, repo.chunks)
     opened.append(source)
     offsets = manifest.chunk_offsets()
-    chunks = tuple((chunk_id, offset, length) for (chunk_id, length), offset in zip(manifest.chunks, offsets))
+    chunks = tuple((chunk_id, offset, length)
+                   for (chunk_id, length), offset in zip(manifest.chunks, offsets, strict=True))
     return FileVersion.read(source, name, chunks)
 
 
-def model_diff(repo: Repo, a: _Side, b: _Side, path: str, stats: bool, progress: Progress):
+def model_diff(repo: Repo, a: _Side, b: _Side, path: str, stats: bool,
+               progress: Progress) -> tuple[ModelDiff | None, int]:
     """Tensor-level changes when either side is a model file of a known layout, else None."""
     from modelvc.modeldiff import compare_models
 
     if MODE_LINK in (a.mode, b.mode):  # a link's content is its target string, never what it points to
         return None, 0
-    opened: list = []
+    opened: list[FileSource | StoredFileSource] = []
     try:
         name = path.rsplit("/", 1)[-1]
         old, new = _version(repo, a, name, opened), _version(repo, b, name, opened)
@@ -198,6 +210,7 @@ def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
             continue
         a, b = old.get(path), new.get(path)
         if a is None:
+            assert b is not None  # the path is on one of the two sides
             result.files.append(FileChange(path, "added", None, b.size, 0, None, b.mode))
         elif b is None:
             result.files.append(FileChange(path, "deleted", a.size, None, 0, a.mode, None))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelvc.errors import ConfigError, MvcError, UsageError
 from modelvc.expiry import parse_expiry
@@ -36,6 +37,7 @@ def configured_expiry(repo: Repo, now: float) -> tuple[float, float]:
 
 @dataclass
 class ExpireResult:
+    """Reflog entries pruned per reflog and kept overall, so `reflog expire` can say what it did."""
     pruned: dict[str, int] = field(default_factory=dict)  # reflog name -> entries removed
     kept: int = 0
 
@@ -43,7 +45,7 @@ class ExpireResult:
     def total_pruned(self) -> int:
         return sum(self.pruned.values())
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"expired_count": self.total_pruned, "kept_count": self.kept,
                 "expired_count_by_ref": self.pruned}
 

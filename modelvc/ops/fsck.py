@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from modelvc.errors import CorruptRefError, IntegrityError, MissingChunkError
 from modelvc.ids import is_full_id
@@ -14,15 +15,20 @@ from modelvc.store.backend import NotFoundInBackend
 from modelvc.store.packs import NO_BASE, RECORD_MAGIC, Location, header_mismatch, read_idx, read_idx_rows, scan_pack
 from modelvc.store.parallel import ordered_map
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 @dataclass(frozen=True)
 class Problem:
+    """One thing fsck found wrong, with what it breaks, so a user knows which versions to restore."""
+
     kind: str  # missing | corrupt | dangling | unsafe
     object: str  # an object or chunk id, a ref name ("HEAD", "refs/heads/x") or "config"
     detail: str
     breaks: tuple[tuple[str, str], ...] = ()  # (commit id or "index", path)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """`id` for an object or chunk, else `name` for the file or ref ("index", "HEAD", a reflog,
         a pack index); in "breaks", a null commit is the index."""
         found = is_full_id(self.object)
@@ -34,6 +40,8 @@ class Problem:
 
 @dataclass
 class FsckResult:
+    """What fsck verified and what it found; any problem makes `mvc fsck` exit 7."""
+
     commits: int = 0
     objects: int = 0
     chunks: int = 0
@@ -45,7 +53,7 @@ class FsckResult:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "commit_count": self.commits, "object_count": self.objects,
                 "chunk_count": self.chunks, "chunk_bytes": self.chunk_bytes, "notes": self.notes,
                 "problems": [p.to_dict() for p in self.problems]}
@@ -62,9 +70,10 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     unreadable = _unreadable_pack_indexes(repo)  # then no chunk can be looked up
     reach = walk(repo, lambda kind, oid, detail: broken_objects.append((kind, oid, detail)),
                  chunk_lengths=not unreadable)
-    lineage = _Lineage(repo, reach) if broken_objects else None
-    for kind, object_id, detail in broken_objects:
-        result.problems.append(Problem(kind, object_id, detail, lineage.breaks(object_id)))
+    if broken_objects:
+        lineage = _Lineage(repo, reach)
+        for kind, object_id, detail in broken_objects:
+            result.problems.append(Problem(kind, object_id, detail, lineage.breaks(object_id)))
     result.problems += _wrong_sizes(reach)
     result.problems += _unsafe_paths(repo, reach)
     result.commits = len(reach.commits)
@@ -163,7 +172,7 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
     progress.finish()
 
 
-def _unsafe_paths(repo: Repo, reach) -> list[Problem]:
+def _unsafe_paths(repo: Repo, reach: Reachable) -> list[Problem]:
     """Tree entries that checkout would refuse: paths that could leave the working tree, and
     links whose target no system could create."""
     from modelvc.errors import UnsafePathError
@@ -214,7 +223,8 @@ def _check_packs(repo: Repo) -> list[Problem]:
     return problems
 
 
-def _pack_against_index(name: str, records: list, rows) -> list[Problem]:
+def _pack_against_index(name: str, records: list[tuple[bytes, int, int, int, int, bytes]],
+                        rows: np.ndarray) -> list[Problem]:
     by_offset = {int(row["offset"]): row for row in rows}
     problems = []
     for chunk_id, offset, payload_len, raw_len, codec, base in records:
@@ -285,7 +295,7 @@ def _head_problems(repo: Repo) -> list[Problem]:
         head = repo.refs.head()
     except CorruptRefError:  # HEAD or the branch it names is corrupt: reported by the walk
         return []
-    branches = repo.refs.branches(_reported_by_the_walk)
+    branches = repo.refs.branches(lambda refname, message: None)  # corrupt ones: reported by the walk
     if head.branch is None or head.commit is not None or not branches:
         return []
     return [Problem("dangling", "HEAD", f"HEAD names branch '{head.branch}', which does not exist "

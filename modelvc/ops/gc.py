@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,8 @@ REWRITE_BELOW = 0.5  # rewrite a pack when less than this fraction of its bytes 
 
 @dataclass
 class GcResult:
+    """What gc removed and rewrote, and the store's size before and after, for its summary and --json."""
+
     reflog_entries_expired: int = 0
     objects_removed: int = 0
     packs_removed: int = 0
@@ -45,7 +48,7 @@ class GcResult:
     def bytes_freed(self) -> int:
         return self.bytes_before - self.bytes_after
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Sizes of the store (.mvc/objects and .mvc/packs) before and after."""
         return {"expired_reflog_entry_count": self.reflog_entries_expired,
                 "deleted_object_count": self.objects_removed, "deleted_chunk_count": self.chunks_removed,
@@ -64,6 +67,9 @@ def store_size(repo: Repo) -> int:
 
 def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS,
        expire_reflogs: bool = True) -> GcResult:
+    """Remove what nothing reaches (after `grace_seconds`, so a concurrent add's new chunks
+    survive) and rewrite packs mostly dead, under the writer lock; expired reflog entries first,
+    since they may be all that still reaches old versions."""
     from modelvc.ops.expire import expire_reflogs as expire
 
     result = GcResult()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelvc import gitinfo
 from modelvc.worktree import MVC_DIR
@@ -25,7 +26,7 @@ class GitignoreUpdate:
     path: Path
     added: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"file": str(self.path), "added": self.added}
 
 

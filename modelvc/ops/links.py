@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelvc.errors import UnsafePathError
 from modelvc.ids import hash_bytes_raw, short
@@ -16,10 +17,13 @@ from modelvc.objects import Manifest
 from modelvc.repo import Repo
 from modelvc.safepath import check_link_target
 
+if TYPE_CHECKING:
+    from modelvc.store.chunkstore import ChunkWriter
+
 LINK_TARGET_MAX = 4096  # PATH_MAX on Linux: no real link has a longer target
 
 
-def link_manifest(target: bytes, writer=None) -> Manifest:
+def link_manifest(target: bytes, writer: ChunkWriter | None = None) -> Manifest:
     """The manifest of a link to `target`; with a chunk writer its chunk is stored too."""
     chunk_id = hash_bytes_raw(target)
     if writer is not None and writer.needs(chunk_id):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelvc.errors import IntegrityError, UnknownRevisionError
 from modelvc.objects import Commit
@@ -16,15 +17,17 @@ from modelvc.worktree import to_repo_path
 
 @dataclass(frozen=True)
 class LogEntry:
+    """One commit of the log, with the branch and tag names that point at it."""
     id: str
     commit: Commit
     names: list[str] = field(default_factory=list)  # branches and tags pointing here, "HEAD -> main"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return commit_dict(self.id, self.commit, self.names)
 
 
 def decorations(repo: Repo) -> dict[str, list[str]]:
+    """Commit id -> names pointing at it ("HEAD -> main", "tag: v1"), as git log decorates."""
     names: dict[str, list[str]] = {}
     head = repo.refs.head()
     for branch, commit_id in repo.refs.branches().items():
@@ -43,6 +46,7 @@ def decorations(repo: Repo) -> dict[str, list[str]]:
 
 
 def touches(repo: Repo, commit: Commit, paths: list[str]) -> bool:
+    """Whether the commit changed any of `paths` against its first parent (log's path filter)."""
     mine = repo.tree(commit.tree).as_map()
     parent = repo.tree_of(commit.parents[0]).as_map() if commit.parents else {}
     for path in set(mine) | set(parent):
@@ -80,6 +84,8 @@ def log_range(repo: Repo, revs: list[str], all_refs: bool = False) -> tuple[list
 
 def log(repo: Repo, rev: str | list[str] | None = None, limit: int | None = None,
         paths: list[str] | None = None, cwd: Path | None = None, all_refs: bool = False) -> list[LogEntry]:
+    """Commits reachable from `rev` (or HEAD), newest first, as git log orders them; `paths`
+    keeps those that changed one of them, `limit` stops early."""
     revs = [rev] if isinstance(rev, str) else list(rev or [])
     starts, excluded = log_range(repo, revs, all_refs)
     repo_paths = [to_repo_path(repo.root, p, cwd) for p in paths] if paths else None

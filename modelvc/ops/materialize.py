@@ -13,7 +13,7 @@ import os
 import stat as statmod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelvc.errors import LocalChangesError, MvcError
 from modelvc.fsutil import current_boot_id, durable_step, naming
@@ -31,11 +31,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class MoveResult:
+    """What a checkout, rollback or restore did to the working tree, for its summary and --json."""
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     kept_local: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"written": self.written, "deleted": self.removed, "kept_local": self.kept_local}
 
 
@@ -92,6 +93,7 @@ def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | N
 
 
 def refuse_conflicts(conflicts: list[str], action: str) -> None:
+    """Stop before anything is written when the move would overwrite local changes (git's rule)."""
     if conflicts:
         raise LocalChangesError(
             f"{action} would overwrite local changes in: " + ", ".join(conflicts), conflicts,
@@ -233,8 +235,9 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
                 previous = index.entries.get(entry.path)
                 dereference = previous is not None and previous.dereference
                 unsynced = False
-                if now is not None and same_content(now, entry):
-                    st = stat_path(repo.root, entry.path, follow=dereference)
+                unchanged = now is not None and same_content(now, entry)
+                st = stat_path(repo.root, entry.path, follow=dereference) if unchanged else None
+                if st is not None:
                     progress.advance(entry.size)
                 else:
                     st, unsynced = write_entry(repo, entry, dirs, progress, now)

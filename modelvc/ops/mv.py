@@ -16,6 +16,7 @@ from modelvc.worktree import to_repo_path
 
 @dataclass
 class MoveResult:
+    """The (old, new) index paths `mv` renamed, for its summary and --json."""
     moved: list[tuple[str, str]] = field(default_factory=list)  # (old, new) index paths
 
 

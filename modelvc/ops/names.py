@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelvc.errors import AlreadyExistsError, RefError, UnknownRevisionError
 from modelvc.objects import Tag
@@ -12,24 +13,27 @@ from modelvc.repo import Repo
 
 @dataclass(frozen=True)
 class NameInfo:
+    """A branch or tag with the commit it names, for `branch` and `tag` listings and --json."""
     name: str
     commit: str
     subject: str
     current: bool = False
     message: str | None = None  # annotated tags
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "commit": self.commit, "subject": self.subject, "current": self.current,
                 "message": self.message}
 
 
 def list_branches(repo: Repo) -> list[NameInfo]:
+    """Every branch, marking the one HEAD is on."""
     head = repo.refs.head()
     return [NameInfo(name, commit_id, repo.commit(commit_id).subject, name == head.branch)
             for name, commit_id in repo.refs.branches().items()]
 
 
 def create_branch(repo: Repo, name: str, start: str | None = None) -> NameInfo:
+    """A new branch at `start` (HEAD by default); an existing name is refused, never moved."""
     check_ref_name(name, "branch")
     with repo.transaction():
         if repo.refs.read(f"refs/heads/{name}") is not None:
@@ -79,6 +83,7 @@ def rename_branch(repo: Repo, old: str | None, new: str) -> NameInfo:
 
 
 def list_tags(repo: Repo) -> list[NameInfo]:
+    """Every tag, peeled to its commit, with an annotated tag's message."""
     infos = []
     for name, object_id in repo.refs.tags().items():
         obj = repo.objects.get(object_id)
@@ -90,6 +95,7 @@ def list_tags(repo: Repo) -> list[NameInfo]:
 
 def create_tag(repo: Repo, name: str, rev: str | None = None, message: str | None = None,
                force: bool = False) -> NameInfo:
+    """A tag at `rev` (HEAD by default), annotated when given a message; moving one takes `force`."""
     check_ref_name(name, "tag")
     with repo.transaction():
         existing = repo.refs.read(f"refs/tags/{name}")
@@ -105,6 +111,7 @@ def create_tag(repo: Repo, name: str, rev: str | None = None, message: str | Non
 
 
 def delete_tag(repo: Repo, name: str) -> NameInfo:
+    """Remove a tag; the commits it named stay until gc finds them unreachable."""
     with repo.transaction():
         object_id = repo.refs.read(f"refs/tags/{name}")
         if object_id is None:

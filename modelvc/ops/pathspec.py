@@ -9,18 +9,20 @@ from pathlib import Path
 
 from modelvc.errors import IgnoredPathError, PathNotFoundError, UsageError
 from modelvc.ignore import IGNORE_FILE, IgnoreRules
-from modelvc.worktree import (is_utf8_name, link_on_the_way, printable_name, stat_path, to_repo_path,
-                              walk_files)
+from modelvc.worktree import is_utf8_name, link_on_the_way, printable_name, stat_path, to_repo_path, walk_files
 
 GLOB_CHARS = set("*?[")
 
 
 def under(path: str, prefix: str) -> bool:
+    """Whether `path` is `prefix` or inside it ("" is the root): a path component match, never a
+    string prefix, so "models" does not match "models2/a"."""
     return prefix == "" or path == prefix or path.startswith(prefix + "/")
 
 
 @dataclass
 class Expansion:
+    """Paths a spec matched, and which were named one by one (add refuses ignored files only then)."""
     paths: list[str] = field(default_factory=list)
     named: set[str] = field(default_factory=set)  # files named one by one, not found by a walk or glob
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from modelvc import objects as objmod
-from modelvc.errors import (CorruptObjectError, CorruptRefError, IntegrityError, MissingChunkError,
-                            MissingObjectError)
+from modelvc.errors import CorruptObjectError, CorruptRefError, IntegrityError, MissingChunkError, MissingObjectError
 from modelvc.ids import ZERO_ID, short
 from modelvc.repo import Repo
 
+_Stored = TypeVar("_Stored", objmod.Manifest, objmod.Tree, objmod.Commit, objmod.Tag)
 
 @dataclass
 class Reachable:
+    """What refs, reflogs and the index reach, and who uses each object: gc keeps it, fsck
+    verifies it and names what a damaged object breaks."""
     commits: set[str] = field(default_factory=set)
     trees: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
@@ -76,16 +79,18 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
     """
     reach = Reachable()
 
-    def load(object_id: str, expected: type, referrer: str):
+    def load_any(object_id: str, referrer: str) -> objmod.StoredObject | None:
         try:
             if verify:
-                obj = objmod.decode(repo.objects.read_verified(object_id), object_id)
-            else:
-                obj = repo.objects.get(object_id)
+                return objmod.decode(repo.objects.read_verified(object_id), object_id)
+            return repo.objects.get(object_id)
         except IntegrityError as exc:
             report(problem_kind(exc), object_id, f"{exc.message} (needed by {referrer})")
             return None
-        if expected is not None and not isinstance(obj, expected):
+
+    def load(object_id: str, expected: type[_Stored], referrer: str) -> _Stored | None:
+        obj = load_any(object_id, referrer)
+        if obj is not None and not isinstance(obj, expected):
             report("corrupt", object_id, f"expected a {expected.__name__.lower()} (needed by {referrer})")
             return None
         return obj
@@ -120,7 +125,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
         object_id, origin = pending.pop()
         if object_id in reach.commits or object_id in reach.tags:
             continue
-        obj = load(object_id, None, origin)
+        obj = load_any(object_id, origin)
         if isinstance(obj, objmod.Tag):
             reach.tags.add(object_id)
             pending.append((obj.object, f"tag {obj.name}"))
@@ -136,8 +141,8 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             pending.extend((parent, f"commit {label}") for parent in obj.parents)
         elif obj is not None:
             report("corrupt", object_id, f"{origin} points to a {type(obj).__name__.lower()}, not a commit")
-    for entry in repo.index.entries.values():
-        add_file(entry.file, "index", entry.path, entry.size)
+    for indexed in repo.index.entries.values():
+        add_file(indexed.file, "index", indexed.path, indexed.size)
     return reach
 
 
@@ -151,6 +156,7 @@ def users_of_file(reach: Reachable, file_id: str) -> list[tuple[str, str]]:
 
 
 def users_of_chunk(reach: Reachable, chunk_id: bytes) -> list[tuple[str, str]]:
+    """The (commit or "index", path) pairs whose files hold the chunk: what its damage breaks."""
     users: set[tuple[str, str]] = set()
     for file_id in reach.chunk_files.get(chunk_id, ()):
         users.update(users_of_file(reach, file_id))

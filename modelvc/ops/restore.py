@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelvc.index import IndexEntry
 from modelvc.ops.materialize import move_tree
@@ -18,11 +19,12 @@ from modelvc.repo import Repo
 
 @dataclass
 class RestoreResult:
+    """Paths `restore` unstaged, rewrote and deleted, for its summary and --json."""
     unstaged: list[str] = field(default_factory=list)  # index entries set back to HEAD's
     written: list[str] = field(default_factory=list)  # working files rewritten from the index
     removed: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"unstaged": self.unstaged, "written": self.written, "deleted": self.removed}
 
 

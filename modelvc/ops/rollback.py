@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelvc.errors import NothingToCommitError, UnknownRevisionError
 from modelvc.gitinfo import code_version
@@ -15,13 +16,14 @@ from modelvc.repo import Repo
 
 @dataclass
 class RollbackResult:
+    """Where a rollback took HEAD (a new commit, or the target itself with --hard)."""
     target: str
     new_commit: str | None  # None for --hard
     previous: str
     branch: str | None
     move: MoveResult
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """"commit" is where HEAD is now: the new commit, or REV itself with --hard."""
         return {"commit": self.new_commit or self.target, "target_commit": self.target,
                 "previous_commit": self.previous, "branch": self.branch, "hard": self.new_commit is None,
@@ -30,6 +32,8 @@ class RollbackResult:
 
 def rollback(repo: Repo, rev: str | None = None, hard: bool = False, force: bool = False,
              progress: Progress = NO_PROGRESS) -> RollbackResult:
+    """Bring back `rev`'s files (HEAD^ by default) as a new commit, so history keeps what was
+    rolled back; `hard` moves the branch instead (the reflog keeps the old position)."""
     with repo.transaction():
         repo.fresh_index()
         head = repo.refs.head()

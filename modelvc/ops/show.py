@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from modelvc.objects import Commit, Tree
+from modelvc.objects import Commit, Tree, TreeEntry
 from modelvc.ops.log import decorations
 from modelvc.repo import Repo
 from modelvc.vocabulary import commit_dict, mode_text, path_change
@@ -14,31 +14,34 @@ from modelvc.vocabulary import commit_dict, mode_text, path_change
 
 @dataclass(frozen=True)
 class FileRow:
+    """One file of a commit against its first parent, with its chunk count."""
     path: str
     status: str  # added | modified | deleted | unchanged
     size: int
     old_size: int | None
     chunks: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return path_change(self.status, self.path) | {"size": self.size, "old_size": self.old_size,
                                                       "chunk_count": self.chunks}
 
 
 @dataclass
 class ShowResult:
+    """A commit with its files, for `mvc show` and its --json."""
     id: str
     commit: Commit
     names: list[str]
     files: list[FileRow] = field(default_factory=list)
     total_size: int = 0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return commit_dict(self.id, self.commit, self.names) | {
             "files": [f.to_dict() for f in self.files], "total_size": self.total_size}
 
 
 def show_commit(repo: Repo, rev: str) -> ShowResult:
+    """The commit `rev` names and each file it holds or removed, against its first parent."""
     commit_id = repo.resolve(rev)
     commit = repo.commit(commit_id)
     tree = repo.tree(commit.tree)
@@ -48,6 +51,7 @@ def show_commit(repo: Repo, rev: str) -> ShowResult:
     for path in sorted(set(mine) | set(theirs)):
         new, old = mine.get(path), theirs.get(path)
         if new is None:
+            assert old is not None  # the path is in one of the two trees
             result.files.append(FileRow(path, "deleted", 0, old.size, 0))
             continue
         status = "added" if old is None else "unchanged" if old == new else "modified"
@@ -59,6 +63,7 @@ def show_commit(repo: Repo, rev: str) -> ShowResult:
 
 @dataclass
 class ShowFileResult:
+    """One file of a commit or of the working tree, with its model summary for model files."""
     commit: str | None  # None: a working-tree file
     path: str
     size: int
@@ -66,12 +71,12 @@ class ShowFileResult:
     chunks: int | None  # None: a working-tree file (not chunked)
     model: Any = None  # a modeldiff.ModelSummary for model files
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"commit": self.commit, "path": self.path, "size": self.size, "mode": mode_text(self.mode),
                 "chunk_count": self.chunks, "model": self.model.to_dict() if self.model else None}
 
 
-def stored_entry(repo: Repo, rev: str, path: str):
+def stored_entry(repo: Repo, rev: str, path: str) -> tuple[str, TreeEntry]:
     """(commit id, tree entry) of PATH (from the repository root) in REV; exit 4 when absent."""
     from modelvc.errors import PathNotFoundError
 

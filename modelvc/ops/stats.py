@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelvc.ops.reach import walk
 from modelvc.repo import Repo
@@ -13,6 +14,8 @@ from modelvc.store.backend import total_size
 
 @dataclass
 class StatsResult:
+    """How much the history holds against what the store keeps: the dedup and compression won."""
+
     commits: int = 0
     file_versions: int = 0
     tracked_bytes: int = 0  # sum over every commit of its files' sizes
@@ -41,7 +44,7 @@ class StatsResult:
     def ratio(self) -> float:
         return self.stored_bytes / self.tracked_bytes if self.tracked_bytes else 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"commit_count": self.commits, "file_version_count": self.file_versions,
                 "tracked_bytes": self.tracked_bytes, "unique_file_bytes": self.unique_file_bytes,
                 "unique_chunk_count": self.unique_chunks, "unique_chunk_bytes": self.unique_chunk_bytes,
@@ -55,6 +58,7 @@ class StatsResult:
 
 
 def stats(repo: Repo) -> StatsResult:
+    """Sizes over every commit reachable from refs and reflogs, and what each keeps alive."""
     from modelvc.ops.gc import store_size
 
     reach = walk(repo, lambda *args: None, verify=False)
@@ -80,7 +84,8 @@ def stats(repo: Repo) -> StatsResult:
         plane_ratio = (int(planes["payload_len"].sum()) / int(planes["raw_len"].sum())) if len(planes) else 1.0
         result.delta_saved_bytes = max(0, round(result.delta_raw_bytes * plane_ratio) - result.delta_stored_bytes)
     from_refs = walk(repo, lambda *args: None, verify=False, reflogs=False)
-    payload = dict(zip((i.tobytes() for i in table["id"]), (int(n) for n in table["payload_len"]))) if len(table) else {}
+    payload = dict(zip((i.tobytes() for i in table["id"]), (int(n) for n in table["payload_len"]),
+                       strict=True)) if len(table) else {}
     only_chunks = set(reach.chunks) - set(from_refs.chunks)
     result.refs = _share(len(from_refs.commits), from_refs.chunks, set(from_refs.chunks), payload)
     result.reflogs_only = _share(len(reach.commits - from_refs.commits), reach.chunks, only_chunks, payload)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from modelvc.ops.workstate import same_content, working_file
+from modelvc.ops.workstate import WorkingFile, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.vocabulary import path_change
 from modelvc.worktree import directories_unchanged, is_utf8_name, printable_name, walk_files
 
+if TYPE_CHECKING:
+    from modelvc.index import IndexEntry
+    from modelvc.objects import TreeEntry
+
 
 @dataclass
 class StatusResult:
+    """What is staged, unstaged and untracked, as git status splits it."""
     branch: str | None
     head: str | None
     staged: list[tuple[str, str]] = field(default_factory=list)  # (added|modified|deleted|renamed, path)
@@ -25,7 +31,7 @@ class StatusResult:
     def clean(self) -> bool:
         return not (self.staged or self.unstaged or self.untracked)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"branch": self.branch, "commit": self.head,
                 "staged": [path_change(kind, path, self.renamed_from.get(path)) for kind, path in self.staged],
                 "unstaged": [path_change(kind, path) for kind, path in self.unstaged],
@@ -33,6 +39,8 @@ class StatusResult:
 
 
 def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True) -> StatusResult:
+    """Compare HEAD, the index and the working tree; files whose stat is unchanged since they
+    were indexed are not read again."""
     head = repo.refs.head()
     result = StatusResult(head.branch, head.commit)
     head_entries = repo.tree_of(head.commit).as_map()
@@ -66,7 +74,8 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
     return result
 
 
-def _pair_staged_renames(result: StatusResult, head_entries: dict, index: dict) -> None:
+def _pair_staged_renames(result: StatusResult, head_entries: dict[str, TreeEntry],
+                         index: dict[str, IndexEntry]) -> None:
     """Turn a staged deletion and a staged addition of the same content into one rename."""
     from modelvc.ops.renames import pair_renames
 
@@ -89,7 +98,7 @@ def left_to_mvc(repo: Repo, untracked: list[str]) -> list[str]:
     return split.store
 
 
-def refresh_stat_cache(repo: Repo, files: list) -> None:
+def refresh_stat_cache(repo: Repo, files: list[WorkingFile]) -> None:
     """Record the current stat of files found unchanged by re-hashing, as git's status does,
     so the next status need not read them again. Skipped when another writer holds the lock,
     and when the repository cannot be written (another user's, a full disk): this is only a
@@ -104,9 +113,10 @@ def refresh_stat_cache(repo: Repo, files: list) -> None:
             for hashed in files:
                 entry = index.entries.get(hashed.path)
                 st = stat_path(repo.root, hashed.path, follow=entry is not None and entry.dereference)
-                unchanged_since_hashing = st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
-                    hashed.stat.st_size, hashed.stat.st_mtime_ns, hashed.stat.st_ino)
-                if entry is not None and entry.file == hashed.file and unchanged_since_hashing:
+                if st is None or hashed.stat is None or entry is None or entry.file != hashed.file:
+                    continue
+                if (st.st_size, st.st_mtime_ns, st.st_ino) == (
+                        hashed.stat.st_size, hashed.stat.st_mtime_ns, hashed.stat.st_ino):
                     index.entries[hashed.path] = stat_entry(hashed.path, entry.file, entry.size, entry.mode,
                                                             st, entry, dereference=entry.dereference)
             index.save()

@@ -31,6 +31,7 @@ class WorkingFile:
 
 
 def file_id_of(manifest: Manifest) -> str:
+    """The id a manifest is stored under, known before it is written (to compare with the index)."""
     return hash_bytes(encode(manifest))
 
 
@@ -50,6 +51,7 @@ def hash_working_file(repo: Repo, path: str, st: os.stat_result, progress: Progr
 
 def working_file(repo: Repo, path: str, entry: IndexEntry | None,
                  progress: Progress = NO_PROGRESS) -> WorkingFile:
+    """A tracked path as it is now, hashed only when its stat differs from the index entry's."""
     follow = entry is not None and entry.dereference
     st = stat_path(repo.root, path, follow=follow)
     if st is None:
@@ -62,6 +64,7 @@ def working_file(repo: Repo, path: str, entry: IndexEntry | None,
 
 def same_content(a: TreeEntry | IndexEntry | WorkingFile | None,
                  b: TreeEntry | IndexEntry | WorkingFile | None) -> bool:
+    """Same bytes and mode, whatever the sides are (None and a gone file are both "absent")."""
     if a is None or getattr(a, "file", None) is None:
         return b is None or getattr(b, "file", None) is None
     if b is None or getattr(b, "file", None) is None:
@@ -70,6 +73,7 @@ def same_content(a: TreeEntry | IndexEntry | WorkingFile | None,
 
 
 def tree_from_index(repo: Repo) -> Tree:
+    """The tree a commit of the index would record, entries in path order."""
     return Tree(tuple(TreeEntry(e.path, e.file, e.size, e.mode)
                       for e in sorted(repo.index.entries.values(), key=lambda e: e.path)))
 

@@ -91,7 +91,7 @@ class ChunkIndex:
         for number, (data, count) in enumerate(self._rows):
             ids = (data[start:start + _ID_LENGTH]
                    for start in range(IDX_HEADER_SIZE, IDX_HEADER_SIZE + count * IDX_ROW.size, IDX_ROW.size))
-            where.update(zip(ids, range(number << _PACK_SHIFT, (number << _PACK_SHIFT) + count)))
+            where.update(zip(ids, range(number << _PACK_SHIFT, (number << _PACK_SHIFT) + count), strict=True))
         return where.get
 
     def _sorted_lookup(self) -> Lookup:

@@ -41,8 +41,7 @@ from typing import ClassVar
 import zstandard
 
 from modelvc.store import delta
-from modelvc.store.planes import (FLOAT_ITEMSIZES, corrupt, decode_planes, decompress_exact, encode_planes,
-                                  worth_keeping)
+from modelvc.store.planes import FLOAT_ITEMSIZES, corrupt, decode_planes, decompress_exact, encode_planes, worth_keeping
 
 Buffer = bytes | memoryview
 

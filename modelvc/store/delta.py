@@ -66,7 +66,7 @@ def encode_delta(raw: bytes | memoryview, base: bytes | memoryview, itemsize: in
     np.left_shift(difference, 1, out=difference)
     np.bitwise_xor(difference, sign.view(_UNSIGNED[itemsize]), out=difference)
     buffer[whole:] = np.frombuffer(raw, dtype=np.uint8)[whole:]
-    return encode_planes(memoryview(buffer), itemsize)
+    return encode_planes(buffer.data, itemsize)
 
 
 def decode_delta(payload: bytes | memoryview, raw_length: int, base: bytes | memoryview) -> memoryview:
@@ -134,7 +134,7 @@ def plan_bases(spans, layout, previous_layout, previous_chunks: list[tuple[str, 
         relative = span.offset - tensor.offset
         if relative >= old.length:
             continue
-        chunk_id = starts.get(old.offset + relative)
-        if chunk_id is not None:
-            bases[number] = DeltaBase(bytes.fromhex(chunk_id), tensor.name)
+        base_id = starts.get(old.offset + relative)
+        if base_id is not None:
+            bases[number] = DeltaBase(bytes.fromhex(base_id), tensor.name)
     return bases

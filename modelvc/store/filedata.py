@@ -11,11 +11,11 @@ import bisect
 import fcntl
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from modelvc.formats import Layout
 from modelvc.ids import hash_bytes_raw
@@ -48,7 +48,7 @@ def batches(items: Sequence[T], lengths: Sequence[int], limit: int = BATCH_BYTES
     groups: list[list[T]] = []
     group: list[T] = []
     size = 0
-    for item, length in zip(items, lengths):
+    for item, length in zip(items, lengths, strict=True):
         group.append(item)
         size += length
         if size >= limit:
@@ -101,7 +101,7 @@ def encode_span(store: ChunkStore, piece: memoryview, itemsize: int | None, base
 
     delta = None
     stored_base = store.index.locate(base) if base is not None and itemsize is not None else None
-    if stored_base is not None and store.chain_depth(base) < max_depth:
+    if base is not None and itemsize is not None and stored_base is not None and store.chain_depth(base) < max_depth:
         try:
             delta = encode_delta(piece, store.read(base), itemsize)
         except IntegrityError:  # never build on a damaged base; fsck will report it
@@ -140,7 +140,7 @@ def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: Chun
             # Only float spans get a base, and those the layout fixes: CDC regions need not be read.
             spans = [span for span in plan_regions(layout, before.st_size, params) if isinstance(span, ChunkSpan)]
             bases = plan_bases(spans, layout, previous.layout, list(previous.chunks))
-            base_of = {span.offset: base for span, base in zip(spans, bases) if base is not None}
+            base_of = {span.offset: base for span, base in zip(spans, bases, strict=True) if base is not None}
 
         def work(batch: _Batch) -> list[_Chunk]:
             data = batch.data if batch.data is not None else read_exact(fd, batch.start, batch.end - batch.start, shown)
@@ -257,7 +257,7 @@ class LocalCopy:
 
     def offsets_by_id(self) -> dict[bytes, int]:
         return {bytes.fromhex(chunk_id): offset
-                for (chunk_id, _), offset in zip(self.manifest.chunks, self.manifest.chunk_offsets())}
+                for (chunk_id, _), offset in zip(self.manifest.chunks, self.manifest.chunk_offsets(), strict=True)}
 
 
 def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
@@ -283,9 +283,8 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
                 chunk_id_hex, length = manifest.chunks[index]
                 chunk_id = bytes.fromhex(chunk_id_hex)
                 offset = local_offsets.get(chunk_id)
-                data = None if offset is None else _read_verified(local_fd, offset, length, chunk_id)
-                if data is None:
-                    data = store.read(chunk_id)
+                local_data = None if offset is None else _read_verified(local_fd, offset, length, chunk_id)
+                data = store.read(chunk_id) if local_data is None else local_data
                 _pwrite_all(fd, data, base + offsets[index])
                 written += length
             return written
@@ -339,7 +338,7 @@ def _positional_fd(handle: BinaryIO) -> int | None:
         return None
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)
@@ -348,7 +347,7 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
 
 
 def _write_stream(manifest: Manifest, handle: BinaryIO, store: ChunkStore, progress: Progress | None) -> None:
-    def fetch(chunk: tuple[str, int]) -> bytes:
+    def fetch(chunk: tuple[str, int]) -> bytes | memoryview:
         return store.read(bytes.fromhex(chunk[0]))
 
     for data in ordered_map(fetch, manifest.chunks, window=16, pool=store.pool):
@@ -366,9 +365,9 @@ class StoredFileSource:
         self.size = manifest.size
         self._offsets = manifest.chunk_offsets()
         self.bytes_read = 0
-        self._cache: tuple[int, bytes] | None = None
+        self._cache: tuple[int, bytes | memoryview] | None = None
 
-    def _chunk(self, index: int) -> bytes:
+    def _chunk(self, index: int) -> bytes | memoryview:
         if self._cache is not None and self._cache[0] == index:
             return self._cache[1]
         data = self.store.read(bytes.fromhex(self.manifest.chunks[index][0]))

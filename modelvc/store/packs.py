@@ -78,7 +78,7 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     global _sync_file_range
     if _sync_file_range is False:
         _sync_file_range = _load_sync_file_range()
-    if _sync_file_range is not None and length > 0:
+    if callable(_sync_file_range) and length > 0:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 

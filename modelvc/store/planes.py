@@ -109,13 +109,13 @@ def encode_planes(raw: bytes | memoryview, itemsize: int) -> bytes | None:
     planes = split_planes(raw, count, itemsize)
     cctx = _plane_compressor()
 
-    header = [_PLANES_HEAD.pack(itemsize, tail_length)]
+    header: list[bytes | memoryview] = [_PLANES_HEAD.pack(itemsize, tail_length)]
     bodies: list[bytes | memoryview] = []
     any_compressed = False
     for plane in planes:
-        stored: bytes | memoryview = memoryview(plane)
+        stored: bytes | memoryview = plane.data
         method = PLANE_RAW
-        compressed = cctx.compress(plane)
+        compressed = cctx.compress(plane.data)
         if worth_keeping(len(compressed), count):
             stored, method = compressed, PLANE_ZSTD
             any_compressed = True
@@ -208,6 +208,7 @@ def decode_planes(payload: bytes | memoryview, raw_length: int) -> memoryview:
     planes = []
     for k, (method, length) in enumerate(descriptors):
         stored = view[position : position + length]
+        plane: bytes | memoryview
         position += length
         if method == PLANE_RAW:
             if length != count:

@@ -154,7 +154,7 @@ def measure_floors(path: Path, workdir: Path) -> Floors:
         hashing = on_both_cores(lambda item: hash_bytes_raw(item[1]), pieces)
         encoding = on_both_cores(lambda item: len(encode_chunk(item[1], 2)[1]), pieces)
         encoded = [(codec, payload, len(piece)) for (codec, payload), (_, piece)
-                   in zip(pool.map(lambda item: encode_chunk(item[1], 2), pieces), pieces)]
+                   in zip(pool.map(lambda item: encode_chunk(item[1], 2), pieces), pieces, strict=True)]
         decoding = on_both_cores(lambda item: len(decode_chunk(*item)), encoded)
         durable, stored_bytes = write_durably(workdir / "floor-pack.bin", [payload for _, payload, _ in encoded])
         del encoded

@@ -117,12 +117,12 @@ def measure(name: str, data: bytes, encode: Callable, decode: Callable) -> None:
         encoded[:] = [encode(chunk) for chunk in chunks]
 
     def run_decode() -> None:
-        for chunk, stored in zip(chunks, encoded):
+        for chunk, stored in zip(chunks, encoded, strict=True):
             decode(stored, len(chunk))
 
     encode_s = best_seconds(run_encode)
     decode_s = best_seconds(run_decode)
-    restored = b"".join(decode(stored, len(chunk)) for chunk, stored in zip(chunks, encoded))
+    restored = b"".join(decode(stored, len(chunk)) for chunk, stored in zip(chunks, encoded, strict=True))
     assert restored == data, name
     stored_bytes = sum(stored_size(stored) for stored in encoded)
     mb = len(data) / 1e6

@@ -37,8 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchutil import (CheckoutTiming, init_repo, mb, place, print_table, run_mvc,  # noqa: E402
-                       stored_bytes, time_checkouts, verdict)
+from benchutil import CheckoutTiming, init_repo, mb, place, print_table, run_mvc, stored_bytes, time_checkouts, verdict  # noqa: E402
 
 from modelvc.samples import DTYPES, ModelShape, init_weights, nudge, write_safetensors  # noqa: E402
 
@@ -211,7 +210,8 @@ def report(args: argparse.Namespace, versions: list[Path], runs: list[DepthRun])
     for run in runs[1:]:
         stats = run.stats
         amplification = max(factor for _, factor in run.chains)
-        print(f"depth {run.depth}: {stats['delta_chunk_count']} delta blocks, {mb(stats['delta_raw_bytes'])} raw stored as "
+        print(f"depth {run.depth}: {stats['delta_chunk_count']} delta blocks, "
+              f"{mb(stats['delta_raw_bytes'])} raw stored as "
               f"{mb(stats['delta_stored_bytes'])}; restoring a version decodes up to {amplification:.1f}x its size")
 
 

@@ -36,9 +36,19 @@ import zstandard
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchutil import (CheckoutTiming, Run, gb, init_repo, mb, place, print_table, run_mvc,  # noqa: E402
-                       stored_bytes, time_checkouts, verdict)
-
+from benchutil import (  # noqa: E402
+    CheckoutTiming,
+    Run,
+    gb,
+    init_repo,
+    mb,
+    place,
+    print_table,
+    run_mvc,
+    stored_bytes,
+    time_checkouts,
+    verdict,
+)
 from othertools import ToolRun, run_tools  # noqa: E402
 
 from modelvc.samples import DTYPES, ModelShape, checkpoint_series, write_safetensors  # noqa: E402

@@ -181,7 +181,7 @@ def print_table(headers: list[str], rows: list[list[str]], right: set[int] | Non
 
     def line(cells: list[str]) -> str:
         return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
     print(line(headers))
     print("  ".join("-" * w for w in widths))

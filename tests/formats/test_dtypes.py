@@ -12,7 +12,8 @@ from modelvc.formats.dtypes import (
 
 def test_itemsizes():
     assert [itemsize(d) for d in ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")] == [8, 4, 2, 2, 1, 1]
-    assert [itemsize(d) for d in ("I64", "I32", "I16", "I8", "U8", "BOOL", "U16", "U32", "U64")] == [8, 4, 2, 1, 1, 1, 2, 4, 8]
+    integers = ("I64", "I32", "I16", "I8", "U8", "BOOL", "U16", "U32", "U64")
+    assert [itemsize(d) for d in integers] == [8, 4, 2, 1, 1, 1, 2, 4, 8]
     assert itemsize("Q4_K") is None and itemsize("nope") is None
 
 

@@ -126,7 +126,8 @@ def test_malformed_files_give_none(tmp_path):
 def test_duplicate_tensor_names_and_bad_alignment(tmp_path):
     same = write_gguf(tmp_path / "d.gguf", {"a": np.ones(2, np.float32), "b": np.ones(2, np.float32)})
     assert [t.name for t in read_layout(BytesSource(same)).tensors()] == ["a", "b"]
-    assert read_layout(BytesSource(same.replace(b"\x01\x00\x00\x00\x00\x00\x00\x00b", b"\x01\x00\x00\x00\x00\x00\x00\x00a"))) is None
+    renamed = same.replace(b"\x01\x00\x00\x00\x00\x00\x00\x00b", b"\x01\x00\x00\x00\x00\x00\x00\x00a")
+    assert read_layout(BytesSource(renamed)) is None
     odd = write_gguf(tmp_path / "o.gguf", {"a": np.ones(2, np.float32)}, {"general.alignment": Typed("uint32", 24)})
     assert read_layout(BytesSource(odd)) is None
     even = write_gguf(tmp_path / "e.gguf", {"a": np.ones(2, np.float32)}, {"general.alignment": Typed("uint32", 16)})

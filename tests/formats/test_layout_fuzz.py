@@ -57,7 +57,8 @@ def test_truncations_and_byte_flips(tmp_path, kind):
     assert not (tmp_path / "marker").exists()
 
 
-@pytest.mark.parametrize("magic", [b"", b"\x93NUMPY\x01\x00", b"GGUF\x03\x00\x00\x00", b"PK\x03\x04", b"\x10\x00\x00\x00\x00\x00\x00\x00{"])
+@pytest.mark.parametrize("magic", [b"", b"\x93NUMPY\x01\x00", b"GGUF\x03\x00\x00\x00", b"PK\x03\x04",
+                                   b"\x10\x00\x00\x00\x00\x00\x00\x00{"])
 def test_random_bytes_after_a_magic(magic):
     rng = np.random.default_rng(len(magic))
     for size in list(range(0, 64)) + rng.integers(64, 4096, 40).tolist():

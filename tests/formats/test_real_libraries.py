@@ -8,9 +8,9 @@ one reshaped; `mvc show` and `mvc diff` (text and --json) must say what the orac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -144,7 +144,8 @@ def test_safetensors_written_by_save_file(mvc, work):
     from safetensors import safe_open
 
     def write(path: Path, second: bool) -> None:
-        st_numpy.save_file(version_tensors(second), str(path), metadata={"epoch": "2" if second else "1", "arch": "mlp"})
+        metadata = {"epoch": "2" if second else "1", "arch": "mlp"}
+        st_numpy.save_file(version_tensors(second), str(path), metadata=metadata)
 
     def oracle(path: Path) -> dict[str, Seen]:
         return {name: seen_numpy(array) for name, array in st_numpy.load_file(str(path)).items()}

@@ -102,7 +102,8 @@ def test_malformed_framing_gives_none():
     assert layout_of(struct.pack("<Q", 2**60) + good[8:]) is None
     assert layout_of(struct.pack("<Q", len(good)) + good[8:]) is None
     assert layout_of(struct.pack("<Q", 7) + b"[1,2,3]" + bytes(8)) is None  # not an object
-    duplicate = b'{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}'
+    one = b'"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}'
+    duplicate = b"{" + one + b"," + one + b"}"
     assert layout_of(struct.pack("<Q", len(duplicate)) + duplicate + b"x") is None
     bad_utf8 = b'{"w\xff":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}'
     assert layout_of(struct.pack("<Q", len(bad_utf8)) + bad_utf8 + b"x") is None

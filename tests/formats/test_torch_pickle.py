@@ -55,7 +55,8 @@ def test_nested_state_dict(tmp_path, protocol):
 
 def test_shared_storage_views_are_all_listed(tmp_path):
     base = np.arange(10, dtype=np.int32)
-    tensors = {"a": TorchView(base, 0, (2, 5), (5, 1)), "b": TorchView(base, 5, (5,), (1,)), "c": TorchView(base, 1, (5,), (2,))}
+    tensors = {"a": TorchView(base, 0, (2, 5), (5, 1)), "b": TorchView(base, 5, (5,), (1,)),
+               "c": TorchView(base, 1, (5,), (2,))}
     scan = scan_torch_pickle(data_pkl(write_torch_zip(tmp_path / "s.pt", tensors)))
     assert [(t.name, t.storage_key, t.storage_offset, t.shape, t.stride) for t in scan.tensors] == [
         ("a", "0", 0, (2, 5), (5, 1)),

@@ -179,7 +179,8 @@ def test_npz_member_of_another_compression_method_is_unread(tmp_path):
     layout = read_layout(BytesSource(buffer.getvalue()), "m.npz")
     assert [t.name for t in layout.tensors()] == ["a"]
     assert layout.unread == (("b", "b.npy is compressed with zip method 14, which mvc does not read"),)
-    assert layout.warnings == ("tensor b cannot be read: b.npy is compressed with zip method 14, which mvc does not read",)
+    assert layout.warnings == ("tensor b cannot be read: b.npy is compressed with zip method 14, "
+                               "which mvc does not read",)
 
 
 def test_deflated_layout_inflates_only_the_headers(tmp_path):

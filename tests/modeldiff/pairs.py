@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from blake3 import blake3
 
 from modelvc.formats.detect import read_layout
@@ -29,7 +31,7 @@ def fixed_chunks(data: bytes, block: int, first: int = 0) -> tuple[tuple[str, in
     """Cut every `block` bytes counting from `first` (a first chunk of `first` bytes),
     blind to the layout."""
     cuts = sorted({0, len(data), *range(first, len(data), block)})
-    return tuple(chunk_at(data, a, b) for a, b in zip(cuts, cuts[1:]) if b > a)
+    return tuple(chunk_at(data, a, b) for a, b in pairwise(cuts) if b > a)
 
 
 def version(data: bytes, name: str = "", chunks=None) -> tuple[FileVersion, BytesSource]:

@@ -10,8 +10,15 @@ import pytest
 from modelvc.errors import IntegrityError
 from modelvc.modeldiff import STATUSES, FileVersion, compare_models
 from tests.modeldiff.pairs import segment_chunks, version
-from tests.modelfiles import (BytesSource, TorchView, write_gguf, write_npy, write_npz, write_safetensors,
-                              write_torch_zip)
+from tests.modelfiles import (
+    BytesSource,
+    TorchView,
+    write_gguf,
+    write_npy,
+    write_npz,
+    write_safetensors,
+    write_torch_zip,
+)
 
 
 def _tensors() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

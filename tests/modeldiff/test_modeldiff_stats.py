@@ -34,7 +34,7 @@ def _single_change_stats(tmp_path, dtype: str):
     new_values = old_values.copy()
     new_values[SPOT] += 0.5
     old_raw, new_raw = _encode(old_values, dtype), _encode(new_values, dtype)
-    assert sum(a != b for a, b in zip(old_raw, new_raw)) >= 1
+    assert sum(a != b for a, b in zip(old_raw, new_raw, strict=True)) >= 1
     old, _ = version(write_safetensors(tmp_path / "a", {"w": (dtype, SHAPE, old_raw)}))
     new, _ = version(write_safetensors(tmp_path / "b", {"w": (dtype, SHAPE, new_raw)}))
     (change,) = compare_models(old, new, stats=True).tensors

@@ -25,7 +25,8 @@ def test_a_tensor_whose_stride_changed_is_uncompared(tmp_path):
     values = np.arange(12, dtype=np.float32)
     diff = _pair(tmp_path, {"w": TorchView(values, 0, (3, 4), (4, 1))}, {"w": TorchView(values, 0, (3, 4), (1, 3))})
     (change,) = diff.tensors
-    assert (change.status, change.decided_by, change.old_shape, change.new_shape) == ("uncompared", "none", (3, 4), (3, 4))
+    assert (change.status, change.decided_by) == ("uncompared", "none")
+    assert (change.old_shape, change.new_shape) == ((3, 4), (3, 4))
     assert change.note == "not compared: stored row-major in the old version and with stride (1, 3) in the new one"
     assert diff.counts == {"added": 0, "deleted": 0, "dtype": 0, "shape": 0, "modified": 0, "uncompared": 1,
                            "unchanged": 0}  # fmt: skip
@@ -105,7 +106,8 @@ def test_a_compressed_member_that_cannot_be_inflated_is_uncompared(tmp_path):
     assert [t.name for t in new.layout.tensors()] == ["w"]
     (change,) = compare_models(old, new).tensors
     assert (change.status, change.decided_by) == ("uncompared", "none")
-    assert change.note == "not compared: its compressed data could not be read: compressed data is truncated before its 384 bytes"
+    assert change.note == ("not compared: its compressed data could not be read: "
+                           "compressed data is truncated before its 384 bytes")
 
 
 def test_a_member_of_an_unknown_compression_method_is_uncompared_never_removed(tmp_path):

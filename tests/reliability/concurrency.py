@@ -32,8 +32,8 @@ def writer(scene: Scene, number: int, rounds: int, made: Made, guard: threading.
         outputs = [run(scene.work, *args) for args in steps]
         if any(done.returncode != 0 for done in outputs):
             with guard:
-                made.failures += [f"{args}: {done.returncode} {done.stderr}" for args, done in zip(steps, outputs)
-                                  if done.returncode != 0]
+                made.failures += [f"{args}: {done.returncode} {done.stderr}"
+                                  for args, done in zip(steps, outputs, strict=True) if done.returncode != 0]
             continue
         commit = json.loads(outputs[1].stdout)["id"]
         tag = f"w{number}-r{round_}"

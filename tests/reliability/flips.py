@@ -1,8 +1,9 @@
 """Single-byte flips in every kind of file under .mvc, and the verdict on each.
 
 A flip is either detected (fsck or fsck --read-data exits 7, or the config is refused: exit 8
-for a format version this modelvc does not read, 14 for a damaged config) and named, or harmless by design (it changes no stored byte and no ref); and it never
-yields a version that reads back wrong bytes or a ref that silently points elsewhere.
+for a format version this modelvc does not read, 14 for a damaged config) and named, or
+harmless by design (it changes no stored byte and no ref); and it never yields a version
+that reads back wrong bytes or a ref that silently points elsewhere.
 Shared by test_byte_flips.py and tests/bench/bench_faults.py.
 """
 

@@ -115,7 +115,8 @@ BAD_NAMES = [
     ("a*b", "contains '*'"), ("a[b", "contains '['"), ("a\\b", "contains '\\'"),
     ("a@{b", "contains '@{'"), ("a//b", "contains '//'"), ("-x", "starts with '-'"),
     (".a", "starts with '.'"), ("/a", "starts with '/'"), ("a/", "ends with '/'"), ("a.", "ends with '.'"),
-    ("a.lock", "ends with '.lock'"), ("x/y.lock", "ends with '.lock'"), ("x.lock/y", "component 'x.lock' ends with '.lock'"),
+    ("a.lock", "ends with '.lock'"), ("x/y.lock", "ends with '.lock'"),
+    ("x.lock/y", "component 'x.lock' ends with '.lock'"),
     ("a/.b", "component '.b' starts with '.'"), ("@", "'@' alone is reserved"), ("HEAD", "'HEAD' is reserved"),
 ]
 
@@ -216,7 +217,8 @@ MALFORMED = {
     "truncated-header.safetensors": _safetensors(b'{"w": {"dtype": "F32"', declared=1000),
     "header-beyond-file.safetensors": _safetensors(b"{}", declared=1 << 40),
     "bad-json.safetensors": _safetensors(b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]', tail=bytes(8)),
-    "offsets-beyond-data.safetensors": _safetensors(b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', tail=bytes(8)),
+    "offsets-beyond-data.safetensors":
+        _safetensors(b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', tail=bytes(8)),
     "bad-magic.gguf": b"GGUX" + struct.pack("<IQQ", 3, 1, 0) + bytes(32),
     "bad-counts.gguf": b"GGUF" + struct.pack("<IQQ", 3, 1 << 60, 1 << 60) + bytes(32),
     "bad-central-directory.pt": _zip_with_bad_central_directory(),

@@ -16,7 +16,6 @@ from tests.reliability.flips import config_change, files_by_kind, judge, pack_fi
 from tests.reliability.scenes import two_versions
 
 
-
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     scene = two_versions(tmp_path_factory.mktemp("flips"))
@@ -66,7 +65,7 @@ def test_flip_in_a_pack(template, kinds, position, outcome, names_versions):
 def test_flip_in_an_object_or_pack_index(template, kinds, kind):
     """Anywhere in the file: exit 7 from plain fsck, naming what it breaks (a tag: its ref)."""
     rng = random.Random(kind)
-    for number, path in enumerate(kinds[kind][:2]):
+    for path in kinds[kind][:2]:
         size = (template.work / path).stat().st_size
         for position in sorted({0, size - 1, *rng.sample(range(size), 3)}):
             verdict = judge(template, kind, path, position)

@@ -17,8 +17,15 @@ import pytest
 import zstandard
 from conftest import random_bytes, write
 
-from modelvc.errors import (CorruptChunkError, CorruptIndexError, CorruptObjectError, CorruptRefError,
-                            IntegrityError, MissingChunkError, MissingObjectError)
+from modelvc.errors import (
+    CorruptChunkError,
+    CorruptIndexError,
+    CorruptObjectError,
+    CorruptRefError,
+    IntegrityError,
+    MissingChunkError,
+    MissingObjectError,
+)
 from modelvc.ids import hash_bytes
 from modelvc.objects import Commit, Manifest, Tree, TreeEntry, canonical_json
 from modelvc.repo import Repo

@@ -401,7 +401,8 @@ def test_a_non_utf8_ref_is_a_corrupt_ref_exit_7_found_by_fsck_and_gc_refuses(rep
     path = work / ".mvc" / ref
     good = path.read_bytes()
     path.write_bytes(good[:10] + b"\xff" + good[11:])
-    message = f"ref {ref} is corrupt: it holds {(good[:10].decode() + chr(0xfffd) + good[11:-1].decode())!r} instead of a commit id"
+    shown = good[:10].decode() + chr(0xfffd) + good[11:-1].decode()
+    message = f"ref {ref} is corrupt: it holds {shown!r} instead of a commit id"
     hint = "hint: run 'mvc fsck', then point it at a good commit from 'mvc reflog'\n"
     expect(mvc("branch" if "heads" in ref else "tag", ok=False), 7, f"error: {message}\n{hint}")
     expect(mvc("fsck", ok=False), 7, f"corrupt {ref}: {message}\nerror: 1 problem(s) found\n")

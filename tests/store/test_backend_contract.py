@@ -101,7 +101,8 @@ class TestBackendContract:
             start = threading.Barrier(2)
             won: dict[bytes, bool] = {}
 
-            def write(data: bytes) -> None:
+            def write(data: bytes, key: str = key, start: threading.Barrier = start,
+                      won: dict[bytes, bool] = won) -> None:
                 start.wait()
                 won[data] = backend.write_if_absent(key, data)
 

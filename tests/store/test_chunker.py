@@ -205,7 +205,7 @@ def test_header_change_shifting_every_offset_keeps_tensor_blocks_identical() -> 
         assert tensor_block_hashes(old, old_layout, name) == tensor_block_hashes(new, new_layout, name)
     old_all = set(span_hashes(old, plan_chunks(old, old_layout, SMALL)))
     new_spans = plan_chunks(new, new_layout, SMALL)
-    changed = [s for s, h in zip(new_spans, span_hashes(new, new_spans)) if h not in old_all]
+    changed = [s for s, h in zip(new_spans, span_hashes(new, new_spans), strict=True) if h not in old_all]
     assert changed and all(s.end <= 2037 for s in changed)  # only the header's chunks
 
 
@@ -227,7 +227,7 @@ def test_insertion_in_unknown_data_changes_only_nearby_chunks() -> None:
     old_spans = plan_chunks(old, None, ChunkParams())
     new_spans = plan_chunks(new, None, ChunkParams())
     old_hashes = set(span_hashes(old, old_spans))
-    changed = [s for s, h in zip(new_spans, span_hashes(new, new_spans)) if h not in old_hashes]
+    changed = [s for s, h in zip(new_spans, span_hashes(new, new_spans), strict=True) if h not in old_hashes]
     assert [(s.offset, s.length) for s in changed] == [(0, old_spans[0].length + 105)]
     assert len(new_spans) == len(old_spans)
 

@@ -14,9 +14,9 @@ from blake3 import blake3
 
 from modelvc.errors import IntegrityError
 from modelvc.store.codecs import (
+    CODEC_DELTA,
     CODEC_NONE,
     CODEC_PLANES,
-    CODEC_DELTA,
     CODEC_ZSTD,
     CODECS,
     codec_name,
@@ -177,7 +177,7 @@ def test_concurrent_use_from_threads_matches_serial_results() -> None:
     chunks = [bf16_bytes(weights_f32(100_000, seed=s)) for s in range(6)]
     chunks += [text_bytes(150_000 + s) for s in range(6)]
     itemsizes = [2] * 6 + [None] * 6
-    serial = [encode_chunk(c, i) for c, i in zip(chunks, itemsizes)]
+    serial = [encode_chunk(c, i) for c, i in zip(chunks, itemsizes, strict=True)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         for _ in range(3):
             parallel = list(pool.map(encode_chunk, chunks, itemsizes))

@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 
 from modelvc.errors import IntegrityError
-from modelvc.objects import Manifest
-from modelvc.store import packs
-from modelvc.store.chunker import ChunkParams
-from modelvc.store.chunkstore import ChunkStore
 from modelvc.ids import hash_bytes_raw
-from modelvc.store import filedata
-from modelvc.store.chunker import plan_chunks
+from modelvc.objects import Manifest
+from modelvc.store import filedata, packs
+from modelvc.store.chunker import ChunkParams, plan_chunks
+from modelvc.store.chunkstore import ChunkStore
 from modelvc.store.filedata import batches, ingest_file, write_file
 from modelvc.store.packs import pack_names
 from modelvc.store.parallel import ordered_map

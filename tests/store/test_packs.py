@@ -8,9 +8,9 @@ import pytest
 
 from modelvc.errors import IntegrityError
 from modelvc.ids import hash_bytes_raw
+from modelvc.store.backend import DirectoryBackend
 from modelvc.store.chunkstore import ChunkStore
 from modelvc.store.codecs import CODEC_NONE, encode_chunk
-from modelvc.store.backend import DirectoryBackend
 from modelvc.store.packs import PackWriter, pack_names, read_idx, scan_pack
 
 
@@ -36,7 +36,7 @@ def test_round_trip_across_several_packs(tmp_path):
     ids = store_chunks(store, datas)
     assert len(pack_names(tmp_path / "packs")) > 3
     assert len(store.index) == 200
-    for chunk_id, data in zip(ids, datas):
+    for chunk_id, data in zip(ids, datas, strict=True):
         assert store.read(chunk_id) == data
     assert not store.has(hash_bytes_raw(b"never stored"))
 
@@ -112,7 +112,8 @@ def test_both_index_lookups_agree(tmp_path):
     assert not small.contains(missing) and not large.contains(missing)
     table, pack_of = small.entries(), small.pack_numbers()
     assert len(table) == len(pack_of) == 300
-    assert all(small.locate(row["id"].tobytes()).pack == small.packs[number] for row, number in zip(table, pack_of))
+    assert all(small.locate(row["id"].tobytes()).pack == small.packs[number]
+               for row, number in zip(table, pack_of, strict=True))
 
 
 def test_a_pack_is_named_by_its_content_and_written_twice_is_one_pack(tmp_path):
