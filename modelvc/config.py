@@ -93,7 +93,7 @@ def read_config_file(path: Path, missing_ok: bool = True) -> dict[str, Any]:
 def write_config_file(path: Path, data: dict[str, Any]) -> None:
     from modelvc.fsutil import atomic_write
 
-    atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o644)
+    atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def lookup(data: dict[str, Any], key: str) -> Any:

@@ -5,6 +5,8 @@ The messages are written for the user: what went wrong and what to do about it.
 
 from __future__ import annotations
 
+import errno
+
 
 class MvcError(Exception):
     """Base of every error modelvc reports to a user."""
@@ -86,7 +88,7 @@ EXIT_CODES: dict[int, str] = {
     1: "differences found (diff/status --exit-code), problems found (fsck), an ignored path added "
        "without -f, or an unexpected error",
     2: "usage error: bad option, bad value, path outside the working tree",
-    3: "not a modelvc repository",
+    3: "not a modelvc repository, or (init) a repository already exists there",
     4: "unknown or ambiguous revision, ref or path",
     5: "uncommitted local changes would be overwritten",
     6: "timed out waiting for the repository lock",
@@ -94,14 +96,18 @@ EXIT_CODES: dict[int, str] = {
     8: "repository format version not supported by this modelvc",
     9: "nothing to commit",
     10: "invalid ref name, ref already exists, or branch not fully merged (branch -d)",
+    11: "no space left on device (or disk quota exceeded) while writing",
+    12: "permission denied, or a read-only file system",
     13: "a file changed while mvc was reading it; nothing was staged",
-    14: "configuration error: unreadable config or .mvcignore, unknown key, bad value",
+    14: "configuration error: a damaged .mvc/config, an unreadable config file or .mvcignore, "
+        "an unknown key, a bad value",
     15: "author identity unknown (set user.name and user.email)",
 }
 
 
 class ConfigError(MvcError):
-    """A configuration file or key that cannot be used: unreadable, unknown key, bad value."""
+    """A configuration file or key that cannot be used: unreadable, unknown key, bad value
+    (the repository's .mvc/config damaged included)."""
 
     exit_code = 14
 
@@ -167,3 +173,48 @@ class FileChangedError(MvcError):
         super().__init__(f"'{path}' changed while mvc was reading it; nothing was staged",
                          hint="run the command again when whatever writes the file is done")
         self.path = path
+
+
+class NoSpaceError(MvcError):
+    """The disk (or a quota) filled up while writing; what was being written is rolled back."""
+
+    exit_code = 11
+
+
+class PermissionDeniedError(MvcError):
+    """The operating system refused access to a file or directory mvc needed."""
+
+    exit_code = 12
+
+
+_NO_SPACE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+_DENIED = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+           errno.EROFS: "read-only file system"}
+
+
+def from_os_error(exc: OSError) -> MvcError | None:
+    """The MvcError an OSError stands for, told apart by errno; None when it is not one of ours.
+
+    The file is the one the OSError names: writers name their target where the system call
+    itself names none (write, fsync), see modelvc.fsutil.naming. When a clean-up step failed
+    the same way while handling the first failure (saving the index after a checkout write
+    hit a full disk, or closing a file flushed it again), the first named file is the one named.
+    """
+    chain = [exc]
+    while isinstance(chain[-1].__context__, OSError) and chain[-1].__context__.errno == exc.errno:
+        chain.append(chain[-1].__context__)
+    named = [error.filename for error in reversed(chain) if error.filename is not None]
+    what = named[0] if named else "the repository"
+    if exc.errno in _NO_SPACE:
+        return NoSpaceError(f"{_NO_SPACE[exc.errno]} while writing {what}",
+                            hint="no file was left half-written; free some space and run the command again")
+    if exc.errno in _DENIED:
+        return PermissionDeniedError(f"{_DENIED[exc.errno]}: {what}",
+                                     hint="check the owner and permissions of that path")
+    return None
+
+
+class RepositoryExistsError(MvcError):
+    """`init` where a repository already is: refused (git would reinitialize), a repository error."""
+
+    exit_code = 3

@@ -61,36 +61,58 @@ def current_boot_id() -> str | None:
         return None
 
 
+@contextlib.contextmanager
+def naming(path: str | os.PathLike, temporary: str | None = None) -> Iterator[None]:
+    """Make an OSError raised in the block name `path` when the call that failed names no file
+    (write, fsync) or only `path`'s temporary file: a full disk is then reported as the file
+    it hit."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None or exc.filename == temporary:
+            exc.filename = os.fspath(path)
+        raise
+
+
 def fsync_dir(directory: str | os.PathLike) -> None:
     """Make a rename or unlink in `directory` durable."""
     durable_step("dirsync")
     fd = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        with naming(directory):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_writer(path: str | os.PathLike, mode: int | None = None,
+                  exclusive: bool = False) -> Iterator[BinaryIO]:
     """Yield a file that replaces `path` only if the block completes.
 
     temp file in the same directory -> fsync -> rename -> fsync of the directory, so a
-    crash leaves either the old content or the new one, never a torn file.
+    crash leaves either the old content or the new one, never a torn file. `exclusive`
+    links instead of renaming: FileExistsError if `path` exists, which is then left as it was
+    (create-only, for writes that must not overwrite).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = _new_file_beside(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            durable_step("fsync")
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp_name, mode)
-        durable_step("rename")
-        os.replace(tmp_name, path)
+        with naming(path, tmp_name):
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                durable_step("fsync")
+                os.fsync(handle.fileno())
+            if mode is not None:
+                os.chmod(tmp_name, mode)
+            durable_step("rename")
+            if exclusive:
+                os.link(tmp_name, path)
+                os.unlink(tmp_name)
+            else:
+                os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
@@ -99,12 +121,14 @@ def atomic_writer(path: str | os.PathLike, mode: int | None = None) -> Iterator[
 
 
 def _new_file_beside(path: Path) -> tuple[int, str]:
-    """A new, private temp file in path's directory (what tempfile.mkstemp does; that module
-    costs every command a few milliseconds of start-up)."""
+    """A new temp file in path's directory (what tempfile.mkstemp does; that module costs
+    every command a few milliseconds of start-up). Created 0o666 under the umask, as git
+    creates its files, so a group-shared repository (umask 002) stays writable by the group."""
     while True:
         name = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
         try:
-            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), name
+            with naming(path, name):
+                return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), name
         except FileExistsError:
             continue
 
@@ -119,10 +143,19 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     durable_step("append")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
-        os.write(fd, line.encode("utf-8") + b"\n")
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        try:
+            with naming(path):
+                rest = memoryview(line.encode("utf-8") + b"\n")
+                while rest:  # a nearly full disk takes part of it, then refuses the rest
+                    rest = rest[os.write(fd, rest):]
+                os.fsync(fd)
+        except OSError:  # a full disk: take back a part-written line, or the next append joins it
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
     finally:
         os.close(fd)
 

@@ -12,6 +12,7 @@ unlocked inode.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import LockTimeoutError
+from .fsutil import naming
 
 _FIRST_SLEEP = 0.005
 _MAX_SLEEP = 0.1
@@ -39,11 +41,10 @@ class RepoLock:
     def acquire(self) -> None:
         if self._fd is not None:
             raise RuntimeError(f"lock {self.path} is already held by this RepoLock")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             self._wait_for_lock(fd)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            _write_pid(fd, self.path)
         except BaseException:
             os.close(fd)  # closing also drops the flock if we had it
             raise
@@ -87,11 +88,27 @@ class RepoLock:
 
     def _timeout_error(self, holder: int | None) -> LockTimeoutError:
         who = f"another mvc process (pid {holder})" if holder else "another mvc process"
-        return LockTimeoutError(
-            f"timed out after {self.timeout:g}s waiting for the repository lock: "
-            f"{who} is writing",
-            hint="wait for it to finish, or raise MVC_LOCK_TIMEOUT (seconds)",
-        )
+        return lock_timeout_error(self.timeout, who)
+
+
+def lock_timeout_error(timeout: float, who: str) -> LockTimeoutError:
+    """The error of a writer that waited `timeout` seconds while `who` held the lock."""
+    return LockTimeoutError(
+        f"timed out after {timeout:g}s waiting for the repository lock: {who} is writing",
+        hint="wait for it to finish, or raise MVC_LOCK_TIMEOUT (seconds)",
+    )
+
+
+def _write_pid(fd: int, path: Path) -> None:
+    """Record the holder for waiters' messages. On a full disk the lock is held without it:
+    the pid is only informative, and gc, which frees space, must still be able to run."""
+    try:
+        with naming(path):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
 
 
 def _holder_pid(fd: int) -> int | None:

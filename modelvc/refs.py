@@ -1,10 +1,13 @@
 """HEAD, branches, tags and their reflogs, stored as small text files under .mvc.
 
-Every ref is one file holding a full id, replaced by atomic rename, so readers need no
-lock. Writers hold the repository lock and still compare-and-swap: a ref only moves from
-the value the caller last saw, which turns a lost update or a logic bug into an error
-instead of silently dropped history. Every move is appended to a reflog, which gc and fsck
-treat as reachable so "where was this branch yesterday" always has an answer.
+Every branch and tag is one key of the store's backend (modelvc.store.backend; the file
+`refs/heads/NAME` locally) holding a full id, replaced atomically, so readers need no lock.
+Writers hold the repository lock and still compare-and-swap, through the backend's own
+compare-and-swap: a ref only moves from the value the caller last saw, which turns a lost
+update or a logic bug into an error instead of silently dropped history. Every move is
+appended to a reflog, which gc and fsck treat as reachable so "where was this branch
+yesterday" always has an answer. HEAD and the reflogs are local files beside the refs, not
+backend keys: they belong to this working copy, and object storage has no append.
 
 The reflog line is appended (and fsynced) before the ref file is replaced, so a writer
 killed between the two leaves a line for a move that did not happen, never a moved ref
@@ -21,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorruptRefError, RefConflictError, RefError
-from .fsutil import append_line, atomic_write, durable_step, fsync_dir, is_atomic_temp
+from .fsutil import append_line, atomic_write, fsync_dir, is_atomic_temp
 from .ids import ZERO_ID, is_full_id, short
 from .objects import local_tz_minutes, tz_text
 from .refname import check_ref_name, is_valid_ref_name
+from .store import layout
+from .store.backend import DirectoryBackend, NotFoundInBackend
 
 _SYMBOLIC_PREFIX = "ref: refs/heads/"
 _KINDS = (("refs/heads/", "branch"), ("refs/tags/", "tag"), ("refs/", "ref"))
@@ -32,6 +37,8 @@ _REFLOG_LINE = re.compile(
     r"^([0-9a-f]{64}) ([0-9a-f]{64}) (.*?) <([^<>]*)> (\d+) ([+-]\d{4})\t(.*)$"
 )
 _IDENTITY_JUNK = str.maketrans("", "", "<>\n\r\t")
+_NOT_UTF8 = "\ufffd"  # what _read_text makes of bytes that are not UTF-8
+OnCorrupt = Callable[[str, str], None]  # (ref name, message) of a ref that holds no id
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,10 @@ def _require_id(value: str) -> None:
 
 
 def _read_text(path: Path) -> str | None:
+    """The file's text; bytes that are not UTF-8 read as U+FFFD, so a damaged ref is reported
+    as holding something other than an id rather than failing to decode."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8", errors="replace")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
 
@@ -90,16 +99,14 @@ class Refs:
     def __init__(self, mvc_dir: Path, identity: Callable[[], tuple[str, str]]) -> None:
         self._dir = Path(mvc_dir)
         self._identity = identity
+        self._store = DirectoryBackend(self._dir)
 
     # ---- reading -------------------------------------------------------------------
 
     def head(self) -> Head:
         head = self._head_or_none()
         if head is None:
-            raise CorruptRefError(
-                f"{self._dir / 'HEAD'} is missing or corrupt",
-                hint="it should hold 'ref: refs/heads/<branch>' or a commit id",
-            )
+            raise self._head_corrupt()
         return head
 
     def read(self, refname: str) -> str | None:
@@ -109,11 +116,16 @@ class Refs:
         _kind_of(refname)
         return self._read_ref_file(refname)
 
-    def branches(self) -> dict[str, str]:
-        return self._list("refs/heads/")
+    def branches(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
+        """Every branch; a corrupt one raises CorruptRefError, or is passed to `on_corrupt`."""
+        return self._list("refs/heads/", on_corrupt)
 
-    def tags(self) -> dict[str, str]:
-        return self._list("refs/tags/")
+    def tags(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
+        return self._list("refs/tags/", on_corrupt)
+
+    def head_file_problem(self) -> str | None:
+        """Why the HEAD file itself (not the branch it names) is unusable, or None."""
+        return None if self._parse_head() is not None else self._head_corrupt().message
 
     def reflog(self, refname: str = "HEAD") -> list[ReflogEntry]:
         """Newest first. Torn or garbled lines (a crash mid-append) are skipped, and so is a
@@ -164,12 +176,15 @@ class Refs:
             return
         prefix, what, name = _kind_of(refname)
         _require_id(new)
-        current = self._read_ref_file(refname)
+        stored = self._read_ref_bytes(refname)
+        current = self._parse_ref(refname, stored)
         self._check_expected(refname, expected, current)
         if current is None:
             self._check_no_path_conflict(prefix, what, name)
         self._log_ref_move(refname, current or ZERO_ID, new, message)
-        atomic_write(self._dir / refname, f"{new}\n".encode())
+        if not self._store.compare_and_swap(layout.ref_key(refname), stored, f"{new}\n".encode()):
+            self._check_expected(refname, current, self._read_ref_file(refname))
+            raise RefConflictError(f"ref {refname} was rewritten while it was being updated")
 
     def delete(self, refname: str, expected: str, message: str) -> None:
         """Remove a ref that still holds `expected`; its reflog is kept."""
@@ -178,8 +193,7 @@ class Refs:
         self._check_expected(refname, expected, current)
         self._log_ref_move(refname, expected, ZERO_ID, message)
         path = self._dir / refname
-        durable_step("unlink")
-        path.unlink()
+        self._store.delete(layout.ref_key(refname))
         fsync_dir(path.parent)
         self._remove_empty_parents(path, self._dir / prefix)
 
@@ -222,7 +236,8 @@ class Refs:
         if self._read_ref_file(new_ref) is not None:
             raise RefError(f"a branch named '{new}' already exists")
         self._check_no_path_conflict("refs/heads/", "branch", new)
-        atomic_write(self._dir / new_ref, f"{commit}\n".encode())
+        if not self._store.write_if_absent(layout.ref_key(new_ref), f"{commit}\n".encode()):
+            raise RefError(f"a branch named '{new}' already exists")
         old_log, new_log = self._log_path(old_ref), self._log_path(new_ref)
         self._move_stale_logs_aside(new_log)
         if old_log.is_file():
@@ -234,7 +249,7 @@ class Refs:
         if self.head().branch == old:
             atomic_write(self._dir / "HEAD", f"{_SYMBOLIC_PREFIX}{new}\n".encode())
             self._append_log("HEAD", self._log_line(commit, commit, message))
-        (self._dir / old_ref).unlink()
+        self._store.delete(layout.ref_key(old_ref))
         fsync_dir((self._dir / old_ref).parent)
         self._remove_empty_parents(self._dir / old_ref, self._dir / "refs" / "heads")
         return commit
@@ -261,18 +276,31 @@ class Refs:
     # ---- internals ---------------------------------------------------------------------
 
     def _head_or_none(self) -> Head | None:
+        head = self._parse_head()
+        if head is None or head.branch is None:
+            return head
+        return Head(head.branch, self._read_ref_file(f"refs/heads/{head.branch}"))
+
+    def _parse_head(self) -> Head | None:
+        """HEAD as its file says (the branch's commit not read yet), or None if unusable."""
         text = _read_text(self._dir / "HEAD")
         if text is None:
             return None
         line = text.rstrip("\n")
+        if _NOT_UTF8 in line:
+            return None
         if line.startswith(_SYMBOLIC_PREFIX):
             branch = line[len(_SYMBOLIC_PREFIX) :]
-            if not is_valid_ref_name(branch):
-                return None
-            return Head(branch, self._read_ref_file(f"refs/heads/{branch}"))
+            return Head(branch, None) if is_valid_ref_name(branch) else None
         if is_full_id(line) and line != ZERO_ID:
             return Head(None, line)
         return None
+
+    def _head_corrupt(self) -> CorruptRefError:
+        return CorruptRefError(
+            f"{self._dir / 'HEAD'} is missing or corrupt",
+            hint="it should hold 'ref: refs/heads/<branch>' or a commit id",
+        )
 
     def _move_not_made(self, refname: str, last: ReflogEntry) -> bool:
         """Whether the ref still holds what `last` moved it from (and so not where it moved it)."""
@@ -287,10 +315,19 @@ class Refs:
         return head.commit if head is not None and head.commit is not None else ZERO_ID
 
     def _read_ref_file(self, refname: str) -> str | None:
-        text = _read_text(self._dir / refname)
-        if text is None:
+        return self._parse_ref(refname, self._read_ref_bytes(refname))
+
+    def _read_ref_bytes(self, refname: str) -> bytes | None:
+        try:
+            return self._store.read(layout.ref_key(refname))
+        except NotFoundInBackend:
             return None
-        value = text.rstrip("\n")
+
+    @staticmethod
+    def _parse_ref(refname: str, stored: bytes | None) -> str | None:
+        if stored is None:
+            return None
+        value = stored.decode("utf-8", errors="replace").rstrip("\n")
         if not is_full_id(value):
             raise CorruptRefError(
                 f"ref {refname} is corrupt: it holds {value[:80]!r} instead of a commit id",
@@ -298,18 +335,21 @@ class Refs:
             )
         return value
 
-    def _list(self, prefix: str) -> dict[str, str]:
-        root = self._dir / prefix
+    def _list(self, prefix: str, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
         found: dict[str, str] = {}
-        for directory, _subdirs, files in os.walk(root):
-            relative_dir = Path(directory).relative_to(root).as_posix()
-            for file_name in files:
-                name = file_name if relative_dir == "." else f"{relative_dir}/{file_name}"
-                if not is_valid_ref_name(name):
-                    continue  # a writer's temp file, or a stray file
+        for key in self._store.list(layout.ref_key(prefix)):
+            name = key[len(prefix):]
+            if not is_valid_ref_name(name):
+                continue  # a stray file
+            try:
                 value = self._read_ref_file(prefix + name)
-                if value is not None:
-                    found[name] = value
+            except CorruptRefError as exc:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(prefix + name, exc.message)
+                continue
+            if value is not None:
+                found[name] = value
         return dict(sorted(found.items()))
 
     @staticmethod

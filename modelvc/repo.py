@@ -1,4 +1,14 @@
-"""Repo: finds, creates and opens a repository and holds its parts together."""
+"""Repo: finds, creates and opens a repository and holds its parts together.
+
+A Repo is safe to keep open in a long-running process. What other processes write is
+noticed by stat before it is used again (freshness.py): the config and the index are read
+again when their files change, the chunk index when the packs change; refs and HEAD are
+read from their files every time. Writers run inside `transaction()`, which holds the
+writer lock and is re-entrant, so operations compose (add then commit, gc then its reflog
+expiry) into one locked step. Nothing here touches process-wide state (environment, the
+allocator, a shared thread pool): the chunk work's threads belong to the Repo and stop on
+close().
+"""
 
 from __future__ import annotations
 
@@ -7,27 +17,34 @@ import getpass
 import json
 import os
 import shlex
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelvc.errors import (AlreadyExistsError, CorruptIndexError, CorruptObjectError, CorruptRefError,
-                            FormatVersionError, MissingObjectError, NotARepositoryError,
-                            UnknownRevisionError, UsageError)
+from modelvc.errors import (ConfigError, CorruptIndexError, CorruptObjectError, CorruptRefError,
+                            FormatVersionError, MissingObjectError, NotARepositoryError, RepositoryExistsError,
+                            UnknownRevisionError)
+from modelvc.freshness import Stamp, stamp, unchanged_since
 from modelvc.fsutil import atomic_write
 from modelvc.ids import short
 from modelvc.objects import Commit, Manifest, Signature, Tag, Tree, local_tz_minutes
 from modelvc.worktree import MVC_DIR
 
 if TYPE_CHECKING:
+    from modelvc.index import Index
     from modelvc.lock import RepoLock
+    from modelvc.refs import Refs
+    from modelvc.store.chunkstore import ChunkStore
+    from modelvc.store.objects import ObjectStore
 
 # 1: FastCDC over every file, zstd chunks. 2: model-aware chunking (tensor-aligned blocks)
 # and byte-plane compression of float chunks. Both are read and written; init makes 2.
 FORMAT_VERSION = 2
 SUPPORTED_FORMATS = (1, 2)
 DEFAULT_LOCK_TIMEOUT = 30.0
+DEFAULT_PACK_MAX_BYTES = 256 << 20
 # How many deltas reading a block may have to apply (a write-time policy, not part of the
 # format: readers follow chains of any length). Measured with tests/bench/bench_nudges.py on
 # 20 versions of bf16 weights each nudged by N(0, 1e-4): depth 2 stores 0.389 of raw and its
@@ -54,53 +71,97 @@ def default_chunk_params(version: int) -> dict[str, Any]:
 
 
 class Repo:
-    def __init__(self, root: Path) -> None:
+    """An open repository: its config, object and chunk stores, refs, index and writer lock.
+
+    `lock_timeout` is how long transaction() waits for another writer by default, `workers`
+    the number of threads chunk work uses (None: one per core), `tune_allocator` whether
+    starting them may change the process's allocator settings (store/parallel.py; the CLI
+    does), and `on_warning` receives what deserves a warning but is no error (an ambiguous
+    name); without it, warnings are kept in `warnings`. Use it as a context manager, or call
+    close(), to stop its threads.
+    """
+
+    def __init__(self, root: Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, workers: int | None = None,
+                 tune_allocator: bool = False, on_warning: Callable[[str], None] | None = None) -> None:
         self.root = root
         self.mvc_dir = root / MVC_DIR
-        self.config = self._read_config()
-        self._objects = None
-        self._chunks = None
-        self._refs = None
-        self._index = None
+        self.lock_timeout = lock_timeout
+        self.workers = workers
+        self.tune_allocator = tune_allocator
+        self.on_warning = on_warning
+        self.warnings: list[str] = []
+        self._config_stamp = stamp(self.mvc_dir / "config")
+        self._config = self._read_config()
+        self._objects: ObjectStore | None = None
+        self._chunks: ChunkStore | None = None
+        self._packs_stamp: Stamp | None = None
+        self._refs: Refs | None = None
+        self._index: Index | None = None
+        self._index_stamp: Stamp | None = None
         self._checked_trees: set[str] = set()
+        self._writer = threading.RLock()  # one writing thread at a time within this process
+        self._depth = 0  # transactions the writing thread has entered and not left
+        self._held: RepoLock | None = None
+
+    def __enter__(self) -> Repo:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker threads and close open pack files; using the Repo again reopens them."""
+        if self._chunks is not None:
+            self._chunks.close()
+            self._chunks = None
 
     # -- creating and finding -------------------------------------------------------------
     @classmethod
-    def init(cls, path: Path, format_version: int = FORMAT_VERSION) -> Repo:
+    def init(cls, path: Path, format_version: int = FORMAT_VERSION, **options: Any) -> Repo:
+        """Create a repository at `path` (refused where one exists: git would reinitialize)."""
         root = path.resolve()
         mvc_dir = root / MVC_DIR
         if mvc_dir.exists():
-            raise AlreadyExistsError(f"a modelvc repository already exists at {mvc_dir}",
-                                     hint="nothing was changed")
+            raise RepositoryExistsError(f"a modelvc repository already exists at {mvc_dir}",
+                                        hint="nothing was changed")
         root.mkdir(parents=True, exist_ok=True)
         for sub in ("objects", "packs", "refs/heads", "refs/tags", "logs"):
             (mvc_dir / sub).mkdir(parents=True, exist_ok=True)
         config = {"format_version": format_version, "chunking": default_chunk_params(format_version),
-                  "pack_max_bytes": 256 << 20}
+                  "pack_max_bytes": DEFAULT_PACK_MAX_BYTES}
         atomic_write(mvc_dir / "config", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
         atomic_write(mvc_dir / "HEAD", b"ref: refs/heads/main\n")
-        return cls(root)
+        return cls(root, **options)
 
     @classmethod
-    def discover(cls, start: Path | None = None) -> Repo:
+    def discover(cls, start: Path | None = None, **options: Any) -> Repo:
+        """The repository holding `start` (default: the working directory) or a parent of it."""
         start = (start or Path.cwd()).resolve()
         for candidate in (start, *start.parents):
             if (candidate / MVC_DIR / "config").is_file():
-                return cls(candidate)
+                return cls(candidate, **options)
         raise NotARepositoryError(f"not a modelvc repository (or any parent up to /): {start}",
                                   hint="create one with 'mvc init'")
 
     def _read_config(self) -> dict[str, Any]:
+        """The config as far as every command needs it (valid JSON, a known format version);
+        the other keys are checked where they are used, and all of them by fsck."""
         path = self.mvc_dir / "config"
         try:
-            config = json.loads(path.read_bytes())
-            version = config["format_version"]
+            config = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise NotARepositoryError(f"not a modelvc repository: {self.root}",
                                       hint="create one with 'mvc init'") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise FormatVersionError(f"cannot read the repository config {path}: {exc}") from exc
-        if type(version) is not int or version not in SUPPORTED_FORMATS:  # not "2", not true
+        except UnicodeDecodeError:
+            raise self._config_error("it is not UTF-8 text") from None
+        except ValueError as exc:
+            raise self._config_error(f"it is not valid JSON ({exc})") from None
+        if not isinstance(config, dict) or "format_version" not in config:
+            raise self._config_error("it has no format_version")
+        version = config["format_version"]
+        if type(version) is not int:
+            raise self._config_error(f"format_version must be an integer, not {version!r}")
+        if version not in SUPPORTED_FORMATS:
             raise FormatVersionError(
                 f"repository format version {version!r} is not supported by this modelvc "
                 f"(it reads versions {', '.join(map(str, SUPPORTED_FORMATS))})",
@@ -109,7 +170,18 @@ class Repo:
 
     # -- parts ----------------------------------------------------------------------------
     @property
-    def objects(self):
+    def config(self) -> dict[str, Any]:
+        """The repository's config, read again when its file has changed."""
+        path = self.mvc_dir / "config"
+        if not unchanged_since(self._config_stamp, path):
+            self._config_stamp = stamp(path)
+            self._config = self._read_config()
+            if self._chunks is not None:
+                self._chunks.pack_max_bytes = _pack_max_bytes_or_default(self._config)
+        return self._config
+
+    @property
+    def objects(self) -> ObjectStore:
         if self._objects is None:
             from modelvc.store.objects import ObjectStore
 
@@ -117,15 +189,23 @@ class Repo:
         return self._objects
 
     @property
-    def chunks(self):
+    def chunks(self) -> ChunkStore:
+        """The chunk store; its index is read again when another process added or removed packs."""
+        packs = self.mvc_dir / "packs"
         if self._chunks is None:
             from modelvc.store.chunkstore import ChunkStore
+            from modelvc.store.parallel import WorkerPool
 
-            self._chunks = ChunkStore(self.mvc_dir / "packs", int(self.config.get("pack_max_bytes", 256 << 20)))
+            self._packs_stamp = stamp(packs)
+            self._chunks = ChunkStore(packs, _pack_max_bytes_or_default(self.config),
+                                      pool=WorkerPool(self.workers, self.tune_allocator))
+        elif not unchanged_since(self._packs_stamp, packs):
+            self._packs_stamp = stamp(packs)
+            self._chunks.reload_if_packs_changed()
         return self._chunks
 
     @property
-    def refs(self):
+    def refs(self) -> Refs:
         if self._refs is None:
             from modelvc.refs import Refs
 
@@ -133,8 +213,11 @@ class Repo:
         return self._refs
 
     @property
-    def index(self):
-        if self._index is None:
+    def index(self) -> Index:
+        """The index; outside a transaction, read again when its file has changed. Inside one,
+        it is the writer's own (nobody else may write it), changed in memory until saved."""
+        if self._index is None or (self._depth == 0
+                                   and not unchanged_since(self._index_stamp, self.mvc_dir / "index")):
             self._index = self._read_index()
         return self._index
 
@@ -151,6 +234,7 @@ class Repo:
         except CorruptIndexError:
             if not rebuild_if_corrupt:
                 raise
+            self._index_stamp = None
             self._index = Index(self.mvc_dir / "index", load=False)
         return self._index
 
@@ -160,6 +244,7 @@ class Repo:
         from modelvc.index import Index
 
         path = self.mvc_dir / "index"
+        self._index_stamp = stamp(path)
         try:
             return Index(path)
         except CorruptIndexError as exc:
@@ -178,26 +263,115 @@ class Repo:
     def chunk_params(self):
         from modelvc.store.chunker import ChunkParams
 
-        return ChunkParams.from_dict(self.config["chunking"])
+        if "chunking" not in self.config:
+            raise self._config_error("it has no chunking section")
+        try:
+            params = ChunkParams.from_dict(self.config["chunking"])
+        except ConfigError as exc:
+            raise self._config_error(exc.message) from None
+        # Dedup needs the same cuts forever, and no command sets other parameters: a value that
+        # differs from the format's own is damage, even when it would be a valid one.
+        version = self.config["format_version"]
+        expected = ChunkParams.for_format(version)
+        if params != expected:
+            wrong = sorted(k for k, v in params.to_dict().items() if expected.to_dict()[k] != v)
+            raise self._config_error(
+                "chunking: " + ", ".join(f"{k} is {getattr(params, k)!r}, format version {version} fixes "
+                                         f"{getattr(expected, k)!r}" for k in wrong))
+        return params
 
     @property
     def delta_max_depth(self) -> int:
-        return int(self.config.get("delta_max_depth", DEFAULT_DELTA_MAX_DEPTH))
+        return self._config_count("delta_max_depth", DEFAULT_DELTA_MAX_DEPTH)
+
+    @property
+    def pack_max_bytes(self) -> int:
+        return self._config_count("pack_max_bytes", DEFAULT_PACK_MAX_BYTES)
+
+    def config_problems(self) -> list[str]:
+        """What is wrong with the config's keys (fsck reports them), each as its ConfigError says."""
+        problems = []
+        for check in (lambda: self.chunk_params, lambda: self.delta_max_depth,
+                      lambda: self.pack_max_bytes, self._check_user):
+            try:
+                check()
+            except ConfigError as exc:
+                problems.append(exc.message)
+        return problems
+
+    def _config_count(self, key: str, default: int, minimum: int = 0) -> int:
+        value = self.config.get(key, default)
+        if type(value) is not int or value < minimum:
+            raise self._config_error(f"{key} must be an integer >= {minimum}, not {value!r}")
+        return value
+
+    def _check_user(self) -> None:
+        user = self.config.get("user", {})
+        if not isinstance(user, dict) or any(not isinstance(user.get(k, ""), str) for k in ("name", "email")):
+            raise self._config_error(f"user must hold a name and an email as text, not {user!r}")
+
+    def _config_error(self, problem: str) -> ConfigError:
+        return ConfigError(f"the repository config {self.mvc_dir / 'config'} is damaged: {problem}",
+                           hint="repair it by hand (docs/format.md describes every key), or restore it from a backup")
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[RepoLock]:
-        """Hold the writer lock for a block; first clear what killed writers left (leftovers.py)."""
+    def transaction(self, timeout: float | None = None) -> Iterator[Repo]:
+        """Hold the writer lock for a block, waiting at most `timeout` seconds for another
+        writer (default: the Repo's lock_timeout); LockTimeoutError when it does not finish.
+
+        Re-entrant: an operation inside another's transaction joins it, so a caller can make
+        several operations one locked step. Another thread of this process waits as another
+        process does. On entry, the leftovers of killed writers are cleared (leftovers.py)
+        and the index is read afresh.
+        """
+        wait = max(self.lock_timeout if timeout is None else timeout, 0.0)
+        started = time.monotonic()
+        if not self._writer.acquire(blocking=False):
+            if not self._writer.acquire(timeout=wait):
+                from modelvc.lock import lock_timeout_error
+
+                raise lock_timeout_error(wait, "another thread of this process")
+            wait = max(wait - (time.monotonic() - started), 0.0)  # what is left for other processes
+        try:
+            if self._depth == 0:
+                self._held = self._take_lock(wait)
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    held, self._held = self._held, None
+                    if held is not None:
+                        held.release()
+        finally:
+            self._writer.release()
+
+    def _take_lock(self, timeout: float) -> RepoLock:
         from modelvc.leftovers import remove_leftovers
         from modelvc.lock import RepoLock
 
-        raw = os.environ.get("MVC_LOCK_TIMEOUT", "")
+        held = RepoLock(self.mvc_dir / "lock", timeout)
+        held.acquire()
         try:
-            timeout = float(raw) if raw else DEFAULT_LOCK_TIMEOUT
-        except ValueError:
-            raise UsageError(f"MVC_LOCK_TIMEOUT must be a number of seconds, not '{raw}'") from None
-        with RepoLock(self.mvc_dir / "lock", timeout) as held:
             remove_leftovers(self.mvc_dir)
-            yield held
+        except BaseException:
+            held.release()
+            raise
+        self._index = None  # what was read before the lock may be stale: read it again
+        return held
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this Repo holds the writer lock (in any of its threads)."""
+        return self._depth > 0
+
+    def warn(self, message: str) -> None:
+        """Report something that deserves a warning but is no error."""
+        if self.on_warning is not None:
+            self.on_warning(message)
+        else:
+            self.warnings.append(message)
 
     # -- identity -------------------------------------------------------------------------
     def identity(self, required: bool = True) -> tuple[str, str]:
@@ -206,6 +380,7 @@ class Repo:
         required) fall back to the login name and login@host, as git's reflog does."""
         from modelvc.config import effective
 
+        self._check_user()
         name = os.environ.get("MVC_AUTHOR_NAME") or effective(self.config, "user.name")
         email = os.environ.get("MVC_AUTHOR_EMAIL") or effective(self.config, "user.email")
         if not (name and email):
@@ -262,7 +437,7 @@ class Repo:
     def resolve(self, rev: str) -> str:
         from modelvc.revparse import resolve
 
-        return resolve(rev, self.refs, self)
+        return resolve(rev, self.refs, self, self.warn)
 
     def commit(self, commit_id: str) -> Commit:
         return self.objects.get_typed(commit_id, Commit)
@@ -292,8 +467,16 @@ class Repo:
         return self.refs.head().commit
 
 
+
+
 def _login_name() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def _pack_max_bytes_or_default(config: dict[str, Any]) -> int:
+    """Only a size policy for new packs: a damaged value (fsck reports it) stops no reader."""
+    value = config.get("pack_max_bytes", DEFAULT_PACK_MAX_BYTES)
+    return value if type(value) is int and value >= 0 else DEFAULT_PACK_MAX_BYTES

@@ -1,15 +1,17 @@
 """Turn what a user types ("HEAD~2", "v1", "3fa9c0", "main^2") into a full commit id.
 
 The syntax and lookup order follow git, so habits carry over: names are tried as refs
-before being read as id prefixes, and a short id must be unique among commits.
+before being read as id prefixes (a tag before a branch of the same name, with git's
+warning that the name is ambiguous), and a short id must be unique among commits.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Protocol
 
-from .errors import UnknownRevisionError
+from .errors import CorruptRefError, UnknownRevisionError
 from .ids import is_full_id, is_hex_prefix, short
 from .refname import is_valid_ref_name
 from .refs import Refs
@@ -50,13 +52,13 @@ def split_rev_path(spec: str) -> tuple[str, str | None]:
     return rev, path
 
 
-def resolve(rev: str, refs: Refs, graph: CommitGraph) -> str:
-    """The full id of the commit `rev` names."""
+def resolve(rev: str, refs: Refs, graph: CommitGraph, warn: Callable[[str], None] | None = None) -> str:
+    """The full id of the commit `rev` names; `warn` hears of a name that several refs have."""
     cut = min((i for i in (rev.find("~"), rev.find("^")) if i >= 0), default=len(rev))
     base, navigation = rev[:cut], rev[cut:]
     if not base or not _NAVIGATION.fullmatch(navigation):
         raise _unknown(rev)
-    commit = _resolve_base(rev, base, refs, graph)
+    commit = _resolve_base(rev, base, refs, graph, warn)
     for operator, count in _STEP.findall(navigation):
         number = int(count) if count else 1
         if operator == "~":
@@ -66,7 +68,31 @@ def resolve(rev: str, refs: Refs, graph: CommitGraph) -> str:
     return commit
 
 
-def _resolve_base(rev: str, base: str, refs: Refs, graph: CommitGraph) -> str:
+def matching_refs(name: str, refs: Refs) -> list[str]:
+    """The refs a short name can mean, in git's order of precedence: refs/NAME, the tag, the
+    branch. More than one is an ambiguous name: the first wins, except for checkout, which
+    takes the branch."""
+    candidates = [name] if name.startswith("refs/") else []
+    candidates += [f"refs/{name}", f"refs/tags/{name}", f"refs/heads/{name}"]
+    found: list[str] = []
+    for refname in candidates:
+        try:
+            if refs.read(refname) is not None:
+                found.append(refname)
+        except CorruptRefError:
+            if not found:
+                raise
+            found.append(refname)  # damaged, but there: the name is still ambiguous
+    return found
+
+
+def ambiguous_name(name: str) -> str:
+    """git's warning, word for word."""
+    return f"refname '{name}' is ambiguous."
+
+
+def _resolve_base(rev: str, base: str, refs: Refs, graph: CommitGraph,
+                  warn: Callable[[str], None] | None) -> str:
     selector = _REFLOG_SELECTOR.match(base)
     if selector:
         return _from_reflog(selector[1], int(selector[2]), refs, graph)
@@ -82,12 +108,11 @@ def _resolve_base(rev: str, base: str, refs: Refs, graph: CommitGraph) -> str:
     if is_full_id(lowered):
         return graph.peel(lowered)
     if is_valid_ref_name(base):
-        candidates = [base] if base.startswith("refs/") else []
-        candidates += [f"refs/{base}", f"refs/tags/{base}", f"refs/heads/{base}"]
-        for refname in candidates:
-            value = refs.read(refname)
-            if value is not None:
-                return graph.peel(value)
+        found = matching_refs(base, refs)
+        if found:
+            if len(found) > 1 and warn is not None:
+                warn(ambiguous_name(base))
+            return graph.peel(refs.read(found[0]))
     if is_hex_prefix(lowered):
         matches = sorted(set(graph.commits_with_prefix(lowered)))
         if len(matches) == 1:

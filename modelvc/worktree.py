@@ -113,3 +113,18 @@ def directories_unchanged() -> Iterator[None]:
         yield
     finally:
         _link_dirs.reset(token)
+
+
+def is_utf8_name(path: str) -> bool:
+    """Whether a path read from the file system is UTF-8 (what trees, the index and JSON hold);
+    other bytes arrive as lone surrogates (Python's surrogateescape)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(path: str) -> str:
+    """A path as text a terminal shows, its non-UTF-8 bytes as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")

@@ -29,10 +29,11 @@ def test_not_a_repository(tmp_path, work):
 
 
 def test_init_twice_is_refused_and_changes_nothing(mvc, work):
+    """Git reinitializes; mvc refuses, with the repository code (3), not a ref's (10)."""
     commit_file(mvc, work)
     before = sorted(p.name for p in (work / ".mvc").iterdir())
     result = mvc("init", ok=False)
-    assert result.exit_code == 10
+    assert result.exit_code == 3
     assert result.stderr == (f"error: a modelvc repository already exists at {work / '.mvc'}\n"
                              "hint: nothing was changed\n")
     assert sorted(p.name for p in (work / ".mvc").iterdir()) == before

@@ -30,28 +30,28 @@ def test_tree_order_does_not_change_the_id():
 
 
 def test_store_round_trip_and_id(tmp_path):
-    store = ObjectStore(tmp_path)
+    store = ObjectStore(tmp_path / "objects")
     manifest = Manifest(7, (("c" * 64, 3), ("d" * 64, 4)))
     object_id = store.put(manifest)
     assert object_id == hash_bytes(encode(manifest))
-    assert ObjectStore(tmp_path).get(object_id) == manifest
-    assert ObjectStore(tmp_path).get_typed(object_id, Manifest) == manifest
+    assert ObjectStore(tmp_path / "objects").get(object_id) == manifest
+    assert ObjectStore(tmp_path / "objects").get_typed(object_id, Manifest) == manifest
     with pytest.raises(IntegrityError, match="is a manifest, expected a commit"):
-        ObjectStore(tmp_path).get_typed(object_id, Commit)
+        ObjectStore(tmp_path / "objects").get_typed(object_id, Commit)
 
 
 def test_corrupt_and_missing_objects(tmp_path):
-    store = ObjectStore(tmp_path)
+    store = ObjectStore(tmp_path / "objects")
     object_id = store.put(sample_commit())
     path = store.path_of(object_id)
     import zstandard
 
     path.write_bytes(zstandard.ZstdCompressor().compress(encode(sample_commit(message="forged"))))
     with pytest.raises(IntegrityError, match=f"object {object_id[:10]} is corrupt: its content does not match its id"):
-        ObjectStore(tmp_path).get(object_id)
+        ObjectStore(tmp_path / "objects").get(object_id)
     path.unlink()
     with pytest.raises(IntegrityError, match=f"object {object_id[:10]} is missing"):
-        ObjectStore(tmp_path).get(object_id)
+        ObjectStore(tmp_path / "objects").get(object_id)
 
 
 def test_non_finite_metric_is_refused():

@@ -271,3 +271,27 @@ def test_leftover_empty_directory_does_not_block_a_branch(refs, mvc_dir):
     (mvc_dir / "refs/heads/x/.tmp-file.tmp").write_text("junk")
     refs.update("refs/heads/x", A, None, "x")
     assert refs.branches() == {"x": A}
+
+
+def test_a_ref_moved_by_another_writer_mid_update_is_not_overwritten(refs, mvc_dir, monkeypatch):
+    """The ref is written by the backend's compare-and-swap against the bytes that were read,
+    so a move made between the read and the write (by a writer without the lock) is kept."""
+    refs.update("refs/heads/main", A, None, "first")
+    log_move = refs._log_ref_move
+
+    def another_writer_moves_it(*args):
+        log_move(*args)
+        (mvc_dir / "refs/heads/main").write_text(C + "\n")
+
+    monkeypatch.setattr(refs, "_log_ref_move", another_writer_moves_it)
+    with pytest.raises(RefConflictError, match=f"ref refs/heads/main moved .*{C[:10]}"):
+        refs.update("refs/heads/main", B, A, "second")
+    assert (mvc_dir / "refs/heads/main").read_text() == C + "\n"
+
+
+def test_a_ref_written_by_hand_without_newline_still_moves(refs, mvc_dir):
+    (mvc_dir / "refs/heads").mkdir(parents=True, exist_ok=True)
+    (mvc_dir / "refs/heads/main").write_text(A)
+    refs.update("refs/heads/main", B, A, "move")
+    assert (mvc_dir / "refs/heads/main").read_text() == B + "\n"
+    assert refs.branches() == {"main": B}

@@ -47,7 +47,7 @@ def config_command(ctx, key, value, global_, list_, unset, as_json) -> None:
             click.echo(f"{name}={show_value(shown)}")
         return
     if unset or value is not None:
-        with repo.lock() if repo is not None else nullcontext():
+        with repo.transaction() if repo is not None else nullcontext():
             data = read_config_file(path)
             changed = unset_value(data, key) if unset else set_value(data, key, value) is not None
             if changed:

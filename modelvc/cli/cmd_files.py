@@ -18,7 +18,7 @@ from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progres
 def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
     """Create an empty repository in PATH (default: the current directory).
 
-    Refuses (exit 10) when a repository already exists there: nothing is overwritten.
+    Refuses (exit 3) when a repository already exists there: nothing is overwritten.
     Inside a git work tree, also adds '/.mvc/' to PATH/.gitignore (created if missing),
     so git never versions mvc's store.
     """
@@ -75,6 +75,7 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitigno
     if as_json:
         emit_json(result.to_dict())
         return
+    warn_skipped(result.skipped)
     for path, warnings in result.warnings.items():
         for warning in warnings:
             click.echo(f"warning: {path}: {warning}", err=True)
@@ -132,6 +133,8 @@ def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bo
     from modelvc.ops.status import status
 
     result = status(open_repo(ctx), untracked=untracked != "no")
+    if not as_json:
+        warn_skipped(result.skipped)
     render_status(result, short or porcelain, as_json)
     if exit_code and not result.clean:
         ctx.exit(1)
@@ -220,3 +223,8 @@ def restore_command(ctx: click.Context, paths: tuple[str, ...], staged: bool, wo
         click.echo(f"unstaged '{path}'")
     for path in result.written:
         click.echo(f"restored '{path}'")
+
+
+def warn_skipped(names: list[str]) -> None:
+    for name in names:
+        click.echo(f"warning: skipping '{name}': its name is not valid UTF-8 (rename it to track it)", err=True)

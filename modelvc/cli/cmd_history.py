@@ -66,12 +66,13 @@ def commit_command(ctx, messages, message_file, metrics, params, meta, stage_all
     param_values = parse_pairs(list(params), "--param")
     meta_values = parse_pairs(list(meta), "--meta")
     repo = open_repo(ctx)
-    if stage_all:
-        from modelvc.ops.add import add_tracked
+    with repo.transaction():  # with -a, no other writer comes between staging and committing
+        if stage_all:
+            from modelvc.ops.add import add_tracked
 
-        with progress_bar() as bar:
-            add_tracked(repo, bar)
-    result = commit(repo, message, metric_values, param_values, meta_values, allow_empty)
+            with progress_bar() as bar:
+                add_tracked(repo, bar)
+        result = commit(repo, message, metric_values, param_values, meta_values, allow_empty)
     if as_json:
         emit_json(result.to_dict())
     elif quiet:

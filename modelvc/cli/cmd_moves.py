@@ -46,7 +46,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
     repo = open_repo(ctx)
     paths = ctx.meta.get("paths")
     with progress_bar(quiet) as bar:
-        if new_branch:
+        if new_branch is not None:
             if len(args) > 1 or paths:
                 raise click.UsageError("checkout -b takes a new branch name and at most one START")
             result = checkout_new_branch(repo, new_branch, args[0] if args else None, force, bar)
@@ -140,7 +140,7 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
 
     repo = open_repo(ctx)
     if delete or force_delete:
-        if not name or start:
+        if name is None or start:
             raise click.UsageError("branch -d takes exactly one branch name")
         info = delete_branch(repo, name, force=force_delete)
         click.echo(f"Deleted branch {name} (was {short(info.commit)})")
@@ -155,7 +155,7 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
         else:
             click.echo(f"Renamed branch {old} to {new}" if old else f"Renamed the current branch to {new}")
         return
-    if name:
+    if name is not None:  # '' too: refused as an invalid name, not taken as "list"
         info = create_branch(repo, name, start)
         if as_json:
             emit_json(info.to_dict())
@@ -185,12 +185,12 @@ def tag_command(ctx, name, rev, message, delete, force, as_json) -> None:
 
     repo = open_repo(ctx)
     if delete:
-        if not name or rev:
+        if name is None or rev:
             raise click.UsageError("tag -d takes exactly one tag name")
         info = delete_tag(repo, name)
         click.echo(f"Deleted tag {name} (was {short(info.commit)})")
         return
-    if name:
+    if name is not None:
         info = create_tag(repo, name, rev, message, force)
         if as_json:
             emit_json(info.to_dict())

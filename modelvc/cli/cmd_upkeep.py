@@ -6,7 +6,7 @@ import click
 
 from modelvc.cli.output import emit_json, human_size, open_repo, progress_bar
 from modelvc.errors import IntegrityError
-from modelvc.ids import short
+from modelvc.ids import is_full_id, short
 
 
 @click.command("fsck")
@@ -27,7 +27,8 @@ def fsck_command(ctx, read_data, as_json) -> None:
         emit_json(result.to_dict())
     else:
         for problem in result.problems:
-            click.echo(f"{problem.kind} {short(problem.object)}: {problem.detail}", err=True)
+            name = short(problem.object) if is_full_id(problem.object) else problem.object
+            click.echo(f"{problem.kind} {name}: {problem.detail}", err=True)
             for commit_id, path in problem.breaks:
                 where = "the index" if commit_id == "index" else f"commit {short(commit_id)}"
                 click.echo(f"  breaks {path} in {where}", err=True)

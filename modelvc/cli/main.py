@@ -59,10 +59,16 @@ class MvcGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
-        from modelvc.errors import MvcError
+        from modelvc.errors import MvcError, from_os_error
 
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except OSError as exc:  # a full disk or a refused access is the user's to fix, not a bug
+                error = from_os_error(exc)
+                if error is None:
+                    raise
+                raise error from exc
         except MvcError as exc:
             if os.environ.get("MVC_DEBUG") == "1":
                 raise
@@ -117,6 +123,8 @@ def colour_wanted(choice: str) -> bool | None:
 
 
 def main() -> None:
+    # Process-wide settings are the CLI's (the library leaves the process as it finds it; the
+    # allocator is tuned when a repository's threads start: see open_repo's tune_allocator).
     # modelvc never calls BLAS, but numpy's OpenBLAS starts a thread per core that spins
     # while waiting for work: 3% of a checkout's CPU on two cores. Set before numpy loads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

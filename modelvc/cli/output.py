@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -20,9 +21,34 @@ def cwd_of(ctx: click.Context) -> Path:
 
 
 def open_repo(ctx: click.Context):
+    """The repository of the working directory, with the CLI's settings; closed with the command."""
     from modelvc.repo import Repo
+    from modelvc.store.parallel import worker_count
 
-    return Repo.discover(cwd_of(ctx))
+    repo = Repo.discover(cwd_of(ctx), lock_timeout=lock_timeout(), workers=worker_count(), tune_allocator=True,
+                         on_warning=lambda message: click.echo(f"warning: {message}", err=True))
+    ctx.call_on_close(repo.close)
+    return repo
+
+
+def lock_timeout() -> float:
+    """MVC_LOCK_TIMEOUT in seconds: a finite number >= 0 (nan would make the wait endless)."""
+    import math
+
+    from modelvc.errors import UsageError
+    from modelvc.repo import DEFAULT_LOCK_TIMEOUT
+
+    raw = os.environ.get("MVC_LOCK_TIMEOUT")
+    if raw is None:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = math.nan
+    if not (math.isfinite(timeout) and timeout >= 0):
+        raise UsageError(f"MVC_LOCK_TIMEOUT must be a finite number of seconds >= 0, not '{raw}'",
+                         hint=f"unset it to wait the default {DEFAULT_LOCK_TIMEOUT:g} s")
+    return timeout
 
 
 def emit_json(data: Any) -> None:

@@ -14,7 +14,7 @@ from modelvc.ops.pathspec import expand, expand_specs
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.store.filedata import PreviousVersion
-from modelvc.worktree import directories_unchanged, stat_path
+from modelvc.worktree import directories_unchanged, is_utf8_name, printable_name, stat_path
 
 
 @dataclass
@@ -27,6 +27,7 @@ class AddResult:
     new_raw_bytes: int = 0
     new_stored_bytes: int = 0
     warnings: dict[str, list[str]] = field(default_factory=dict)  # path -> what its reader noticed
+    skipped: list[str] = field(default_factory=list)  # found by walking, names not UTF-8 (escaped)
     left_to_git: list[str] = field(default_factory=list)  # found in a directory; git tracks them
     versioned_twice: list[str] = field(default_factory=list)  # named; git tracks them as well
     gitignore: GitignoreUpdate | None = None  # None outside a git work tree or with --no-gitignore
@@ -36,7 +37,7 @@ class AddResult:
                 "read_bytes": self.bytes_read, "new_chunk_count": self.new_chunks,
                 "new_bytes": self.new_raw_bytes, "stored_bytes": self.new_stored_bytes,
                 "warnings": self.warnings, "left_to_git": self.left_to_git,
-                "versioned_twice": self.versioned_twice,
+                "versioned_twice": self.versioned_twice, "skipped": self.skipped,
                 "gitignore": self.gitignore.to_dict() if self.gitignore is not None else None}
 
 
@@ -53,7 +54,7 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
 
     if gitignore is None:
         gitignore = bool(effective(repo.config, "core.gitignore"))
-    with repo.lock():
+    with repo.transaction():
         index = repo.fresh_index()
         found = expand_specs(repo.root, specs, cwd or Path.cwd(), index.entries, force=force)
         split = split_for_git(repo.root, found.paths, found.named, set(index.entries))
@@ -67,7 +68,7 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
 
 def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:
     """Stage every change to tracked files, deletions included (commit --all)."""
-    with repo.lock():
+    with repo.transaction():
         return _stage(repo, sorted(repo.fresh_index().entries), progress)
 
 
@@ -82,6 +83,9 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
     followed: set[str] = set()
     with directories_unchanged():
         for path in paths:
+            if not is_utf8_name(path):
+                result.skipped.append(printable_name(path))
+                continue
             entry = index.entries.get(path)
             follow = dereference or (entry is not None and entry.dereference)
             st = stat_path(repo.root, path, follow)
@@ -172,7 +176,7 @@ def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Pat
 
     cwd = cwd or Path.cwd()
     result = RmResult()
-    with repo.lock():
+    with repo.transaction():
         index = repo.fresh_index()
         paths = expand(repo.root, specs, cwd, index.entries, include_worktree=False)
         if not force:

@@ -10,7 +10,7 @@ from modelvc.ids import short
 from modelvc.ops.materialize import MoveResult, move_tree
 from modelvc.ops.pathspec import expand
 from modelvc.progress import NO_PROGRESS, Progress
-from modelvc.refname import check_ref_name
+from modelvc.refname import check_ref_name, is_valid_ref_name
 from modelvc.repo import Repo
 
 
@@ -32,26 +32,42 @@ def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_
     `checkout --force HEAD` stays on the current branch, as in git, and rebuilds an index
     that cannot be read: it is the repair the corrupt-index error suggests.
     """
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index(rebuild_if_corrupt=force)
-        target = repo.resolve(rev)
         head = repo.refs.head()
-        if rev in ("HEAD", "@") and head.branch is not None:
-            rev = head.branch
-        is_branch = rev in repo.refs.branches()
+        if rev in ("HEAD", "@"):
+            target, branch = repo.resolve(rev), head.branch
+        else:
+            branch_tip = _branch_tip(repo, rev)
+            target, branch = (branch_tip, rev) if branch_tip is not None else (repo.resolve(rev), None)
         move = move_tree(repo, repo.tree_of(head.commit), repo.tree_of(target), force, progress)
         source = head.branch or (short(head.commit) if head.commit else "unborn")
-        if is_branch:
-            repo.refs.set_head_branch(rev, f"checkout: moving from {source} to {rev}")
-            return CheckoutResult(target, rev, move=move)
+        if branch is not None:
+            repo.refs.set_head_branch(branch, f"checkout: moving from {source} to {branch}")
+            return CheckoutResult(target, branch, move=move)
         repo.refs.set_head_detached(target, f"checkout: moving from {source} to {short(target)}")
         return CheckoutResult(target, None, move=move)
+
+
+def _branch_tip(repo: Repo, name: str) -> str | None:
+    """The commit of branch `name`, if there is one: checkout takes the branch where a tag
+    or another ref has the same name too (with git's warning), as git does."""
+    from modelvc.revparse import ambiguous_name, matching_refs
+
+    if not is_valid_ref_name(name) or name.startswith("refs/"):
+        return None
+    found = matching_refs(name, repo.refs)
+    if f"refs/heads/{name}" not in found:
+        return None
+    if len(found) > 1:
+        repo.warn(ambiguous_name(name))
+    return repo.peel(repo.refs.read(f"refs/heads/{name}"))
 
 
 def checkout_new_branch(repo: Repo, name: str, start: str | None = None, force: bool = False,
                         progress: Progress = NO_PROGRESS) -> CheckoutResult:
     check_ref_name(name, "branch")
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         if repo.refs.read(f"refs/heads/{name}") is not None:
             raise AlreadyExistsError(f"a branch named '{name}' already exists",
@@ -71,7 +87,7 @@ def checkout_new_branch(repo: Repo, name: str, start: str | None = None, force: 
 def restore_paths(repo: Repo, rev: str, specs: list[str], force: bool = False, cwd: Path | None = None,
                   progress: Progress = NO_PROGRESS) -> CheckoutResult:
     """Bring paths back as they are in `rev`, into the working tree and the index; HEAD stays."""
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         target = repo.resolve(rev)
         tree = repo.tree_of(target)

@@ -86,7 +86,7 @@ def commit(repo: Repo, message: str, metrics: dict | None = None, params: dict |
         raise UsageError("empty commit message", hint="give one with -m MESSAGE")
     author = repo.signature_now()
     code = code_version(repo.root)
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         head = repo.refs.head()
         tree = tree_from_index(repo)

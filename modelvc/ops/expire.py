@@ -51,39 +51,33 @@ class ExpireResult:
 def expire_reflogs(repo: Repo, refs: list[str] | None = None, expire: str | None = None,
                    expire_unreachable: str | None = None) -> ExpireResult:
     """Expire the reflogs of `refs` (None: every reflog, deleted refs' too)."""
-    with repo.lock():
-        return expire_reflogs_locked(repo, refs, expire, expire_unreachable)
-
-
-def expire_reflogs_locked(repo: Repo, refs: list[str] | None = None, expire: str | None = None,
-                          expire_unreachable: str | None = None) -> ExpireResult:
-    """As expire_reflogs, for a caller that already holds the lock (gc)."""
-    now = time.time()
-    configured_total, configured_unreachable = configured_expiry(repo, now)
-    total_cutoff = parse_expiry(expire, now) if expire else configured_total
-    unreachable_cutoff = parse_expiry(expire_unreachable, now) if expire_unreachable else configured_unreachable
-    unreachable_cutoff = max(total_cutoff, unreachable_cutoff)
-    names = repo.refs.reflog_names() if refs is None else [_log_name(repo, r) for r in refs]
-    result = ExpireResult()
-    for name in names:
-        entries = repo.refs.reflog_file(name)
-        reachable: set[str] | None = None
-        computed = False
-        kept = []
-        for entry in entries:
-            expired = entry.time < total_cutoff
-            if not expired and entry.time < unreachable_cutoff:
-                if not computed:
-                    reachable, computed = _reachable_from_tip(repo, name), True
-                expired = reachable is not None and any(c != ZERO_ID and c not in reachable
-                                                        for c in (entry.old, entry.new))
-            if not expired:
-                kept.append(entry)
-        if len(kept) != len(entries):
-            repo.refs.rewrite_reflog(name, kept)
-            result.pruned[name] = len(entries) - len(kept)
-        result.kept += len(kept)
-    return result
+    with repo.transaction():
+        now = time.time()
+        configured_total, configured_unreachable = configured_expiry(repo, now)
+        total_cutoff = parse_expiry(expire, now) if expire else configured_total
+        unreachable_cutoff = parse_expiry(expire_unreachable, now) if expire_unreachable else configured_unreachable
+        unreachable_cutoff = max(total_cutoff, unreachable_cutoff)
+        names = repo.refs.reflog_names() if refs is None else [_log_name(repo, r) for r in refs]
+        result = ExpireResult()
+        for name in names:
+            entries = repo.refs.reflog_file(name)
+            reachable: set[str] | None = None
+            computed = False
+            kept = []
+            for entry in entries:
+                expired = entry.time < total_cutoff
+                if not expired and entry.time < unreachable_cutoff:
+                    if not computed:
+                        reachable, computed = _reachable_from_tip(repo, name), True
+                    expired = reachable is not None and any(c != ZERO_ID and c not in reachable
+                                                            for c in (entry.old, entry.new))
+                if not expired:
+                    kept.append(entry)
+            if len(kept) != len(entries):
+                repo.refs.rewrite_reflog(name, kept)
+                result.pruned[name] = len(entries) - len(kept)
+            result.kept += len(kept)
+        return result
 
 
 def _log_name(repo: Repo, ref: str) -> str:

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from modelvc.errors import IntegrityError, MissingChunkError
+from modelvc.errors import CorruptRefError, IntegrityError, MissingChunkError
 from modelvc.ids import is_full_id
 from modelvc.ops.reach import Reachable, problem_kind, roots, users_of_chunk, users_of_file, walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.store.packs import (NO_BASE, RECORD_MAGIC, Location, header_mismatch, pack_names, read_idx,
-                                 read_idx_rows, scan_pack)
+from modelvc.store import layout
+from modelvc.store.backend import NotFoundInBackend
+from modelvc.store.packs import NO_BASE, RECORD_MAGIC, Location, header_mismatch, read_idx, read_idx_rows, scan_pack
 from modelvc.store.parallel import ordered_map
 
 
 @dataclass(frozen=True)
 class Problem:
     kind: str  # missing | corrupt | dangling | unsafe
-    object: str
+    object: str  # an object or chunk id, a ref name ("HEAD", "refs/heads/x") or "config"
     detail: str
     breaks: tuple[tuple[str, str], ...] = ()  # (commit id or "index", path)
 
@@ -56,6 +57,7 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     Takes no lock, like every reader: gc or add may run beside it (see _verify_chunks).
     """
     result = FsckResult()
+    result.problems += [Problem("corrupt", "config", problem) for problem in repo.config_problems()]
     broken_objects: list[tuple[str, str, str]] = []
     unreadable = _unreadable_pack_indexes(repo)  # then no chunk can be looked up
     reach = walk(repo, lambda kind, oid, detail: broken_objects.append((kind, oid, detail)),
@@ -150,7 +152,7 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
         except IntegrityError as exc:
             return chunk_id, 0, problem_kind(exc), exc.message
 
-    for chunk_id, size, kind, message in ordered_map(check, chunk_ids):
+    for chunk_id, size, kind, message in ordered_map(check, chunk_ids, pool=repo.chunks.pool):
         progress.advance(reach.chunks.get(chunk_id, 0))
         if size < 0:
             continue
@@ -198,12 +200,12 @@ def _check_packs(repo: Repo) -> list[Problem]:
     that add sealed since is checked too, and one that gc removed since is skipped.
     """
     problems = []
-    for name in pack_names(repo.chunks.packs_dir):
-        path = repo.chunks.packs_dir / f"{name}.pack"
+    backend = repo.chunks.backend
+    for name in layout.complete_packs(backend):
         try:
-            rows = read_idx(repo.chunks.packs_dir / f"{name}.idx")
-            records = scan_pack(path)
-        except FileNotFoundError:
+            rows = read_idx(backend, name)
+            records = scan_pack(backend, name)
+        except NotFoundInBackend:
             continue  # removed by gc since listed
         except IntegrityError as exc:
             problems.append(Problem("corrupt", name, exc.message))
@@ -237,14 +239,8 @@ def _pack_against_index(name: str, records: list, rows) -> list[Problem]:
 
 
 def _incomplete_packs(repo: Repo) -> list[str]:
-    packs_dir = repo.chunks.packs_dir
-    if not packs_dir.is_dir():
-        return []
-    listed = sorted(packs_dir.iterdir())
-    complete = set(pack_names(packs_dir))  # after listing: a pack sealed meanwhile is complete
-    return [f"incomplete pack {p.name} (an interrupted write; 'mvc gc' removes it)"
-            for p in listed
-            if p.suffix == ".pack" and p.stem not in complete and p.exists()]
+    return [f"incomplete pack {layout.file_name(key)} (an interrupted write; 'mvc gc' removes it)"
+            for key in layout.incomplete_packs(repo.chunks.backend)]
 
 
 ALL_FILES = "(every file)"  # the path named when a commit or tree is lost as a whole
@@ -260,7 +256,8 @@ class _Lineage:
         for commit in reach.commits:
             for parent in repo.commit(commit).parents:
                 self.children.setdefault(parent, []).append(commit)
-        self.branch_tips = {oid for oid, origin in roots(repo) if origin == "HEAD" or origin.startswith("refs/heads/")}
+        self.branch_tips = {oid for oid, origin in roots(repo, _reported_by_the_walk, reflogs=False)
+                            if origin == "HEAD" or origin.startswith("refs/heads/")}
 
     def breaks(self, object_id: str) -> tuple[tuple[str, str], ...]:
         if object_id in self.reach.files:
@@ -278,10 +275,17 @@ class _Lineage:
         return ((object_id, ALL_FILES), *((commit, HISTORY) for commit in sorted(later)))
 
 
+def _reported_by_the_walk(kind: str, refname: str, detail: str) -> None:
+    """A corrupt ref or HEAD met again after the walk: it is reported once, by the walk."""
+
+
 def _head_problems(repo: Repo) -> list[Problem]:
     """HEAD on a branch that does not exist while others do: no command leaves it so (a damaged HEAD)."""
-    head = repo.refs.head()
-    branches = repo.refs.branches()
+    try:
+        head = repo.refs.head()
+    except CorruptRefError:  # HEAD or the branch it names is corrupt: reported by the walk
+        return []
+    branches = repo.refs.branches(_reported_by_the_walk)
     if head.branch is None or head.commit is not None or not branches:
         return []
     return [Problem("dangling", "HEAD", f"HEAD names branch '{head.branch}', which does not exist "
@@ -297,10 +301,12 @@ def _reflog_problems(repo: Repo) -> list[Problem]:
 def _unreadable_pack_indexes(repo: Repo) -> list[tuple[str, str]]:
     """(pack name, error) of every pack index that cannot be read."""
     unreadable = []
-    packs_dir = repo.chunks.packs_dir
-    for name in pack_names(packs_dir):
+    backend = repo.chunks.backend
+    for name in layout.complete_packs(backend):
         try:
-            read_idx_rows(packs_dir / f"{name}.idx")
+            read_idx_rows(backend, name)
+        except NotFoundInBackend:
+            continue  # removed by gc since listed
         except IntegrityError as exc:
             unreadable.append((name, exc.message))
     return unreadable
@@ -311,8 +317,8 @@ def _pack_index_problems(repo: Repo, reach: Reachable, unreadable: list[tuple[st
     problems = []
     for name, message in unreadable:
         try:
-            records = scan_pack(repo.chunks.packs_dir / f"{name}.pack")
-        except IntegrityError:
+            records = scan_pack(repo.chunks.backend, name)
+        except (IntegrityError, NotFoundInBackend):
             records = []
         users = {user for chunk_id, *_ in records for user in users_of_chunk(reach, chunk_id)}
         problems.append(Problem("corrupt", f"{name}.idx", message, tuple(sorted(users))))

@@ -8,21 +8,21 @@ old reflog entry held goes too.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from modelvc.errors import IntegrityError
-from modelvc.fsutil import durable_step
 from modelvc.leftovers import remove_leftovers
 from modelvc.ops.reach import walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.safefs import sweep_tree
+from modelvc.store import layout
+from modelvc.store.backend import NotFoundInBackend, total_size
 from modelvc.store.badchunks import save_bad_records
-from modelvc.store.packs import Location, PackWriter, pack_names
+from modelvc.store.packs import Location, PackWriter
 
 GRACE_SECONDS = 3600
 REWRITE_BELOW = 0.5  # rewrite a pack when less than this fraction of its bytes is live
@@ -57,23 +57,21 @@ class GcResult:
 
 
 def store_size(repo: Repo) -> int:
-    total = 0
-    for directory in (repo.mvc_dir / "objects", repo.mvc_dir / "packs"):
-        for dirpath, _, names in os.walk(directory):
-            total += sum(os.path.getsize(os.path.join(dirpath, n)) for n in names)
-    return total
+    """Bytes of every object and pack file, whatever their state."""
+    backend = repo.chunks.backend
+    return total_size(backend, backend.list(layout.OBJECTS) + backend.list(layout.PACKS))
 
 
 def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS,
        expire_reflogs: bool = True) -> GcResult:
-    from modelvc.ops.expire import expire_reflogs_locked
+    from modelvc.ops.expire import expire_reflogs as expire
 
     result = GcResult()
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         result.leftovers_removed = remove_leftovers(repo.mvc_dir, include_objects=True)
         if expire_reflogs:
-            result.reflog_entries_expired = expire_reflogs_locked(repo).total_pruned
+            result.reflog_entries_expired = expire(repo).total_pruned
         result.bytes_before = store_size(repo)
         problems: list[str] = []
         reach = walk(repo, lambda kind, oid, detail: problems.append(detail), verify=False)
@@ -84,8 +82,7 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
         cutoff = time.time() - grace_seconds
         live_objects = reach.object_ids
         for object_id in list(repo.objects.all_ids()):
-            path = repo.objects.path_of(object_id)
-            if object_id not in live_objects and path.stat().st_mtime < cutoff:
+            if object_id not in live_objects and repo.objects.stat(object_id).mtime < cutoff:
                 repo.objects.delete(object_id)
                 result.objects_removed += 1
         _collect_packs(repo, with_delta_bases(repo, set(reach.chunks)), cutoff, result, progress)
@@ -112,21 +109,21 @@ def with_delta_bases(repo: Repo, live: set[bytes]) -> set[bytes]:
 
 def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult, progress: Progress) -> None:
     store = repo.chunks
-    packs_dir = store.packs_dir
-    complete = set(pack_names(packs_dir))
-    for path in sorted(packs_dir.iterdir()):
-        stem = path.name.rsplit(".", 1)[0]
-        incomplete = path.name.startswith("tmp-") or (path.suffix == ".pack" and stem not in complete)
-        if incomplete and path.stat().st_mtime < cutoff:
-            path.unlink()
-            result.incomplete_removed += 1
+    backend = store.backend
+    for key in layout.incomplete_packs(backend):
+        try:
+            if backend.stat(key).mtime < cutoff:
+                backend.delete(key)
+                result.incomplete_removed += 1
+        except NotFoundInBackend:
+            continue
     index = store.index
     table, pack_of = index.entries(), index.pack_numbers()
     healed = _healed_records(repo)
     rewrite: list[int] = []
     for number, name in enumerate(index.packs):
         rows = table[pack_of == number]
-        if (packs_dir / f"{name}.pack").stat().st_mtime >= cutoff:
+        if backend.stat(layout.pack_key(name)).mtime >= cutoff:
             continue
         is_live = [row.tobytes() in live for row in rows["id"]]
         live_bytes = int(rows["payload_len"][is_live].sum()) if rows.size else 0
@@ -141,6 +138,15 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
     progress.start("Repacking", sum(int(row["payload_len"]) for _, row in rows_to_copy))
     bad = set(index.bad)
     writer: PackWriter | None = None
+    still_bad: list[bytes] = []  # corrupt with no good copy yet: they stay listed where they go
+    written: set[str | None] = set()
+
+    def seal(writer: PackWriter) -> None:
+        name = writer.finish()
+        written.add(name)
+        bad.update((chunk_id, name) for chunk_id in still_bad if name is not None)
+        still_bad.clear()
+
     try:
         for pack, row in rows_to_copy:
             chunk_id, base = row["id"].tobytes(), row["base"].tobytes()
@@ -148,16 +154,16 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
                                 int(row["codec"]), None if base == bytes(32) else base)
             payload = store.reader.read_record(location, chunk_id)
             if writer is None:
-                writer = PackWriter(packs_dir, store.pack_max_bytes)
+                writer = PackWriter(backend, store.pack_max_bytes)
             writer.append(chunk_id, location.codec, location.raw_len, payload, location.base)
-            if (chunk_id, pack) in bad:  # corrupt with no good copy yet: it stays listed where it goes
-                bad.add((chunk_id, writer.name))
+            if (chunk_id, pack) in bad:
+                still_bad.append(chunk_id)
             progress.advance(len(payload))
             if writer.full:
-                writer.finish()
+                seal(writer)
                 writer = None
         if writer is not None:
-            writer.finish()
+            seal(writer)
             writer = None
     finally:
         if writer is not None:
@@ -169,9 +175,10 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
         name = index.packs[number]
         dead = int((pack_of == number).sum()) - sum(1 for p, _ in rows_to_copy if p == name)
         result.chunks_removed += dead
-        durable_step("unlink")
-        (packs_dir / f"{name}.idx").unlink()
-        (packs_dir / f"{name}.pack").unlink()
+        if name in written:  # packs are named by content: a copy identical to its source is the source
+            continue
+        backend.delete(layout.idx_key(name))
+        backend.delete(layout.pack_key(name))
         result.packs_rewritten += 1 if any(p == name for p, _ in rows_to_copy) else 0
         result.packs_removed += 1
     _save_bad_list(repo, bad)
@@ -196,5 +203,5 @@ def _healed_records(repo: Repo) -> set[tuple[bytes, str]]:
 
 def _save_bad_list(repo: Repo, bad: set[tuple[bytes, str]]) -> None:
     """Keep the lines of records that still exist (the others were dropped or moved)."""
-    existing = set(pack_names(repo.chunks.packs_dir))
+    existing = set(layout.complete_packs(repo.chunks.backend))
     save_bad_records(repo.chunks.bad_list, frozenset((c, p) for c, p in bad if p in existing))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from modelvc.errors import LocalChangesError, MvcError
-from modelvc.fsutil import current_boot_id, durable_step
+from modelvc.fsutil import current_boot_id, durable_step, naming
 from modelvc.index import stat_entry
 from modelvc.objects import MODE_EXEC, MODE_LINK, Tree, TreeEntry
 from modelvc.ops.workstate import WorkingFile, same_content, working_file
@@ -123,7 +123,7 @@ def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress
     unsynced = current_boot_id() is not None
     tmp, fd = new_file(dir_fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with naming(repo.root / entry.path), os.fdopen(fd, "wb") as handle:
             write_file(manifest, handle, repo.chunks, progress.advance, _local_copy(repo, entry.path, replacing))
             handle.flush()
             os.fchmod(handle.fileno(), 0o755 if entry.mode == MODE_EXEC else 0o644)

@@ -23,7 +23,7 @@ def mv(repo: Repo, sources: list[str], destination: str, force: bool = False, cw
     """Move tracked files or directories to `destination` (into it when it is a directory)."""
     cwd = cwd or Path.cwd()
     result = MoveResult()
-    with repo.lock():
+    with repo.transaction():
         index = repo.fresh_index()
         target = to_repo_path(repo.root, destination, cwd)
         into_dir = len(sources) > 1 or (target != "" and (repo.root / target).is_dir()) or target == ""

@@ -31,7 +31,7 @@ def list_branches(repo: Repo) -> list[NameInfo]:
 
 def create_branch(repo: Repo, name: str, start: str | None = None) -> NameInfo:
     check_ref_name(name, "branch")
-    with repo.lock():
+    with repo.transaction():
         if repo.refs.read(f"refs/heads/{name}") is not None:
             raise AlreadyExistsError(f"a branch named '{name}' already exists")
         commit_id = repo.resolve(start or "HEAD")
@@ -44,7 +44,7 @@ def delete_branch(repo: Repo, name: str, force: bool = False) -> NameInfo:
     from modelvc.errors import NotFullyMergedError
     from modelvc.ops.reach import commit_ancestors
 
-    with repo.lock():
+    with repo.transaction():
         commit_id = repo.refs.read(f"refs/heads/{name}")
         if commit_id is None:
             raise UnknownRevisionError(f"branch '{name}' not found")
@@ -65,7 +65,7 @@ def delete_branch(repo: Repo, name: str, force: bool = False) -> NameInfo:
 def rename_branch(repo: Repo, old: str | None, new: str) -> NameInfo:
     """Rename branch `old` (default: the current one) to `new`, keeping its reflog."""
     check_ref_name(new, "branch")
-    with repo.lock():
+    with repo.transaction():
         old = old or repo.refs.head().branch
         if old is None:
             raise RefError("cannot rename the current branch: HEAD is detached",
@@ -91,7 +91,7 @@ def list_tags(repo: Repo) -> list[NameInfo]:
 def create_tag(repo: Repo, name: str, rev: str | None = None, message: str | None = None,
                force: bool = False) -> NameInfo:
     check_ref_name(name, "tag")
-    with repo.lock():
+    with repo.transaction():
         existing = repo.refs.read(f"refs/tags/{name}")
         if existing is not None and not force:
             raise AlreadyExistsError(f"a tag named '{name}' already exists",
@@ -105,7 +105,7 @@ def create_tag(repo: Repo, name: str, rev: str | None = None, message: str | Non
 
 
 def delete_tag(repo: Repo, name: str) -> NameInfo:
-    with repo.lock():
+    with repo.transaction():
         object_id = repo.refs.read(f"refs/tags/{name}")
         if object_id is None:
             raise UnknownRevisionError(f"tag '{name}' not found")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from modelvc.errors import IgnoredPathError, PathNotFoundError, UsageError
 from modelvc.ignore import IGNORE_FILE, IgnoreRules
-from modelvc.worktree import link_on_the_way, stat_path, to_repo_path, walk_files
+from modelvc.worktree import (is_utf8_name, link_on_the_way, printable_name, stat_path, to_repo_path,
+                              walk_files)
 
 GLOB_CHARS = set("*?[")
 
@@ -34,7 +35,8 @@ def expand(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
 def expand_specs(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
                  include_worktree: bool = True, force: bool = False) -> Expansion:
     """As `expand`, for `add`: without `force`, a spec naming an ignored path is refused as git
-    refuses it, and walks skip ignored paths; with it, ignored paths are taken too."""
+    refuses it, and walks skip ignored paths; with it, ignored paths are taken too. A named file
+    whose name is not UTF-8 is refused (found by walking, `add` skips it with a warning)."""
     known = sorted(set(known))
     rules = IgnoreRules.load(root) if include_worktree else IgnoreRules([])
     walk_rules = IgnoreRules([]) if force else rules
@@ -60,6 +62,9 @@ def expand_specs(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[st
                 refused.append(spec)
                 continue
             if is_file:
+                if not is_utf8_name(target):
+                    raise UsageError(f"cannot add '{printable_name(target)}': its name is not valid UTF-8",
+                                     hint="rename the file: modelvc stores file names as UTF-8")
                 found = {target}
                 result.named.add(target)
             else:

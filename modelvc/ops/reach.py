@@ -6,11 +6,13 @@ must keep.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelvc import objects as objmod
-from modelvc.errors import CorruptObjectError, IntegrityError, MissingChunkError, MissingObjectError
+from modelvc.errors import (CorruptObjectError, CorruptRefError, IntegrityError, MissingChunkError,
+                            MissingObjectError)
 from modelvc.ids import ZERO_ID, short
 from modelvc.repo import Repo
 
@@ -33,13 +35,26 @@ class Reachable:
         return self.commits | self.trees | self.files | self.tags
 
 
-def roots(repo: Repo, reflogs: bool = True) -> list[tuple[str, str]]:
-    """(object id, where it came from) for every ref, HEAD and (with `reflogs`) reflog entry."""
-    found = [(object_id, f"refs/heads/{name}") for name, object_id in repo.refs.branches().items()]
-    found += [(object_id, f"refs/tags/{name}") for name, object_id in repo.refs.tags().items()]
-    head = repo.refs.head()
-    if head.commit:
-        found.append((head.commit, "HEAD"))
+def roots(repo: Repo, report: Callable[[str, str, str], None],
+          reflogs: bool = True) -> list[tuple[str, str]]:
+    """(object id, where it came from) for every ref, HEAD and (with `reflogs`) reflog entry.
+
+    A ref that holds no id is reported as corrupt (with the ref's name for the object) and
+    the walk goes on from the others.
+    """
+    def corrupt_ref(refname: str, message: str) -> None:
+        report("corrupt", refname, message)
+
+    found = [(object_id, f"refs/heads/{name}") for name, object_id in repo.refs.branches(corrupt_ref).items()]
+    found += [(object_id, f"refs/tags/{name}") for name, object_id in repo.refs.tags(corrupt_ref).items()]
+    head_problem = repo.refs.head_file_problem()
+    if head_problem is not None:
+        corrupt_ref("HEAD", head_problem)
+    else:
+        with contextlib.suppress(CorruptRefError):  # its branch is corrupt: reported above
+            head = repo.refs.head()
+            if head.commit:
+                found.append((head.commit, "HEAD"))
     if reflogs:
         found += [(object_id, "reflog") for object_id in sorted(repo.refs.all_reflog_ids()) if object_id != ZERO_ID]
     return found
@@ -99,7 +114,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             reach.wrong_sizes.append((tree_id, path, file_id, size, manifest_sizes[file_id]))
 
     pending = []
-    for object_id, origin in roots(repo, reflogs):
+    for object_id, origin in roots(repo, report, reflogs):
         pending.append((object_id, origin))
     while pending:
         object_id, origin = pending.pop()

@@ -31,7 +31,7 @@ def restore(repo: Repo, specs: list[str], staged: bool = False, worktree: bool =
     """With `staged`, the index entries of the paths become HEAD's (working files untouched);
     with `worktree`, the working files become what the index holds (local edits are lost)."""
     result = RestoreResult()
-    with repo.lock():
+    with repo.transaction():
         index = repo.fresh_index()
         head = repo.tree_of(repo.head_commit()).as_map()
         known = set(index.entries) | (set(head) if staged else set())

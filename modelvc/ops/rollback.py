@@ -30,7 +30,7 @@ class RollbackResult:
 
 def rollback(repo: Repo, rev: str | None = None, hard: bool = False, force: bool = False,
              progress: Progress = NO_PROGRESS) -> RollbackResult:
-    with repo.lock():
+    with repo.transaction():
         repo.fresh_index()
         head = repo.refs.head()
         if head.commit is None:

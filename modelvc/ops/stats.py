@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from modelvc.ops.reach import walk
 from modelvc.repo import Repo
-from modelvc.store.packs import pack_names
+from modelvc.store import layout
+from modelvc.store.backend import total_size
 
 
 @dataclass
@@ -83,10 +84,10 @@ def stats(repo: Repo) -> StatsResult:
     only_chunks = set(reach.chunks) - set(from_refs.chunks)
     result.refs = _share(len(from_refs.commits), from_refs.chunks, set(from_refs.chunks), payload)
     result.reflogs_only = _share(len(reach.commits - from_refs.commits), reach.chunks, only_chunks, payload)
-    names = pack_names(repo.chunks.packs_dir)
+    backend = repo.chunks.backend
+    names = layout.complete_packs(backend)
     result.packs = len(names)
-    result.pack_bytes = sum((repo.chunks.packs_dir / f"{n}.pack").stat().st_size
-                            + (repo.chunks.packs_dir / f"{n}.idx").stat().st_size for n in names)
+    result.pack_bytes = total_size(backend, [key for n in names for key in (layout.pack_key(n), layout.idx_key(n))])
     result.object_bytes = store_size(repo) - result.pack_bytes
     return result
 

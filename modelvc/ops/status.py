@@ -8,7 +8,7 @@ from modelvc.ops.workstate import same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.vocabulary import path_change
-from modelvc.worktree import directories_unchanged, walk_files
+from modelvc.worktree import directories_unchanged, is_utf8_name, printable_name, walk_files
 
 
 @dataclass
@@ -18,6 +18,7 @@ class StatusResult:
     staged: list[tuple[str, str]] = field(default_factory=list)  # (added|modified|deleted|renamed, path)
     unstaged: list[tuple[str, str]] = field(default_factory=list)  # (modified|deleted, path)
     untracked: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # untracked files whose names are not UTF-8 (escaped)
     renamed_from: dict[str, str] = field(default_factory=dict)  # staged renames: new path -> old path
 
     @property
@@ -28,7 +29,7 @@ class StatusResult:
         return {"branch": self.branch, "commit": self.head,
                 "staged": [path_change(kind, path, self.renamed_from.get(path)) for kind, path in self.staged],
                 "unstaged": [path_change(kind, path) for kind, path in self.unstaged],
-                "untracked": self.untracked, "clean": self.clean}
+                "untracked": self.untracked, "skipped": self.skipped, "clean": self.clean}
 
 
 def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True) -> StatusResult:
@@ -53,7 +54,11 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
             elif now.manifest is not None:
                 rehashed_clean.append(now)
     if untracked:
-        result.untracked = [path for path, _ in walk_files(repo.root) if path not in index]
+        for path, _ in walk_files(repo.root):
+            if not is_utf8_name(path):
+                result.skipped.append(printable_name(path))
+            elif path not in index:
+                result.untracked.append(path)
     if result.untracked:
         result.untracked = left_to_mvc(repo, result.untracked)
     if rehashed_clean:
@@ -86,15 +91,15 @@ def left_to_mvc(repo: Repo, untracked: list[str]) -> list[str]:
 
 def refresh_stat_cache(repo: Repo, files: list) -> None:
     """Record the current stat of files found unchanged by re-hashing, as git's status does,
-    so the next status need not read them again. Skipped when another writer holds the lock:
-    this is only a cache."""
-    from modelvc.errors import LockTimeoutError
+    so the next status need not read them again. Skipped when another writer holds the lock,
+    and when the repository cannot be written (another user's, a full disk): this is only a
+    cache, and status a read-only command."""
+    from modelvc.errors import LockTimeoutError, MvcError, from_os_error
     from modelvc.index import stat_entry
-    from modelvc.lock import RepoLock
     from modelvc.worktree import stat_path
 
     try:
-        with RepoLock(repo.mvc_dir / "lock", 0):
+        with repo.transaction(timeout=0):
             index = repo.fresh_index()
             for hashed in files:
                 entry = index.entries.get(hashed.path)
@@ -107,3 +112,6 @@ def refresh_stat_cache(repo: Repo, files: list) -> None:
             index.save()
     except LockTimeoutError:
         pass
+    except OSError as exc:
+        if not isinstance(from_os_error(exc), MvcError):
+            raise

@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from modelvc.errors import FormatVersionError, MvcError
+from modelvc.errors import ConfigError, FormatVersionError, MvcError
 from modelvc.formats import Layout, Segment
 from modelvc.formats.dtypes import float_itemsize
 
@@ -110,23 +110,31 @@ class ChunkParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ChunkParams:
-        """Read parameters from a repository config; refuse anything this version cannot honour."""
+        """Read parameters from a repository config; refuse anything this version cannot honour.
+
+        Keys or a scheme this version does not know mean a newer modelvc (FormatVersionError);
+        a missing key or a bad value means a damaged config (ConfigError).
+        """
+        if not isinstance(d, dict):
+            raise ConfigError(f"chunking must be an object, not {d!r}")
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(d) - known)
-        missing = sorted(known - set(d))
-        if unknown or missing:
-            detail = f"unknown keys {unknown}" if unknown else f"missing keys {missing}"
+        scheme = d.get("scheme", SCHEME)
+        if unknown or (isinstance(scheme, str) and scheme not in SCHEMES):
+            detail = (f"have unknown keys {unknown}" if unknown else
+                      f"are not supported: unknown chunking scheme {d['scheme']!r} "
+                      f"(this modelvc knows {', '.join(SCHEMES)})")
             raise FormatVersionError(
-                f"chunking parameters in the repository config have {detail}",
+                f"chunking parameters in the repository config {detail}",
                 hint="the repository may have been written by a newer modelvc",
             )
+        missing = sorted(known - set(d))
+        if missing:
+            raise ConfigError(f"chunking: missing keys {missing}")
         try:
             return cls(**d)
         except ValueError as exc:
-            raise FormatVersionError(
-                f"chunking parameters in the repository config are not supported: {exc}",
-                hint="the repository may have been written by a newer modelvc",
-            ) from None
+            raise ConfigError(f"chunking: {exc}") from None
 
 
 @dataclass(frozen=True)

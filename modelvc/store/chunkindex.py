@@ -12,19 +12,12 @@ millions of entries would not match in memory or load time (a million chunks: ab
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelvc.store import layout
+from modelvc.store.backend import Backend, NotFoundInBackend
 from modelvc.store.badchunks import BadRecords
-from modelvc.store.packs import (
-    IDX_HEADER_SIZE,
-    IDX_ROW,
-    NO_BASE,
-    Location,
-    idx_dtype,
-    pack_names,
-    read_idx_rows,
-)
+from modelvc.store.packs import IDX_HEADER_SIZE, IDX_ROW, NO_BASE, Location, idx_dtype, read_idx_rows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,9 +33,9 @@ Lookup = Callable[[bytes], "int | None"]  # chunk id -> packed (pack, row), None
 class ChunkIndex:
     """Chunk id -> Location over every complete pack; reload() after packs are added or removed."""
 
-    def __init__(self, packs_dir: Path, small_limit: int = SMALL_INDEX_ROWS,
+    def __init__(self, backend: Backend, small_limit: int = SMALL_INDEX_ROWS,
                  bad: BadRecords = frozenset()) -> None:
-        self.packs_dir = packs_dir
+        self.backend = backend
         self.small_limit = small_limit
         self.bad = bad
         self.reload()
@@ -50,10 +43,10 @@ class ChunkIndex:
     def reload(self) -> None:
         self.packs: list[str] = []
         self._rows: list[tuple[bytes, int]] = []
-        for name in pack_names(self.packs_dir):
+        for name in layout.complete_packs(self.backend):
             try:
-                rows = read_idx_rows(self.packs_dir / f"{name}.idx")
-            except FileNotFoundError:  # removed by gc (in another process) since listed
+                rows = read_idx_rows(self.backend, name)
+            except NotFoundInBackend:  # removed by gc (in another process) since listed
                 continue
             self.packs.append(name)
             self._rows.append(rows)

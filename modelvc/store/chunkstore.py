@@ -8,24 +8,32 @@ from pathlib import Path
 from modelvc.errors import CorruptChunkError, CorruptObjectError, MissingChunkError
 from modelvc.ids import hash_bytes_raw
 from modelvc.objects import Manifest
+from modelvc.store import layout
+from modelvc.store.backend import DirectoryBackend
 from modelvc.store.badchunks import load_bad_records, save_bad_records
 from modelvc.store.chunkindex import ChunkIndex
-from modelvc.store.packs import Location, PackReader, PackWriter, pack_names
+from modelvc.store.packs import Location, PackReader, PackWriter
+from modelvc.store.parallel import WorkerPool
 
 DEFAULT_PACK_BYTES = 256 << 20
 MAX_CHAIN_READ = 64  # far above any depth a writer makes; guards against a corrupt loop
 
 
 class ChunkStore:
+    """Chunks in the packs of a local store; `packs_dir` is its packs/ directory."""
+
     def __init__(self, packs_dir: Path, pack_max_bytes: int = DEFAULT_PACK_BYTES,
-                 bad_list: Path | None = None) -> None:
+                 bad_list: Path | None = None, pool: WorkerPool | None = None) -> None:
+        self.backend = DirectoryBackend(packs_dir.parent)
+        assert self.backend.local_path(layout.PACKS.rstrip("/")) == packs_dir, "packs live in packs/"
         self.packs_dir = packs_dir
         self.pack_max_bytes = pack_max_bytes
         self.bad_list = bad_list or packs_dir.parent / "bad-chunks"  # see modelvc.store.badchunks
         self._index: ChunkIndex | None = None
         self._index_lock = threading.Lock()
         self._bad_lock = threading.Lock()
-        self.reader = PackReader(packs_dir)
+        self.reader = PackReader(self.backend)
+        self.pool = pool or WorkerPool()  # the threads that hash, code and verify chunks
 
     @property
     def index(self) -> ChunkIndex:
@@ -36,10 +44,17 @@ class ChunkStore:
         return self._index
 
     def _new_index(self) -> ChunkIndex:
-        return ChunkIndex(self.packs_dir, bad=load_bad_records(self.bad_list))
+        return ChunkIndex(self.backend, bad=load_bad_records(self.bad_list))
 
     def reload(self) -> None:
         self._index = None
+
+    def reload_if_packs_changed(self) -> None:
+        """Forget the index if the packs on disk are not those it was read from (another
+        process added or removed some); the next lookup reads it again."""
+        with self._index_lock:
+            if self._index is not None and layout.complete_packs(self.backend) != self._index.packs:
+                self._index = None
 
     def _index_after_packs_changed(self, stale: ChunkIndex) -> ChunkIndex | None:
         """A fresh index when the packs on disk are no longer those `stale` was read from.
@@ -51,7 +66,7 @@ class ChunkStore:
         with self._index_lock:
             if self._index is not None and self._index is not stale:
                 return self._index  # another thread has reloaded already
-            if pack_names(self.packs_dir) == stale.packs:
+            if layout.complete_packs(self.backend) == stale.packs:
                 return None
             self._index = self._new_index()
             return self._index
@@ -153,6 +168,7 @@ class ChunkStore:
 
     def close(self) -> None:
         self.reader.close()
+        self.pool.close()
 
 
 def _locate(index: ChunkIndex, chunk_id: bytes) -> Location:
@@ -188,7 +204,7 @@ class ChunkWriter:
         if chunk_id in self._pending:
             return
         if self._pack is None:
-            self._pack = PackWriter(self.store.packs_dir, self.store.pack_max_bytes)
+            self._pack = PackWriter(self.store.backend, self.store.pack_max_bytes)
         self._pack.append(chunk_id, codec, raw_len, payload, base)
         self._pending.add(chunk_id)
         self.new_chunks += 1

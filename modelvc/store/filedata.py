@@ -174,7 +174,8 @@ def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: Chun
 
         chunks: list[tuple[str, int]] = []
         planned_batches = submitted(_planned_batches(fd, before.st_size, layout, params, shown))
-        for done in ordered_map(work, planned_batches, weight=_Batch.weight, max_weight=IN_FLIGHT_BYTES):
+        pool = store.pool if store is not None else None  # no store: hashing only
+        for done in ordered_map(work, planned_batches, weight=_Batch.weight, max_weight=IN_FLIGHT_BYTES, pool=pool):
             for chunk in done:
                 if chunk.payload is not None and writer is not None:
                     writer.append(chunk.chunk_id, chunk.codec, chunk.length, chunk.payload, chunk.base)
@@ -292,7 +293,8 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
         def group_bytes(group: list[int]) -> int:
             return sum(manifest.chunks[index][1] for index in group)
 
-        for written in ordered_map(fetch_and_write, groups, weight=group_bytes, max_weight=IN_FLIGHT_BYTES):
+        for written in ordered_map(fetch_and_write, groups, weight=group_bytes, max_weight=IN_FLIGHT_BYTES,
+                                   pool=store.pool):
             if progress:
                 progress(written)
     handle.seek(base + manifest.size)
@@ -349,7 +351,7 @@ def _write_stream(manifest: Manifest, handle: BinaryIO, store: ChunkStore, progr
     def fetch(chunk: tuple[str, int]) -> bytes:
         return store.read(bytes.fromhex(chunk[0]))
 
-    for data in ordered_map(fetch, manifest.chunks, window=16):
+    for data in ordered_map(fetch, manifest.chunks, window=16, pool=store.pool):
         handle.write(data)
         if progress:
             progress(len(data))

@@ -1,12 +1,11 @@
 """Loose metadata objects: one zstd-compressed file per manifest, tree, commit or tag.
 
 There are few of them compared with chunks (one per file version, tree or commit), so they
-live as files under objects/ab/cdef..., which keeps gc of them a simple unlink.
+live as keys objects/ab/cdef... of the store's backend, which keeps gc of them one delete.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -15,24 +14,36 @@ from typing import TypeVar
 
 from modelvc import objects as objmod
 from modelvc.errors import CorruptObjectError, MissingObjectError
-from modelvc.fsutil import atomic_write, durable_step
 from modelvc.ids import hash_bytes, short
+from modelvc.store import layout
+from modelvc.store.backend import DirectoryBackend, KeyStat, NotFoundInBackend
 
 T = TypeVar("T")
 _CACHE_SIZE = 512
 
 
 class ObjectStore:
+    """Metadata objects of a local store; `root` is its objects/ directory."""
+
     def __init__(self, root: Path) -> None:
+        self.backend = DirectoryBackend(root.parent)
         self.root = root
         self._cache: OrderedDict[str, objmod.StoredObject] = OrderedDict()
         self._lock = threading.Lock()
 
     def path_of(self, object_id: str) -> Path:
-        return self.root / object_id[:2] / object_id[2:]
+        return self.backend.local_path(layout.object_key(object_id))
 
     def has(self, object_id: str) -> bool:
-        return self.path_of(object_id).exists()
+        try:
+            self.backend.stat(layout.object_key(object_id))
+        except NotFoundInBackend:
+            return False
+        return True
+
+    def stat(self, object_id: str) -> KeyStat:
+        """Size and age of a stored object (gc keeps young ones); NotFoundInBackend if absent."""
+        return self.backend.stat(layout.object_key(object_id))
 
     def put(self, obj: objmod.StoredObject) -> str:
         import zstandard
@@ -40,7 +51,8 @@ class ObjectStore:
         data = objmod.encode(obj)
         object_id = hash_bytes(data)
         if not self.has(object_id):
-            atomic_write(self.path_of(object_id), zstandard.ZstdCompressor(level=3).compress(data))
+            self.backend.write_if_absent(layout.object_key(object_id),
+                                         zstandard.ZstdCompressor(level=3).compress(data))
         self._remember(object_id, obj)
         return object_id
 
@@ -66,8 +78,8 @@ class ObjectStore:
         import zstandard
 
         try:
-            stored = self.path_of(object_id).read_bytes()
-        except FileNotFoundError:
+            stored = self.backend.read(layout.object_key(object_id))
+        except NotFoundInBackend:
             raise MissingObjectError(f"object {short(object_id)} is missing from the store",
                                      hint="run 'mvc fsck' to see what it breaks") from None
         try:
@@ -81,26 +93,22 @@ class ObjectStore:
         return data
 
     def ids_with_prefix(self, prefix: str) -> list[str]:
-        directory = self.root / prefix[:2]
-        if len(prefix) < 2 or not directory.is_dir():
+        if len(prefix) < 2:
             return []
-        rest = prefix[2:]
-        return sorted(prefix[:2] + name for name in os.listdir(directory)
-                      if name.startswith(rest) and not name.startswith("."))
+        return self._ids(layout.object_key(prefix))
 
     def all_ids(self) -> Iterator[str]:
-        if not self.root.is_dir():
-            return
-        for sub in sorted(os.listdir(self.root)):
-            if len(sub) != 2:
-                continue
-            for name in sorted(os.listdir(self.root / sub)):
-                if not name.startswith("."):
-                    yield sub + name
+        yield from self._ids(layout.OBJECTS)
+
+    def _ids(self, key_prefix: str) -> list[str]:
+        ids = (layout.object_id_of(key) for key in self.backend.list(key_prefix))
+        return [object_id for object_id in ids if object_id is not None and not object_id.startswith(".")]
 
     def delete(self, object_id: str) -> None:
-        durable_step("unlink")
-        self.path_of(object_id).unlink(missing_ok=True)
+        try:
+            self.backend.delete(layout.object_key(object_id))
+        except NotFoundInBackend:
+            pass
         with self._lock:
             self._cache.pop(object_id, None)
 

@@ -3,7 +3,10 @@
 A pack `pack-<name>.pack` is a header followed by records (a fixed record header, then the
 payload). Its index `pack-<name>.idx` lists every record sorted by chunk id. The index is
 written last: a pack without an index is an interrupted write, ignored by readers and
-deleted by gc.
+deleted by gc. The name is the blake3 of the pack's bytes (modelvc.store.layout owns names).
+
+Packs are read and written through the directory backend's files (pread, writev and early
+writeback on the local disk); indexes and scans go through the backend's own operations.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelvc.errors import CorruptChunkError, MissingChunkError
-from modelvc.fsutil import atomic_write, durable_step, fsync_dir
+from modelvc.fsutil import durable_step, fsync_dir, naming
 from modelvc.ids import hash_bytes_raw
+from modelvc.store import layout
+from modelvc.store.backend import Backend, ContentConflictInBackend, DirectoryBackend
 
 PACK_MAGIC = b"MVCPACK\x01"
 IDX_MAGIC = b"MVCIDX\x00\x01"
@@ -92,84 +97,99 @@ def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
 
 
 def pack_names(packs_dir: Path) -> list[str]:
-    """Names of the complete packs (those whose index exists)."""
-    if not packs_dir.is_dir():
-        return []
-    return sorted(name[:-4] for name in os.listdir(packs_dir)
-                  if name.startswith("pack-") and name.endswith(".idx")
-                  and (packs_dir / (name[:-4] + ".pack")).exists())
+    """Names of the complete packs in a local packs directory (those whose index exists)."""
+    return layout.complete_packs(DirectoryBackend(packs_dir.parent))
 
 
-def read_idx_rows(path: Path) -> tuple[bytes, int]:
-    """An index file's bytes, checked against its checksum, and its number of rows.
+def read_idx_rows(backend: Backend, name: str) -> tuple[bytes, int]:
+    """A pack index's bytes, checked against its checksum, and its number of rows.
 
     Row i is IDX_ROW at IDX_HEADER_SIZE + i * IDX_ROW.size; rows are sorted by chunk id.
+    NotFoundInBackend when the index is gone (gc in another process).
     """
-    data = path.read_bytes()
+    data = backend.read(layout.idx_key(name))
     if len(data) < IDX_HEADER_SIZE + 32 or data[:8] != IDX_MAGIC:
-        raise CorruptChunkError(f"pack index {path.name} is corrupt (bad header)")
+        raise CorruptChunkError(f"pack index {name}.idx is corrupt (bad header)")
     (count,) = struct.unpack_from("<Q", data, 8)
     body_end = IDX_HEADER_SIZE + count * IDX_ROW.size
     if body_end + 32 != len(data) or hash_bytes_raw(data[:body_end]) != data[body_end:]:
-        raise CorruptChunkError(f"pack index {path.name} is corrupt (checksum mismatch)")
+        raise CorruptChunkError(f"pack index {name}.idx is corrupt (checksum mismatch)")
     return data, count
 
 
-def read_idx(path: Path) -> np.ndarray:
+def read_idx(backend: Backend, name: str) -> np.ndarray:
     import numpy as np
 
-    data, count = read_idx_rows(path)
+    data, count = read_idx_rows(backend, name)
     return np.frombuffer(data, dtype=idx_dtype(), count=count, offset=IDX_HEADER_SIZE)
 
 
-def write_idx(path: Path, records: list[tuple]) -> None:
-    """Write an index of IDX_ROW rows (a few thousand per pack), sorted by chunk id."""
+def write_idx(backend: Backend, name: str, records: list[tuple]) -> None:
+    """Write an index of IDX_ROW rows (a few thousand per pack), sorted by chunk id.
+
+    The same pack always has the same index, so one written before (a retried write of the
+    same pack) is kept as it is.
+    """
     rows = b"".join(IDX_ROW.pack(*record) for record in sorted(records, key=lambda r: r[0]))
     body = IDX_MAGIC + struct.pack("<Q", len(records)) + rows
-    atomic_write(path, body + hash_bytes_raw(body))
+    try:
+        backend.write(layout.idx_key(name), body + hash_bytes_raw(body))
+    except ContentConflictInBackend:
+        raise CorruptChunkError(f"pack index {name}.idx is corrupt: it differs from its pack's records",
+                                hint="run 'mvc fsck' to see which versions it breaks") from None
 
 
 class PackWriter:
-    """Appends records to a new pack; `finish` makes them visible by writing the index.
+    """Appends records to a new pack; `finish` names it and makes it visible by writing the index.
 
     Records go straight to the descriptor (one writev each, no buffering copy), and the disk
     writes are started every WRITEBACK_BYTES, so that the fsync sealing the pack finds most of
-    it already written instead of the whole pack at once.
+    it already written instead of the whole pack at once. The bytes are hashed as they go, for
+    the pack's name.
     """
 
-    def __init__(self, packs_dir: Path, max_bytes: int) -> None:
-        self.packs_dir = packs_dir
+    def __init__(self, backend: DirectoryBackend, max_bytes: int) -> None:
+        from blake3 import blake3
+
+        self.backend = backend
         self.max_bytes = max_bytes
-        self.name = f"pack-{os.urandom(16).hex()}"
-        packs_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_path = packs_dir / f"tmp-{self.name}.pack"
-        self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.tmp_path = backend.local_path(layout.temp_pack_key())
+        self.tmp_path.parent.mkdir(parents=True, exist_ok=True)
+        with naming(self.tmp_path.parent, str(self.tmp_path)):
+            self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self._hasher = blake3()
         self.size = 0
         self._written_back = 0
         self._records: list[tuple] = []
-        self._write([PACK_MAGIC])
+        try:
+            self._write([PACK_MAGIC])
+        except BaseException:  # no one holds this writer yet to abort it
+            self.abort()
+            raise
 
     def _write(self, parts: list[bytes | memoryview]) -> None:
         assert self._fd is not None, "the pack is already finished"
         total = sum(len(part) for part in parts)
-        written = os.writev(self._fd, parts)
-        if written < total:  # a short write: finish the rest piece by piece
-            rest = memoryview(b"".join(parts))[written:]
-            while rest:
-                rest = rest[os.write(self._fd, rest):]
+        for part in parts:
+            self._hasher.update(part)
+        with naming(self.tmp_path.parent):
+            written = os.writev(self._fd, parts)
+            if written < total:  # a short write: finish the rest piece by piece
+                rest = memoryview(b"".join(parts))[written:]
+                while rest:
+                    rest = rest[os.write(self._fd, rest):]
         self.size += total
         if self.size - self._written_back >= WRITEBACK_BYTES:
             start_writeback(self._fd, self._written_back, self.size - self._written_back)
             self._written_back = self.size
 
-    def append(self, chunk_id: bytes, codec: int, raw_len: int, payload: bytes,
-               base: bytes | None = None) -> Location:
+    def append(self, chunk_id: bytes, codec: int, raw_len: int, payload: bytes | memoryview,
+               base: bytes | None = None) -> None:
         offset = self.size
         header = RECORD_HEADER.pack(RECORD_MAGIC, codec, 0, raw_len, len(payload), chunk_id,
                                     base or NO_BASE)
         self._write([header, payload])
         self._records.append((chunk_id, offset, len(payload), raw_len, codec, b"\0\0\0", base or NO_BASE))
-        return Location(self.name, offset, len(payload), raw_len, codec, base)
 
     @property
     def full(self) -> bool:
@@ -185,22 +205,35 @@ class PackWriter:
             self._fd = None
 
     def finish(self) -> str | None:
-        """Seal the pack: fsync, rename into place, then write its index (the commit point)."""
+        """Seal the pack: fsync, rename into place under its content's name, then write its
+        index (the commit point). The name, or None for a pack with no records.
+
+        The same bytes written again (a retried write) land on the same name: the rename
+        replaces a file with an identical one, and the index is already there.
+        """
         assert self._fd is not None, "the pack is already finished"
         try:
             durable_step("seal")
-            os.fsync(self._fd)
+            with naming(self.tmp_path.parent):
+                os.fsync(self._fd)
         finally:
             self._close()
         if not self._records:
             self.tmp_path.unlink(missing_ok=True)
             return None
-        final = self.packs_dir / f"{self.name}.pack"
+        name = layout.pack_name(self._hasher.digest())
+        final = self.backend.local_path(layout.pack_key(name))
+        indexed_before = self.backend.local_path(layout.idx_key(name)).exists()
         durable_step("rename")
         os.replace(self.tmp_path, final)
-        fsync_dir(self.packs_dir)
-        write_idx(self.packs_dir / f"{self.name}.idx", self._records)
-        return self.name
+        try:
+            fsync_dir(final.parent)
+            write_idx(self.backend, name, self._records)
+        except BaseException:  # a pack without its index is invisible: do not leave it behind
+            if not indexed_before:  # (one indexed before is the same pack, complete: it stays)
+                final.unlink(missing_ok=True)
+            raise
+        return name
 
     def abort(self) -> None:
         self._close()
@@ -220,8 +253,8 @@ def header_mismatch(header: tuple, location: Location, chunk_id: bytes | None = 
 class PackReader:
     """Positional reads from packs, safe from several threads (os.pread, cached descriptors)."""
 
-    def __init__(self, packs_dir: Path) -> None:
-        self.packs_dir = packs_dir
+    def __init__(self, backend: DirectoryBackend) -> None:
+        self.backend = backend
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -230,7 +263,7 @@ class PackReader:
             fd = self._fds.get(pack)
             if fd is None:
                 try:
-                    fd = os.open(self.packs_dir / f"{pack}.pack", os.O_RDONLY)
+                    fd = os.open(self.backend.local_path(layout.pack_key(pack)), os.O_RDONLY)
                 except FileNotFoundError:
                     raise MissingChunkError(f"pack {pack} is missing") from None
                 self._fds[pack] = fd
@@ -260,25 +293,25 @@ class PackReader:
             self._fds.clear()
 
 
-def scan_pack(path: Path) -> list[tuple[bytes, int, int, int, int, bytes]]:
+def scan_pack(backend: Backend, name: str) -> list[tuple[bytes, int, int, int, int, bytes]]:
     """Walk a pack's records from the start: (id, offset, payload_len, raw_len, codec, base).
 
     Used by fsck to cross-check an index, and to tell how much of a damaged pack is readable.
+    Reads only the record headers (ranged reads); NotFoundInBackend when the pack is gone.
     """
+    key = layout.pack_key(name)
     records = []
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        if handle.read(len(PACK_MAGIC)) != PACK_MAGIC:
-            raise CorruptChunkError(f"{path.name} is not a modelvc pack")
-        offset = len(PACK_MAGIC)
-        while offset < size:
-            header = handle.read(RECORD_HEADER.size)
-            if len(header) < RECORD_HEADER.size:
-                break
-            magic, codec, _, raw_len, payload_len, chunk_id, base = RECORD_HEADER.unpack(header)
-            if magic != RECORD_MAGIC or offset + RECORD_HEADER.size + payload_len > size:
-                break
-            records.append((chunk_id, offset, payload_len, raw_len, codec, base))
-            handle.seek(payload_len, os.SEEK_CUR)
-            offset += RECORD_HEADER.size + payload_len
+    size = backend.stat(key).size
+    if backend.read(key, 0, len(PACK_MAGIC)) != PACK_MAGIC:
+        raise CorruptChunkError(f"{name}.pack is not a modelvc pack")
+    offset = len(PACK_MAGIC)
+    while offset < size:
+        header = backend.read(key, offset, RECORD_HEADER.size)
+        if len(header) < RECORD_HEADER.size:
+            break
+        magic, codec, _, raw_len, payload_len, chunk_id, base = RECORD_HEADER.unpack(header)
+        if magic != RECORD_MAGIC or offset + RECORD_HEADER.size + payload_len > size:
+            break
+        records.append((chunk_id, offset, payload_len, raw_len, codec, base))
+        offset += RECORD_HEADER.size + payload_len
     return records

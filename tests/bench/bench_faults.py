@@ -35,9 +35,6 @@ from tests.reliability.scenes import CASES, two_versions, verifier  # noqa: E402
 
 
 # Failures that issue 11's open items explain, by a phrase of the failure message.
-KNOWN = (("UnicodeDecodeError", "issue 11 item 11"), ("base id", "issue 11 item 15"))
-
-
 class Report:
     def __init__(self) -> None:
         self.rows: list[tuple[str, int, int, str]] = []
@@ -129,8 +126,7 @@ def main() -> int:
     passed = sum(row[2] for row in report.rows)
     print(f"{'total':<28} tried {tried:>5}  passed {passed:>5}  in {time.monotonic() - started:.0f} s")
     for failure in report.failures:
-        known = next((item for phrase, item in KNOWN if phrase in failure), None)
-        print(f"FAILED {failure}" + (f"  [known: {known}]" if known else ""))
+        print(f"FAILED {failure}")
     return 1 if report.failures else 0
 
 

@@ -21,14 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from modelvc.store.backend import DirectoryBackend  # noqa: E402
 from modelvc.store.packs import write_idx  # noqa: E402
 
 MEASURE = """
 import sys, time
 start = time.perf_counter()
 from pathlib import Path
+from modelvc.store.backend import DirectoryBackend
 from modelvc.store.chunkindex import ChunkIndex
-index = ChunkIndex(Path(sys.argv[1]), small_limit=int(sys.argv[2]))
+index = ChunkIndex(DirectoryBackend(Path(sys.argv[1]).parent), small_limit=int(sys.argv[2]))
 loaded = time.perf_counter() - start
 ids = Path(sys.argv[3]).read_bytes()
 present = [ids[i:i + 32] for i in range(0, len(ids), 32)]
@@ -57,7 +59,7 @@ def main() -> None:
         print(f"writing {args.packs} indexes of {per_pack:,} chunks ...", flush=True)
         for number in range(args.packs):
             records = [(os.urandom(32), row * 100, 90, 1 << 20, 2, b"\0\0\0", bytes(32)) for row in range(per_pack)]
-            write_idx(packs / f"pack-{number:04d}.idx", records)
+            write_idx(DirectoryBackend(Path(work)), f"pack-{number:04d}", records)
             (packs / f"pack-{number:04d}.pack").write_bytes(b"")
             for record in records[:args.lookups // args.packs]:
                 sample += record[0]

@@ -1,7 +1,7 @@
 """Single-byte flips in every kind of file under .mvc, and the verdict on each.
 
-A flip is either detected (fsck or fsck --read-data exits 7, or the config is refused with
-exit 8) and named, or harmless by design (it changes no stored byte and no ref); and it never
+A flip is either detected (fsck or fsck --read-data exits 7, or the config is refused: exit 8
+for a format version this modelvc does not read, 14 for a damaged config) and named, or harmless by design (it changes no stored byte and no ref); and it never
 yields a version that reads back wrong bytes or a ref that silently points elsewhere.
 Shared by test_byte_flips.py and tests/bench/bench_faults.py.
 """
@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from modelvc.cli.main import cli
 from modelvc.errors import MvcError
+from modelvc.store.backend import DirectoryBackend
 from modelvc.store.packs import PACK_MAGIC, RECORD_HEADER, scan_pack
 from tests.reliability.harness import Scene, mvc_env, read_version
 
@@ -24,6 +25,7 @@ OBJECT_KINDS = {"Commit": "commit", "Tree": "tree", "Manifest": "manifest", "Tag
 RECORD_FIELDS = ((0, 2, "magic"), (2, 3, "codec"), (3, 4, "reserved"), (4, 8, "raw length"),
                  (8, 12, "payload length"), (12, 44, "chunk id"), (44, 76, "base id"))
 CHUNKING_KEYS = ("chunking",)
+REFUSED = (8, 14)  # the config: a format version not read here, or damage (FormatVersionError, ConfigError)
 
 
 def files_by_kind(work: Path) -> dict[str, list[str]]:
@@ -54,7 +56,7 @@ def pack_field(pack: Path, position: int) -> str:
     """Which part of a pack a byte is in: "pack magic", "payload", or a record header field."""
     if position < len(PACK_MAGIC):
         return "pack magic"
-    for _chunk, offset, payload_len, *_ in scan_pack(pack):
+    for _chunk, offset, payload_len, *_ in scan_pack(DirectoryBackend(pack.parent.parent), pack.stem):
         if offset <= position < offset + RECORD_HEADER.size:
             return next(name for start, end, name in RECORD_FIELDS if start <= position - offset < end)
         if position < offset + RECORD_HEADER.size + payload_len:
@@ -123,7 +125,7 @@ def judge(scene: Scene, kind: str, path: str, position: int, mask: int = 0x01) -
 def _verdict(scene: Scene, kind: str, path: str, position: int, refs_before: dict) -> Verdict:
     plain, plain_report, plain_breaks = fsck_cli(scene.work)
     full, full_report, full_breaks = fsck_cli(scene.work, "--read-data")
-    assert {plain, full} <= {0, 7, 8}, f"{kind} {path}@{position}: fsck exited {plain}/{full}: {plain_report}"
+    assert {plain, full} <= {0, 7, *REFUSED}, f"{kind} {path}@{position}: fsck exited {plain}/{full}: {plain_report}"
     unreadable = 0
     for commit, files in scene.versions.items():
         try:
@@ -142,7 +144,7 @@ def _verdict(scene: Scene, kind: str, path: str, position: int, refs_before: dic
     if plain == 0 and full == 0:
         assert unreadable == 0, f"{kind} {path}@{position}: fsck is clean but a version cannot be read"
         return Verdict(kind, path, position, "harmless", (0, 0), "", [], 0)
-    outcome = "refused" if full == 8 else "detected"
+    outcome = "refused" if full in REFUSED else "detected"
     return Verdict(kind, path, position, outcome, (plain, full), full_report or plain_report,
                    full_breaks or plain_breaks, unreadable)
 

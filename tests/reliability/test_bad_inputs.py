@@ -172,12 +172,22 @@ def test_missing_config_is_not_a_repository(two):
         3, f"error: not a modelvc repository (or any parent up to /): {two.cwd}\nhint: create one with 'mvc init'\n")
 
 
-@pytest.mark.parametrize("version", [99, 0, "2", True, None])
+@pytest.mark.parametrize("version", [99, 0])
 def test_unknown_format_version(two, version):
     config = two.cwd / ".mvc" / "config"
     config.write_text(json.dumps(json.loads(config.read_text()) | {"format_version": version}))
     assert_refused(two, ["status"], 8, f"error: repository format version {version!r} is not supported by "
                    "this modelvc (it reads versions 1, 2)\nhint: upgrade modelvc to work with this repository\n")
+
+
+@pytest.mark.parametrize("version", ["2", True, None])
+def test_a_format_version_that_is_no_integer_is_a_damaged_config(two, version):
+    """No modelvc writes such a version: damage to repair (exit 14), not a newer format to upgrade to."""
+    config = two.cwd / ".mvc" / "config"
+    config.write_text(json.dumps(json.loads(config.read_text()) | {"format_version": version}))
+    assert_refused(two, ["status"], 14, f"error: the repository config {config} is damaged: format_version must "
+                   f"be an integer, not {version!r}\nhint: repair it by hand (docs/format.md describes every key), "
+                   "or restore it from a backup\n")
 
 
 def test_missing_head(two):

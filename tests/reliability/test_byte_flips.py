@@ -15,8 +15,6 @@ from modelvc.store.packs import RECORD_HEADER
 from tests.reliability.flips import config_change, files_by_kind, judge, pack_field
 from tests.reliability.scenes import two_versions
 
-ITEM_11 = pytest.mark.xfail(strict=True, reason="issue 11 item 11: a damaged chunking config goes unnoticed")
-ITEM_11_UTF8 = pytest.mark.xfail(strict=True, reason="issue 11 item 11: a non-UTF-8 byte in HEAD or a ref is exit 70")
 
 
 @pytest.fixture(scope="module")
@@ -147,13 +145,13 @@ def _config_position(template, text: str, after: int = 0) -> int:
     return (template.work / ".mvc" / "config").read_bytes().index(text.encode()) + after
 
 
-@pytest.mark.parametrize("anchor, after, change, outcome", [
-    ('"format_version": 2', 18, "format_version", "refused"),
-    ('"pack_max_bytes": 2', 19, "pack_max_bytes", "harmless"),  # a write-time policy only
-    ("{", 0, "unreadable", "refused"),
-    pytest.param('"cdc_avg": 2', 12, "chunking", "refused", marks=ITEM_11),
+@pytest.mark.parametrize("anchor, after, change, outcome, code", [
+    ('"format_version": 2', 18, "format_version", "refused", 8),  # 3: a format this modelvc does not read
+    ('"pack_max_bytes": 2', 19, "pack_max_bytes", "harmless", 0),  # a write-time policy only
+    ("{", 0, "unreadable", "refused", 14),  # not JSON: a damaged config
+    ('"cdc_avg": 2', 12, "chunking", "detected", 7),  # 262144 -> 272144: valid, but not format 2's
 ])
-def test_flip_in_the_config(template, anchor, after, change, outcome):
+def test_flip_in_the_config(template, anchor, after, change, outcome, code):
     position = _config_position(template, anchor, after)
     before = (template.work / ".mvc" / "config").read_bytes()
     flipped = bytearray(before)
@@ -162,10 +160,9 @@ def test_flip_in_the_config(template, anchor, after, change, outcome):
     verdict = judge(template, "config", ".mvc/config", position)
     assert verdict.outcome == outcome, verdict
     if outcome == "refused":
-        assert verdict.exit_codes == (8, 8)
+        assert verdict.exit_codes == (code, code)
 
 
-@ITEM_11_UTF8
 @pytest.mark.parametrize("kind", ["HEAD", "branch ref", "tag ref"])
 def test_non_utf8_byte_in_head_or_a_ref_is_an_integrity_error(template, kinds, kind):
     verdict = judge(template, kind, kinds[kind][0], 9, 0x80)

@@ -434,6 +434,7 @@ def counted(function):
         return function(*args, **kwargs)
     return step
 os.replace = counted(os.replace)  # every atomic write's rename
+os.link = counted(os.link)  # every create-only atomic write's link (objects)
 modelvc.refs.append_line = counted(modelvc.refs.append_line)  # every reflog line
 from modelvc.cli.main import cli
 cli(sys.argv[2:], prog_name="mvc")

@@ -23,6 +23,7 @@ from modelfiles import write_safetensors
 from modelvc.ids import hash_bytes_raw
 from modelvc.repo import Repo
 from modelvc.store import filedata, fileread
+from modelvc.store.backend import DirectoryBackend
 from modelvc.store.chunkindex import SMALL_INDEX_ROWS, ChunkIndex
 from modelvc.store.chunkstore import ChunkWriter
 from modelvc.store.codecs import CODEC_NONE
@@ -257,19 +258,19 @@ def test_the_issue_reproduction_with_a_concurrent_writer(tmp_path):
 
 @pytest.mark.parametrize("small_limit", [SMALL_INDEX_ROWS, 0])  # the dict lookup, the sorted table
 def test_lookups_prefer_a_record_not_listed_as_bad(tmp_path, small_limit):
-    packs = tmp_path / "packs"
     chunk_id, other_id = hash_bytes_raw(b"chunk"), hash_bytes_raw(b"other")
     names = []
-    for payload in (b"chunk", b"chunk", b"other"):
-        writer = PackWriter(packs, 1 << 20)
-        writer.append(hash_bytes_raw(payload), CODEC_NONE, len(payload), payload)
-        names.append(writer.name)
-        writer.finish()
+    backend = DirectoryBackend(tmp_path)
+    for payloads in ((b"chunk",), (b"pad", b"chunk"), (b"other",)):  # packs are named by content: differ
+        writer = PackWriter(backend, 1 << 20)
+        for payload in payloads:
+            writer.append(hash_bytes_raw(payload), CODEC_NONE, len(payload), payload)
+        names.append(writer.finish())
 
     for bad_pack, good_pack in ((names[0], names[1]), (names[1], names[0])):
-        index = ChunkIndex(packs, small_limit, bad=frozenset({(chunk_id, bad_pack)}))
+        index = ChunkIndex(backend, small_limit, bad=frozenset({(chunk_id, bad_pack)}))
         assert index.locate(chunk_id).pack == good_pack
         assert index.contains_good(chunk_id)
         assert index.locate(other_id).pack == names[2]
-    both_bad = ChunkIndex(packs, small_limit, bad=frozenset({(chunk_id, names[0]), (chunk_id, names[1])}))
+    both_bad = ChunkIndex(backend, small_limit, bad=frozenset({(chunk_id, names[0]), (chunk_id, names[1])}))
     assert both_bad.contains(chunk_id) and not both_bad.contains_good(chunk_id)

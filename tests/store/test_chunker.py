@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
-from modelvc.errors import FormatVersionError, MvcError
+from modelvc.errors import ConfigError, FormatVersionError, MvcError
 from modelvc.formats import Layout, Segment
 from modelvc.store.chunker import ChunkParams, ChunkSpan, plan_chunks
 
@@ -276,15 +276,15 @@ def test_from_dict_refuses_what_it_cannot_honour() -> None:
         ChunkParams.from_dict({**good, "xor_base": 1})
     missing = dict(good)
     del missing["cdc_avg"]
-    with pytest.raises(FormatVersionError, match=r"have missing keys \['cdc_avg'\]"):
+    with pytest.raises(ConfigError, match=r"^chunking: missing keys \['cdc_avg'\]$"):
         ChunkParams.from_dict(missing)
-    with pytest.raises(FormatVersionError, match="cdc_max must be within"):
+    with pytest.raises(ConfigError, match="^chunking: cdc_max must be within"):
         ChunkParams.from_dict({**good, "cdc_max": 64 << 20})
-    with pytest.raises(FormatVersionError, match="block_size must be int, not '1048576'"):
+    with pytest.raises(ConfigError, match="^chunking: block_size must be int, not '1048576'$"):
         ChunkParams.from_dict({**good, "block_size": "1048576"})
-    with pytest.raises(FormatVersionError, match="block_size must be a positive multiple of 8, not 1000001"):
+    with pytest.raises(ConfigError, match="^chunking: block_size must be a positive multiple of 8, not 1000001$"):
         ChunkParams.from_dict({**good, "block_size": 1000001})
-    with pytest.raises(FormatVersionError, match="cdc_min <= cdc_avg <= cdc_max"):
+    with pytest.raises(ConfigError, match="cdc_min <= cdc_avg <= cdc_max"):
         ChunkParams.from_dict({**good, "cdc_min": 512 << 10})
 
 

@@ -10,6 +10,7 @@ from modelvc.errors import IntegrityError
 from modelvc.ids import hash_bytes_raw
 from modelvc.store.chunkstore import ChunkStore
 from modelvc.store.codecs import CODEC_NONE, encode_chunk
+from modelvc.store.backend import DirectoryBackend
 from modelvc.store.packs import PackWriter, pack_names, read_idx, scan_pack
 
 
@@ -52,7 +53,7 @@ def test_index_is_sorted_and_checksummed(tmp_path):
     store = ChunkStore(tmp_path / "packs")
     store_chunks(store, [chunk(i) for i in range(50)])
     name = pack_names(tmp_path / "packs")[0]
-    table = read_idx(tmp_path / "packs" / f"{name}.idx")
+    table = read_idx(DirectoryBackend(tmp_path), name)
     ids = [row.tobytes() for row in table["id"]]
     assert ids == sorted(ids)
     path = tmp_path / "packs" / f"{name}.idx"
@@ -60,12 +61,12 @@ def test_index_is_sorted_and_checksummed(tmp_path):
     data[20] ^= 1
     path.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="checksum mismatch"):
-        read_idx(path)
+        read_idx(DirectoryBackend(tmp_path), name)
 
 
 def test_interrupted_write_is_invisible(tmp_path):
     packs = tmp_path / "packs"
-    writer = PackWriter(packs, 1 << 20)
+    writer = PackWriter(DirectoryBackend(tmp_path), 1 << 20)
     writer.append(hash_bytes_raw(b"lost"), CODEC_NONE, 4, b"lost")
     # the process dies here: no finish(), so no index
     store = ChunkStore(packs)
@@ -91,7 +92,7 @@ def test_scan_pack_lists_every_record(tmp_path):
     store = ChunkStore(tmp_path / "packs")
     ids = store_chunks(store, [chunk(i) for i in range(20)])
     name = pack_names(tmp_path / "packs")[0]
-    records = scan_pack(tmp_path / "packs" / f"{name}.pack")
+    records = scan_pack(DirectoryBackend(tmp_path), name)
     assert sorted(r[0] for r in records) == sorted(ids)
 
 
@@ -100,7 +101,7 @@ def test_both_index_lookups_agree(tmp_path):
 
     store = ChunkStore(tmp_path / "packs", pack_max_bytes=2000)
     ids = store_chunks(store, [chunk(i) for i in range(300)])
-    small, large = ChunkIndex(tmp_path / "packs"), ChunkIndex(tmp_path / "packs", small_limit=0)
+    small, large = ChunkIndex(DirectoryBackend(tmp_path)), ChunkIndex(DirectoryBackend(tmp_path), small_limit=0)
     assert len(small) == len(large) == 300 and len(small.packs) > 3
     for chunk_id in ids:
         location = small.locate(chunk_id)
@@ -112,3 +113,69 @@ def test_both_index_lookups_agree(tmp_path):
     table, pack_of = small.entries(), small.pack_numbers()
     assert len(table) == len(pack_of) == 300
     assert all(small.locate(row["id"].tobytes()).pack == small.packs[number] for row, number in zip(table, pack_of))
+
+
+def test_a_pack_is_named_by_its_content_and_written_twice_is_one_pack(tmp_path):
+    from blake3 import blake3
+
+    backend = DirectoryBackend(tmp_path)
+    names = []
+    for _ in range(2):  # a retried write of the same records
+        writer = PackWriter(backend, 1 << 20)
+        for number in range(5):
+            data = chunk(number)
+            writer.append(hash_bytes_raw(data), CODEC_NONE, len(data), data)
+        names.append(writer.finish())
+    assert names[0] == names[1]
+    pack_bytes = (tmp_path / "packs" / f"{names[0]}.pack").read_bytes()
+    assert names[0] == "pack-" + blake3(pack_bytes).hexdigest()
+    assert sorted(p.name for p in (tmp_path / "packs").iterdir()) == [f"{names[0]}.idx", f"{names[0]}.pack"]
+    store = ChunkStore(tmp_path / "packs")
+    assert len(store.index) == 5 and store.read(hash_bytes_raw(chunk(3))) == chunk(3)
+
+
+def test_packs_with_the_old_random_names_are_read(tmp_path):
+    store = ChunkStore(tmp_path / "packs", pack_max_bytes=2000)
+    datas = [chunk(i) for i in range(100)]
+    ids = store_chunks(store, datas)
+    packs = tmp_path / "packs"
+    for name in pack_names(packs):  # as mvc wrote them before packs were named by content
+        old = f"pack-{os.urandom(16).hex()}"
+        for suffix in (".pack", ".idx"):
+            (packs / f"{name}{suffix}").rename(packs / f"{old}{suffix}")
+    store = ChunkStore(packs)
+    assert all(len(name) == len("pack-") + 32 for name in store.index.packs) and len(store.index.packs) > 3
+    assert [store.read(chunk_id) for chunk_id in ids] == datas
+    store_chunks(store, datas + [b"new"])  # adds only the new chunk, in a content-named pack
+    assert sorted(len(name) for name in pack_names(packs))[-1] == len("pack-") + 64
+    assert len(ChunkStore(packs).index) == 101
+
+
+def test_a_failed_index_write_of_a_pack_written_again_keeps_the_complete_one(tmp_path, monkeypatch):
+    from modelvc.store import packs
+
+    backend = DirectoryBackend(tmp_path)
+
+    def write_pack() -> str | None:
+        writer = PackWriter(backend, 1 << 20)
+        for number in range(5):
+            data = chunk(number)
+            writer.append(hash_bytes_raw(data), CODEC_NONE, len(data), data)
+        return writer.finish()
+
+    name = write_pack()
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(packs, "write_idx", disk_full)
+    with pytest.raises(OSError):
+        write_pack()  # the same bytes: same name, and its index is already there
+    assert pack_names(tmp_path / "packs") == [name]
+    assert ChunkStore(tmp_path / "packs").read(hash_bytes_raw(chunk(4))) == chunk(4)
+    monkeypatch.undo()
+    (tmp_path / "packs" / f"{name}.idx").unlink()  # a pack left without index by a crash
+    monkeypatch.setattr(packs, "write_idx", disk_full)
+    with pytest.raises(OSError):
+        write_pack()
+    assert sorted(p.name for p in (tmp_path / "packs").iterdir()) == []  # not left behind

@@ -1,0 +1,250 @@
+"""The storage seam: the few operations the store needs from wherever its bytes live.
+
+Everything under `.mvc` that is data (packs, pack indexes, loose objects, refs) is a key, a
+`/`-separated path such as `packs/pack-<hex>.idx` or `objects/ab/cdef...` (modelvc.store.layout
+names them). A backend holds keys and their bytes and offers only what object storage (S3,
+Azure Blob) can also offer: no append, no rename, no partial overwrite. That keeps one contract
+for the local directory, the in-memory backend of the tests, and the remotes to come; one test
+suite (tests/store/test_backend_contract.py) holds every implementation to it.
+
+- `write` is atomic and idempotent: a key never holds a torn value, and writing a key that
+  already holds other bytes is refused (ContentConflictInBackend), since data is named by its
+  content and two contents under one name mean a bug or damage.
+- `write_if_absent` creates a key only if no one has (a retried upload is one object).
+- `compare_and_swap` moves a ref: it succeeds only if the key still holds `expected` (None: is
+  absent), the way a conditional put (If-Match / If-None-Match) does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from modelvc.fsutil import atomic_writer, durable_step, fsync_dir, is_atomic_temp
+
+
+class NotFoundInBackend(KeyError):
+    """A key the backend does not hold. Callers turn it into the user-facing error that fits
+    (a missing object, a missing pack); it is a bug only if it escapes them."""
+
+
+class ContentConflictInBackend(Exception):
+    """A `write` of different bytes to a key that already holds some (data never changes)."""
+
+
+@dataclass(frozen=True)
+class KeyStat:
+    """What a backend knows of a key without reading it: gc needs the age, stats the size."""
+
+    size: int
+    mtime: float
+
+
+class Backend(Protocol):
+    """The operations every store backend offers (see the module docstring)."""
+
+    def list(self, prefix: str) -> list[str]:
+        """The keys starting with `prefix`, sorted; never a write still in progress."""
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        """The bytes of `key`, or `length` of them from `offset` (fewer at the end of the value)."""
+
+    def write(self, key: str, data: bytes) -> None:
+        """Store `data` under `key` atomically; a no-op if it holds the same bytes already."""
+
+    def write_if_absent(self, key: str, data: bytes) -> bool:
+        """Store `data` only if `key` is absent; whether this call created it."""
+
+    def compare_and_swap(self, key: str, expected: bytes | None, data: bytes) -> bool:
+        """Store `data` if `key` holds `expected` (None: is absent); whether it did."""
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; NotFoundInBackend if it is absent."""
+
+    def stat(self, key: str) -> KeyStat:
+        """Size and modification time of `key`; NotFoundInBackend if it is absent."""
+
+
+def total_size(backend: Backend, keys: list[str]) -> int:
+    """Bytes held under `keys`; one removed since it was listed (gc in another process) counts 0."""
+    total = 0
+    for key in keys:
+        try:
+            total += backend.stat(key).size
+        except NotFoundInBackend:
+            continue
+    return total
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"not a backend key: {key!r}")
+    return key
+
+
+def _slice(data: bytes, offset: int, length: int | None) -> bytes:
+    if offset < 0 or (length is not None and length < 0):
+        raise ValueError("a range starts and extends at or after 0")
+    return data[offset:] if length is None else data[offset:offset + length]
+
+
+class DirectoryBackend:
+    """Keys as files under a directory (the local `.mvc`), written through fsutil.atomic_writer.
+
+    The dot-names of atomic writes in progress are never listed. Compare-and-swap holds an
+    flock on the key's directory, which serialises it between threads and processes alike.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def local_path(self, key: str) -> Path:
+        """The file of a key: the pack data path reads and writes it with pread/writev."""
+        return self.root / _check_key(key)
+
+    def list(self, prefix: str) -> list[str]:
+        directory, _, start = prefix.rpartition("/")
+        base = self.root / directory if directory else self.root
+        keys = []
+        for dirpath, subdirs, files in os.walk(base):
+            relative = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            stem = "" if relative == "." else relative + "/"
+            subdirs[:] = sorted(d for d in subdirs if (stem + d + "/").startswith(prefix)
+                                or prefix.startswith(stem + d + "/"))
+            keys += [stem + name for name in files
+                     if (stem + name).startswith(prefix) and not is_atomic_temp(name)]
+        return sorted(keys)
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("a range starts and extends at or after 0")
+        try:
+            with open(self.local_path(key), "rb") as handle:
+                if offset:
+                    handle.seek(offset)
+                return handle.read() if length is None else handle.read(length)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFoundInBackend(key) from None
+
+    def write(self, key: str, data: bytes) -> None:
+        if not self.write_if_absent(key, data) and self.read(key) != data:
+            raise ContentConflictInBackend(key)
+
+    def write_if_absent(self, key: str, data: bytes) -> bool:
+        path = self.local_path(key)
+        if path.exists():
+            return False
+        try:
+            with atomic_writer(path, exclusive=True) as handle:
+                handle.write(data)
+        except FileExistsError:
+            return False
+        return True
+
+    def compare_and_swap(self, key: str, expected: bytes | None, data: bytes) -> bool:
+        path = self.local_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _flocked(path.parent):
+            try:
+                current: bytes | None = path.read_bytes()
+            except FileNotFoundError:
+                current = None
+            if current != expected:
+                return False
+            with atomic_writer(path) as handle:
+                handle.write(data)
+        return True
+
+    def delete(self, key: str) -> None:
+        path = self.local_path(key)
+        durable_step("unlink")
+        try:
+            path.unlink()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFoundInBackend(key) from None
+
+    def stat(self, key: str) -> KeyStat:
+        try:
+            found = self.local_path(key).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundInBackend(key) from None
+        if not stat.S_ISREG(found.st_mode):  # a directory is only a prefix of keys
+            raise NotFoundInBackend(key)
+        return KeyStat(found.st_size, found.st_mtime)
+
+    def sync_dir(self, prefix: str) -> None:
+        """Make the deletes under a prefix's directory durable (one fsync after many unlinks)."""
+        fsync_dir(self.root / prefix.rpartition("/")[0])
+
+
+@contextlib.contextmanager
+def _flocked(directory: Path) -> Iterator[None]:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+class MemoryBackend:
+    """Keys in a dict: the second implementation, which keeps the contract honest in tests."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[bytes, float]] = {}
+        self._lock = threading.Lock()
+
+    def list(self, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(key for key in self._values if key.startswith(prefix))
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        with self._lock:
+            found = self._values.get(_check_key(key))
+        if found is None:
+            raise NotFoundInBackend(key)
+        return _slice(found[0], offset, length)
+
+    def write(self, key: str, data: bytes) -> None:
+        with self._lock:
+            found = self._values.get(_check_key(key))
+            if found is not None and found[0] != data:
+                raise ContentConflictInBackend(key)
+            if found is None:
+                self._values[key] = (bytes(data), time.time())
+
+    def write_if_absent(self, key: str, data: bytes) -> bool:
+        with self._lock:
+            if _check_key(key) in self._values:
+                return False
+            self._values[key] = (bytes(data), time.time())
+            return True
+
+    def compare_and_swap(self, key: str, expected: bytes | None, data: bytes) -> bool:
+        with self._lock:
+            found = self._values.get(_check_key(key))
+            if (None if found is None else found[0]) != expected:
+                return False
+            self._values[key] = (bytes(data), time.time())
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            if self._values.pop(_check_key(key), None) is None:
+                raise NotFoundInBackend(key)
+
+    def stat(self, key: str) -> KeyStat:
+        with self._lock:
+            found = self._values.get(_check_key(key))
+        if found is None:
+            raise NotFoundInBackend(key)
+        return KeyStat(len(found[0]), found[1])
