@@ -117,8 +117,7 @@ def history(args: argparse.Namespace, workdir: Path, results: Results) -> None:
     def build_to(count: int) -> float:
         nonlocal made
         start = time.perf_counter()
-        repo = Repo(root)
-        try:
+        with Repo(root) as repo:
             while made < count:
                 made += 1
                 edit(made)
@@ -127,8 +126,6 @@ def history(args: argparse.Namespace, workdir: Path, results: Results) -> None:
                 else:
                     add_tracked(repo)
                 commit(repo, f"version {made}")
-        finally:
-            repo.chunks.close()
         return time.perf_counter() - start
 
     def commit_a() -> float:
