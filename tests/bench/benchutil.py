@@ -87,6 +87,20 @@ def warm_page_cache(path: Path) -> None:
             pass
 
 
+def settle() -> bool:
+    """Sync, then drop the page cache (root only), so a timed step and its floor start alike.
+
+    Returns whether the cache was dropped.
+    """
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as control:
+            control.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
 def place(source: Path, target: Path) -> None:
     """Put a version in the working tree as a new file (new inode, like a training script).
 
