@@ -45,8 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_big import PIECE, on_both_cores, write_model  # noqa: E402
 from bench_nudges import store_series, write_versions  # noqa: E402
-from benchutil import (MVC_ENV, init_repo, print_table, run_command, run_mvc, same_bytes,  # noqa: E402
-                       settle, verdict)
+from benchutil import MVC_ENV, init_repo, print_table, run_command, run_mvc, same_bytes, settle, verdict  # noqa: E402
 
 SCENARIOS = ("history", "small", "big", "chain")
 TARGET_COMMIT_GROWTH = 1.2  # commit -a at --commits within 1.2x of its time at --early-commits
