@@ -36,7 +36,7 @@ def test_an_open_repo_sees_the_packs_refs_index_and_config_another_process_wrote
     repo = Repo.discover(work)
     first = repo.head_commit()
     assert status(repo).clean
-    repo.manifest(repo.index.entries["a.bin"].file)  # the chunk index is loaded now
+    repo.manifest(repo.index.entries["a.bin"].manifest_id)  # the chunk index is loaded now
 
     second_bytes = random_bytes(400_000, seed=2)
     write(work / "b.bin", second_bytes)

@@ -106,15 +106,15 @@ def _manifest(repo: Repo, side: _Side) -> Manifest:
 
 
 def _tree_sides(repo: Repo, commit_id: str) -> dict[str, _Side]:
-    return {p: _Side(e.file, e.size, e.mode) for p, e in repo.tree_of(commit_id).as_map().items()}
+    return {p: _Side(e.manifest_id, e.size, e.mode) for p, e in repo.tree_of(commit_id).as_map().items()}
 
 
 def _worktree_sides(repo: Repo, base: dict[str, _Side], progress: Progress) -> dict[str, _Side]:
     sides = {}
     for path in sorted(set(base) | set(repo.index.entries)):
         now: WorkingFile = working_file(repo, path, repo.index.entries.get(path), progress)
-        if now.file is not None and now.size is not None and now.mode is not None:
-            sides[path] = _Side(now.file, now.size, now.mode, now.manifest, path)
+        if now.manifest_id is not None and now.size is not None and now.mode is not None:
+            sides[path] = _Side(now.manifest_id, now.size, now.mode, now.manifest, path)
     return sides
 
 
