@@ -156,7 +156,7 @@ def previous_version(repo: Repo, entry: IndexEntry | TreeEntry | None) -> Previo
     from modelvc.store.filedata import StoredFileSource
 
     try:
-        manifest = repo.manifest(entry.manifest_id)
+        manifest = repo.read_manifest(entry.manifest_id)
         layout = read_layout(StoredFileSource(manifest, repo.chunks), entry.path.rsplit("/", 1)[-1])
     except IntegrityError:  # a damaged previous version: store the new one in full
         return None

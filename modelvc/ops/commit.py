@@ -75,7 +75,7 @@ def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
     tree that checkout and status then disagree with.
     """
     for entry in entries:
-        manifest = repo.manifest(entry.manifest_id)
+        manifest = repo.read_manifest(entry.manifest_id)
         if manifest.size != entry.size:
             raise CorruptIndexError(
                 f"the index lists {entry.path} as {entry.size} bytes, but its staged content "

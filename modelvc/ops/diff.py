@@ -102,7 +102,7 @@ def shared_bytes(old: Manifest, new: Manifest) -> int:
 
 
 def _manifest(repo: Repo, side: _Side) -> Manifest:
-    return side.manifest if side.manifest is not None else repo.manifest(side.file)
+    return side.manifest if side.manifest is not None else repo.read_manifest(side.file)
 
 
 def _tree_sides(repo: Repo, commit_id: str) -> dict[str, _Side]:
@@ -222,7 +222,7 @@ def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
             result.files.append(FileChange(path, "mode", a.size, b.size, b.size, a.mode, b.mode))
     _pair_renames(result, old, new)
     if old_commit and new_commit:
-        a_commit, b_commit = repo.commit(old_commit), repo.commit(new_commit)
+        a_commit, b_commit = repo.read_commit(old_commit), repo.read_commit(new_commit)
         result.metrics = compare_values(a_commit.metrics, b_commit.metrics, numeric=True)
         result.params = compare_values(a_commit.params, b_commit.params, numeric=False)
     return result

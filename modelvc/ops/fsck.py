@@ -264,7 +264,7 @@ class _Lineage:
         self.reach = reach
         self.children: dict[str, list[str]] = {}
         for commit in reach.commits:
-            for parent in repo.commit(commit).parents:
+            for parent in repo.read_commit(commit).parents:
                 self.children.setdefault(parent, []).append(commit)
         self.branch_tips = {oid for oid, origin in roots(repo, _reported_by_the_walk, reflogs=False)
                             if origin == "HEAD" or origin.startswith("refs/heads/")}

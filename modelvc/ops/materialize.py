@@ -121,7 +121,7 @@ def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress
             raise LocalChangesError(f"cannot write {entry.path}: a directory is in the way", [entry.path])
     if entry.is_link:
         return _write_link(repo, entry, dir_fd, name), False
-    manifest = repo.manifest(entry.manifest_id)
+    manifest = repo.read_manifest(entry.manifest_id)
     unsynced = current_boot_id() is not None
     tmp, fd = new_file(dir_fd)
     try:
@@ -168,7 +168,7 @@ def _local_copy(repo: Repo, path: str, now: WorkingFile | None) -> LocalCopy | N
     if now is None or now.manifest_id is None or now.mode == MODE_LINK:
         return None
     try:
-        manifest = now.manifest or repo.manifest(now.manifest_id)
+        manifest = now.manifest or repo.read_manifest(now.manifest_id)
     except MvcError:  # its manifest was never stored: nothing to reuse
         return None
     return LocalCopy(repo.root / path, manifest)

@@ -172,5 +172,5 @@ def commit_ancestors(repo: Repo, starts: list[str]) -> set[str]:
         if commit_id in seen:
             continue
         seen.add(commit_id)
-        pending.extend(repo.commit(commit_id).parents)
+        pending.extend(repo.read_commit(commit_id).parents)
     return seen

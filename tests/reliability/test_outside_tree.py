@@ -114,7 +114,7 @@ def test_add_of_a_linked_directory_versions_the_link(mvc, work, outside):
     (entry,) = repo.tree_of(repo.head_commit()).entries
     assert (entry.path, entry.mode, entry.size) == ("linkdir", 0o120000, len("../outside"))
     assert "secret" not in mvc("status").stdout
-    stored = repo.manifest(entry.manifest_id)
+    stored = repo.read_manifest(entry.manifest_id)
     assert b"".join(repo.chunks.read(bytes.fromhex(c)) for c, _ in stored.chunks) == b"../outside"
 
 
