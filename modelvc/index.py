@@ -33,7 +33,7 @@ REBUILD_HINT = ("rebuild it from the last commit with 'mvc checkout --force HEAD
 @dataclass(frozen=True)
 class IndexEntry:
     path: str
-    file: str
+    manifest_id: str  # stored as "file" in the index file, as it always was
     size: int
     mode: int
     mtime_ns: int = 0
@@ -47,15 +47,21 @@ class IndexEntry:
                 and (not self.unsynced_boot or self.unsynced_boot == current_boot_id()))
 
     def as_json(self) -> dict:
-        data = asdict(self)
+        data = {("file" if key == "manifest_id" else key): value for key, value in asdict(self).items()}
         if not self.unsynced_boot:
             del data["unsynced_boot"]
         if not self.dereference:
             del data["dereference"]
         return data
 
+    @classmethod
+    def from_json(cls, data: dict) -> IndexEntry:
+        if not isinstance(data, dict) or "manifest_id" in data:
+            raise TypeError("an entry is not an object of the index's fields")
+        return cls(**{("manifest_id" if key == "file" else key): value for key, value in data.items()})
 
-def stat_entry(path: str, file: str, size: int, mode: int, st: os.stat_result,
+
+def stat_entry(path: str, manifest_id: str, size: int, mode: int, st: os.stat_result,
                previous: IndexEntry | None = None, written_unsynced: bool = False,
                dereference: bool = False) -> IndexEntry:
     """An entry caching `st`, still marked unsynced while its bytes may be in the page cache only.
@@ -66,7 +72,7 @@ def stat_entry(path: str, file: str, size: int, mode: int, st: os.stat_result,
     boot = current_boot_id() or ""
     carried = previous is not None and previous.unsynced_boot == boot and previous.ino == st.st_ino
     unsynced = boot if written_unsynced or carried else ""
-    return IndexEntry(path, file, size, mode, st.st_mtime_ns, st.st_ino, unsynced, dereference)
+    return IndexEntry(path, manifest_id, size, mode, st.st_mtime_ns, st.st_ino, unsynced, dereference)
 
 
 def mode_of(st: os.stat_result) -> int:
@@ -89,9 +95,9 @@ class Index:
             self.mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
         try:
             data = json.loads(raw)
-            entries = [IndexEntry(**e) for e in data["entries"]]
+            entries = [IndexEntry.from_json(e) for e in data["entries"]]
             for entry in entries:
-                if not is_full_id(entry.file) or not isinstance(entry.size, int) or entry.size < 0:
+                if not is_full_id(entry.manifest_id) or not isinstance(entry.size, int) or entry.size < 0:
                     raise ValueError(f"entry {entry.path!r} has no valid content id and size")
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptIndexError(f"the index file {self.path} is corrupt ({exc})",

@@ -58,7 +58,7 @@ class Manifest:
 @dataclass(frozen=True)
 class TreeEntry:
     path: str
-    file: str
+    manifest_id: str  # encoded as "file": tree ids must not change
     size: int
     mode: int = MODE_FILE
 
@@ -79,7 +79,7 @@ class Tree:
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "tree", "entries": [
-            {"path": e.path, "file": e.file, "size": e.size, "mode": f"{e.mode:o}"}
+            {"path": e.path, "file": e.manifest_id, "size": e.size, "mode": f"{e.mode:o}"}
             for e in sorted(self.entries, key=lambda e: e.path)]}
 
     @classmethod

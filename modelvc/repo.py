@@ -421,7 +421,7 @@ class Repo:
     # -- revisions ------------------------------------------------------------------------
     def parents(self, commit_id: str) -> list[str]:
         """The commit's parents, so revision walks need not know how commits are stored."""
-        return list(self.commit(commit_id).parents)
+        return list(self.read_commit(commit_id).parents)
 
     def peel(self, object_id: str) -> str:
         """The commit `object_id` names; a damaged object is an integrity error, not unknown."""
@@ -457,11 +457,11 @@ class Repo:
 
         return resolve(rev, self.refs, self, self.warn)
 
-    def commit(self, commit_id: str) -> Commit:
+    def read_commit(self, commit_id: str) -> Commit:
         """A commit object; anything else under that id is an integrity error, not a commit."""
         return self.objects.get_typed(commit_id, Commit)
 
-    def tree(self, tree_id: str) -> Tree:
+    def read_tree(self, tree_id: str) -> Tree:
         """A tree whose paths are all safe to join to the working tree (else UnsafePathError)."""
         tree = self.objects.get_typed(tree_id, Tree)
         if tree_id not in self._checked_trees:
@@ -471,7 +471,7 @@ class Repo:
             self._checked_trees.add(tree_id)
         return tree
 
-    def manifest(self, file_id: str) -> Manifest:
+    def read_manifest(self, file_id: str) -> Manifest:
         """A file version's manifest, checked against the stored chunks' lengths."""
         manifest = self.objects.get_typed(file_id, Manifest)
         self.chunks.check_lengths(file_id, manifest)
@@ -481,7 +481,7 @@ class Repo:
         """A commit's tree; the empty tree for None (no commit yet), so callers need no special case."""
         if commit_id is None:
             return Tree(())
-        return self.tree(self.commit(commit_id).tree)
+        return self.read_tree(self.read_commit(commit_id).tree)
 
     def head_commit(self) -> str | None:
         """The commit HEAD is on; None before the first commit."""

@@ -26,7 +26,7 @@ def two_versions(mvc, work):
 def shared_chunk(work) -> tuple[Repo, bytes, int]:
     """A chunk both versions hold, not the first of v1: (repo, id, its offset in v1)."""
     repo = Repo.discover(work)
-    v1, v2 = (repo.manifest(repo.tree_of(repo.resolve(rev)).entries[0].file) for rev in ("HEAD~1", "HEAD"))
+    v1, v2 = (repo.read_manifest(repo.tree_of(repo.resolve(rev)).entries[0].manifest_id) for rev in ("HEAD~1", "HEAD"))
     in_v2 = {chunk_id for chunk_id, _ in v2.chunks}
     offsets = v1.chunk_offsets()
     index = next(i for i, (chunk_id, _) in enumerate(v1.chunks) if i > 0 and chunk_id in in_v2)

@@ -101,7 +101,7 @@ def test_fsck_names_the_versions_a_missing_base_breaks(mvc, work):
     commits = commit_series(mvc, work, series(2))
     packs = work / ".mvc" / "packs"
     repo = Repo.discover(work)
-    first_manifest = repo.manifest(repo.tree_of(repo.resolve(commits[0][0])).entries[0].file)
+    first_manifest = repo.read_manifest(repo.tree_of(repo.resolve(commits[0][0])).entries[0].manifest_id)
     first_chunks = {bytes.fromhex(c) for c, _ in first_manifest.chunks}
     # the pack holding the first version's chunks (each add writes its own pack)
     victim = next(name for name in pack_names(packs)

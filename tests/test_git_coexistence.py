@@ -146,7 +146,7 @@ def test_checkout_never_writes_a_dot_git_path_a_tree_holds(mvc, work):
     mvc("add", "m.bin")
     mvc("commit", "-m", "one")
     repo = Repo.discover(work)
-    manifest = repo.manifest(repo.tree_of(repo.head_commit()).entries[0].file)
+    manifest = repo.read_manifest(repo.tree_of(repo.head_commit()).entries[0].manifest_id)
     bad = Tree((TreeEntry(".git/config", repo.objects.put(manifest), manifest.size),
                 TreeEntry("m.bin", repo.objects.put(manifest), manifest.size)))
     commit = Commit(repo.objects.put(bad), (repo.head_commit(),), repo.signature_now(), "bad")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from modelvc.errors import IntegrityError
@@ -27,6 +29,19 @@ def test_encoding_is_canonical():
 def test_tree_order_does_not_change_the_id():
     e1, e2 = TreeEntry("b", "1" * 64, 3), TreeEntry("a", "2" * 64, 4, MODE_EXEC)
     assert encode(Tree((e1, e2))) == encode(Tree((e2, e1)))
+
+
+def test_tree_encoding_and_id_are_those_of_earlier_versions():
+    """The entry field is `manifest_id` in code but stays "file" on disk: tree ids must not move."""
+    tree = Tree((TreeEntry("weights/model.bin", "1" * 64, 3), TreeEntry("run.sh", "2" * 64, 4, MODE_EXEC),
+                 TreeEntry("latest", "3" * 64, 5, 0o120000)))
+    encoded = encode(tree)
+    assert encoded == (b'{"entries":[{"file":"' + b"3" * 64 + b'","mode":"120000","path":"latest","size":5},'
+                       b'{"file":"' + b"2" * 64 + b'","mode":"100755","path":"run.sh","size":4},'
+                       b'{"file":"' + b"1" * 64 + b'","mode":"100644","path":"weights/model.bin","size":3}],'
+                       b'"type":"tree"}')
+    assert hash_bytes(encoded) == "bc10bdc539e5a33e33dd57f8a5b5559f8efd8ec781d0c7e2984f1e1e26e2363e"
+    assert Tree.from_dict(json.loads(encoded)) == Tree(tuple(sorted(tree.entries, key=lambda e: e.path)))
 
 
 def test_store_round_trip_and_id(tmp_path):

@@ -36,7 +36,7 @@ def test_an_open_repo_sees_the_packs_refs_index_and_config_another_process_wrote
     repo = Repo.discover(work)
     first = repo.head_commit()
     assert status(repo).clean
-    repo.manifest(repo.index.entries["a.bin"].file)  # the chunk index is loaded now
+    repo.read_manifest(repo.index.entries["a.bin"].manifest_id)  # the chunk index is loaded now
 
     second_bytes = random_bytes(400_000, seed=2)
     write(work / "b.bin", second_bytes)
@@ -48,7 +48,7 @@ def test_an_open_repo_sees_the_packs_refs_index_and_config_another_process_wrote
     mvc_process(work, "add", "c.bin")
 
     assert repo.head_commit() not in (None, first)
-    assert repo.commit(repo.head_commit()).message == "two"
+    assert repo.read_commit(repo.head_commit()).message == "two"
     monkeypatch.delenv("MVC_AUTHOR_NAME")
     monkeypatch.delenv("MVC_AUTHOR_EMAIL")
     assert repo.identity() == ("Other Name", "other@example.com")

@@ -132,7 +132,7 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
         indexed = index.entries.get(path)
         index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
                                          dereference=path in followed)
-        if indexed is None or indexed.file != file_id or indexed.mode != mode_of(st):
+        if indexed is None or indexed.manifest_id != file_id or indexed.mode != mode_of(st):
             result.staged.append(path)
         else:
             result.unchanged += 1
@@ -156,7 +156,7 @@ def previous_version(repo: Repo, entry: IndexEntry | TreeEntry | None) -> Previo
     from modelvc.store.filedata import StoredFileSource
 
     try:
-        manifest = repo.manifest(entry.file)
+        manifest = repo.read_manifest(entry.manifest_id)
         layout = read_layout(StoredFileSource(manifest, repo.chunks), entry.path.rsplit("/", 1)[-1])
     except IntegrityError:  # a damaged previous version: store the new one in full
         return None
@@ -220,7 +220,7 @@ def refuse_rm(repo: Repo, paths: list[str], cached: bool) -> None:
         entry = repo.index.entries[path]
         now = working_file(repo, path, entry)
         staged = not same_content(head.get(path), entry)
-        local = now.file is not None and not same_content(entry, now)
+        local = now.manifest_id is not None and not same_content(entry, now)
         if staged and local:
             found.setdefault(0, []).append(path)
         elif not cached and staged:

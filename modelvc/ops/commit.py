@@ -75,11 +75,11 @@ def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
     tree that checkout and status then disagree with.
     """
     for entry in entries:
-        manifest = repo.manifest(entry.file)
+        manifest = repo.read_manifest(entry.manifest_id)
         if manifest.size != entry.size:
             raise CorruptIndexError(
                 f"the index lists {entry.path} as {entry.size} bytes, but its staged content "
-                f"{short(entry.file)} has {manifest.size}; nothing was committed",
+                f"{short(entry.manifest_id)} has {manifest.size}; nothing was committed",
                 hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
 
 

@@ -102,19 +102,19 @@ def shared_bytes(old: Manifest, new: Manifest) -> int:
 
 
 def _manifest(repo: Repo, side: _Side) -> Manifest:
-    return side.manifest if side.manifest is not None else repo.manifest(side.file)
+    return side.manifest if side.manifest is not None else repo.read_manifest(side.file)
 
 
 def _tree_sides(repo: Repo, commit_id: str) -> dict[str, _Side]:
-    return {p: _Side(e.file, e.size, e.mode) for p, e in repo.tree_of(commit_id).as_map().items()}
+    return {p: _Side(e.manifest_id, e.size, e.mode) for p, e in repo.tree_of(commit_id).as_map().items()}
 
 
 def _worktree_sides(repo: Repo, base: dict[str, _Side], progress: Progress) -> dict[str, _Side]:
     sides = {}
     for path in sorted(set(base) | set(repo.index.entries)):
         now: WorkingFile = working_file(repo, path, repo.index.entries.get(path), progress)
-        if now.file is not None and now.size is not None and now.mode is not None:
-            sides[path] = _Side(now.file, now.size, now.mode, now.manifest, path)
+        if now.manifest_id is not None and now.size is not None and now.mode is not None:
+            sides[path] = _Side(now.manifest_id, now.size, now.mode, now.manifest, path)
     return sides
 
 
@@ -222,7 +222,7 @@ def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
             result.files.append(FileChange(path, "mode", a.size, b.size, b.size, a.mode, b.mode))
     _pair_renames(result, old, new)
     if old_commit and new_commit:
-        a_commit, b_commit = repo.commit(old_commit), repo.commit(new_commit)
+        a_commit, b_commit = repo.read_commit(old_commit), repo.read_commit(new_commit)
         result.metrics = compare_values(a_commit.metrics, b_commit.metrics, numeric=True)
         result.params = compare_values(a_commit.params, b_commit.params, numeric=False)
     return result

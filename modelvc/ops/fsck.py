@@ -193,10 +193,10 @@ def _unsafe_paths(repo: Repo, reach: Reachable) -> list[Problem]:
         for entry in tree.entries:
             if entry.is_link:
                 try:
-                    stored_link_target(repo, entry.file, entry.path)
+                    stored_link_target(repo, entry.manifest_id, entry.path)
                 except UnsafePathError as exc:
                     breaks = tuple((c, entry.path) for c in sorted(commits))
-                    problems.append(Problem("unsafe", entry.file, exc.message, breaks))
+                    problems.append(Problem("unsafe", entry.manifest_id, exc.message, breaks))
                 except IntegrityError:  # a missing or corrupt manifest or chunk: reported as such
                     continue
     return problems
@@ -264,7 +264,7 @@ class _Lineage:
         self.reach = reach
         self.children: dict[str, list[str]] = {}
         for commit in reach.commits:
-            for parent in repo.commit(commit).parents:
+            for parent in repo.read_commit(commit).parents:
                 self.children.setdefault(parent, []).append(commit)
         self.branch_tips = {oid for oid, origin in roots(repo, _reported_by_the_walk, reflogs=False)
                             if origin == "HEAD" or origin.startswith("refs/heads/")}

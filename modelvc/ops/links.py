@@ -41,7 +41,7 @@ def working_link_target(root: Path, path: str) -> bytes:
 
 def stored_link_target(repo: Repo, file_id: str, path: str) -> str:
     """The verified target of a stored link, in the form os.symlink takes (bytes round-trip)."""
-    manifest = repo.manifest(file_id)
+    manifest = repo.read_manifest(file_id)
     if manifest.size > LINK_TARGET_MAX:  # a crafted tree could name a huge file as a link
         raise UnsafePathError(f"{path} (file {short(file_id)}) is a symbolic link with a "
                               f"{manifest.size}-byte target; the most a system allows is {LINK_TARGET_MAX}")

@@ -47,7 +47,7 @@ def decorations(repo: Repo) -> dict[str, list[str]]:
 
 def touches(repo: Repo, commit: Commit, paths: list[str]) -> bool:
     """Whether the commit changed any of `paths` against its first parent (log's path filter)."""
-    mine = repo.tree(commit.tree).as_map()
+    mine = repo.read_tree(commit.tree).as_map()
     parent = repo.tree_of(commit.parents[0]).as_map() if commit.parents else {}
     for path in set(mine) | set(parent):
         if any(under(path, p) for p in paths) and mine.get(path) != parent.get(path):
@@ -93,18 +93,18 @@ def log(repo: Repo, rev: str | list[str] | None = None, limit: int | None = None
     seen = set(starts) | excluded
     queue = []
     for counter, start in enumerate(s for s in starts if s not in excluded):
-        queue.append((-repo.commit(start).author.time, counter, start))
+        queue.append((-repo.read_commit(start).author.time, counter, start))
     heapq.heapify(queue)
     counter = len(queue)
     entries: list[LogEntry] = []
     while queue and (limit is None or len(entries) < limit):
         _, _, commit_id = heapq.heappop(queue)
-        commit = repo.commit(commit_id)
+        commit = repo.read_commit(commit_id)
         if repo_paths is None or touches(repo, commit, repo_paths):
             entries.append(LogEntry(commit_id, commit, names.get(commit_id, [])))
         for parent in commit.parents:
             if parent not in seen:
                 seen.add(parent)
-                heapq.heappush(queue, (-repo.commit(parent).author.time, counter, parent))
+                heapq.heappush(queue, (-repo.read_commit(parent).author.time, counter, parent))
                 counter += 1
     return entries

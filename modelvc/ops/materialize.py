@@ -73,7 +73,7 @@ def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | N
     for path in sorted(candidates):
         entry = index.get(path)
         now = files.get(path)
-        on_disk = now is not None and now.file is not None
+        on_disk = now is not None and now.manifest_id is not None
         if entry is None:  # untracked here: only in the way if the target writes this path
             if on_disk and path in new and not same_content(now, new[path]):
                 conflicts.append(path)
@@ -121,7 +121,7 @@ def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress
             raise LocalChangesError(f"cannot write {entry.path}: a directory is in the way", [entry.path])
     if entry.is_link:
         return _write_link(repo, entry, dir_fd, name), False
-    manifest = repo.manifest(entry.file)
+    manifest = repo.read_manifest(entry.manifest_id)
     unsynced = current_boot_id() is not None
     tmp, fd = new_file(dir_fd)
     try:
@@ -151,7 +151,7 @@ def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress
 def _write_link(repo: Repo, entry: TreeEntry, dir_fd: int, name: str) -> os.stat_result:
     from modelvc.ops.links import stored_link_target
 
-    target = stored_link_target(repo, entry.file, entry.path)
+    target = stored_link_target(repo, entry.manifest_id, entry.path)
     tmp, _ = create_temp(dir_fd, lambda name: os.symlink(target, name, dir_fd=dir_fd))
     try:
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -165,10 +165,10 @@ def _write_link(repo: Repo, entry: TreeEntry, dir_fd: int, name: str) -> os.stat
 def _local_copy(repo: Repo, path: str, now: WorkingFile | None) -> LocalCopy | None:
     from modelvc.store.filedata import LocalCopy
 
-    if now is None or now.file is None or now.mode == MODE_LINK:
+    if now is None or now.manifest_id is None or now.mode == MODE_LINK:
         return None
     try:
-        manifest = now.manifest or repo.manifest(now.file)
+        manifest = now.manifest or repo.read_manifest(now.manifest_id)
     except MvcError:  # its manifest was never stored: nothing to reuse
         return None
     return LocalCopy(repo.root / path, manifest)
@@ -191,7 +191,7 @@ def _check_link_targets(repo: Repo, entries: list[TreeEntry]) -> None:
 
     for entry in entries:
         if entry.is_link:
-            stored_link_target(repo, entry.file, entry.path)
+            stored_link_target(repo, entry.manifest_id, entry.path)
 
 
 def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
@@ -243,7 +243,7 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
                     st, unsynced = write_entry(repo, entry, dirs, progress, now)
                     result.written.append(entry.path)
                     dereference = False  # what stands there now is the file itself
-                index.entries[entry.path] = stat_entry(entry.path, entry.file, entry.size, entry.mode, st,
+                index.entries[entry.path] = stat_entry(entry.path, entry.manifest_id, entry.size, entry.mode, st,
                                                        previous, unsynced, dereference)
     finally:
         index.save()

@@ -28,7 +28,7 @@ class NameInfo:
 def list_branches(repo: Repo) -> list[NameInfo]:
     """Every branch, marking the one HEAD is on."""
     head = repo.refs.head()
-    return [NameInfo(name, commit_id, repo.commit(commit_id).subject, name == head.branch)
+    return [NameInfo(name, commit_id, repo.read_commit(commit_id).subject, name == head.branch)
             for name, commit_id in repo.refs.branches().items()]
 
 
@@ -40,7 +40,7 @@ def create_branch(repo: Repo, name: str, start: str | None = None) -> NameInfo:
             raise AlreadyExistsError(f"a branch named '{name}' already exists")
         commit_id = repo.resolve(start or "HEAD")
         repo.refs.update(f"refs/heads/{name}", commit_id, None, f"branch: created from {start or 'HEAD'}")
-    return NameInfo(name, commit_id, repo.commit(commit_id).subject)
+    return NameInfo(name, commit_id, repo.read_commit(commit_id).subject)
 
 
 def delete_branch(repo: Repo, name: str, force: bool = False) -> NameInfo:
@@ -79,7 +79,7 @@ def rename_branch(repo: Repo, old: str | None, new: str) -> NameInfo:
         if repo.refs.read(f"refs/heads/{new}") is not None:
             raise AlreadyExistsError(f"a branch named '{new}' already exists")
         commit_id = repo.refs.rename_branch(old, new, f"Branch: renamed refs/heads/{old} to refs/heads/{new}")
-    return NameInfo(new, commit_id, repo.commit(commit_id).subject, repo.refs.head().branch == new)
+    return NameInfo(new, commit_id, repo.read_commit(commit_id).subject, repo.refs.head().branch == new)
 
 
 def list_tags(repo: Repo) -> list[NameInfo]:
@@ -89,7 +89,7 @@ def list_tags(repo: Repo) -> list[NameInfo]:
         obj = repo.objects.get(object_id)
         commit_id = repo.peel(object_id)
         message = obj.message if isinstance(obj, Tag) else None
-        infos.append(NameInfo(name, commit_id, repo.commit(commit_id).subject, message=message))
+        infos.append(NameInfo(name, commit_id, repo.read_commit(commit_id).subject, message=message))
     return infos
 
 
@@ -107,7 +107,7 @@ def create_tag(repo: Repo, name: str, rev: str | None = None, message: str | Non
         if message is not None:
             target = repo.objects.put(Tag(commit_id, name, repo.signature_now(), message))
         repo.refs.update(f"refs/tags/{name}", target, existing, f"tag: {name}")
-    return NameInfo(name, commit_id, repo.commit(commit_id).subject, message=message)
+    return NameInfo(name, commit_id, repo.read_commit(commit_id).subject, message=message)
 
 
 def delete_tag(repo: Repo, name: str) -> NameInfo:

@@ -137,12 +137,12 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
                 tree = load(obj.tree, objmod.Tree, f"commit {label}")
                 reach.trees.add(obj.tree)
                 for entry in tree.entries if tree else ():
-                    add_file(entry.file, obj.tree, entry.path, entry.size)
+                    add_file(entry.manifest_id, obj.tree, entry.path, entry.size)
             pending.extend((parent, f"commit {label}") for parent in obj.parents)
         elif obj is not None:
             report("corrupt", object_id, f"{origin} points to a {type(obj).__name__.lower()}, not a commit")
     for indexed in repo.index.entries.values():
-        add_file(indexed.file, "index", indexed.path, indexed.size)
+        add_file(indexed.manifest_id, "index", indexed.path, indexed.size)
     return reach
 
 
@@ -172,5 +172,5 @@ def commit_ancestors(repo: Repo, starts: list[str]) -> set[str]:
         if commit_id in seen:
             continue
         seen.add(commit_id)
-        pending.extend(repo.commit(commit_id).parents)
+        pending.extend(repo.read_commit(commit_id).parents)
     return seen

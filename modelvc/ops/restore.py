@@ -43,9 +43,9 @@ def restore(repo: Repo, specs: list[str], staged: bool = False, worktree: bool =
                 entry, committed = index.entries.get(path), head.get(path)
                 if committed is None:
                     index.entries.pop(path, None)
-                elif entry is None or (entry.file, entry.mode) != (committed.file, committed.mode):
+                elif entry is None or (entry.manifest_id, entry.mode) != (committed.manifest_id, committed.mode):
                     # No stat cached: the next status re-reads the working file once.
-                    index.entries[path] = IndexEntry(path, committed.file, committed.size, committed.mode)
+                    index.entries[path] = IndexEntry(path, committed.manifest_id, committed.size, committed.mode)
                 else:
                     continue
                 result.unstaged.append(path)

@@ -40,16 +40,16 @@ def rollback(repo: Repo, rev: str | None = None, hard: bool = False, force: bool
         if head.commit is None:
             raise UnknownRevisionError("there is nothing to roll back: HEAD has no commits yet")
         target = repo.resolve(rev or "HEAD^")
-        target_commit = repo.commit(target)
+        target_commit = repo.read_commit(target)
         current_tree = repo.tree_of(head.commit)
         if hard:
-            move = move_tree(repo, current_tree, repo.tree(target_commit.tree), force, progress, action="rollback")
+            move = move_tree(repo, current_tree, repo.read_tree(target_commit.tree), force, progress, action="rollback")
             repo.refs.update_head(target, head.commit, f"rollback --hard: moving to {short(target)}")
             return RollbackResult(target, None, head.commit, head.branch, move)
-        if target_commit.tree == repo.commit(head.commit).tree:
+        if target_commit.tree == repo.read_commit(head.commit).tree:
             raise NothingToCommitError(f"HEAD already has the content of {short(target)}; nothing to roll back")
         author = repo.signature_now()  # before the move: an unknown identity must change nothing
-        move = move_tree(repo, current_tree, repo.tree(target_commit.tree), force, progress, action="rollback")
+        move = move_tree(repo, current_tree, repo.read_tree(target_commit.tree), force, progress, action="rollback")
         message = f"Rollback to {short(target)}: {target_commit.subject}"
         new = Commit(target_commit.tree, (head.commit,), author, message, dict(target_commit.metrics),
                      dict(target_commit.params), {"rollback_of": target}, code_version(repo.root))

@@ -43,8 +43,8 @@ class ShowResult:
 def show_commit(repo: Repo, rev: str) -> ShowResult:
     """The commit `rev` names and each file it holds or removed, against its first parent."""
     commit_id = repo.resolve(rev)
-    commit = repo.commit(commit_id)
-    tree = repo.tree(commit.tree)
+    commit = repo.read_commit(commit_id)
+    tree = repo.read_tree(commit.tree)
     parent = repo.tree_of(commit.parents[0]) if commit.parents else Tree(())
     result = ShowResult(commit_id, commit, decorations(repo).get(commit_id, []))
     mine, theirs = tree.as_map(), parent.as_map()
@@ -55,7 +55,7 @@ def show_commit(repo: Repo, rev: str) -> ShowResult:
             result.files.append(FileRow(path, "deleted", 0, old.size, 0))
             continue
         status = "added" if old is None else "unchanged" if old == new else "modified"
-        chunks = len(repo.manifest(new.file).chunks)
+        chunks = len(repo.read_manifest(new.manifest_id).chunks)
         result.files.append(FileRow(path, status, new.size, old.size if old else None, chunks))
         result.total_size += new.size
     return result
@@ -95,7 +95,7 @@ def show_file(repo: Repo, rev: str, path: str) -> ShowFileResult:
     from modelvc.store.filedata import StoredFileSource
 
     commit_id, entry = stored_entry(repo, rev, path)
-    manifest = repo.manifest(entry.file)
+    manifest = repo.read_manifest(entry.manifest_id)
     result = ShowFileResult(commit_id, entry.path, entry.size, entry.mode, len(manifest.chunks))
     version = FileVersion.read(StoredFileSource(manifest, repo.chunks), entry.path.rsplit("/", 1)[-1])
     if version.layout is not None:
@@ -127,5 +127,5 @@ def write_stored_file(repo: Repo, rev: str, path: str, handle: BinaryIO) -> int:
     from modelvc.store.filedata import write_file
 
     _commit_id, entry = stored_entry(repo, rev, path)
-    write_file(repo.manifest(entry.file), handle, repo.chunks)
+    write_file(repo.read_manifest(entry.manifest_id), handle, repo.chunks)
     return entry.size

@@ -65,7 +65,7 @@ def stats(repo: Repo) -> StatsResult:
     result = StatsResult(commits=len(reach.commits), file_versions=len(reach.files))
     for commit_id in reach.commits:
         result.tracked_bytes += sum(e.size for e in repo.tree_of(commit_id).entries)
-    result.unique_file_bytes = sum(repo.manifest(f).size for f in reach.files if repo.objects.has(f))
+    result.unique_file_bytes = sum(repo.read_manifest(f).size for f in reach.files if repo.objects.has(f))
     result.unique_chunks = len(reach.chunks)
     result.unique_chunk_bytes = sum(reach.chunks.values())
     table = repo.chunks.index.entries()

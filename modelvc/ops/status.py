@@ -55,7 +55,7 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
     with directories_unchanged():
         for path in sorted(index):
             now = working_file(repo, path, index[path], progress)
-            if now.file is None:
+            if now.manifest_id is None:
                 result.unstaged.append(("deleted", path))
             elif not same_content(index[path], now):
                 result.unstaged.append(("modified", path))
@@ -79,8 +79,8 @@ def _pair_staged_renames(result: StatusResult, head_entries: dict[str, TreeEntry
     """Turn a staged deletion and a staged addition of the same content into one rename."""
     from modelvc.ops.renames import pair_renames
 
-    gone = {p: head_entries[p].file for kind, p in result.staged if kind == "deleted"}
-    appeared = {p: index[p].file for kind, p in result.staged if kind == "added"}
+    gone = {p: head_entries[p].manifest_id for kind, p in result.staged if kind == "deleted"}
+    appeared = {p: index[p].manifest_id for kind, p in result.staged if kind == "added"}
     if not gone or not appeared:
         return
     result.renamed_from = pair_renames(gone, appeared)
@@ -113,11 +113,11 @@ def refresh_stat_cache(repo: Repo, files: list[WorkingFile]) -> None:
             for hashed in files:
                 entry = index.entries.get(hashed.path)
                 st = stat_path(repo.root, hashed.path, follow=entry is not None and entry.dereference)
-                if st is None or hashed.stat is None or entry is None or entry.file != hashed.file:
+                if st is None or hashed.stat is None or entry is None or entry.manifest_id != hashed.manifest_id:
                     continue
                 if (st.st_size, st.st_mtime_ns, st.st_ino) == (
                         hashed.stat.st_size, hashed.stat.st_mtime_ns, hashed.stat.st_ino):
-                    index.entries[hashed.path] = stat_entry(hashed.path, entry.file, entry.size, entry.mode,
+                    index.entries[hashed.path] = stat_entry(hashed.path, entry.manifest_id, entry.size, entry.mode,
                                                             st, entry, dereference=entry.dereference)
             index.save()
     except LockTimeoutError:

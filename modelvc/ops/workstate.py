@@ -23,7 +23,7 @@ class WorkingFile:
     """A tracked path as it is on disk now: None fields mean the file is gone."""
 
     path: str
-    file: str | None
+    manifest_id: str | None
     size: int | None
     mode: int | None
     manifest: Manifest | None = None  # set when it had to be re-hashed
@@ -57,7 +57,7 @@ def working_file(repo: Repo, path: str, entry: IndexEntry | None,
     if st is None:
         return WorkingFile(path, None, None, None)
     if entry is not None and repo.index.is_unchanged(entry, st):
-        return WorkingFile(path, entry.file, entry.size, entry.mode)
+        return WorkingFile(path, entry.manifest_id, entry.size, entry.mode)
     manifest = hash_working_file(repo, path, st, progress, follow)
     return WorkingFile(path, file_id_of(manifest), manifest.size, mode_of(st), manifest, st)
 
@@ -65,15 +65,15 @@ def working_file(repo: Repo, path: str, entry: IndexEntry | None,
 def same_content(a: TreeEntry | IndexEntry | WorkingFile | None,
                  b: TreeEntry | IndexEntry | WorkingFile | None) -> bool:
     """Same bytes and mode, whatever the sides are (None and a gone file are both "absent")."""
-    if a is None or getattr(a, "file", None) is None:
-        return b is None or getattr(b, "file", None) is None
-    if b is None or getattr(b, "file", None) is None:
+    if a is None or getattr(a, "manifest_id", None) is None:
+        return b is None or getattr(b, "manifest_id", None) is None
+    if b is None or getattr(b, "manifest_id", None) is None:
         return False
-    return a.file == b.file and a.mode == b.mode
+    return a.manifest_id == b.manifest_id and a.mode == b.mode
 
 
 def tree_from_index(repo: Repo) -> Tree:
     """The tree a commit of the index would record, entries in path order."""
-    return Tree(tuple(TreeEntry(e.path, e.file, e.size, e.mode)
+    return Tree(tuple(TreeEntry(e.path, e.manifest_id, e.size, e.mode)
                       for e in sorted(repo.index.entries.values(), key=lambda e: e.path)))
 

@@ -93,7 +93,7 @@ def chain_lengths(repo_root: Path, commit_ids: list[str]) -> list[tuple[int, flo
         result = []
         for commit_id in commit_ids:
             (entry,) = repo.tree_of(commit_id).entries
-            manifest = repo.manifest(entry.file)
+            manifest = repo.read_manifest(entry.manifest_id)
             depths = [(repo.chunks.chain_depth(bytes.fromhex(chunk_id)), length)
                       for chunk_id, length in manifest.chunks]
             decoded = sum((depth + 1) * length for depth, length in depths)

@@ -95,7 +95,7 @@ def read_version(work: Path, commit: str) -> dict[str, bytes]:
     files = {}
     for path, entry in repo.tree_of(commit).as_map().items():
         buffer = io.BytesIO()
-        write_file(repo.manifest(entry.file), buffer, repo.chunks)
+        write_file(repo.read_manifest(entry.manifest_id), buffer, repo.chunks)
         files[path] = buffer.getvalue()
     repo.chunks.reader.close()
     return files

@@ -94,7 +94,7 @@ def test_parent_number_beyond_the_parents(two):
 def test_ambiguous_short_id(two):
     """Two commits whose ids share their first MIN_PREFIX hex digits: the prefix names neither."""
     repo = Repo(two.cwd)
-    head = repo.commit(repo.head_commit())
+    head = repo.read_commit(repo.head_commit())
     seen: dict[str, Commit] = {}
     for number in range(100_000):
         commit = Commit(head.tree, (), Signature("T", "t@e", 0, 0), f"probe {number}")

@@ -83,16 +83,16 @@ def test_each_integrity_error_has_its_type_and_keeps_exit_7(mvc, work):
     commit_version(mvc, work, random_bytes(5000, seed=1))
     repo = Repo(work)
     entry = repo.tree_of(repo.head_commit()).entries[0]
-    chunk_id = bytes.fromhex(repo.manifest(entry.file).chunks[0][0])
+    chunk_id = bytes.fromhex(repo.read_manifest(entry.manifest_id).chunks[0][0])
     classes = (MissingObjectError, CorruptObjectError, MissingChunkError, CorruptChunkError,
                CorruptRefError, CorruptIndexError)
     assert all(issubclass(c, IntegrityError) and c.exit_code == 7 for c in classes)
 
     with pytest.raises(MissingObjectError, match="^object ababababab is missing from the store$"):
         repo.objects.get("ab" * 32)
-    object_path(work, entry.file).write_bytes(zstandard.ZstdCompressor().compress(b"{}"))
+    object_path(work, entry.manifest_id).write_bytes(zstandard.ZstdCompressor().compress(b"{}"))
     with pytest.raises(CorruptObjectError, match="is corrupt: its content does not match its id$"):
-        repo.objects.read_verified(entry.file)
+        repo.objects.read_verified(entry.manifest_id)
     with pytest.raises(MissingChunkError, match="^chunk 0000000000 is missing from the store$"):
         repo.chunks.read(bytes(32))
     location = repo.chunks.locate(chunk_id)
@@ -197,7 +197,7 @@ def test_a_manifest_whose_chunk_length_disagrees_is_refused_by_checkout_and_fsck
     commit_version(mvc, work, data)
     repo = Repo(work)
     entry = repo.tree_of(repo.head_commit()).entries[0]
-    ((chunk_hex, length),) = repo.manifest(entry.file).chunks
+    ((chunk_hex, length),) = repo.read_manifest(entry.manifest_id).chunks
     bad = Manifest(length + 7, ((chunk_hex, length + 7),))  # adds up, but the chunk has `length` bytes
     bad_id = repo.objects.put(bad)
     commit_id = branch_at_tree(repo, (TreeEntry("w.bin", bad_id, bad.size),), "bad")
@@ -221,7 +221,7 @@ def test_a_manifest_whose_lengths_do_not_add_up_to_its_size_is_corrupt(mvc, work
     commit_version(mvc, work, b"x" * 100)
     repo = Repo(work)
     entry = repo.tree_of(repo.head_commit()).entries[0]
-    ((chunk_hex, length),) = repo.manifest(entry.file).chunks
+    ((chunk_hex, length),) = repo.read_manifest(entry.manifest_id).chunks
     bad_id = store_raw_object(work, canonical_json({"type": "file", "size": 90, "chunks": [[chunk_hex, length]]}))
     commit_id = branch_at_tree(repo, (TreeEntry("w.bin", bad_id, 90),), "bad")
     detail = (f"object {bad_id[:10]} is not a valid modelvc object "
@@ -285,7 +285,7 @@ def commit_two_nudged_versions(mvc, work: Path) -> tuple[str, str]:
 def test_a_flipped_byte_in_a_pack_record_header_is_found(mvc, work, record, field, byte):
     _, second = commit_two_nudged_versions(mvc, work)
     repo = Repo(work)
-    manifest = repo.manifest(repo.tree_of(second).entries[0].file)
+    manifest = repo.read_manifest(repo.tree_of(second).entries[0].manifest_id)
     chunk_id = next(c for c in (bytes.fromhex(h) for h, _ in manifest.chunks)
                     if (repo.chunks.locate(c).base is not None) == (record == "delta"))
     location = repo.chunks.locate(chunk_id)
@@ -340,7 +340,7 @@ def test_a_reader_finds_a_chunk_that_gc_moved_after_it_loaded_the_index(mvc, wor
     mvc("commit", "-m", "live only")
     reader = Repo(work)
     entry = reader.tree_of(reader.head_commit()).as_map()["live.bin"]
-    chunk_ids = [bytes.fromhex(h) for h, _ in reader.manifest(entry.file).chunks]
+    chunk_ids = [bytes.fromhex(h) for h, _ in reader.read_manifest(entry.manifest_id).chunks]
     old_packs = list(reader.chunks.index.packs)
     assert mvc.json("gc", "--grace", "0")["rewritten_pack_count"] == 1
     assert not set(old_packs) & set(pack_names(work / ".mvc" / "packs"))

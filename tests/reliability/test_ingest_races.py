@@ -172,7 +172,7 @@ def test_a_store_holding_a_corrupt_chunk_heals_at_the_next_add(mvc, work):
     mvc("add", "model.bin")
     mvc("commit", "-m", "v1", "-q")
     repo = Repo.discover(work)
-    chunks = repo.manifest(repo.fresh_index().entries["model.bin"].file).chunks
+    chunks = repo.read_manifest(repo.fresh_index().entries["model.bin"].manifest_id).chunks
     bad_id = bytes.fromhex(chunks[1][0])
     bad_pack = flip_payload_byte_of(work, bad_id)
 

@@ -114,7 +114,7 @@ def test_add_of_a_linked_directory_versions_the_link(mvc, work, outside):
     (entry,) = repo.tree_of(repo.head_commit()).entries
     assert (entry.path, entry.mode, entry.size) == ("linkdir", 0o120000, len("../outside"))
     assert "secret" not in mvc("status").stdout
-    stored = repo.manifest(entry.file)
+    stored = repo.read_manifest(entry.manifest_id)
     assert b"".join(repo.chunks.read(bytes.fromhex(c)) for c, _ in stored.chunks) == b"../outside"
 
 
@@ -139,7 +139,7 @@ def plant_tree(work, paths):
     """A commit whose tree names `paths`, written with modelvc's own encoder, on branch 'evil'."""
     repo = Repo(work)
     good = repo.tree_of(repo.head_commit()).entries[0]
-    tree_id = repo.objects.put(Tree(tuple(TreeEntry(p, good.file, good.size) for p in paths)))
+    tree_id = repo.objects.put(Tree(tuple(TreeEntry(p, good.manifest_id, good.size) for p in paths)))
     commit = Commit(tree_id, (repo.head_commit(),), repo.signature_now(), "evil")
     commit_id = repo.objects.put(commit)
     repo.refs.update("refs/heads/evil", commit_id, None, "planted")

@@ -149,16 +149,16 @@ def test_a_crafted_link_entry_naming_a_huge_file_is_refused(mvc, work):
 
     repo = Repo(work)
     (big,) = repo.tree_of(repo.head_commit()).entries
-    tree_id = repo.objects.put(Tree((TreeEntry("link.bin", big.file, big.size, 0o120000),)))
+    tree_id = repo.objects.put(Tree((TreeEntry("link.bin", big.manifest_id, big.size, 0o120000),)))
     commit_id = repo.objects.put(Commit(tree_id, (repo.head_commit(),), repo.signature_now(), "crafted"))
     repo.refs.update("refs/heads/crafted", commit_id, None, "planted")
     report = mvc("fsck", ok=False)
     assert (report.exit_code, report.stderr.splitlines()[:2]) == (7, [
-        f"unsafe {big.file[:10]}: link.bin (file {big.file[:10]}) is a symbolic link with a 5000-byte "
+        f"unsafe {big.manifest_id[:10]}: link.bin (file {big.manifest_id[:10]}) is a symbolic link with a 5000-byte "
         "target; the most a system allows is 4096", f"  breaks link.bin in commit {commit_id[:10]}"])
     result = mvc("checkout", "crafted", ok=False)
     assert (result.exit_code, result.stderr.splitlines()[0]) == (
-        7, f"error: link.bin (file {big.file[:10]}) is a symbolic link with a 5000-byte target; "
+        7, f"error: link.bin (file {big.manifest_id[:10]}) is a symbolic link with a 5000-byte target; "
            "the most a system allows is 4096")
     assert not os.path.lexists(work / "link.bin")
     assert (work / "big.bin").read_bytes() == b"x" * 5000  # refused before anything was removed
