@@ -28,7 +28,7 @@ from modelvc.store.parallel import ordered_map
 if TYPE_CHECKING:
     from modelvc.store.delta import DeltaBase
 
-Progress = Callable[[int], None]
+Advance = Callable[[int], None]  # told the bytes just processed (a Progress's advance)
 T = TypeVar("T")
 
 BATCH_BYTES = 8 << 20
@@ -118,7 +118,7 @@ def encode_span(store: ChunkStore, piece: memoryview, itemsize: int | None, base
 
 
 def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: ChunkWriter | None,
-                progress: Progress | None = None, previous: PreviousVersion | None = None,
+                advance: Advance | None = None, previous: PreviousVersion | None = None,
                 max_delta_depth: int = 0, shown_as: str | None = None,
                 follow_links: bool = False) -> IngestResult:
     """Chunk, hash and (with a writer) store a file; without a writer only compute its manifest.
@@ -180,8 +180,8 @@ def ingest_file(path: Path, params: ChunkParams, store: ChunkStore, writer: Chun
                 if chunk.payload is not None and writer is not None:
                     writer.append(chunk.chunk_id, chunk.codec, chunk.length, chunk.payload, chunk.base)
                 chunks.append((chunk.chunk_id.hex(), chunk.length))
-            if progress:
-                progress(sum(chunk.length for chunk in done))
+            if advance:
+                advance(sum(chunk.length for chunk in done))
         del work
         check_unchanged(path, before, shown, follow_links)
     return IngestResult(Manifest(sum(length for _, length in chunks), tuple(chunks)), layout, before)
@@ -261,7 +261,7 @@ class LocalCopy:
 
 
 def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
-               progress: Progress | None = None, local: LocalCopy | None = None) -> None:
+               advance: Advance | None = None, local: LocalCopy | None = None) -> None:
     """Write a file's bytes: chunks decoded and verified in parallel, written in order.
 
     Into a regular file, workers write each chunk at its offset themselves (no copy through
@@ -269,7 +269,7 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
     """
     fd = _positional_fd(handle)
     if fd is None:
-        _write_stream(manifest, handle, store, progress)
+        _write_stream(manifest, handle, store, advance)
         return
     base = handle.tell()
     offsets = manifest.chunk_offsets()
@@ -294,8 +294,8 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
 
         for written in ordered_map(fetch_and_write, groups, weight=group_bytes, max_weight=IN_FLIGHT_BYTES,
                                    pool=store.pool):
-            if progress:
-                progress(written)
+            if advance:
+                advance(written)
     handle.seek(base + manifest.size)
 
 
@@ -346,14 +346,14 @@ def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
         offset += written
 
 
-def _write_stream(manifest: Manifest, handle: BinaryIO, store: ChunkStore, progress: Progress | None) -> None:
+def _write_stream(manifest: Manifest, handle: BinaryIO, store: ChunkStore, advance: Advance | None) -> None:
     def fetch(chunk: tuple[str, int]) -> bytes | memoryview:
         return store.read(bytes.fromhex(chunk[0]))
 
     for data in ordered_map(fetch, manifest.chunks, window=16, pool=store.pool):
         handle.write(data)
-        if progress:
-            progress(len(data))
+        if advance:
+            advance(len(data))
 
 
 class StoredFileSource:
