@@ -1,8 +1,18 @@
-"""Object ids: the blake3 of raw bytes, shown as 64 hex digits."""
+"""Ids: the blake3 of raw bytes.
+
+One convention everywhere: an object's id (manifest, tree, commit, tag) is an `ObjectId`, the
+64 lowercase hex digits people see and refs hold; a chunk's id is a `ChunkId`, the 32 raw bytes
+the chunk index and packs hold (a manifest's encoding writes it as hex, read back with
+`bytes.fromhex`).
+"""
 
 from __future__ import annotations
 
 import re
+from typing import TypeAlias
+
+ObjectId: TypeAlias = str
+ChunkId: TypeAlias = bytes
 
 ID_BYTES = 32
 ID_HEX = 64

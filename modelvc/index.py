@@ -21,7 +21,7 @@ from pathlib import Path
 
 from modelvc.errors import CorruptIndexError
 from modelvc.fsutil import atomic_write, current_boot_id
-from modelvc.ids import is_full_id
+from modelvc.ids import ObjectId, is_full_id
 from modelvc.objects import MODE_EXEC, MODE_FILE, MODE_LINK
 from modelvc.safepath import check_paths
 
@@ -33,7 +33,7 @@ REBUILD_HINT = ("rebuild it from the last commit with 'mvc checkout --force HEAD
 @dataclass(frozen=True)
 class IndexEntry:
     path: str
-    manifest_id: str  # stored as "file" in the index file, as it always was
+    manifest_id: ObjectId  # stored as "file" in the index file, as it always was
     size: int
     mode: int
     mtime_ns: int = 0
@@ -61,7 +61,7 @@ class IndexEntry:
         return cls(**{("manifest_id" if key == "file" else key): value for key, value in data.items()})
 
 
-def stat_entry(path: str, manifest_id: str, size: int, mode: int, st: os.stat_result,
+def stat_entry(path: str, manifest_id: ObjectId, size: int, mode: int, st: os.stat_result,
                previous: IndexEntry | None = None, written_unsynced: bool = False,
                dereference: bool = False) -> IndexEntry:
     """An entry caching `st`, still marked unsynced while its bytes may be in the page cache only.

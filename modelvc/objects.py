@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelvc.errors import CorruptObjectError
-from modelvc.ids import is_full_id, short
+from modelvc.ids import ObjectId, is_full_id, short
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
@@ -58,7 +58,7 @@ class Manifest:
 @dataclass(frozen=True)
 class TreeEntry:
     path: str
-    manifest_id: str  # encoded as "file": tree ids must not change
+    manifest_id: ObjectId  # encoded as "file": tree ids must not change
     size: int
     mode: int = MODE_FILE
 
@@ -201,7 +201,7 @@ def encode(obj: StoredObject) -> bytes:
     return canonical_json(obj.to_dict())
 
 
-def decode(data: bytes, object_id: str) -> StoredObject:
+def decode(data: bytes, object_id: ObjectId) -> StoredObject:
     try:
         parsed = json.loads(data)
         return _TYPES[parsed["type"]].from_dict(parsed)

@@ -36,7 +36,7 @@ from modelvc.errors import (
 )
 from modelvc.freshness import Stamp, stamp, unchanged_since
 from modelvc.fsutil import atomic_write
-from modelvc.ids import short
+from modelvc.ids import ObjectId, short
 from modelvc.objects import Commit, Manifest, Signature, Tag, Tree, local_tz_minutes
 from modelvc.worktree import MVC_DIR
 
@@ -419,11 +419,11 @@ class Repo:
         return Signature(name, email, int(now), local_tz_minutes(now))
 
     # -- revisions ------------------------------------------------------------------------
-    def parents(self, commit_id: str) -> list[str]:
+    def parents(self, commit_id: ObjectId) -> list[str]:
         """The commit's parents, so revision walks need not know how commits are stored."""
         return list(self.read_commit(commit_id).parents)
 
-    def peel(self, object_id: str) -> str:
+    def peel(self, object_id: ObjectId) -> str:
         """The commit `object_id` names; a damaged object is an integrity error, not unknown."""
         try:
             obj = self.objects.get(object_id)
@@ -457,11 +457,11 @@ class Repo:
 
         return resolve(rev, self.refs, self, self.warn)
 
-    def read_commit(self, commit_id: str) -> Commit:
+    def read_commit(self, commit_id: ObjectId) -> Commit:
         """A commit object; anything else under that id is an integrity error, not a commit."""
         return self.objects.get_typed(commit_id, Commit)
 
-    def read_tree(self, tree_id: str) -> Tree:
+    def read_tree(self, tree_id: ObjectId) -> Tree:
         """A tree whose paths are all safe to join to the working tree (else UnsafePathError)."""
         tree = self.objects.get_typed(tree_id, Tree)
         if tree_id not in self._checked_trees:
@@ -471,13 +471,13 @@ class Repo:
             self._checked_trees.add(tree_id)
         return tree
 
-    def read_manifest(self, file_id: str) -> Manifest:
+    def read_manifest(self, file_id: ObjectId) -> Manifest:
         """A file version's manifest, checked against the stored chunks' lengths."""
         manifest = self.objects.get_typed(file_id, Manifest)
         self.chunks.check_lengths(file_id, manifest)
         return manifest
 
-    def tree_of(self, commit_id: str | None) -> Tree:
+    def tree_of(self, commit_id: ObjectId | None) -> Tree:
         """A commit's tree; the empty tree for None (no commit yet), so callers need no special case."""
         if commit_id is None:
             return Tree(())

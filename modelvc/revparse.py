@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .errors import CorruptRefError, UnknownRevisionError
-from .ids import is_full_id, is_hex_prefix, short
+from .ids import ObjectId, is_full_id, is_hex_prefix, short
 from .refname import is_valid_ref_name
 from .refs import Refs
 
@@ -26,9 +26,9 @@ _UNKNOWN_HINT = "list commits with 'mvc log', names with 'mvc branch' and 'mvc t
 class CommitGraph(Protocol):
     """What resolving needs from the object store."""
 
-    def parents(self, commit_id: str) -> list[str]: ...
+    def parents(self, commit_id: ObjectId) -> list[str]: ...
 
-    def peel(self, object_id: str) -> str:
+    def peel(self, object_id: ObjectId) -> str:
         """A tag object's commit id; a commit's own id; UnknownRevisionError otherwise."""
         ...
 

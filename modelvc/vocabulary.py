@@ -10,6 +10,8 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from modelvc.ids import ObjectId
+
 # What happened to a path (or a tensor, or a header key) between two versions. One word each:
 # never "removed", "deleted_files", "changed" or "new".
 ADDED, MODIFIED, DELETED, RENAMED = "added", "modified", "deleted", "renamed"
@@ -51,7 +53,7 @@ def mode_text(mode: int | None) -> str | None:
     return None if mode is None else f"{mode:o}"
 
 
-def commit_dict(commit_id: str, commit: Any, names: list[str] | None = None) -> dict[str, Any]:
+def commit_dict(commit_id: ObjectId, commit: Any, names: list[str] | None = None) -> dict[str, Any]:
     """A commit as log, show and commit print it (a modelvc.objects.Commit and its id)."""
     author = commit.author
     return {"id": commit_id, "tree": commit.tree, "parents": list(commit.parents),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelvc.ids import ObjectId
 from modelvc.objects import MODE_LINK, Manifest
 from modelvc.ops.pathspec import under
 from modelvc.ops.workstate import WorkingFile, working_file
@@ -105,7 +106,7 @@ def _manifest(repo: Repo, side: _Side) -> Manifest:
     return side.manifest if side.manifest is not None else repo.read_manifest(side.file)
 
 
-def _tree_sides(repo: Repo, commit_id: str) -> dict[str, _Side]:
+def _tree_sides(repo: Repo, commit_id: ObjectId) -> dict[str, _Side]:
     return {p: _Side(e.manifest_id, e.size, e.mode) for p, e in repo.tree_of(commit_id).as_map().items()}
 
 

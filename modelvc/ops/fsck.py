@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelvc.errors import CorruptRefError, IntegrityError, MissingChunkError
-from modelvc.ids import is_full_id
+from modelvc.ids import ChunkId, ObjectId, is_full_id
 from modelvc.ops.reach import Reachable, problem_kind, roots, users_of_chunk, users_of_file, walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
@@ -150,7 +150,7 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
         chunk_ids += [row.tobytes() for row in table["id"] if row.tobytes() not in reach.chunks]
     progress.start("Verifying", sum(reach.chunks.get(c, 0) for c in chunk_ids))
 
-    def check(chunk_id: bytes) -> tuple[bytes, int, str | None, str]:
+    def check(chunk_id: ChunkId) -> tuple[bytes, int, str | None, str]:
         try:
             data = repo.chunks.read(chunk_id)
             return chunk_id, len(data), None, ""
@@ -269,7 +269,7 @@ class _Lineage:
         self.branch_tips = {oid for oid, origin in roots(repo, _reported_by_the_walk, reflogs=False)
                             if origin == "HEAD" or origin.startswith("refs/heads/")}
 
-    def breaks(self, object_id: str) -> tuple[tuple[str, str], ...]:
+    def breaks(self, object_id: ObjectId) -> tuple[tuple[str, str], ...]:
         if object_id in self.reach.files:
             return tuple(users_of_file(self.reach, object_id))
         if object_id in self.reach.tree_commits:

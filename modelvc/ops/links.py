@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelvc.errors import UnsafePathError
-from modelvc.ids import hash_bytes_raw, short
+from modelvc.ids import ObjectId, hash_bytes_raw, short
 from modelvc.objects import Manifest
 from modelvc.repo import Repo
 from modelvc.safepath import check_link_target
@@ -39,7 +39,7 @@ def working_link_target(root: Path, path: str) -> bytes:
     return os.readlink(os.fsencode(os.path.join(root, path)))
 
 
-def stored_link_target(repo: Repo, file_id: str, path: str) -> str:
+def stored_link_target(repo: Repo, file_id: ObjectId, path: str) -> str:
     """The verified target of a stored link, in the form os.symlink takes (bytes round-trip)."""
     manifest = repo.read_manifest(file_id)
     if manifest.size > LINK_TARGET_MAX:  # a crafted tree could name a huge file as a link

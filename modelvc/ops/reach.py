@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from modelvc import objects as objmod
 from modelvc.errors import CorruptObjectError, CorruptRefError, IntegrityError, MissingChunkError, MissingObjectError
-from modelvc.ids import ZERO_ID, short
+from modelvc.ids import ZERO_ID, ChunkId, ObjectId, short
 from modelvc.repo import Repo
 
 _Stored = TypeVar("_Stored", objmod.Manifest, objmod.Tree, objmod.Commit, objmod.Tag)
@@ -79,7 +79,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
     """
     reach = Reachable()
 
-    def load_any(object_id: str, referrer: str) -> objmod.StoredObject | None:
+    def load_any(object_id: ObjectId, referrer: str) -> objmod.StoredObject | None:
         try:
             if verify:
                 return objmod.decode(repo.objects.read_verified(object_id), object_id)
@@ -88,7 +88,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             report(problem_kind(exc), object_id, f"{exc.message} (needed by {referrer})")
             return None
 
-    def load(object_id: str, expected: type[_Stored], referrer: str) -> _Stored | None:
+    def load(object_id: ObjectId, expected: type[_Stored], referrer: str) -> _Stored | None:
         obj = load_any(object_id, referrer)
         if obj is not None and not isinstance(obj, expected):
             report("corrupt", object_id, f"expected a {expected.__name__.lower()} (needed by {referrer})")
@@ -97,7 +97,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
 
     manifest_sizes: dict[str, int] = {}
 
-    def add_file(file_id: str, tree_id: str, path: str, size: int) -> None:
+    def add_file(file_id: ObjectId, tree_id: ObjectId, path: str, size: int) -> None:
         reach.file_users.setdefault(file_id, []).append((tree_id, path))
         if file_id not in reach.files:
             reach.files.add(file_id)
@@ -146,7 +146,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
     return reach
 
 
-def users_of_file(reach: Reachable, file_id: str) -> list[tuple[str, str]]:
+def users_of_file(reach: Reachable, file_id: ObjectId) -> list[tuple[str, str]]:
     """(commit id or "index", path) of every version that contains this file content."""
     users = set()
     for tree_id, path in reach.file_users.get(file_id, []):
@@ -155,7 +155,7 @@ def users_of_file(reach: Reachable, file_id: str) -> list[tuple[str, str]]:
     return sorted(users)
 
 
-def users_of_chunk(reach: Reachable, chunk_id: bytes) -> list[tuple[str, str]]:
+def users_of_chunk(reach: Reachable, chunk_id: ChunkId) -> list[tuple[str, str]]:
     """The (commit or "index", path) pairs whose files hold the chunk: what its damage breaks."""
     users: set[tuple[str, str]] = set()
     for file_id in reach.chunk_files.get(chunk_id, ()):

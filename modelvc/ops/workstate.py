@@ -10,7 +10,7 @@ import os
 import stat as statmod
 from dataclasses import dataclass
 
-from modelvc.ids import hash_bytes
+from modelvc.ids import ObjectId, hash_bytes
 from modelvc.index import IndexEntry, mode_of
 from modelvc.objects import Manifest, Tree, TreeEntry, encode
 from modelvc.progress import NO_PROGRESS, Progress
@@ -23,7 +23,7 @@ class WorkingFile:
     """A tracked path as it is on disk now: None fields mean the file is gone."""
 
     path: str
-    manifest_id: str | None
+    manifest_id: ObjectId | None
     size: int | None
     mode: int | None
     manifest: Manifest | None = None  # set when it had to be re-hashed

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from modelvc.ids import ChunkId
 from modelvc.store import layout
 from modelvc.store.backend import Backend, NotFoundInBackend
 from modelvc.store.badchunks import BadRecords
@@ -70,7 +71,7 @@ class ChunkIndex:
             find = self._find
             self._find = lambda chunk_id: good[chunk_id] if chunk_id in good else find(chunk_id)
 
-    def _place_in_pack(self, number: int, chunk_id: bytes) -> int | None:
+    def _place_in_pack(self, number: int, chunk_id: ChunkId) -> int | None:
         """Bisection over one pack's rows, which are sorted by chunk id."""
         data, count = self._rows[number]
         low, high = 0, count
@@ -104,7 +105,7 @@ class ChunkIndex:
         order = np.argsort(keys, kind="stable")
         keys, places = keys[order], places[order]
 
-        def find(chunk_id: bytes) -> int | None:
+        def find(chunk_id: ChunkId) -> int | None:
             key = np.uint64(int.from_bytes(chunk_id[:8], "big"))
             index = int(np.searchsorted(keys, key, side="left"))
             while index < len(keys) and keys[index] == key:
@@ -123,15 +124,15 @@ class ChunkIndex:
     def __len__(self) -> int:
         return self._count
 
-    def contains(self, chunk_id: bytes) -> bool:
+    def contains(self, chunk_id: ChunkId) -> bool:
         return self._find(chunk_id) is not None
 
-    def contains_good(self, chunk_id: bytes) -> bool:
+    def contains_good(self, chunk_id: ChunkId) -> bool:
         """Whether the chunk has a record not listed as bad (else it must be stored again)."""
         place = self._find(chunk_id)
         return place is not None and (not self.bad or (chunk_id, self.packs[place >> _PACK_SHIFT]) not in self.bad)
 
-    def locate(self, chunk_id: bytes) -> Location | None:
+    def locate(self, chunk_id: ChunkId) -> Location | None:
         place = self._find(chunk_id)
         if place is None:
             return None

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from modelvc.errors import CorruptChunkError, CorruptObjectError, MissingChunkError
-from modelvc.ids import hash_bytes_raw
+from modelvc.ids import ChunkId, ObjectId, hash_bytes_raw
 from modelvc.objects import Manifest
 from modelvc.store import layout
 from modelvc.store.backend import DirectoryBackend
@@ -71,17 +71,17 @@ class ChunkStore:
             self._index = self._new_index()
             return self._index
 
-    def has(self, chunk_id: bytes) -> bool:
+    def has(self, chunk_id: ChunkId) -> bool:
         return self.index.contains(chunk_id)
 
-    def has_good(self, chunk_id: bytes) -> bool:
+    def has_good(self, chunk_id: ChunkId) -> bool:
         """Whether the chunk is stored in a record not known to be corrupt."""
         return self.index.contains_good(chunk_id)
 
-    def locate(self, chunk_id: bytes) -> Location:
+    def locate(self, chunk_id: ChunkId) -> Location:
         return _locate(self.index, chunk_id)
 
-    def read(self, chunk_id: bytes) -> bytes | memoryview:
+    def read(self, chunk_id: ChunkId) -> bytes | memoryview:
         """A chunk's raw bytes, decoded and checked against its id.
 
         A delta chunk is rebuilt from its chain of bases; only the final bytes are hashed,
@@ -96,7 +96,7 @@ class ChunkStore:
                 raise
             return self._read(fresh, chunk_id)
 
-    def _read(self, index: ChunkIndex, chunk_id: bytes) -> bytes | memoryview:
+    def _read(self, index: ChunkIndex, chunk_id: ChunkId) -> bytes | memoryview:
         location = _locate(index, chunk_id)
         try:
             raw = self._decode(index, chunk_id, location, 0)
@@ -110,7 +110,7 @@ class ChunkStore:
             raise
         return raw
 
-    def _mark_bad(self, index: ChunkIndex, chunk_id: bytes, pack: str) -> None:
+    def _mark_bad(self, index: ChunkIndex, chunk_id: ChunkId, pack: str) -> None:
         """List a record that failed its verified read, so that the next add stores the chunk anew."""
         with self._bad_lock:
             records = load_bad_records(self.bad_list)
@@ -121,7 +121,7 @@ class ChunkStore:
                     pass
             index.bad = index.bad | {(chunk_id, pack)}
 
-    def _decode(self, index: ChunkIndex, chunk_id: bytes, location: Location, depth: int) -> bytes | memoryview:
+    def _decode(self, index: ChunkIndex, chunk_id: ChunkId, location: Location, depth: int) -> bytes | memoryview:
         from modelvc.store.codecs import CODEC_DELTA, decode_chunk
 
         payload = self.reader.read_record(location, chunk_id)
@@ -139,7 +139,7 @@ class ChunkStore:
         base = self._decode(index, location.base, base_location, depth + 1)
         return decode_delta(payload, location.raw_len, base)
 
-    def check_lengths(self, file_id: str, manifest: Manifest) -> None:
+    def check_lengths(self, file_id: ObjectId, manifest: Manifest) -> None:
         """Refuse a manifest that gives a stored chunk another length than the chunk's own.
 
         Written out, such a file would get the wrong size (its chunks land at wrong offsets).
@@ -154,7 +154,7 @@ class ChunkStore:
                     f"but the stored chunk has {location.raw_len}",
                     hint="run 'mvc fsck' to see which versions it breaks")
 
-    def chain_depth(self, chunk_id: bytes) -> int:
+    def chain_depth(self, chunk_id: ChunkId) -> int:
         """How many deltas must be applied to read this chunk (0 for a full chunk)."""
         depth = 0
         location = self.index.locate(chunk_id)
@@ -171,7 +171,7 @@ class ChunkStore:
         self.pool.close()
 
 
-def _locate(index: ChunkIndex, chunk_id: bytes) -> Location:
+def _locate(index: ChunkIndex, chunk_id: ChunkId) -> Location:
     location = index.locate(chunk_id)
     if location is None:
         raise MissingChunkError(f"chunk {chunk_id.hex()[:10]} is missing from the store",
@@ -196,10 +196,10 @@ class ChunkWriter:
         self.new_raw_bytes = 0
         self.new_stored_bytes = 0
 
-    def needs(self, chunk_id: bytes) -> bool:
+    def needs(self, chunk_id: ChunkId) -> bool:
         return chunk_id not in self._pending and not self.store.has_good(chunk_id)
 
-    def append(self, chunk_id: bytes, codec: int, raw_len: int, payload: bytes,
+    def append(self, chunk_id: ChunkId, codec: int, raw_len: int, payload: bytes,
                base: bytes | None = None) -> None:
         if chunk_id in self._pending:
             return

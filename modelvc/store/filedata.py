@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from modelvc.formats import Layout
-from modelvc.ids import hash_bytes_raw
+from modelvc.ids import ChunkId, hash_bytes_raw
 from modelvc.objects import Manifest
 from modelvc.store.chunker import CdcRegion, ChunkParams, ChunkSpan, cdc_window_spans, plan_regions
 from modelvc.store.chunkstore import ChunkStore, ChunkWriter
@@ -70,7 +70,7 @@ class IngestResult:
 class _Chunk:
     """One span after a worker has seen it: its id, and its encoding when the store needs it."""
 
-    chunk_id: bytes
+    chunk_id: ChunkId
     length: int
     codec: int
     payload: bytes | None
@@ -315,7 +315,7 @@ def _opened(local: LocalCopy | None) -> Iterator[tuple[int, dict[bytes, int]]]:
             os.close(fd)
 
 
-def _read_verified(fd: int, offset: int, length: int, chunk_id: bytes) -> bytes | None:
+def _read_verified(fd: int, offset: int, length: int, chunk_id: ChunkId) -> bytes | None:
     """The chunk's bytes from a local file, or None unless they are exactly the chunk."""
     try:
         data = os.pread(fd, length, offset)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from modelvc.ids import ObjectId
 from modelvc.store.backend import Backend, NotFoundInBackend
 
 PACKS = "packs/"
@@ -57,7 +58,7 @@ def file_name(key: str) -> str:
     return key.rpartition("/")[2]
 
 
-def object_key(object_id: str) -> str:
+def object_key(object_id: ObjectId) -> str:
     """The key of an object, or the key prefix of the objects whose ids start with `object_id`
     (at least two hex digits)."""
     return f"{OBJECTS}{object_id[:2]}/{object_id[2:]}"

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from modelvc import objects as objmod
 from modelvc.errors import CorruptObjectError, MissingObjectError
-from modelvc.ids import hash_bytes, short
+from modelvc.ids import ObjectId, hash_bytes, short
 from modelvc.store import layout
 from modelvc.store.backend import DirectoryBackend, KeyStat, NotFoundInBackend
 
@@ -31,17 +31,17 @@ class ObjectStore:
         self._cache: OrderedDict[str, objmod.StoredObject] = OrderedDict()
         self._lock = threading.Lock()
 
-    def path_of(self, object_id: str) -> Path:
+    def path_of(self, object_id: ObjectId) -> Path:
         return self.backend.local_path(layout.object_key(object_id))
 
-    def has(self, object_id: str) -> bool:
+    def has(self, object_id: ObjectId) -> bool:
         try:
             self.backend.stat(layout.object_key(object_id))
         except NotFoundInBackend:
             return False
         return True
 
-    def stat(self, object_id: str) -> KeyStat:
+    def stat(self, object_id: ObjectId) -> KeyStat:
         """Size and age of a stored object (gc keeps young ones); NotFoundInBackend if absent."""
         return self.backend.stat(layout.object_key(object_id))
 
@@ -56,7 +56,7 @@ class ObjectStore:
         self._remember(object_id, obj)
         return object_id
 
-    def get(self, object_id: str) -> objmod.StoredObject:
+    def get(self, object_id: ObjectId) -> objmod.StoredObject:
         with self._lock:
             cached = self._cache.get(object_id)
             if cached is not None:
@@ -66,14 +66,14 @@ class ObjectStore:
         self._remember(object_id, obj)
         return obj
 
-    def get_typed(self, object_id: str, kind: type[T]) -> T:
+    def get_typed(self, object_id: ObjectId, kind: type[T]) -> T:
         obj = self.get(object_id)
         if not isinstance(obj, kind):
             raise CorruptObjectError(
                 f"object {short(object_id)} is a {type(obj).__name__.lower()}, expected a {kind.__name__.lower()}")
         return obj
 
-    def read_verified(self, object_id: str) -> bytes:
+    def read_verified(self, object_id: ObjectId) -> bytes:
         """The canonical bytes of an object, after checking they hash to its id."""
         import zstandard
 
@@ -104,7 +104,7 @@ class ObjectStore:
         ids = (layout.object_id_of(key) for key in self.backend.list(key_prefix))
         return [object_id for object_id in ids if object_id is not None and not object_id.startswith(".")]
 
-    def delete(self, object_id: str) -> None:
+    def delete(self, object_id: ObjectId) -> None:
         try:
             self.backend.delete(layout.object_key(object_id))
         except NotFoundInBackend:
@@ -112,7 +112,7 @@ class ObjectStore:
         with self._lock:
             self._cache.pop(object_id, None)
 
-    def _remember(self, object_id: str, obj: objmod.StoredObject) -> None:
+    def _remember(self, object_id: ObjectId, obj: objmod.StoredObject) -> None:
         with self._lock:
             self._cache[object_id] = obj
             self._cache.move_to_end(object_id)

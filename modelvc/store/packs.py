@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from modelvc.errors import CorruptChunkError, MissingChunkError
 from modelvc.fsutil import durable_step, fsync_dir, naming
-from modelvc.ids import hash_bytes_raw
+from modelvc.ids import ChunkId, hash_bytes_raw
 from modelvc.store import layout
 from modelvc.store.backend import Backend, ContentConflictInBackend, DirectoryBackend
 
@@ -183,7 +183,7 @@ class PackWriter:
             start_writeback(self._fd, self._written_back, self.size - self._written_back)
             self._written_back = self.size
 
-    def append(self, chunk_id: bytes, codec: int, raw_len: int, payload: bytes | memoryview,
+    def append(self, chunk_id: ChunkId, codec: int, raw_len: int, payload: bytes | memoryview,
                base: bytes | None = None) -> None:
         offset = self.size
         header = RECORD_HEADER.pack(RECORD_MAGIC, codec, 0, raw_len, len(payload), chunk_id,
@@ -240,7 +240,7 @@ class PackWriter:
         self.tmp_path.unlink(missing_ok=True)
 
 
-def header_mismatch(header: tuple, location: Location, chunk_id: bytes | None = None) -> str | None:
+def header_mismatch(header: tuple, location: Location, chunk_id: ChunkId | None = None) -> str | None:
     """The first field of an unpacked RECORD_HEADER that disagrees with the index row, or None."""
     magic, codec, _, raw_len, payload_len, record_id, base = header
     expected = (("magic", magic, RECORD_MAGIC), ("codec", codec, location.codec),
@@ -269,7 +269,7 @@ class PackReader:
                 self._fds[pack] = fd
             return fd
 
-    def read_record(self, location: Location, chunk_id: bytes | None = None) -> memoryview:
+    def read_record(self, location: Location, chunk_id: ChunkId | None = None) -> memoryview:
         """The payload of a record, after checking its header matches the index row
         (and holds `chunk_id`, when given).
 
