@@ -7,6 +7,8 @@ dependency runs one way.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +20,13 @@ MAX_HEADER_BYTES = 256 * 1024 * 1024
 
 class MalformedLayout(Exception):
     """A reader met bytes it does not trust; read_layout turns it into None."""
+
+
+# What parsing a malformed or hostile file can raise: such a file is no model file of ours,
+# never an internal error. Anything else is a bug and reaches the CLI's last resort.
+MALFORMED_ERRORS: tuple[type[BaseException], ...] = (
+    MalformedLayout, ValueError, LookupError, TypeError, ArithmeticError, EOFError, RecursionError,
+    struct.error, zlib.error)
 
 
 def read_exact(source: ByteSource, offset: int, length: int) -> bytes:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from modelvc.formats import ByteSource, Layout
-from modelvc.formats.base import read_exact
+from modelvc.formats.base import MALFORMED_ERRORS, read_exact
 
 LayoutReader = Callable[[ByteSource, str], Layout]
 
@@ -52,9 +52,7 @@ def read_layout(source: ByteSource, name: str = "") -> Layout | None:
         if reader is None:
             return None
         return reader(source, name)
-    except OSError:
-        raise
-    except Exception:  # MalformedLayout, and anything a hostile header provokes
+    except MALFORMED_ERRORS:
         return None
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelvc.formats import row_major
+from modelvc.formats.base import MALFORMED_ERRORS
 from modelvc.formats.dtypes import (
     from_torch_dtype,
     from_torch_storage,
@@ -477,7 +478,7 @@ def scan_torch_pickle(data: bytes) -> TorchPickleScan:
     except _ScanError as exc:
         error = str(exc)
         _collect_remaining_globals(machine, ops)
-    except Exception as exc:  # genops on a truncated or garbled pickle
+    except MALFORMED_ERRORS as exc:  # genops on a truncated or garbled pickle
         error = f"unreadable pickle: {exc}"
     if error is None and not stopped:
         error = "pickle has no STOP"
@@ -509,5 +510,5 @@ def _collect_remaining_globals(machine: _Machine, ops: Any) -> None:
                 machine.note_global(".".join(strings) if len(strings) == 2 else "<unknown STACK_GLOBAL>")
             elif name in ("EXT1", "EXT2", "EXT4"):
                 machine.unsafe.setdefault(f"<copyreg extension {arg}>", None)
-    except Exception:
+    except MALFORMED_ERRORS:
         machine.unsafe.setdefault("<unreadable rest of pickle>", None)
