@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
@@ -28,10 +29,10 @@ from modelvc.objects import Manifest
 from modelvc.store.chunker import ChunkParams, plan_chunks
 from modelvc.store.chunkstore import ChunkStore, ChunkWriter
 from modelvc.store.filedata import IN_FLIGHT_BYTES, Advance, IngestResult, PreviousVersion, ingest_file
-from modelvc.store.fileread import check_unchanged, read_whole, stable_file
+from modelvc.store.fileread import check_unchanged, read_ahead, read_whole, stable_file
 
 SMALL_FILE_BYTES = 64 << 10  # the FastCDC minimum: a file of unknown format this small is one chunk
-BATCH_FILES = 128
+BATCH_FILES = 64  # open at once by a worker
 BATCH_BYTES = 2 << 20
 
 Record = tuple[ChunkId, int, int, bytes, bytes | None]  # what ChunkWriter.append_many takes
@@ -73,7 +74,12 @@ def _ingest_small(files: list[FileToStore], params: ChunkParams, store: ChunkSto
     from modelvc.store.parallel import ordered_map
 
     def work(batch: list[FileToStore]) -> list[tuple[IngestResult, list[Record]] | None]:
-        return [read_and_code(file, params, writer) for file in batch]
+        with ExitStack() as stack:
+            opened = [stack.enter_context(stable_file(file.path, file.shown, file.follow_links)) for file in batch]
+            for fd, before in opened:  # read from a cold cache in parallel, not one file after another
+                read_ahead(fd, 0, min(before.st_size, SMALL_FILE_BYTES))
+            return [read_and_code(file, fd, before, params, writer)
+                    for file, (fd, before) in zip(batch, opened, strict=True)]
 
     batches = _batches(files)
     done_batches = ordered_map(work, batches, weight=lambda batch: sum(file.size for file in batch),
@@ -105,19 +111,19 @@ def _batches(files: list[FileToStore]) -> list[list[FileToStore]]:
     return groups
 
 
-def read_and_code(file: FileToStore, params: ChunkParams,
+def read_and_code(file: FileToStore, fd: int, before: os.stat_result, params: ChunkParams,
                   writer: ChunkWriter | None) -> tuple[IngestResult, list[Record]] | None:
-    """A small file's result and the records of the chunks `writer` lacks, from one read.
+    """A small file's result and the records of the chunks `writer` lacks, from one read of
+    `fd` (the file opened by stable_file, which gave `before`).
 
     None when the file opened is no longer small (the caller streams it instead).
     """
-    with stable_file(file.path, file.shown, file.follow_links) as (fd, before):
-        if before.st_size > SMALL_FILE_BYTES:
-            return None
-        data = read_whole(fd, before.st_size, file.shown)
-        check_unchanged(file.path, before, file.shown, file.follow_links)
     from modelvc.store.codecs import encode_chunk
 
+    if before.st_size > SMALL_FILE_BYTES:
+        return None
+    data = read_whole(fd, before.st_size, file.shown)
+    check_unchanged(file.path, before, file.shown, file.follow_links)
     layout = _layout(data, os.path.basename(file.path), params)
     view = memoryview(data)
     chunks: list[tuple[str, int]] = []
