@@ -22,6 +22,7 @@ from modelvc.errors import MetadataFileError, MvcError, UsageError
 
 TRAINER_STATE = "trainer_state.json"
 FORMATS = {".json": "JSON", ".yaml": "YAML", ".yml": "YAML"}
+MAX_DEPTH = 64  # deeper is no config: a YAML alias that contains itself never ends
 
 FilePath = str | PathLike[str]
 
@@ -136,9 +137,11 @@ def flatten(document: Any, label: str | None) -> dict[str, Any]:
         kind = "a list" if isinstance(document, list) else f"a single value ({json.dumps(document, default=str)})"
         raise _structure_error(label, f"expected a mapping of names to values at the top, found {kind}")
     flat: dict[str, Any] = {}
-    pending: list[tuple[str, Any]] = [("", document)]
+    pending: list[tuple[str, Any, int]] = [("", document, 0)]
     while pending:
-        prefix, value = pending.pop()
+        prefix, value, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise _structure_error(label, f"'{prefix[:80]}...' is nested more than {MAX_DEPTH} levels deep")
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
             if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
@@ -146,7 +149,7 @@ def flatten(document: Any, label: str | None) -> dict[str, Any]:
                 raise _structure_error(label, f"the key {key!r}{at} is not text (quote it)")
             name = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(item, (dict, list)) and item:
-                pending.append((name, item))
+                pending.append((name, item, depth + 1))
             elif name in flat:
                 raise _structure_error(label, f"the key '{name}' appears twice once nested keys are joined "
                                               f"with dots")
