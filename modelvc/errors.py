@@ -102,7 +102,7 @@ EXIT_CODES: dict[int, str] = {
     14: "configuration error: a damaged .mvc/config, an unreadable config file or .mvcignore, "
         "an unknown key, a bad value",
     15: "author identity unknown (set user.name and user.email)",
-    16: "a metrics, params or Trainer state file is missing or malformed; nothing was committed",
+    17: "a metrics, params or Trainer state file is missing or malformed; nothing was committed",
 }
 
 
@@ -225,4 +225,4 @@ class MetadataFileError(MvcError):
     """A metrics, params or Trainer state file that is missing or cannot be parsed (named, with the
     line and column of a syntax error); nothing is committed."""
 
-    exit_code = 16
+    exit_code = 17

@@ -127,25 +127,25 @@ def test_a_params_file_replaces_the_groups_it_names_and_reset_drops_the_rest(mvc
 
 
 BAD_FILES = [
-    ("bad.json", b'{"loss": 1.0,\n "acc": }\n', "--metrics-file", 16,
+    ("bad.json", b'{"loss": 1.0,\n "acc": }\n', "--metrics-file", 17,
      "error: metrics file 'bad.json' is not valid JSON: line 2, column 9: Expecting value\n"),
-    ("bad.yaml", b"seed: 1\nlayers: [1, 2\nlr: 3\n", "--params-file", 16,
+    ("bad.yaml", b"seed: 1\nlayers: [1, 2\nlr: 3\n", "--params-file", 17,
      "error: params file 'bad.yaml' is not valid YAML: line 3, column 3: expected ',' or ']', but got ':'\n"),
-    ("tab.yaml", b"a:\n\tb: 1\n", "--params-file", 16,
+    ("tab.yaml", b"a:\n\tb: 1\n", "--params-file", 17,
      "error: params file 'tab.yaml' is not valid YAML: line 2, column 1: "
      "found character '\\t' that cannot start any token\n"),
-    ("list.json", b"[1, 2]", "--params-file", 16,
+    ("list.json", b"[1, 2]", "--params-file", 17,
      "error: params file 'list.json': expected a mapping of names to values at the top, found a list\n"),
-    ("scalar.yaml", b"just text\n", "--metrics-file", 16, "error: metrics file 'scalar.yaml': expected a mapping "
+    ("scalar.yaml", b"just text\n", "--metrics-file", 17, "error: metrics file 'scalar.yaml': expected a mapping "
                                                           "of names to values at the top, found a single value "
                                                           "(\"just text\")\n"),
-    ("twice.yaml", b"a:\n  b: 1\na.b: 2\n", "--params-file", 16,
+    ("twice.yaml", b"a:\n  b: 1\na.b: 2\n", "--params-file", 17,
      "error: params file 'twice.yaml': the key 'a.b' appears twice once nested keys are joined with dots\n"),
-    ("boolkey.yaml", b"on: 1\n", "--params-file", 16,
+    ("boolkey.yaml", b"on: 1\n", "--params-file", 17,
      "error: params file 'boolkey.yaml': the key True is not text (quote it)\n"),
-    ("loop.yaml", b"a: &loop [*loop]\n", "--params-file", 16,
+    ("loop.yaml", b"a: &loop [*loop]\n", "--params-file", 17,
      "error: params file 'loop.yaml': '" + ("a" + ".0" * 65)[:80] + "...' is nested more than 64 levels deep\n"),
-    ("latin1.json", '{"é": 1}'.encode("latin-1"), "--metrics-file", 16,
+    ("latin1.json", '{"é": 1}'.encode("latin-1"), "--metrics-file", 17,
      "error: metrics file 'latin1.json' is not UTF-8 text (byte 2)\n"),
     ("text.json", b'{"val": {"acc": "high"}}', "--metrics-file", 2,
      "error: metric 'val.acc' in 'text.json' is not a number: \"high\"\n"),
@@ -179,7 +179,7 @@ def test_a_bad_file_is_named_with_its_exit_code_and_nothing_is_committed(mvc, wo
     assert mvc("status", "--porcelain", "-uno").stdout == "M  model.bin\n"  # still staged, for the next try
 
 
-def test_a_missing_file_or_a_directory_is_exit_16_and_relative_paths_are_from_the_working_directory(
+def test_a_missing_file_or_a_directory_is_exit_17_and_relative_paths_are_from_the_working_directory(
         mvc, work, tmp_path, monkeypatch):
     staged(mvc, work)
     monkeypatch.chdir(tmp_path)  # not where mvc runs (-C work): the files are looked up in work
@@ -189,10 +189,10 @@ def test_a_missing_file_or_a_directory_is_exit_16_and_relative_paths_are_from_th
             ("--params-file", "sub/p.yaml", "error: params file 'sub/p.yaml' does not exist\n"),
             ("--metrics-from-trainer", "checkpoint-9", "error: Trainer checkpoint 'checkpoint-9' does not exist\n")):
         refused = mvc("commit", "-m", "x", option, name, ok=False)
-        assert (refused.exit_code, refused.stderr) == (16, message)
+        assert (refused.exit_code, refused.stderr) == (17, message)
     (work / "dir.json").mkdir()
     refused = mvc("commit", "-m", "x", "--metrics-file", "dir.json", ok=False)
-    assert (refused.exit_code, refused.stderr) == (16, "error: metrics file 'dir.json' is a directory\n")
+    assert (refused.exit_code, refused.stderr) == (17, "error: metrics file 'dir.json' is a directory\n")
     assert mvc("log", "--json").stdout.strip() == "[]"
     assert mvc.json("commit", "-m", "x", "--metrics-file", str(tmp_path / "m.json"))["metrics"] == {"loss": 1}
 
@@ -270,7 +270,7 @@ def test_a_trainer_state_that_is_not_one_is_refused(mvc, work):
     write(work / "ckpt" / "trainer_state.json", b'{"epoch": 1.0}')
     refused = mvc("commit", "-m", "x", "--metrics-from-trainer", "ckpt", ok=False)
     assert (refused.exit_code, refused.stderr) == (
-        16, "error: 'ckpt/trainer_state.json' is not a Hugging Face Trainer state (it needs a whole-number "
+        17, "error: 'ckpt/trainer_state.json' is not a Hugging Face Trainer state (it needs a whole-number "
             "global_step and a log_history list)\n")
     write(work / "ckpt" / "trainer_state.json", json.dumps(trainer_state(250, [{"eval_loss": float("nan")}])).encode())
     refused = mvc("commit", "-m", "x", "--metrics-from-trainer", "ckpt", ok=False)
@@ -279,7 +279,7 @@ def test_a_trainer_state_that_is_not_one_is_refused(mvc, work):
     (work / "empty").mkdir()
     refused = mvc("commit", "-m", "x", "--metrics-from-trainer", "empty", ok=False)
     assert (refused.exit_code, refused.stderr) == (
-        16, "error: Trainer state file 'empty/trainer_state.json' does not exist\n")
+        17, "error: Trainer state file 'empty/trainer_state.json' does not exist\n")
 
 
 def test_the_library_reads_the_same_files_and_flattens_dicts_given_by_code(mvc, work):

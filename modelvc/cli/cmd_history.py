@@ -75,7 +75,7 @@ def commit_command(ctx, messages, message_file, metrics, params, meta, metrics_f
     from the parent commit unless --params-reset; metrics describe this version only. Later
     sources win: the Trainer state, then each --metrics-file, then --metric (params: each
     --params-file, then --param). Exits 9 when nothing is staged (unless --allow-empty), 2 for
-    a metric that is not a number, 16 for a missing or malformed metrics or params file.
+    a metric that is not a number, 17 for a missing or malformed metrics or params file.
     """
     from modelvc.ops.commit import commit, message_from, parse_pairs
 
