@@ -103,11 +103,12 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
         if changed == 0 and not allow_empty:
             raise NothingToCommitError("nothing to commit: the index matches HEAD",
                                        hint="stage changes with 'mvc add', or use --allow-empty")
-        tree_id = repo.objects.put(tree)
-        parents = (head.commit,) if head.commit else ()
-        new = Commit(tree_id, parents, author, message, dict(metrics or {}), dict(params or {}),
-                     dict(meta or {}), code)
-        commit_id = repo.objects.put(new)
+        with repo.objects.batch():  # tree and commit written together, before the ref
+            tree_id = repo.objects.put(tree)
+            parents = (head.commit,) if head.commit else ()
+            new = Commit(tree_id, parents, author, message, dict(metrics or {}), dict(params or {}),
+                         dict(meta or {}), code)
+            commit_id = repo.objects.put(new)
         kind = "commit" if parents else "commit (initial)"
         repo.refs.update_head(commit_id, head.commit, f"{kind}: {new.subject}")
     return CommitResult(commit_id, head.branch, parents, new, changed)
