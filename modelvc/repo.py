@@ -382,6 +382,8 @@ class Repo:
             held.release()
             raise
         self._index = None  # what was read before the lock may be stale: read it again
+        if self._objects is not None:  # gc may have dropped packed objects: `has` must not say yes
+            self._objects.reload_if_packs_changed()
         return held
 
     @property

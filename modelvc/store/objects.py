@@ -75,7 +75,7 @@ class ObjectStore:
         with self._index_lock:
             self._index = None
 
-    def _reload_if_packs_changed(self) -> bool:
+    def reload_if_packs_changed(self) -> bool:
         """Read the indexes again if another process added or removed metadata packs."""
         with self._index_lock:
             if self._index is None or layout.complete_packs(self.backend, layout.META_PREFIX) == self._index.packs:
@@ -200,7 +200,7 @@ class ObjectStore:
                 return self.backend.read(layout.object_key(object_id))
             except NotFoundInBackend:
                 pass
-            if retry or not self._reload_if_packs_changed():
+            if retry or not self.reload_if_packs_changed():
                 break
         raise MissingObjectError(f"object {short(object_id)} is missing from the store", hint=_HINT)
 
@@ -225,7 +225,7 @@ class ObjectStore:
             return []
         found = set(self._loose_ids(layout.object_key(prefix)))
         if _is_hex(prefix):
-            self._reload_if_packs_changed()
+            self.reload_if_packs_changed()
             even = prefix[:len(prefix) // 2 * 2]
             nibble = int(prefix[-1], 16) if len(prefix) % 2 else None
             found.update(raw.hex() for raw in self.index.ids_with_prefix(bytes.fromhex(even), nibble))
@@ -233,7 +233,7 @@ class ObjectStore:
 
     def all_ids(self) -> list[str]:
         """Every stored object, packed or loose."""
-        self._reload_if_packs_changed()
+        self.reload_if_packs_changed()
         return sorted({raw.hex() for raw in self.index.ids_with_prefix(b"")} | set(self.loose_ids()))
 
     def location(self, object_id: ObjectId) -> Location | None:

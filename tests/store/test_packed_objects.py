@@ -150,3 +150,23 @@ def test_fsck_read_data_checks_metadata_packs_against_their_indexes(mvc, work):
     assert result.exit_code == 7
     problems = json.loads(result.stdout)["problems"]
     assert [(p["name"], p["detail"]) for p in problems] == [(pack.stem, f"{pack.name} is not a modelvc pack")]
+
+
+def test_objects_gc_dropped_are_written_again_by_a_repo_kept_open(mvc, work):
+    """Taking the lock reads the metadata packs again: a Repo that knew an object gc has since
+    dropped stores it anew instead of trusting its stale index."""
+    from modelvc.ops.add import add
+
+    first = write_files(work, 4, "first")
+    mvc("add", ".")
+    with Repo(work) as kept:
+        dropped = kept.index.entries["d/f0.txt"].manifest_id
+        assert kept.objects.has(dropped)
+        mvc("rm", "--cached", "d")
+        assert mvc.json("gc", "--grace", "0")["deleted_object_count"] == 4
+        for path, data in first.items():  # the same content under new names: no old version read
+            (work / path.replace("d/", "e/")).parent.mkdir(exist_ok=True)
+            (work / path.replace("d/", "e/")).write_bytes(data)
+        add(kept, ["e"], cwd=work)
+        assert kept.index.entries["e/f0.txt"].manifest_id == dropped
+    assert mvc.json("fsck")["ok"] is True
