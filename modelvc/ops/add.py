@@ -126,16 +126,17 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
     progress.finish()
     # Chunks are sealed in packs (a file that changed while it was read has stopped the whole
     # add before this point: nothing is staged, and its chunks are left for gc); now the
-    # manifests, and the index last.
-    for path, st, manifest in staged:
-        file_id = repo.objects.put(manifest)
-        indexed = index.entries.get(path)
-        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
-                                         dereference=path in followed)
-        if indexed is None or indexed.manifest_id != file_id or indexed.mode != mode_of(st):
-            result.staged.append(path)
-        else:
-            result.unchanged += 1
+    # manifests (one batch: one pack sealed before the index names them), and the index last.
+    with repo.objects.batch():
+        for path, st, manifest in staged:
+            file_id = repo.objects.put(manifest)
+            indexed = index.entries.get(path)
+            index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
+                                             dereference=path in followed)
+            if indexed is None or indexed.manifest_id != file_id or indexed.mode != mode_of(st):
+                result.staged.append(path)
+            else:
+                result.unchanged += 1
     index.save()
     return result
 

@@ -135,12 +135,13 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
         recorded = values.metrics
         if trainer_state is True:  # the lowest precedence, as a Trainer directory's
             recorded = dict(sorted((committed_trainer_metrics(repo, old, new_map) | recorded).items()))
-        tree_id = repo.objects.put(tree)
         parents = (head.commit,) if head.commit else ()
         parent_params = repo.read_commit(head.commit).params if head.commit else {}
-        new = Commit(tree_id, parents, author, message, recorded, values.params_over(parent_params),
-                     dict(meta or {}), code)
-        commit_id = repo.objects.put(new)
+        with repo.objects.batch():  # tree and commit written together, before the ref
+            tree_id = repo.objects.put(tree)
+            new = Commit(tree_id, parents, author, message, recorded, values.params_over(parent_params),
+                         dict(meta or {}), code)
+            commit_id = repo.objects.put(new)
         kind = "commit" if parents else "commit (initial)"
         repo.refs.update_head(commit_id, head.commit, f"{kind}: {new.subject}")
     return CommitResult(commit_id, head.branch, parents, new, changed)
