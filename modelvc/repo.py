@@ -475,9 +475,11 @@ class Repo:
         """A tree whose paths are all safe to join to the working tree (else UnsafePathError)."""
         tree = self.objects.get_typed(tree_id, Tree)
         if tree_id not in self._checked_trees:
-            from modelvc.safepath import check_paths
+            from modelvc.safepath import check_paths, paths_look_safe
 
-            check_paths((e.path for e in tree.entries), f"tree {short(tree_id)}", git_ok=True)
+            paths = [e.path for e in tree.entries]
+            if not paths_look_safe(paths):  # the bulk check; the exact one when it is in doubt
+                check_paths(paths, f"tree {short(tree_id)}", git_ok=True)
             self._checked_trees.add(tree_id)
         return tree
 

@@ -7,7 +7,7 @@ import os
 import re
 import time
 
-from conftest import random_bytes, write
+from conftest import index_as_json, random_bytes, write
 
 DAY = 86400
 
@@ -19,9 +19,7 @@ def committed(mvc, work, name: str, data: bytes, message: str) -> None:
 
 
 def index_paths(work) -> list[str]:
-    import json
-
-    return [e["path"] for e in json.loads((work / ".mvc" / "index").read_bytes())["entries"]]
+    return [e["path"] for e in index_as_json(work)["entries"]]
 
 
 # ---- rm ---------------------------------------------------------------------------------

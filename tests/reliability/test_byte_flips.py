@@ -7,6 +7,7 @@ right after its verdict.
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -124,25 +125,26 @@ def test_flip_in_a_reflog(template, where, outcome):
         assert verdict.exit_codes == (7, 7)
 
 
-def _index_position(template, key: str) -> int:
-    """A digit inside `key`'s first value in the index file (not a leading one: "0123" would not parse)."""
+def _index_position(template, field: str) -> int:
+    """A byte of the first entry's `field` in the index file (columns: see docs/format.md)."""
     data = (template.work / ".mvc" / "index").read_bytes()
-    start = data.index(f'"{key}":'.encode()) + len(key) + 3
-    end = start
-    while data[end:end + 1].isalnum():
-        end += 1
-    return start + (end - start) // 2
+    header_end = data.index(b"\n", len(b"MVCINDEX\n"))
+    header = json.loads(data[len(b"MVCINDEX\n"):header_end])
+    paths_at = header_end + 1
+    count = header["count"]
+    numbers_at = paths_at + header["paths_bytes"] + 32 * count
+    return {"version": data.index(b'"version":') + 10, "path": paths_at,
+            "file": paths_at + header["paths_bytes"] + 5,
+            "ino": numbers_at + 8 * count, "mtime_ns": numbers_at + 4 * 8 * count}[field]
 
 
-@pytest.mark.parametrize("key, outcome", [
-    ("file", "detected"),  # the entry names content the store does not hold
-    ("mtime_ns", "harmless"),  # a stat-cache miss: the file is hashed again
-    ("ino", "harmless"),
-    ("version", "harmless"),
-])
-def test_flip_in_the_index(template, key, outcome):
-    verdict = judge(template, "index", ".mvc/index", _index_position(template, key))
-    assert verdict.outcome == outcome, verdict
+@pytest.mark.parametrize("field", ["file", "path", "mtime_ns", "ino", "version"])
+def test_flip_in_the_index_is_refused(template, field):
+    """The index's checksum refuses any flipped byte, even one that would only have cost a
+    stat-cache miss: never a staged entry silently naming other content or another path."""
+    verdict = judge(template, "index", ".mvc/index", _index_position(template, field))
+    assert verdict.outcome == "detected" and verdict.exit_codes == (7, 7), verdict
+    assert "the index file" in verdict.report and "checksum does not match" in verdict.report
 
 
 def test_unreadable_index_is_an_integrity_error(template):
