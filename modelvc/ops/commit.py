@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from modelvc.errors import CorruptIndexError, NothingToCommitError, UsageError
 from modelvc.gitinfo import code_version
 from modelvc.ids import short
+from modelvc.metricsfiles import TRAINER_STATE, FilePath, parse_document, read_values, trainer_state_metrics
 from modelvc.objects import Commit, TreeEntry
 from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
@@ -83,31 +85,82 @@ def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
                 hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
 
 
+def _key(entry: TreeEntry | None) -> tuple[str, int, int] | None:
+    return None if entry is None else (entry.manifest_id, entry.size, entry.mode)
+
+
+def _changed_paths(old: tuple[TreeEntry, ...], new: tuple[TreeEntry, ...]) -> set[str]:
+    """Paths whose entry differs between two trees, by one set operation over both."""
+    before = {(e.path, e.manifest_id, e.size, e.mode) for e in old}
+    after = {(e.path, e.manifest_id, e.size, e.mode) for e in new}
+    return {key[0] for key in before ^ after}
+
+
+def committed_trainer_metrics(repo: Repo, old: dict[str, TreeEntry], new: dict[str, TreeEntry]) -> dict[str, Any]:
+    """The Trainer metrics of the trainer_state.json this commit adds or changes, as staged; of
+    several (a whole output directory added), the one with the highest step."""
+    import io
+
+    from modelvc.store.filedata import write_file
+
+    found = []
+    for path, entry in sorted(new.items()):
+        if path.rsplit("/", 1)[-1] == TRAINER_STATE and old.get(path) != entry:
+            data = io.BytesIO()
+            write_file(repo.read_manifest(entry.manifest_id), data, repo.chunks)
+            found.append(trainer_state_metrics(parse_document(data.getvalue(), "JSON", path, "Trainer state"), path))
+    if not found:
+        raise UsageError(f"this commit adds or changes no {TRAINER_STATE}",
+                         hint="stage a checkpoint directory, or name one: --metrics-from-trainer DIR")
+    return max(found, key=lambda metrics: metrics["step"])
+
+
 def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-           meta: dict[str, Any] | None = None, allow_empty: bool = False) -> CommitResult:
+           meta: dict[str, Any] | None = None, allow_empty: bool = False, *,
+           metrics_files: Sequence[FilePath] = (), params_files: Sequence[FilePath] = (),
+           trainer_state: FilePath | bool | None = None, params_reset: bool = False,
+           cwd: FilePath | None = None) -> CommitResult:
     """Record the index as a commit on HEAD, with its metrics, params and code version.
 
-    Written in the store's order (tree, commit, ref last) under the writer lock, so a crash
-    leaves the branch where it was; refused when nothing changed unless `allow_empty`."""
+    Metrics and params files (and a Trainer checkpoint's state: a directory or file, or True for
+    the trainer_state.json this commit adds or changes) are read and checked before anything is
+    written; params carry over from the parent unless `params_reset`, metrics do not
+    (modelvc.metricsfiles has the rules). Written in the store's order (tree, commit, ref
+    last) under the writer lock, so a crash leaves the branch where it was; refused when
+    nothing changed unless `allow_empty`."""
     if not message.strip():
         raise UsageError("empty commit message", hint="give one with -m MESSAGE")
+    values = read_values(metrics, params, metrics_files, params_files, trainer_state, params_reset, cwd)
     author = repo.signature_now()
     code = code_version(repo.root)
     with repo.transaction():
-        repo.fresh_index()
+        index = repo.index  # the lock holder's: read afresh, or as `commit -a` just staged it
         head = repo.refs.head()
         tree = tree_from_index(repo)
-        old, new_map = repo.tree_of(head.commit).as_map(), tree.as_map()
-        changed = sum(1 for path in set(old) | set(new_map) if old.get(path) != new_map.get(path))
-        check_staged(repo, [entry for path, entry in new_map.items() if old.get(path) != entry])
+        new_map = tree.as_map()
+        head_tree = repo.read_commit(head.commit).tree if head.commit else None
+        if head_tree is not None and index.base_tree == head_tree:
+            changed_paths = {path for path, before in index.changed_since_base.items()
+                             if before != _key(new_map.get(path))}
+        else:
+            changed_paths = _changed_paths(repo.tree_of(head.commit).entries, tree.entries)
+        changed = len(changed_paths)
+        check_staged(repo, [new_map[path] for path in sorted(changed_paths) if path in new_map])
         if changed == 0 and not allow_empty:
             raise NothingToCommitError("nothing to commit: the index matches HEAD",
                                        hint="stage changes with 'mvc add', or use --allow-empty")
-        tree_id = repo.objects.put(tree)
+        recorded = values.metrics
+        if trainer_state is True:  # the lowest precedence, as a Trainer directory's
+            old = repo.tree_of(head.commit).as_map()
+            recorded = dict(sorted((committed_trainer_metrics(repo, old, new_map) | recorded).items()))
         parents = (head.commit,) if head.commit else ()
-        new = Commit(tree_id, parents, author, message, dict(metrics or {}), dict(params or {}),
-                     dict(meta or {}), code)
-        commit_id = repo.objects.put(new)
+        parent_params = repo.read_commit(head.commit).params if head.commit else {}
+        with repo.objects.batch():  # tree and commit written together, before the ref
+            tree_id = repo.objects.put(tree)
+            new = Commit(tree_id, parents, author, message, recorded, values.params_over(parent_params),
+                         dict(meta or {}), code)
+            commit_id = repo.objects.put(new)
         kind = "commit" if parents else "commit (initial)"
+        index.save(tree_id)  # so status compares tree ids, not every entry with HEAD's tree's
         repo.refs.update_head(commit_id, head.commit, f"{kind}: {new.subject}")
     return CommitResult(commit_id, head.branch, parents, new, changed)

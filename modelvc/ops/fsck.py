@@ -210,7 +210,7 @@ def _check_packs(repo: Repo) -> list[Problem]:
     """
     problems = []
     backend = repo.chunks.backend
-    for name in layout.complete_packs(backend):
+    for name in _every_complete_pack(repo):
         try:
             rows = read_idx(backend, name)
             records = scan_pack(backend, name)
@@ -221,6 +221,11 @@ def _check_packs(repo: Repo) -> list[Problem]:
             continue
         problems += _pack_against_index(name, records, rows)
     return problems
+
+
+def _every_complete_pack(repo: Repo) -> list[str]:
+    """Chunk packs and metadata packs alike: their records and indexes have one layout."""
+    return [name for family in layout.FAMILIES for name in layout.complete_packs(repo.chunks.backend, family)]
 
 
 def _pack_against_index(name: str, records: list[tuple[bytes, int, int, int, int, bytes]],

@@ -35,8 +35,9 @@ class ChunkIndex:
     """Chunk id -> Location over every complete pack; reload() after packs are added or removed."""
 
     def __init__(self, backend: Backend, small_limit: int = SMALL_INDEX_ROWS,
-                 bad: BadRecords = frozenset()) -> None:
+                 bad: BadRecords = frozenset(), family: str = layout.PACK_PREFIX) -> None:
         self.backend = backend
+        self.family = family  # chunk packs, or the metadata packs (store/objects.py)
         self.small_limit = small_limit
         self.bad = bad
         self.reload()
@@ -44,7 +45,7 @@ class ChunkIndex:
     def reload(self) -> None:
         self.packs: list[str] = []
         self._rows: list[tuple[bytes, int]] = []
-        for name in layout.complete_packs(self.backend):
+        for name in layout.complete_packs(self.backend, self.family):
             try:
                 rows = read_idx_rows(self.backend, name)
             except NotFoundInBackend:  # removed by gc (in another process) since listed
@@ -74,6 +75,15 @@ class ChunkIndex:
     def _place_in_pack(self, number: int, chunk_id: ChunkId) -> int | None:
         """Bisection over one pack's rows, which are sorted by chunk id."""
         data, count = self._rows[number]
+        low = self._first_row_from(number, chunk_id)
+        start = IDX_HEADER_SIZE + low * IDX_ROW.size
+        if low < count and data[start:start + _ID_LENGTH] == chunk_id:
+            return (number << _PACK_SHIFT) + low
+        return None
+
+    def _first_row_from(self, number: int, chunk_id: bytes) -> int:
+        """The first row of one pack whose id is not below `chunk_id` (its count if none)."""
+        data, count = self._rows[number]
         low, high = 0, count
         while low < high:
             middle = (low + high) // 2
@@ -82,10 +92,23 @@ class ChunkIndex:
                 low = middle + 1
             else:
                 high = middle
-        start = IDX_HEADER_SIZE + low * IDX_ROW.size
-        if low < count and data[start:start + _ID_LENGTH] == chunk_id:
-            return (number << _PACK_SHIFT) + low
-        return None
+        return low
+
+    def ids_with_prefix(self, prefix: bytes, odd_nibble: int | None = None) -> set[bytes]:
+        """Ids that start with `prefix` (and then the half byte `odd_nibble`, for a prefix of an
+        odd number of hex digits): a bisection in each pack's sorted rows, no whole-store scan."""
+        found = set()
+        for number, (data, count) in enumerate(self._rows):
+            row = self._first_row_from(number, prefix)
+            while row < count:
+                start = IDX_HEADER_SIZE + row * IDX_ROW.size
+                chunk_id = data[start:start + _ID_LENGTH]
+                if not chunk_id.startswith(prefix):
+                    break
+                if odd_nibble is None or chunk_id[len(prefix)] >> 4 == odd_nibble:
+                    found.add(chunk_id)
+                row += 1
+        return found
 
     def _dict_lookup(self) -> Lookup:
         where: dict[bytes, int] = {}

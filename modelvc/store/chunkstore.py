@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from modelvc.errors import CorruptChunkError, CorruptObjectError, MissingChunkError
@@ -99,7 +101,7 @@ class ChunkStore:
     def _read(self, index: ChunkIndex, chunk_id: ChunkId) -> bytes | memoryview:
         location = _locate(index, chunk_id)
         try:
-            raw = self._decode(index, chunk_id, location, 0)
+            raw = self._decode(index, chunk_id, location)
             if len(raw) != location.raw_len or hash_bytes_raw(raw) != chunk_id:
                 raise CorruptChunkError(
                     f"chunk {chunk_id.hex()[:10]} is corrupt: its bytes do not match its id "
@@ -121,23 +123,37 @@ class ChunkStore:
                     pass
             index.bad = index.bad | {(chunk_id, pack)}
 
-    def _decode(self, index: ChunkIndex, chunk_id: ChunkId, location: Location, depth: int) -> bytes | memoryview:
-        from modelvc.store.codecs import CODEC_DELTA, decode_chunk
+    def _decode(self, index: ChunkIndex, chunk_id: ChunkId, location: Location) -> bytes | memoryview:
+        """The chunk's bytes: a full record decoded, or a delta chain applied in one pass.
 
-        payload = self.reader.read_record(location, chunk_id)
-        if location.codec != CODEC_DELTA:
-            return decode_chunk(location.codec, payload, location.raw_len)
+        The chain is walked from the chunk down to its full base first, reading each link's
+        record; then the base is decoded and each link's differences added to it, oldest
+        first. No recursion; a record that does not decode is named in the error.
+        """
+        from modelvc.store.codecs import CODEC_DELTA, decode_chunk
         from modelvc.store.delta import decode_delta
 
-        if location.base is None or depth >= MAX_CHAIN_READ:
-            raise CorruptChunkError(f"chunk {chunk_id.hex()[:10]} is a delta with a missing or looping chain of bases")
-        base_location = index.locate(location.base)
-        if base_location is None:
-            raise MissingChunkError(
-                f"chunk {location.base.hex()[:10]}, the base of delta chunk {chunk_id.hex()[:10]}, is missing",
-                hint="run 'mvc fsck' to see which versions it breaks")
-        base = self._decode(index, location.base, base_location, depth + 1)
-        return decode_delta(payload, location.raw_len, base)
+        links: list[tuple[ChunkId, Location, bytes | memoryview]] = []  # newest first
+        while True:
+            payload = self.reader.read_record(location, chunk_id)
+            if location.codec != CODEC_DELTA:
+                break
+            if location.base is None or len(links) >= MAX_CHAIN_READ:
+                raise CorruptChunkError(
+                    f"chunk {chunk_id.hex()[:10]} is a delta with a missing or looping chain of bases")
+            links.append((chunk_id, location, payload))
+            base_location = index.locate(location.base)
+            if base_location is None:
+                raise MissingChunkError(
+                    f"chunk {location.base.hex()[:10]}, the base of delta chunk {chunk_id.hex()[:10]}, is missing",
+                    hint="run 'mvc fsck' to see which versions it breaks")
+            chunk_id, location = location.base, base_location
+        with _naming(chunk_id, location):
+            data = decode_chunk(location.codec, payload, location.raw_len)
+        for chunk_id, location, payload in reversed(links):
+            with _naming(chunk_id, location):
+                data = decode_delta(payload, location.raw_len, data)
+        return data
 
     def check_lengths(self, file_id: ObjectId, manifest: Manifest) -> None:
         """Refuse a manifest that gives a stored chunk another length than the chunk's own.
@@ -169,6 +185,17 @@ class ChunkStore:
     def close(self) -> None:
         self.reader.close()
         self.pool.close()
+
+
+@contextmanager
+def _naming(chunk_id: ChunkId, location: Location) -> Iterator[None]:
+    """Name the record in a payload's decoding error (the codecs do not know which chunk it is)."""
+    try:
+        yield
+    except CorruptChunkError as exc:
+        raise CorruptChunkError(f"chunk {chunk_id.hex()[:10]} is corrupt: {exc.message} "
+                                f"(pack {location.pack}, offset {location.offset})",
+                                hint="run 'mvc fsck' to see which versions it breaks") from None
 
 
 def _locate(index: ChunkIndex, chunk_id: ChunkId) -> Location:

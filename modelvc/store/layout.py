@@ -1,7 +1,8 @@
 """Where each kind of data lives in a backend: the one module that knows the key names.
 
     packs/pack-<hex>.pack        chunk records        packs/pack-<hex>.idx   its index
-    packs/tmp-pack-<hex>.pack    a pack being written (or left by a killed writer)
+    packs/meta-<hex>.pack        metadata objects     packs/meta-<hex>.idx   its index
+    packs/tmp-pack-<hex>.pack    a pack being written (or left by a killed writer; tmp-meta- too)
     objects/ab/cdef...           a loose metadata object (fan-out on the first two hex digits)
     refs/heads/NAME, refs/tags/NAME    a ref: its id and a newline
 
@@ -9,7 +10,11 @@ A pack counts only once both its `.pack` and its `.idx` exist (the index is writ
 anything else under packs/ that looks like a pack is an incomplete one. gc, fsck, stats and
 the chunk index all ask this module, so that rule is decided here only.
 
-Pack names are `pack-` and the blake3 of the pack's bytes (64 hex digits), so the same pack
+Packs come in two families told apart by their prefix: chunk data (`pack-`) and metadata
+objects (`meta-`), so a remote can fetch every metadata pack and only some data packs. The
+functions below take the family's prefix; the default is the chunk family.
+
+Pack names are `pack-` (or `meta-`) and the blake3 of the pack's bytes (64 hex digits), so the same pack
 written twice is one pack; packs written before that have 32 random hex digits, and every
 reader takes either.
 """
@@ -26,18 +31,20 @@ PACKS = "packs/"
 OBJECTS = "objects/"
 REFS = "refs/"
 PACK_PREFIX = "pack-"
+META_PREFIX = "meta-"
+FAMILIES = (PACK_PREFIX, META_PREFIX)
 TEMP_PREFIX = "tmp-"
 PACK_SUFFIX = ".pack"
 IDX_SUFFIX = ".idx"
 
 
-def pack_name(digest: bytes) -> str:
-    """The name of a pack whose bytes hash to `digest`."""
-    return PACK_PREFIX + digest.hex()
+def pack_name(digest: bytes, family: str = PACK_PREFIX) -> str:
+    """The name of a pack of `family` whose bytes hash to `digest`."""
+    return family + digest.hex()
 
 
-def is_pack_name(name: str) -> bool:
-    return name.startswith(PACK_PREFIX) and len(name) > len(PACK_PREFIX)
+def is_pack_name(name: str, family: str = PACK_PREFIX) -> bool:
+    return name.startswith(family) and len(name) > len(family)
 
 
 def pack_key(name: str) -> str:
@@ -48,9 +55,9 @@ def idx_key(name: str) -> str:
     return f"{PACKS}{name}{IDX_SUFFIX}"
 
 
-def temp_pack_key() -> str:
+def temp_pack_key(family: str = PACK_PREFIX) -> str:
     """A fresh name for a pack being written, before its content (and so its name) is known."""
-    return f"{PACKS}{TEMP_PREFIX}{PACK_PREFIX}{os.urandom(16).hex()}{PACK_SUFFIX}"
+    return f"{PACKS}{TEMP_PREFIX}{family}{os.urandom(16).hex()}{PACK_SUFFIX}"
 
 
 def file_name(key: str) -> str:
@@ -85,8 +92,9 @@ class PackListing:
     incomplete: list[str]  # keys: temp packs and packs without an index
 
 
-def list_packs(backend: Backend) -> PackListing:
-    """Sort one listing of packs/ into complete packs and incomplete ones."""
+def list_packs(backend: Backend, family: str = PACK_PREFIX) -> PackListing:
+    """Sort one listing of packs/ into complete packs of `family` and incomplete ones (of any
+    family: they are only ever removed)."""
     keys = backend.list(PACKS)
     indexed = {file_name(k)[:-len(IDX_SUFFIX)] for k in keys if k.endswith(IDX_SUFFIX)}
     complete, incomplete = [], []
@@ -95,16 +103,17 @@ def list_packs(backend: Backend) -> PackListing:
         if not name.endswith(PACK_SUFFIX):
             continue
         stem = name[:-len(PACK_SUFFIX)]
-        if is_pack_name(stem) and stem in indexed:
+        if is_pack_name(stem, family) and stem in indexed:
             complete.append(stem)
-        elif is_pack_name(stem) or name.startswith(TEMP_PREFIX):
+        elif (any(is_pack_name(stem, other) for other in FAMILIES) and stem not in indexed) \
+                or name.startswith(TEMP_PREFIX):
             incomplete.append(key)
     return PackListing(sorted(complete), incomplete)
 
 
-def complete_packs(backend: Backend) -> list[str]:
-    """Names of the packs readers use (those whose index exists)."""
-    return list_packs(backend).complete
+def complete_packs(backend: Backend, family: str = PACK_PREFIX) -> list[str]:
+    """Names of the packs of `family` readers use (those whose index exists)."""
+    return list_packs(backend, family).complete
 
 
 def incomplete_packs(backend: Backend) -> list[str]:
@@ -114,7 +123,7 @@ def incomplete_packs(backend: Backend) -> list[str]:
     over, and one gc removed meanwhile is gone; neither is reported.
     """
     listed = list_packs(backend).incomplete
-    complete = set(complete_packs(backend))
+    complete = {name for family in FAMILIES for name in complete_packs(backend, family)}
     still = []
     for key in listed:
         if file_name(key)[:-len(PACK_SUFFIX)] in complete:

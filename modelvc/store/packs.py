@@ -148,12 +148,13 @@ class PackWriter:
     the pack's name.
     """
 
-    def __init__(self, backend: DirectoryBackend, max_bytes: int) -> None:
+    def __init__(self, backend: DirectoryBackend, max_bytes: int, family: str = layout.PACK_PREFIX) -> None:
         from blake3 import blake3
 
         self.backend = backend
         self.max_bytes = max_bytes
-        self.tmp_path = backend.local_path(layout.temp_pack_key())
+        self.family = family
+        self.tmp_path = backend.local_path(layout.temp_pack_key(family))
         self.tmp_path.parent.mkdir(parents=True, exist_ok=True)
         with naming(self.tmp_path.parent, str(self.tmp_path)):
             self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -234,7 +235,7 @@ class PackWriter:
         if not self._records:
             self.tmp_path.unlink(missing_ok=True)
             return None
-        name = layout.pack_name(self._hasher.digest())
+        name = layout.pack_name(self._hasher.digest(), self.family)
         final = self.backend.local_path(layout.pack_key(name))
         indexed_before = self.backend.local_path(layout.idx_key(name)).exists()
         durable_step("rename")
