@@ -133,7 +133,7 @@ class ChunkStore:
         from modelvc.store.codecs import CODEC_DELTA, decode_chunk
         from modelvc.store.delta import decode_delta
 
-        links: list[tuple[ChunkId, Location, bytes | memoryview]] = []  # newest first
+        links: list[tuple[ChunkId, Location, memoryview]] = []  # newest first
         while True:
             payload = self.reader.read_record(location, chunk_id)
             if location.codec != CODEC_DELTA:
@@ -148,6 +148,7 @@ class ChunkStore:
                     f"chunk {location.base.hex()[:10]}, the base of delta chunk {chunk_id.hex()[:10]}, is missing",
                     hint="run 'mvc fsck' to see which versions it breaks")
             chunk_id, location = location.base, base_location
+        data: bytes | memoryview
         with _naming(chunk_id, location):
             data = decode_chunk(location.codec, payload, location.raw_len)
         for chunk_id, location, payload in reversed(links):
