@@ -69,3 +69,23 @@ def random_bytes(size: int, seed: int = 0) -> bytes:
 def mvc_runner(work: Path) -> Mvc:
     """Runs mvc in `work` without creating a repository first."""
     return Mvc(work)
+
+
+# Real object-storage servers (tests/servers.py): one of each for the whole run, started only
+# when a test asks for it. One that cannot start errors the tests that need it: never a skip.
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    from servers import start_seaweedfs
+
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    from servers import start_azurite
+
+    server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
