@@ -145,6 +145,16 @@ def test_an_unreachable_remote_is_exit_16_unless_no_check(mvc, work, monkeypatch
     assert config_of(work)["remote"]["origin"] == {"url": "s3://bucket/p", "endpoint": f"http://127.0.0.1:{closed}"}
 
 
+def test_azure_without_an_account_in_the_environment_is_unreachable(mvc, work, monkeypatch):
+    for name in ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    result = mvc("remote", "add", "origin", "az://container/p", "--endpoint", "http://127.0.0.1:9/a", ok=False)
+    assert result.exit_code == 16
+    assert result.stderr.startswith("error: cannot reach remote 'origin': az://container/p: ")
+    assert "Account must be specified" in result.stderr  # obstore's words for the missing account
+    assert "remote" not in config_of(work)
+
+
 def test_a_read_only_directory_is_unreachable(mvc, directory_remote):
     import os
 
@@ -256,6 +266,17 @@ def test_a_remote_without_conditional_writes_is_marked(mvc, work, monkeypatch):
     assert mvc.json("remote")[0]["allow_unconditional_push"] is True
     assert mvc("config", "remote.old.allowUnconditionalPush", "maybe", ok=False).exit_code == 14
     assert mvc("config", "remote.old.conditionalWrites", "true", ok=False).exit_code == 14
+
+
+def test_a_damaged_remote_section_is_a_config_error_and_kept(mvc, work):
+    config = config_of(work)
+    config["remote"] = ["not", "an", "object"]
+    (work / ".mvc" / "config").write_text(json.dumps(config))
+    result = mvc("remote", "add", "origin", "/x", "--no-check", ok=False)
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        14, "error: corrupt config: 'remote' in .mvc/config is not an object")
+    assert config_of(work)["remote"] == ["not", "an", "object"]
+    assert mvc("remote").stdout == ""
 
 
 def test_remote_options_go_with_the_list(mvc):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelvc.config import read_config_file, write_config_file
-from modelvc.errors import RefError, RemoteExistsError, RemoteUnreachableError, UnknownRemoteError
+from modelvc.errors import ConfigError, RefError, RemoteExistsError, RemoteUnreachableError, UnknownRemoteError
 from modelvc.refname import check_ref_name
 from modelvc.remotes import Remote, check_endpoint, normalized_url, open_backend, parse_url, remotes_in
 from modelvc.repo import Repo
@@ -58,7 +58,7 @@ def add_remote(repo: Repo, name: str, url: str, *, cwd: Path, endpoint: str | No
             raise RemoteExistsError(f"remote {name} already exists.")
         if check:
             remote = replace(remote, conditional_writes=probe_conditional_writes(remote))
-        config.setdefault("remote", {})[name] = remote.to_config()
+        config["remote"] = {**_section(config), name: remote.to_config()}
     return remote
 
 
@@ -146,6 +146,15 @@ def _refuse_settings_that_do_not_apply(remote: Remote) -> None:
         raise UsageError("--endpoint, --region and --path-style are for s3:// and az:// remotes")
     if scheme == "az" and (remote.region or remote.path_style is not None):
         raise UsageError("--region and --path-style are for s3:// remotes")
+
+
+def _section(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's `remote` object; a damaged one is the user's to repair, never overwritten."""
+    section = config.get("remote", {})
+    if not isinstance(section, dict):
+        raise ConfigError("corrupt config: 'remote' in .mvc/config is not an object",
+                          hint="repair or remove it in .mvc/config")
+    return section
 
 
 @contextmanager

@@ -203,17 +203,17 @@ def open_object_store(scheme: str, container: str, prefix: str, url: str, *, end
     config: dict[str, Any] = {}
     if endpoint:
         config["endpoint"] = endpoint
-    store: ObjectStore
     if scheme == "s3":
         if region:
             config["region"] = region
         if path_style is not None:
             config["virtual_hosted_style_request"] = not path_style
-        store = S3Store(container, prefix=prefix or None, config=config,  # type: ignore[arg-type]
-                        client_options=client, retry_config=RETRY)  # type: ignore[arg-type]
-    elif scheme == "az":
-        store = AzureStore(container, prefix=prefix or None, config=config,  # type: ignore[arg-type]
-                           client_options=client, retry_config=RETRY)  # type: ignore[arg-type]
-    else:
+    elif scheme != "az":
         raise ValueError(f"not an object store scheme: {scheme}")
+    kind = S3Store if scheme == "s3" else AzureStore
+    try:  # what the environment lacks (an Azure account name) is known here, before any request
+        store: ObjectStore = kind(container, prefix=prefix or None, config=config,  # type: ignore[arg-type]
+                                  client_options=client, retry_config=RETRY)  # type: ignore[arg-type]
+    except BaseError as exc:
+        raise BackendUnavailable(f"{url}: {_reason(exc)}") from exc
     return ObjectStoreBackend(store, url)
