@@ -103,6 +103,7 @@ EXIT_CODES: dict[int, str] = {
         "an unknown key, a bad value",
     15: "author identity unknown (set user.name and user.email)",
     16: "a remote cannot be reached or refuses access (network, credentials, a missing bucket)",
+    17: "a metrics, params or Trainer state file is missing or malformed; nothing was committed",
 }
 
 
@@ -236,3 +237,10 @@ class RemoteUnreachableError(MvcError):
     container or directory."""
 
     exit_code = 16
+
+
+class MetadataFileError(MvcError):
+    """A metrics, params or Trainer state file that is missing or cannot be parsed (named, with the
+    line and column of a syntax error); nothing is committed."""
+
+    exit_code = 17
