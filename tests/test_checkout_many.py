@@ -133,6 +133,20 @@ def test_switching_between_many_files_is_byte_identical(mvc, work, versions):
     assert set(moved["deleted"]) == set(versions["v2"]) - set(versions["v1"])
 
 
+def test_paths_the_move_leaves_alone_keep_their_local_changes(mvc, work, versions):
+    """A path the same in both versions is looked at only by its lstat, and a change there is kept."""
+    mvc("status")  # the copied tree's new inodes are hashed once
+    (work / "e/f017.bin").write_bytes(b"edited")
+    (work / "c d/f004.bin").unlink()
+    moved = mvc.json("checkout", "v1")
+    assert moved["kept_local"] == ["c d/f004.bin", "e/f017.bin"]
+    assert (work / "e/f017.bin").read_bytes() == b"edited"
+    assert not (work / "c d/f004.bin").exists()
+    assert "e/f017.bin" not in moved["written"] and "c d/f004.bin" not in moved["written"]
+    status = mvc.json("status")
+    assert sorted(e["path"] for e in status["unstaged"]) == ["c d/f004.bin", "e/f017.bin"], status
+
+
 def test_checkout_into_an_empty_place_writes_every_file(mvc, work, versions):
     for entry in work.iterdir():
         if entry.name != ".mvc":

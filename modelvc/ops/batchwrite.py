@@ -59,6 +59,8 @@ def read_manifests(repo: Repo, entries: list[TreeEntry]) -> dict[str, Manifest]:
     ids = sorted({entry.manifest_id for entry in entries if not entry.is_link})
 
     def read(group: list[str]) -> list[Manifest]:
+        # Repo.read_manifest's two steps, with the store taken once here: Repo.chunks looks at
+        # the packs directory at each access, from the calling thread.
         found = []
         for manifest_id in group:
             manifest = repo.objects.get_typed(manifest_id, Manifest)

@@ -273,16 +273,22 @@ def _stands(now: WorkingFile | None) -> bool:
 
 def _untouched(repo: Repo, old: dict[str, TreeEntry], new: dict[str, TreeEntry], candidates: set[str]) -> set[str]:
     """Paths the same in both trees and the index whose lstat still matches the index: nothing
-    to write, check or refresh there (the bulk of a switch between nearby versions)."""
-    entries = repo.index.entries
+    to write, check or refresh there (the bulk of a switch between nearby versions). Called
+    where directories are checked for links once each (worktree.directories_unchanged)."""
+    index = repo.index
+    root = os.fspath(repo.root)
     untouched = set()
     for path in candidates:
-        entry, before, after = entries.get(path), old.get(path), new.get(path)
+        entry, before, after = index.entries.get(path), old.get(path), new.get(path)
         if (entry is None or before is None or after is None or entry.dereference
                 or not before.manifest_id == after.manifest_id == entry.manifest_id
                 or not before.mode == after.mode == entry.mode):
             continue
-        st = stat_path(repo.root, path)
-        if st is not None and repo.index.is_unchanged(entry, st):
+        try:
+            st = os.lstat(f"{root}/{path}")  # stat_path's checks, without its per-call path joins
+        except OSError:
+            continue
+        if ((statmod.S_ISREG(st.st_mode) or statmod.S_ISLNK(st.st_mode)) and index.is_unchanged(entry, st)
+                and link_on_the_way(repo.root, path) is None):
             untouched.add(path)
     return untouched
