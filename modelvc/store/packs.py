@@ -101,13 +101,13 @@ def pack_names(packs_dir: Path) -> list[str]:
     return layout.complete_packs(DirectoryBackend(packs_dir.parent))
 
 
-def read_idx_rows(backend: Backend, name: str) -> tuple[bytes, int]:
+def read_idx_rows(backend: Backend, name: str, family: layout.PackFamily = layout.CHUNK_PACKS) -> tuple[bytes, int]:
     """A pack index's bytes, checked against its checksum, and its number of rows.
 
     Row i is IDX_ROW at IDX_HEADER_SIZE + i * IDX_ROW.size; rows are sorted by chunk id.
     NotFoundInBackend when the index is gone (gc in another process).
     """
-    data = backend.read(layout.idx_key(name))
+    data = backend.read(family.idx_key(name))
     if len(data) < IDX_HEADER_SIZE + 32 or data[:8] != IDX_MAGIC:
         raise CorruptChunkError(f"pack index {name}.idx is corrupt (bad header)")
     (count,) = struct.unpack_from("<Q", data, 8)
@@ -117,14 +117,15 @@ def read_idx_rows(backend: Backend, name: str) -> tuple[bytes, int]:
     return data, count
 
 
-def read_idx(backend: Backend, name: str) -> np.ndarray:
+def read_idx(backend: Backend, name: str, family: layout.PackFamily = layout.CHUNK_PACKS) -> np.ndarray:
     import numpy as np
 
-    data, count = read_idx_rows(backend, name)
+    data, count = read_idx_rows(backend, name, family)
     return np.frombuffer(data, dtype=idx_dtype(), count=count, offset=IDX_HEADER_SIZE)
 
 
-def write_idx(backend: Backend, name: str, records: list[tuple]) -> None:
+def write_idx(backend: Backend, name: str, records: list[tuple],
+              family: layout.PackFamily = layout.CHUNK_PACKS) -> None:
     """Write an index of IDX_ROW rows (a few thousand per pack), sorted by chunk id.
 
     The same pack always has the same index, so one written before (a retried write of the
@@ -133,7 +134,7 @@ def write_idx(backend: Backend, name: str, records: list[tuple]) -> None:
     rows = b"".join(IDX_ROW.pack(*record) for record in sorted(records, key=lambda r: r[0]))
     body = IDX_MAGIC + struct.pack("<Q", len(records)) + rows
     try:
-        backend.write(layout.idx_key(name), body + hash_bytes_raw(body))
+        backend.write(family.idx_key(name), body + hash_bytes_raw(body))
     except ContentConflictInBackend:
         raise CorruptChunkError(f"pack index {name}.idx is corrupt: it differs from its pack's records",
                                 hint="run 'mvc fsck' to see which versions it breaks") from None
@@ -148,12 +149,14 @@ class PackWriter:
     the pack's name.
     """
 
-    def __init__(self, backend: DirectoryBackend, max_bytes: int) -> None:
+    def __init__(self, backend: DirectoryBackend, max_bytes: int,
+                 family: layout.PackFamily = layout.CHUNK_PACKS) -> None:
         from blake3 import blake3
 
         self.backend = backend
         self.max_bytes = max_bytes
-        self.tmp_path = backend.local_path(layout.temp_pack_key())
+        self.family = family
+        self.tmp_path = backend.local_path(family.temp_pack_key())
         self.tmp_path.parent.mkdir(parents=True, exist_ok=True)
         with naming(self.tmp_path.parent, str(self.tmp_path)):
             self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -191,6 +194,16 @@ class PackWriter:
         self._write([header, payload])
         self._records.append((chunk_id, offset, len(payload), raw_len, codec, b"\0\0\0", base or NO_BASE))
 
+    def append_records(self, block: bytes | memoryview, rows: list[tuple]) -> None:
+        """Append whole records copied from another pack as they are (consolidation).
+
+        `rows` are index rows of the records in `block`, with offsets counted from its start;
+        the caller has checked each record's header against its row.
+        """
+        offset = self.size
+        self._write([block])
+        self._records += [(row[0], row[1] + offset, *row[2:]) for row in rows]
+
     @property
     def full(self) -> bool:
         return self.size >= self.max_bytes
@@ -221,14 +234,14 @@ class PackWriter:
         if not self._records:
             self.tmp_path.unlink(missing_ok=True)
             return None
-        name = layout.pack_name(self._hasher.digest())
-        final = self.backend.local_path(layout.pack_key(name))
-        indexed_before = self.backend.local_path(layout.idx_key(name)).exists()
+        name = self.family.pack_name(self._hasher.digest())
+        final = self.backend.local_path(self.family.pack_key(name))
+        indexed_before = self.backend.local_path(self.family.idx_key(name)).exists()
         durable_step("rename")
         os.replace(self.tmp_path, final)
         try:
             fsync_dir(final.parent)
-            write_idx(self.backend, name, self._records)
+            write_idx(self.backend, name, self._records, self.family)
         except BaseException:  # a pack without its index is invisible: do not leave it behind
             if not indexed_before:  # (one indexed before is the same pack, complete: it stays)
                 final.unlink(missing_ok=True)
@@ -253,8 +266,9 @@ def header_mismatch(header: tuple, location: Location, chunk_id: ChunkId | None 
 class PackReader:
     """Positional reads from packs, safe from several threads (os.pread, cached descriptors)."""
 
-    def __init__(self, backend: DirectoryBackend) -> None:
+    def __init__(self, backend: DirectoryBackend, family: layout.PackFamily = layout.CHUNK_PACKS) -> None:
         self.backend = backend
+        self.family = family
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -263,7 +277,7 @@ class PackReader:
             fd = self._fds.get(pack)
             if fd is None:
                 try:
-                    fd = os.open(self.backend.local_path(layout.pack_key(pack)), os.O_RDONLY)
+                    fd = os.open(self.backend.local_path(self.family.pack_key(pack)), os.O_RDONLY)
                 except FileNotFoundError:
                     raise MissingChunkError(f"pack {pack} is missing") from None
                 self._fds[pack] = fd
@@ -286,6 +300,13 @@ class PackReader:
                                     f"{location.offset} ({wrong} differs from its index)")
         return memoryview(data)[RECORD_HEADER.size:]
 
+    def read_range(self, pack: str, offset: int, length: int) -> bytes:
+        """`length` bytes of a pack from `offset` (whole records, for consolidation)."""
+        data = os.pread(self._fd(pack), length, offset)
+        if len(data) != length:
+            raise CorruptChunkError(f"pack {pack} is truncated at offset {offset + len(data)}")
+        return data
+
     def close(self) -> None:
         with self._lock:
             for fd in self._fds.values():
@@ -293,13 +314,14 @@ class PackReader:
             self._fds.clear()
 
 
-def scan_pack(backend: Backend, name: str) -> list[tuple[bytes, int, int, int, int, bytes]]:
+def scan_pack(backend: Backend, name: str,
+              family: layout.PackFamily = layout.CHUNK_PACKS) -> list[tuple[bytes, int, int, int, int, bytes]]:
     """Walk a pack's records from the start: (id, offset, payload_len, raw_len, codec, base).
 
     Used by fsck to cross-check an index, and to tell how much of a damaged pack is readable.
     Reads only the record headers (ranged reads); NotFoundInBackend when the pack is gone.
     """
-    key = layout.pack_key(name)
+    key = family.pack_key(name)
     records = []
     size = backend.stat(key).size
     if backend.read(key, 0, len(PACK_MAGIC)) != PACK_MAGIC:
