@@ -83,6 +83,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
     to continue (what it reached is not read again), e.g. from the reflogs after the refs.
     """
     reach = Reachable() if into is None else into
+    length_checks = repo.chunks if verify and chunk_lengths else None  # once: each access stats the packs
 
     def load_any(object_id: ObjectId, referrer: str) -> objmod.StoredObject | None:
         try:
@@ -115,9 +116,9 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
                 chunk_id = bytes.fromhex(chunk_hex)
                 reach.chunks[chunk_id] = length
                 reach.chunk_files.setdefault(chunk_id, set()).add(file_id)
-            if verify and chunk_lengths:
+            if length_checks is not None:
                 try:
-                    repo.chunks.check_lengths(file_id, manifest)
+                    length_checks.check_lengths(file_id, manifest)
                 except CorruptObjectError as exc:
                     report("corrupt", file_id, exc.message)
         if verify and file_id in manifest_sizes and manifest_sizes[file_id] != size:

@@ -55,8 +55,10 @@ def with_garbage(base: Path) -> Scene:
 
 
 def edited_past_auto_packs(base: Path) -> Scene:
-    """Edited files to add, with gc.auto_packs at 1: the add then merges every pack."""
-    scene = _edited(two_versions(base))
+    """One new file to add, with gc.auto_packs at 1: the add then merges every pack (few steps
+    of its own, so the sweep spends its kills on the consolidation)."""
+    scene = two_versions(base)
+    scene.write({"e.bin": STAGED["e.bin"]})
     run_here(scene.work, "config", "gc.auto_packs", "1")
     return scene
 
