@@ -102,6 +102,7 @@ EXIT_CODES: dict[int, str] = {
     14: "configuration error: a damaged .mvc/config, an unreadable config file or .mvcignore, "
         "an unknown key, a bad value",
     15: "author identity unknown (set user.name and user.email)",
+    17: "a metrics, params or Trainer state file is missing or malformed; nothing was committed",
 }
 
 
@@ -218,3 +219,10 @@ class RepositoryExistsError(MvcError):
     """`init` where a repository already is: refused (git would reinitialize), a repository error."""
 
     exit_code = 3
+
+
+class MetadataFileError(MvcError):
+    """A metrics, params or Trainer state file that is missing or cannot be parsed (named, with the
+    line and column of a syntax error); nothing is committed."""
+
+    exit_code = 17

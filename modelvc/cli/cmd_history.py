@@ -51,18 +51,31 @@ def pairs_text(values: dict) -> str:
 @click.option("--metric", "metrics", multiple=True, metavar="KEY=NUMBER", help="A metric (a number); repeatable.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter; repeatable.")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Free metadata; repeatable.")
+@click.option("--metrics-file", "metrics_files", multiple=True, metavar="FILE",
+              help="Metrics from a JSON or YAML file (nested keys joined with dots); repeatable.")
+@click.option("--params-file", "params_files", multiple=True, metavar="FILE",
+              help="Params from a JSON or YAML file, e.g. DVC's params.yaml; repeatable.")
+@click.option("--params-reset", is_flag=True,
+              help="Do not carry the parent commit's params over: only those given now.")
+@click.option("--metrics-from-trainer", "trainer_state", metavar="[DIR]", is_flag=False, flag_value="",
+              help="Metrics from a Hugging Face Trainer checkpoint-N/ directory's trainer_state.json: "
+                   "step, epoch, best_metric and the last evaluation's eval_* values. Without DIR: the "
+                   "trainer_state.json this commit adds or changes.")
 @click.option("-a", "--all", "stage_all", is_flag=True,
               help="First stage every change to tracked files (deletions too), as 'mvc add' would.")
 @click.option("--allow-empty", is_flag=True, help="Commit even when nothing changed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the short id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new commit as JSON.")
 @click.pass_context
-def commit_command(ctx, messages, message_file, metrics, params, meta, stage_all, allow_empty, quiet,
-                   as_json) -> None:
+def commit_command(ctx, messages, message_file, metrics, params, meta, metrics_files, params_files, params_reset,
+                   trainer_state, stage_all, allow_empty, quiet, as_json) -> None:
     """Record the staged files as a new version, with metrics, params and metadata.
 
-    The message comes from -m (repeatable: one paragraph each) or -F FILE. Exits 9 when
-    nothing is staged (unless --allow-empty), 2 for a metric that is not a number.
+    The message comes from -m (repeatable: one paragraph each) or -F FILE. Params carry over
+    from the parent commit unless --params-reset; metrics describe this version only. Later
+    sources win: the Trainer state, then each --metrics-file, then --metric (params: each
+    --params-file, then --param). Exits 9 when nothing is staged (unless --allow-empty), 2 for
+    a metric that is not a number, 17 for a missing or malformed metrics or params file.
     """
     from modelvc.ops.commit import commit, message_from, parse_pairs
 
@@ -80,7 +93,10 @@ def commit_command(ctx, messages, message_file, metrics, params, meta, stage_all
 
             with progress_bar() as bar:
                 add_tracked(repo, bar)
-        result = commit(repo, message, metric_values, param_values, meta_values, allow_empty)
+        result = commit(repo, message, metric_values, param_values, meta_values, allow_empty,
+                        metrics_files=metrics_files, params_files=params_files,
+                        trainer_state=True if trainer_state == "" else trainer_state,
+                        params_reset=params_reset, cwd=cwd_of(ctx))
     if as_json:
         emit_json(result.to_dict())
     elif quiet:
@@ -183,15 +199,35 @@ def show_command(ctx, rev, raw, as_json) -> None:
     names = f" ({', '.join(result.names)})" if result.names else ""
     click.secho(f"commit {result.id}{names}", fg="yellow")
     echo_commit_body(c)
-    for title, values in (("metrics", c.metrics), ("params", c.params), ("meta", c.meta)):
-        if values:
-            click.echo(f"\n{title}:")
-            for key in sorted(values):
-                click.echo(f"  {key} = {format_value(values[key])}")
+    echo_values("metrics", c.metrics)
+    echo_params(c.params, {change.key: change.old for change in result.param_changes})
+    echo_values("meta", c.meta)
     click.echo(f"\nfiles ({len([f for f in result.files if f.status != 'deleted'])}, "
                f"{human_size(result.total_size)}):")
     for f in result.files:
         click.echo(f"  {f.status:<9} {human_size(f.size) if f.status != 'deleted' else '':>10}  {f.path}")
+
+
+def echo_values(title: str, values: dict) -> None:
+    if values:
+        click.echo(f"\n{title}:")
+        for key in sorted(values):
+            click.echo(f"  {key} = {format_value(values[key])}")
+
+
+def echo_params(params: dict, was: dict) -> None:
+    """A commit's params, each that differs from the first parent's marked with the old value
+    ('(was 0.0003)', '(new)'), and those the parent had that are gone as 'KEY = -'."""
+    if not params and not was:
+        return
+    click.echo("\nparams:")
+    for key in sorted(set(params) | set(was)):
+        value = format_value(params[key]) if key in params else "-"
+        if key not in was:
+            note = ""
+        else:
+            note = "  (new)" if was[key] is None else f"  (was {format_value(was[key])})"
+        click.echo(f"  {key} = {value}{note}")
 
 
 def working_path(ctx, rev: str):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from modelvc.errors import CorruptIndexError, NothingToCommitError, UsageError
 from modelvc.gitinfo import code_version
 from modelvc.ids import short
+from modelvc.metricsfiles import TRAINER_STATE, FilePath, parse_document, read_values, trainer_state_metrics
 from modelvc.objects import Commit, TreeEntry
 from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
@@ -83,14 +85,41 @@ def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
                 hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
 
 
+def committed_trainer_metrics(repo: Repo, old: dict[str, TreeEntry], new: dict[str, TreeEntry]) -> dict[str, Any]:
+    """The Trainer metrics of the trainer_state.json this commit adds or changes, as staged; of
+    several (a whole output directory added), the one with the highest step."""
+    import io
+
+    from modelvc.store.filedata import write_file
+
+    found = []
+    for path, entry in sorted(new.items()):
+        if path.rsplit("/", 1)[-1] == TRAINER_STATE and old.get(path) != entry:
+            data = io.BytesIO()
+            write_file(repo.read_manifest(entry.manifest_id), data, repo.chunks)
+            found.append(trainer_state_metrics(parse_document(data.getvalue(), "JSON", path, "Trainer state"), path))
+    if not found:
+        raise UsageError(f"this commit adds or changes no {TRAINER_STATE}",
+                         hint="stage a checkpoint directory, or name one: --metrics-from-trainer DIR")
+    return max(found, key=lambda metrics: metrics["step"])
+
+
 def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-           meta: dict[str, Any] | None = None, allow_empty: bool = False) -> CommitResult:
+           meta: dict[str, Any] | None = None, allow_empty: bool = False, *,
+           metrics_files: Sequence[FilePath] = (), params_files: Sequence[FilePath] = (),
+           trainer_state: FilePath | bool | None = None, params_reset: bool = False,
+           cwd: FilePath | None = None) -> CommitResult:
     """Record the index as a commit on HEAD, with its metrics, params and code version.
 
-    Written in the store's order (tree, commit, ref last) under the writer lock, so a crash
-    leaves the branch where it was; refused when nothing changed unless `allow_empty`."""
+    Metrics and params files (and a Trainer checkpoint's state: a directory or file, or True for
+    the trainer_state.json this commit adds or changes) are read and checked before anything is
+    written; params carry over from the parent unless `params_reset`, metrics do not
+    (modelvc.metricsfiles has the rules). Written in the store's order (tree, commit, ref
+    last) under the writer lock, so a crash leaves the branch where it was; refused when
+    nothing changed unless `allow_empty`."""
     if not message.strip():
         raise UsageError("empty commit message", hint="give one with -m MESSAGE")
+    values = read_values(metrics, params, metrics_files, params_files, trainer_state, params_reset, cwd)
     author = repo.signature_now()
     code = code_version(repo.root)
     with repo.transaction():
@@ -103,9 +132,13 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
         if changed == 0 and not allow_empty:
             raise NothingToCommitError("nothing to commit: the index matches HEAD",
                                        hint="stage changes with 'mvc add', or use --allow-empty")
+        recorded = values.metrics
+        if trainer_state is True:  # the lowest precedence, as a Trainer directory's
+            recorded = dict(sorted((committed_trainer_metrics(repo, old, new_map) | recorded).items()))
         tree_id = repo.objects.put(tree)
         parents = (head.commit,) if head.commit else ()
-        new = Commit(tree_id, parents, author, message, dict(metrics or {}), dict(params or {}),
+        parent_params = repo.read_commit(head.commit).params if head.commit else {}
+        new = Commit(tree_id, parents, author, message, recorded, values.params_over(parent_params),
                      dict(meta or {}), code)
         commit_id = repo.objects.put(new)
         kind = "commit" if parents else "commit (initial)"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from modelvc.objects import Commit, Tree, TreeEntry
+from modelvc.ops.diff import ValueChange, compare_values
 from modelvc.ops.log import decorations
 from modelvc.repo import Repo
 from modelvc.vocabulary import commit_dict, mode_text, path_change
@@ -34,6 +35,7 @@ class ShowResult:
     names: list[str]
     files: list[FileRow] = field(default_factory=list)
     total_size: int = 0
+    param_changes: list[ValueChange] = field(default_factory=list)  # against the first parent; text only
 
     def to_dict(self) -> dict[str, Any]:
         return commit_dict(self.id, self.commit, self.names) | {
@@ -47,6 +49,8 @@ def show_commit(repo: Repo, rev: str) -> ShowResult:
     tree = repo.read_tree(commit.tree)
     parent = repo.tree_of(commit.parents[0]) if commit.parents else Tree(())
     result = ShowResult(commit_id, commit, decorations(repo).get(commit_id, []))
+    if commit.parents:
+        result.param_changes = compare_values(repo.read_commit(commit.parents[0]).params, commit.params, False)
     mine, theirs = tree.as_map(), parent.as_map()
     for path in sorted(set(mine) | set(theirs)):
         new, old = mine.get(path), theirs.get(path)
