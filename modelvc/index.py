@@ -15,17 +15,17 @@ from __future__ import annotations
 import json
 import os
 import stat as statmod
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelvc.errors import CorruptIndexError
 from modelvc.fsutil import atomic_write, current_boot_id
-from modelvc.ids import ObjectId, is_full_id
+from modelvc.ids import ObjectId, hash_bytes_raw, is_full_id
+from modelvc.indexfile import MAGIC, decode_index, encode_columns, encode_index
 from modelvc.objects import MODE_EXEC, MODE_FILE, MODE_LINK
-from modelvc.safepath import check_paths
+from modelvc.safepath import check_paths, paths_look_safe
 
-INDEX_VERSION = 1
 REBUILD_HINT = ("rebuild it from the last commit with 'mvc checkout --force HEAD' "
                 "(staged changes are lost; working files are set back to that commit)")
 
@@ -45,14 +45,6 @@ class IndexEntry:
         return (st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.ino
                 and mode_of(st) == self.mode and self.mtime_ns < index_mtime_ns
                 and (not self.unsynced_boot or self.unsynced_boot == current_boot_id()))
-
-    def as_json(self) -> dict:
-        data = {("file" if key == "manifest_id" else key): value for key, value in asdict(self).items()}
-        if not self.unsynced_boot:
-            del data["unsynced_boot"]
-        if not self.dereference:
-            del data["dereference"]
-        return data
 
     @classmethod
     def from_json(cls, data: dict) -> IndexEntry:
@@ -82,35 +74,145 @@ def mode_of(st: os.stat_result) -> int:
 
 
 class Index:
+    """The entries by path. A loaded index keeps its file's columns and builds entry objects
+    only when `entries` is first used: status and `add` with nothing changed compare stats
+    from the columns and never need them."""
+
     def __init__(self, path: Path, load: bool = True) -> None:
         self.path = path
-        self.entries: dict[str, IndexEntry] = {}
+        self._entries: dict[str, IndexEntry] | None = {}
+        self._columns: tuple[Any, ...] | None = None
+        self._positions: dict[str, int] = {}
         self.mtime_ns = 0  # of the index file: entries modified at or after it are racy
+        # The id of the tree the entries make, when the last writer knew it (git's cache-tree):
+        # status compares it with HEAD's instead of reading HEAD's tree. Only a save that
+        # passes it on keeps it; any other save drops it.
+        self.tree_id: ObjectId | None = None
+        # In memory only: the tree the entries made when read or last saved with a tree id, and
+        # what `add` changed since (path -> (manifest id, size, mode) in that tree, None if
+        # absent), so that `commit -a` counts its changes without reading HEAD's tree.
+        self.base_tree: ObjectId | None = None
+        self.changed_since_base: dict[str, tuple[str, int, int] | None] = {}
+        self.digest = b""  # of the file as read or written: tells whether another process rewrote it
         if load and path.exists():
             self._load()
+
+    @property
+    def entries(self) -> dict[str, IndexEntry]:
+        if self._entries is None:
+            assert self._columns is not None
+            self._entries = dict(zip(self._columns[0], map(IndexEntry, *self._columns), strict=True))
+            self._columns, self._positions = None, {}
+        return self._entries
+
+    @entries.setter
+    def entries(self, entries: dict[str, IndexEntry]) -> None:
+        self._entries, self._columns, self._positions = entries, None, {}
+
+    def paths(self) -> list[str]:
+        """Every tracked path, in path order when the index was just read."""
+        return list(self._entries) if self._entries is not None else self._columns[0]  # type: ignore[index]
+
+    def entry(self, path: str) -> IndexEntry | None:
+        """One entry, without building all of them."""
+        if self._entries is not None:
+            return self._entries.get(path)
+        position = self._positions.get(path)
+        if position is None or self._columns is None:
+            return None
+        return IndexEntry(*(column[position] for column in self._columns))
+
+    def restat(self, entry: IndexEntry) -> None:
+        """Replace an entry by one differing only in its stat fields (mtime, inode, unsynced
+        boot): in the columns when no entry object was built, so the save does not build them."""
+        position = self._positions.get(entry.path) if self._columns is not None else None
+        if position is None:
+            self.entries[entry.path] = entry
+            return
+        _, _, sizes, modes, mtimes, inos, unsynced, dereference = self._columns  # type: ignore[misc]
+        sizes[position], modes[position], mtimes[position] = entry.size, entry.mode, entry.mtime_ns
+        inos[position], unsynced[position], dereference[position] = entry.ino, entry.unsynced_boot, entry.dereference
+
+    def is_current(self) -> bool:
+        """Whether the file holds what this object read or wrote (for a writer that read the
+        index before taking the lock and would otherwise read it again)."""
+        try:
+            return bool(self.digest) and hash_bytes_raw(self.path.read_bytes()) == self.digest
+        except FileNotFoundError:
+            return False
 
     def _load(self) -> None:
         with open(self.path, "rb") as handle:
             raw = handle.read()
             self.mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
+        self.digest = hash_bytes_raw(raw)
         try:
-            data = json.loads(raw)
-            entries = [IndexEntry.from_json(e) for e in data["entries"]]
-            for entry in entries:
-                if not is_full_id(entry.manifest_id) or not isinstance(entry.size, int) or entry.size < 0:
-                    raise ValueError(f"entry {entry.path!r} has no valid content id and size")
+            if raw.startswith(MAGIC):
+                columns, self.tree_id = decode_index(raw)
+                self.base_tree = self.tree_id
+                paths = columns[0]
+            else:
+                entries = _decode_json(raw)
+                paths = [e.path for e in entries]
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptIndexError(f"the index file {self.path} is corrupt ({exc})",
                                     hint=REBUILD_HINT) from exc
-        check_paths((e.path for e in entries), f"the index file {self.path}",
-                    hint=f"delete {self.path}, then 'mvc checkout --force HEAD' rebuilds it")
-        self.entries = {e.path: e for e in entries}
+        if not paths_look_safe(paths):
+            check_paths(paths, f"the index file {self.path}",
+                        hint=f"delete {self.path}, then 'mvc checkout --force HEAD' rebuilds it")
+        if raw.startswith(MAGIC):
+            self._entries, self._columns = None, columns
+            self._positions = dict(zip(paths, range(len(paths)), strict=True))
+        else:
+            self._entries = dict(zip(paths, entries, strict=True))
 
-    def save(self) -> None:
-        data = {"version": INDEX_VERSION, "written_ns": time.time_ns(),
-                "entries": [self.entries[p].as_json() for p in sorted(self.entries)]}
-        atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode())
+    def note_change(self, path: str) -> None:
+        """Record `path`'s entry as it was in the base tree, before a change `save(keep_base=True)`
+        will keep track of."""
+        if self.base_tree is not None and path not in self.changed_since_base:
+            before = self.entry(path)
+            self.changed_since_base[path] = None if before is None else (before.manifest_id, before.size, before.mode)
+
+    def save(self, tree_id: ObjectId | None = None, keep_base: bool = False) -> None:
+        """Write every entry; `tree_id` only by a caller that knows the entries make that tree.
+        `keep_base` only by one that called note_change before each change it made."""
+        self.tree_id = tree_id
+        if tree_id is not None or not keep_base:
+            self.base_tree, self.changed_since_base = tree_id, {}
+        if self._columns is not None:  # no entry object was built: the columns are the entries
+            data = encode_columns(self._columns, tree_id)
+        else:
+            data = encode_index(self.entries, tree_id)
+        atomic_write(self.path, data)
+        self.digest = hash_bytes_raw(data)
         self.mtime_ns = os.stat(self.path).st_mtime_ns
 
     def is_unchanged(self, entry: IndexEntry, st: os.stat_result) -> bool:
         return entry.matches_stat(st, self.mtime_ns)
+
+    def trusted_stats(self) -> dict[str, tuple[int, int, int, int]]:
+        """(size, mtime_ns, ino, mode) of every entry whose stat may vouch for its content, by
+        path: what a working file's lstat is compared with, in bulk. Racy entries, entries
+        unsynced in another boot and --dereference entries (whose stat is their target's) are
+        left out: their files are read."""
+        boot = current_boot_id() or ""
+        racy_from = self.mtime_ns
+        if self._entries is not None:
+            return {path: (e.size, e.mtime_ns, e.ino, e.mode) for path, e in self._entries.items()
+                    if e.mtime_ns < racy_from and not e.dereference
+                    and (not e.unsynced_boot or e.unsynced_boot == boot)}
+        paths, _, sizes, modes, mtimes, inos, unsynced, dereference = self._columns  # type: ignore[misc]
+        return {path: (size, mtime, ino, mode)
+                for path, size, mtime, ino, mode, unsynced_boot, linked
+                in zip(paths, sizes, mtimes, inos, modes, unsynced, dereference, strict=True)
+                if mtime < racy_from and not linked and (not unsynced_boot or unsynced_boot == boot)}
+
+
+def _decode_json(raw: bytes) -> list[IndexEntry]:
+    """The index as mvc wrote it before version 2 (one JSON object per entry)."""
+    data = json.loads(raw)
+    entries = [IndexEntry.from_json(e) for e in data["entries"]]
+    for entry in entries:
+        if not is_full_id(entry.manifest_id) or not isinstance(entry.size, int) or entry.size < 0:
+            raise ValueError(f"entry {entry.path!r} has no valid content id and size")
+    return entries

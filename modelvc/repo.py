@@ -50,9 +50,12 @@ if TYPE_CHECKING:
     from modelvc.store.objects import ObjectStore
 
 # 1: FastCDC over every file, zstd chunks. 2: model-aware chunking (tensor-aligned blocks)
-# and byte-plane compression of float chunks. Both are read and written; init makes 2.
-FORMAT_VERSION = 2
-SUPPORTED_FORMATS = (1, 2)
+# and byte-plane compression of float chunks. 3: as 2, with metadata objects written in
+# batches into metadata packs (store/objects.py). All are read and written; init makes 3,
+# and gc upgrades 2 to 3.
+FORMAT_VERSION = 3
+SUPPORTED_FORMATS = (1, 2, 3)
+PACKED_METADATA_FORMAT = 3  # from this version on, metadata objects may be packed
 DEFAULT_LOCK_TIMEOUT = 30.0
 DEFAULT_PACK_MAX_BYTES = 256 << 20
 # How many deltas reading a block may have to apply (a write-time policy, not part of the
@@ -125,6 +128,8 @@ class Repo:
         if self._chunks is not None:
             self._chunks.close()
             self._chunks = None
+        if self._objects is not None:
+            self._objects.close()
 
     # -- creating and finding -------------------------------------------------------------
     @classmethod
@@ -189,6 +194,8 @@ class Repo:
             self._config = self._read_config()
             if self._chunks is not None:
                 self._chunks.pack_max_bytes = _pack_max_bytes_or_default(self._config)
+            if self._objects is not None:
+                self._objects.packed = self._config["format_version"] >= PACKED_METADATA_FORMAT
         return self._config
 
     @property
@@ -197,7 +204,8 @@ class Repo:
         if self._objects is None:
             from modelvc.store.objects import ObjectStore
 
-            self._objects = ObjectStore(self.mvc_dir / "objects")
+            self._objects = ObjectStore(self.mvc_dir / "objects",
+                                        packed=self.config["format_version"] >= PACKED_METADATA_FORMAT)
         return self._objects
 
     @property
@@ -377,6 +385,8 @@ class Repo:
             held.release()
             raise
         self._index = None  # what was read before the lock may be stale: read it again
+        if self._objects is not None:  # gc may have dropped packed objects: `has` must not say yes
+            self._objects.reload_if_packs_changed()
         return held
 
     def _consolidate_packs_if_due(self) -> None:
@@ -488,9 +498,11 @@ class Repo:
         """A tree whose paths are all safe to join to the working tree (else UnsafePathError)."""
         tree = self.objects.get_typed(tree_id, Tree)
         if tree_id not in self._checked_trees:
-            from modelvc.safepath import check_paths
+            from modelvc.safepath import check_paths, paths_look_safe
 
-            check_paths((e.path for e in tree.entries), f"tree {short(tree_id)}", git_ok=True)
+            paths = [e.path for e in tree.entries]
+            if not paths_look_safe(paths):  # the bulk check; the exact one when it is in doubt
+                check_paths(paths, f"tree {short(tree_id)}", git_ok=True)
             self._checked_trees.add(tree_id)
         return tree
 

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelvc.errors import UsageError
 from modelvc.ignore import PROTECTED_NAMES, IgnoreRules, is_protected
+from modelvc.objects import MODE_EXEC, MODE_FILE, MODE_LINK
 from modelvc.safefs import is_temp_name
 
 MVC_DIR = ".mvc"
+# A file's mode as trees record it, from its st_mode's type and owner-exec bits by one lookup.
+KIND_BITS = stat.S_IFMT(0o177777) | stat.S_IXUSR
+MODES_BY_KIND = {stat.S_IFREG: MODE_FILE, stat.S_IFREG | stat.S_IXUSR: MODE_EXEC,
+                 stat.S_IFLNK: MODE_LINK, stat.S_IFLNK | stat.S_IXUSR: MODE_LINK}
 
 
 def to_repo_path(root: Path, user_path: str, cwd: Path | None = None) -> str:
@@ -38,26 +44,82 @@ def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
     temporary files.
     """
     rules = rules or IgnoreRules.load(root)
-    prefix = len(os.path.join(root, ""))  # slicing strings: pathlib per entry cost status half its time
-    stack = [os.path.join(root, start) if start else str(root)]
+    ignored = rules.ignored
+    # Relative paths are built by concatenation: pathlib, or slicing and replacing each full
+    # path, per entry cost status half its time.
+    stack = [(os.path.join(root, start) if start else str(root), start + "/" if start else "")]
     found: list[tuple[str, os.stat_result]] = []
     while stack:
-        directory = stack.pop()
+        directory, base = stack.pop()
         try:
-            entries = list(os.scandir(directory))
+            entries = os.scandir(directory)
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
-        for entry in entries:
-            rel = entry.path[prefix:].replace(os.sep, "/")
-            if entry.name in PROTECTED_NAMES or is_temp_name(entry.name):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                if not rules.ignored(rel, True):
-                    stack.append(entry.path)
-            elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and not rules.ignored(rel, False):
-                found.append((rel, entry.stat(follow_symlinks=False)))
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name in PROTECTED_NAMES or (name[0] == "." and is_temp_name(name)):
+                    continue
+                rel = base + name
+                if entry.is_dir(follow_symlinks=False):
+                    if not ignored(rel, True):
+                        stack.append((entry.path, rel + "/"))
+                elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and not ignored(rel, False):
+                    found.append((rel, entry.stat(follow_symlinks=False)))
     found.sort()
     yield from found
+
+
+@dataclass
+class Walk:
+    """The working tree seen in one pass, against the index's stat cache."""
+
+    matched: list[str] = field(default_factory=list)  # tracked; lstat equals the cached stat
+    differing: dict[str, os.stat_result] = field(default_factory=dict)  # tracked; lstat cannot vouch
+    untracked: dict[str, os.stat_result] = field(default_factory=dict)  # neither tracked nor ignored
+
+    def unseen(self, tracked: Iterable[str]) -> set[str]:
+        """Tracked paths the walk did not meet: gone, not a file, or where it does not go
+        (an ignored directory, beyond a link): each is looked at by stat_path."""
+        return set(tracked).difference(self.matched, self.differing)
+
+
+def walk_against(root: Path, tracked: Container[str], trusted: dict[str, tuple[int, int, int, int]],
+                 rules: IgnoreRules, start: str = "", untracked: bool = True) -> Walk:
+    """Walk as walk_files does, taking each file's lstat once (from its directory entry) and
+    comparing it with `trusted` (Index.trusted_stats) in the same step; ignore rules are asked
+    about untracked files only (a tracked file is never ignored), and untracked files are
+    left alone unless `untracked`. Unsorted."""
+    walk = Walk()
+    matched, differing, found, want_untracked = walk.matched.append, walk.differing, walk.untracked, untracked
+    ignored, kind_bits, modes = rules.ignored, KIND_BITS, MODES_BY_KIND
+    stack = [(os.path.join(root, start) if start else str(root), start + "/" if start else "")]
+    while stack:
+        directory, base = stack.pop()
+        try:
+            entries = os.scandir(directory)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name in PROTECTED_NAMES or (name[0] == "." and is_temp_name(name)):
+                    continue
+                rel = base + name
+                if entry.is_dir(follow_symlinks=False):
+                    if not ignored(rel, True):
+                        stack.append((entry.path, rel + "/"))
+                elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                    if rel in tracked:
+                        st = entry.stat(follow_symlinks=False)
+                        if trusted.get(rel) == (st.st_size, st.st_mtime_ns, st.st_ino,
+                                                modes.get(st.st_mode & kind_bits)):
+                            matched(rel)
+                        else:
+                            differing[rel] = st
+                    elif want_untracked and not ignored(rel, False):
+                        found[rel] = entry.stat(follow_symlinks=False)
+    return walk
 
 
 def stat_path(root: Path, path: str, follow: bool = False) -> os.stat_result | None:

@@ -69,3 +69,21 @@ def random_bytes(size: int, seed: int = 0) -> bytes:
 def mvc_runner(work: Path) -> Mvc:
     """Runs mvc in `work` without creating a repository first."""
     return Mvc(work)
+
+
+def index_as_json(work: Path) -> dict:
+    """The index as its version 1 JSON held it ("file" for the manifest id, optional fields
+    only when set): what tests inspect, and, written back with json.dumps, an index mvc still
+    reads (and converts on its next write)."""
+    from modelvc.index import Index
+
+    entries = []
+    for entry in Index(work / ".mvc" / "index").entries.values():
+        data = {"path": entry.path, "file": entry.manifest_id, "size": entry.size, "mode": entry.mode,
+                "mtime_ns": entry.mtime_ns, "ino": entry.ino}
+        if entry.unsynced_boot:
+            data["unsynced_boot"] = entry.unsynced_boot
+        if entry.dereference:
+            data["dereference"] = True
+        entries.append(data)
+    return {"version": 1, "entries": entries}

@@ -175,7 +175,7 @@ def test_newer_format_version(mvc, work):
     result = mvc("status", ok=False)
     assert result.exit_code == 8
     assert result.stderr == ("error: repository format version 99 is not supported by this modelvc "
-                             "(it reads versions 1, 2)\nhint: upgrade modelvc to work with this repository\n")
+                             "(it reads versions 1, 2, 3)\nhint: upgrade modelvc to work with this repository\n")
 
 
 def test_lock_timeout(mvc, work, monkeypatch):

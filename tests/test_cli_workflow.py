@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from conftest import random_bytes, write
+from conftest import index_as_json, random_bytes, write
 
 
 def test_status_forms(mvc, work):
@@ -303,7 +303,7 @@ def boot(monkeypatch, tmp_path):
 
 
 def _index_entry(work) -> dict:
-    return json.loads((work / ".mvc" / "index").read_bytes())["entries"][0]
+    return index_as_json(work)["entries"][0]
 
 
 def test_checked_out_files_are_trusted_only_in_the_boot_that_wrote_them(mvc, work, boot):

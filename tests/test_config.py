@@ -34,7 +34,7 @@ def test_set_get_list_unset_in_the_repository(mvc, work, home):
     assert mvc("config", "core.gitignore").stdout == "false\n"
     listed = mvc("config", "--list").stdout.splitlines()
     assert {"core.gitignore=false", "delta_max_depth=3", "gc.reflogExpire=2.weeks",
-            "user.name=Ada Lovelace", "format_version=2"} <= set(listed)
+            "user.name=Ada Lovelace", "format_version=3"} <= set(listed)
     mvc("config", "--unset", "gc.reflogExpire")
     assert "gc" not in json.loads((work / ".mvc" / "config").read_bytes())
     assert mvc("config", "gc.reflogExpire", ok=False).exit_code == 1

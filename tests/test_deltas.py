@@ -188,3 +188,32 @@ def test_every_block_of_a_nudged_fp32_tensor_is_a_delta_when_smaller_than_plain(
     assert stats["delta_chunk_count"] == 12
     assert 0.55 < stats["delta_stored_bytes"] / stats["delta_raw_bytes"] < 0.8
     assert added["stored_bytes"] < 0.8 * added["new_bytes"]
+
+
+def test_every_version_of_a_series_at_the_default_depth_reads_back_and_a_flipped_delta_byte_is_caught(mvc, work):
+    from modelvc.config import KEYS
+
+    depth = KEYS["delta_max_depth"].default
+    commits = commit_series(mvc, work, series(depth + 1))  # the newest at the end of a full chain
+    repo = Repo.discover(work)
+    newest = repo.read_manifest(repo.tree_of(repo.resolve(commits[-1][0])).entries[0].manifest_id)
+    chains = {chunk_id: repo.chunks.chain_depth(bytes.fromhex(chunk_id)) for chunk_id, _ in newest.chunks}
+    assert max(repo.chunks.chain_depth(row.tobytes()) for row in repo.chunks.index.entries()["id"]) == depth
+    for commit_id, data in commits:
+        mvc("checkout", "--force", commit_id)
+        assert (work / "m.safetensors").read_bytes() == data
+    assert mvc.json("fsck", "--read-data")["ok"] is True
+
+    delta = next(bytes.fromhex(chunk_id) for chunk_id, chain in chains.items() if chain == depth)
+    location = repo.chunks.index.locate(delta)
+    path = work / ".mvc" / "packs" / f"{location.pack}.pack"
+    data = bytearray(path.read_bytes())
+    data[location.payload_offset + location.payload_len // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    mvc("checkout", "--force", commits[0][0])
+    result = mvc("checkout", "--force", commits[-1][0], ok=False)
+    assert result.exit_code == 7
+    assert (work / "m.safetensors").read_bytes() == commits[0][1]  # the file in place is left whole
+    result = mvc("fsck", "--read-data", "--json", ok=False)
+    assert result.exit_code == 7
+    assert delta.hex() in {problem["id"] for problem in json.loads(result.stdout)["problems"]}

@@ -3,11 +3,10 @@ touching the working tree."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
-from conftest import random_bytes, write
+from conftest import index_as_json, random_bytes, write
 from modelfiles import write_safetensors
 
 from modelvc.cli.main import cli
@@ -20,7 +19,7 @@ def committed(mvc, work, name: str, data: bytes, message: str) -> str:
 
 
 def index_entries(work) -> dict[str, dict]:
-    return {e["path"]: e for e in json.loads((work / ".mvc" / "index").read_bytes())["entries"]}
+    return {e["path"]: e for e in index_as_json(work)["entries"]}
 
 
 # ---- undo staging ---------------------------------------------------------------------

@@ -77,6 +77,8 @@ def gc_command(ctx, prune, grace, as_json) -> None:
                f"{result.incomplete_removed} incomplete packs; rewrote {result.packs_rewritten} packs "
                f"into {result.packs_written}; "
                f"freed {human_size(result.bytes_freed)}")
+    if result.upgraded_to is not None:
+        click.echo(f"upgraded the repository to format {result.upgraded_to}")
 
 
 def share_text(share: dict) -> str:

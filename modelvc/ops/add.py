@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from modelvc.errors import UsageError
+from modelvc.ignore import IgnoreRules
 from modelvc.index import IndexEntry, mode_of, stat_entry
 from modelvc.objects import Manifest, TreeEntry
 from modelvc.ops.gitside import GitignoreUpdate
@@ -16,7 +17,15 @@ from modelvc.ops.pathspec import expand, expand_specs
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.store.filedata import PreviousVersion
-from modelvc.worktree import directories_unchanged, is_utf8_name, printable_name, stat_path
+from modelvc.worktree import (
+    KIND_BITS,
+    MODES_BY_KIND,
+    directories_unchanged,
+    is_utf8_name,
+    printable_name,
+    stat_path,
+    walk_against,
+)
 
 
 @dataclass
@@ -59,60 +68,92 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
         gitignore = bool(effective(repo.config, "core.gitignore"))
     with repo.transaction():
         index = repo.fresh_index()
-        found = expand_specs(repo.root, specs, cwd or Path.cwd(), index.entries, force=force)
-        split = split_for_git(repo.root, found.paths, found.named, set(index.entries))
-        result = _stage(repo, split.store, progress, dereference)
+        found = expand_specs(repo.root, specs, cwd or Path.cwd(), index.paths(), force=force)
+        split = split_for_git(repo.root, found.paths, found.named, set(index.paths()))
+        result = _stage(repo, split.store, progress, dereference, found.stats)
         result.left_to_git, result.versioned_twice = split.left_to_git, split.versioned_twice
-    if gitignore:
-        stored = [p for p in split.store if p in repo.index.entries]
+    if gitignore and split.in_git_tree:
+        tracked = set(repo.index.paths())
+        stored = [p for p in split.store if p in tracked]
         result.gitignore = ignore_stored(repo.root, split, stored)
     return result
 
 
 def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:
-    """Stage every change to tracked files, deletions included (commit --all)."""
+    """Stage every change to tracked files, deletions included (commit --all): one walk takes
+    their stats, and only files whose stat differs from the index's are read."""
     with repo.transaction():
-        return _stage(repo, sorted(repo.fresh_index().entries), progress)
+        index = repo.fresh_index()
+        tracked = set(index.paths())
+        walk = walk_against(repo.root, tracked, index.trusted_stats(), IgnoreRules.load(repo.root),
+                            untracked=False)
+        result = _stage(repo, sorted(walk.differing.keys() | walk.unseen(tracked)), progress,
+                        stats=walk.differing)
+        result.unchanged += len(walk.matched)
+        return result
 
 
-def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool = False) -> AddResult:
-    """Store and stage `paths`; the caller holds the lock and has just re-read the index."""
+def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool = False,
+           stats: dict[str, os.stat_result] | None = None) -> AddResult:
+    """Store and stage `paths`; the caller holds the lock and has just re-read the index.
+
+    `stats` holds lstats a walk just took, so no file is stat'ed twice; a path whose stat
+    matches the index's is counted unchanged without building its entry.
+    """
     from modelvc.ops.links import link_manifest, working_link_target
     from modelvc.store.filedata import ingest_file
 
     result = AddResult()
     index = repo.index
+    stats = stats or {}
+    trusted = {} if dereference else index.trusted_stats()
     work: list[tuple[str, os.stat_result]] = []
     followed: set[str] = set()
     with directories_unchanged():
         for path in paths:
+            st = stats.get(path)
+            if st is not None and trusted.get(path) == (st.st_size, st.st_mtime_ns, st.st_ino,
+                                                        MODES_BY_KIND.get(st.st_mode & KIND_BITS)):
+                result.unchanged += 1
+                continue
             if not is_utf8_name(path):
                 result.skipped.append(printable_name(path))
                 continue
-            entry = index.entries.get(path)
+            entry = index.entry(path)
             follow = dereference or (entry is not None and entry.dereference)
-            st = stat_path(repo.root, path, follow)
+            if st is None or follow:
+                st = stat_path(repo.root, path, follow)
             if follow and _is_link(repo, path):
                 if st is None:
                     raise UsageError(f"cannot dereference '{path}': its target is not a regular file")
                 followed.add(path)
             if st is None:
                 if entry is not None:
+                    index.note_change(path)
                     del index.entries[path]
                     result.removed.append(path)
             elif entry is not None and index.is_unchanged(entry, st):
                 result.unchanged += 1
             else:
                 work.append((path, st))
+    if not work:
+        if result.removed:
+            index.save(keep_base=True)
+        return result
     progress.start("Adding", sum(st.st_size for _, st in work))
     staged: list[tuple[str, os.stat_result, Manifest]] = []
-    head_entries = repo.tree_of(repo.head_commit()).as_map()
+    head_entries: dict[str, TreeEntry] | None = None  # read only for a path new to the index
     with repo.chunks.writer() as writer:
         for path, st in work:
             if stat.S_ISLNK(st.st_mode):
                 staged.append((path, st, link_manifest(working_link_target(repo.root, path), writer)))
                 continue
-            previous = previous_version(repo, index.entries.get(path) or head_entries.get(path))
+            before: IndexEntry | TreeEntry | None = index.entry(path)
+            if before is None:
+                if head_entries is None:
+                    head_entries = repo.tree_of(repo.head_commit()).as_map()
+                before = head_entries.get(path)
+            previous = previous_version(repo, before)
             ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance,
                                    previous, repo.delta_max_depth, shown_as=path,
                                    follow_links=path in followed)
@@ -126,17 +167,19 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
     progress.finish()
     # Chunks are sealed in packs (a file that changed while it was read has stopped the whole
     # add before this point: nothing is staged, and its chunks are left for gc); now the
-    # manifests, and the index last.
-    for path, st, manifest in staged:
-        file_id = repo.objects.put(manifest)
-        indexed = index.entries.get(path)
-        index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
-                                         dereference=path in followed)
-        if indexed is None or indexed.manifest_id != file_id or indexed.mode != mode_of(st):
-            result.staged.append(path)
-        else:
-            result.unchanged += 1
-    index.save()
+    # manifests (one batch: one pack sealed before the index names them), and the index last.
+    with repo.objects.batch():
+        for path, st, manifest in staged:
+            file_id = repo.objects.put(manifest)
+            index.note_change(path)
+            indexed = index.entries.get(path)
+            index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
+                                             dereference=path in followed)
+            if indexed is None or indexed.manifest_id != file_id or indexed.mode != mode_of(st):
+                result.staged.append(path)
+            else:
+                result.unchanged += 1
+    index.save(keep_base=True)
     return result
 
 

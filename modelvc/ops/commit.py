@@ -85,6 +85,17 @@ def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
                 hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
 
 
+def _key(entry: TreeEntry | None) -> tuple[str, int, int] | None:
+    return None if entry is None else (entry.manifest_id, entry.size, entry.mode)
+
+
+def _changed_paths(old: tuple[TreeEntry, ...], new: tuple[TreeEntry, ...]) -> set[str]:
+    """Paths whose entry differs between two trees, by one set operation over both."""
+    before = {(e.path, e.manifest_id, e.size, e.mode) for e in old}
+    after = {(e.path, e.manifest_id, e.size, e.mode) for e in new}
+    return {key[0] for key in before ^ after}
+
+
 def committed_trainer_metrics(repo: Repo, old: dict[str, TreeEntry], new: dict[str, TreeEntry]) -> dict[str, Any]:
     """The Trainer metrics of the trainer_state.json this commit adds or changes, as staged; of
     several (a whole output directory added), the one with the highest step."""
@@ -123,24 +134,33 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
     author = repo.signature_now()
     code = code_version(repo.root)
     with repo.transaction():
-        repo.fresh_index()
+        index = repo.index  # the lock holder's: read afresh, or as `commit -a` just staged it
         head = repo.refs.head()
         tree = tree_from_index(repo)
-        old, new_map = repo.tree_of(head.commit).as_map(), tree.as_map()
-        changed = sum(1 for path in set(old) | set(new_map) if old.get(path) != new_map.get(path))
-        check_staged(repo, [entry for path, entry in new_map.items() if old.get(path) != entry])
+        new_map = tree.as_map()
+        head_tree = repo.read_commit(head.commit).tree if head.commit else None
+        if head_tree is not None and index.base_tree == head_tree:
+            changed_paths = {path for path, before in index.changed_since_base.items()
+                             if before != _key(new_map.get(path))}
+        else:
+            changed_paths = _changed_paths(repo.tree_of(head.commit).entries, tree.entries)
+        changed = len(changed_paths)
+        check_staged(repo, [new_map[path] for path in sorted(changed_paths) if path in new_map])
         if changed == 0 and not allow_empty:
             raise NothingToCommitError("nothing to commit: the index matches HEAD",
                                        hint="stage changes with 'mvc add', or use --allow-empty")
         recorded = values.metrics
         if trainer_state is True:  # the lowest precedence, as a Trainer directory's
+            old = repo.tree_of(head.commit).as_map()
             recorded = dict(sorted((committed_trainer_metrics(repo, old, new_map) | recorded).items()))
-        tree_id = repo.objects.put(tree)
         parents = (head.commit,) if head.commit else ()
         parent_params = repo.read_commit(head.commit).params if head.commit else {}
-        new = Commit(tree_id, parents, author, message, recorded, values.params_over(parent_params),
-                     dict(meta or {}), code)
-        commit_id = repo.objects.put(new)
+        with repo.objects.batch():  # tree and commit written together, before the ref
+            tree_id = repo.objects.put(tree)
+            new = Commit(tree_id, parents, author, message, recorded, values.params_over(parent_params),
+                         dict(meta or {}), code)
+            commit_id = repo.objects.put(new)
         kind = "commit" if parents else "commit (initial)"
+        index.save(tree_id)  # so status compares tree ids, not every entry with HEAD's tree's
         repo.refs.update_head(commit_id, head.commit, f"{kind}: {new.subject}")
     return CommitResult(commit_id, head.branch, parents, new, changed)

@@ -235,7 +235,7 @@ def _check_packs(repo: Repo) -> list[Problem]:
     """
     problems = []
     backend = repo.chunks.backend
-    for name in layout.complete_packs(backend):
+    for name in _every_complete_pack(repo):
         try:
             rows = read_idx(backend, name)
             records = scan_pack(backend, name)
@@ -246,6 +246,11 @@ def _check_packs(repo: Repo) -> list[Problem]:
             continue
         problems += _pack_against_index(name, records, rows)
     return problems
+
+
+def _every_complete_pack(repo: Repo) -> list[str]:
+    """Chunk packs and metadata packs alike: their records and indexes have one layout."""
+    return [name for family in layout.FAMILIES for name in layout.complete_packs(repo.chunks.backend, family)]
 
 
 def _pack_against_index(name: str, records: list[tuple[bytes, int, int, int, int, bytes]],
@@ -365,7 +370,7 @@ def _combined_index_notes(repo: Repo) -> list[str]:
     from modelvc.store.combined import combined_problem
 
     backend = repo.chunks.backend
-    problem = combined_problem(backend, layout.CHUNK_PACKS, layout.complete_packs(backend))
+    problem = combined_problem(backend, layout.PACK_PREFIX, layout.complete_packs(backend))
     return [f"{problem}; it is not used ('mvc gc' rewrites it)"] if problem else []
 
 
@@ -378,7 +383,7 @@ def _combined_against_packs(repo: Repo) -> list[Problem]:
     from modelvc.store.packs import idx_dtype
 
     backend = repo.chunks.backend
-    family = layout.CHUNK_PACKS
+    family = layout.PACK_PREFIX
     combined = load_combined(backend, family, layout.complete_packs(backend))
     if combined is None:
         return []
@@ -393,7 +398,7 @@ def _combined_against_packs(repo: Repo) -> list[Problem]:
         for field_name in plain.dtype.names or ():
             plain[field_name] = listed[field_name]
         if plain.tobytes() != own.tobytes():
-            return [Problem("corrupt", family.combined_key,
-                            f"{family.combined_key} disagrees with {name}.idx: remove it or run 'mvc gc' "
+            return [Problem("corrupt", layout.combined_key(family),
+                            f"{layout.combined_key(family)} disagrees with {name}.idx: remove it or run 'mvc gc' "
                             "(it is derived from the pack indexes; nothing is lost)")]
     return []

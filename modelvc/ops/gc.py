@@ -16,6 +16,7 @@ import numpy as np
 
 from modelvc.errors import IntegrityError
 from modelvc.leftovers import remove_leftovers
+from modelvc.ops.objectgc import collect_objects, finish_upgrade
 from modelvc.ops.reach import walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
@@ -44,6 +45,7 @@ class GcResult:
     bytes_before: int = 0
     bytes_after: int = 0
     stale_temps_removed: int = 0  # in the working tree, left by killed checkouts
+    upgraded_to: int | None = None  # the format version gc upgraded the repository to
 
     @property
     def bytes_freed(self) -> int:
@@ -58,7 +60,8 @@ class GcResult:
                 "deleted_incomplete_pack_count": self.incomplete_removed,
                 "deleted_leftover_count": self.leftovers_removed,
                 "deleted_stale_temp_count": self.stale_temps_removed, "before_bytes": self.bytes_before,
-                "after_bytes": self.bytes_after, "freed_bytes": self.bytes_freed}
+                "after_bytes": self.bytes_after, "freed_bytes": self.bytes_freed,
+                "upgraded_format_version": self.upgraded_to}
 
 
 def store_size(repo: Repo) -> int:
@@ -66,7 +69,7 @@ def store_size(repo: Repo) -> int:
     derived data, which gc may write where it frees nothing)."""
     backend = repo.chunks.backend
     keys = backend.list(layout.OBJECTS) + backend.list(layout.PACKS)
-    return total_size(backend, [key for key in keys if key != layout.CHUNK_PACKS.combined_key])
+    return total_size(backend, [key for key in keys if key != layout.combined_key()])
 
 
 def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS,
@@ -91,14 +94,12 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
                                  f"deleting now could lose more ({problems[0]})",
                                  hint="run 'mvc fsck' first")
         cutoff = time.time() - grace_seconds
-        live_objects = reach.object_ids
-        for object_id in list(repo.objects.all_ids()):
-            if object_id not in live_objects and repo.objects.stat(object_id).mtime < cutoff:
-                repo.objects.delete(object_id)
-                result.objects_removed += 1
+        collected = collect_objects(repo, reach, cutoff)
+        result.objects_removed = collected.removed
         _collect_packs(repo, with_delta_bases(repo, set(reach.chunks)), cutoff, result, progress)
         result.stale_temps_removed = len(sweep_tree(repo.root))
         result.bytes_after = store_size(repo)
+        result.upgraded_to = finish_upgrade(repo)  # last: everything else is in place
     return result
 
 
@@ -184,7 +185,7 @@ def _forget_combined_index(repo: Repo) -> None:
     may be wrong); gc writes a fresh one at its end."""
     from modelvc.store.combined import remove_combined
 
-    if remove_combined(repo.chunks.backend, layout.CHUNK_PACKS):
+    if remove_combined(repo.chunks.backend, layout.PACK_PREFIX):
         repo.chunks.reload()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ class Expansion:
     """Paths a spec matched, and which were named one by one (add refuses ignored files only then)."""
     paths: list[str] = field(default_factory=list)
     named: set[str] = field(default_factory=set)  # files named one by one, not found by a walk or glob
+    stats: dict[str, os.stat_result] = field(default_factory=dict)  # lstats the walks took, by path
 
 
 def expand(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
@@ -39,7 +41,7 @@ def expand_specs(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[st
     """As `expand`, for `add`: without `force`, a spec naming an ignored path is refused as git
     refuses it, and walks skip ignored paths; with it, ignored paths are taken too. A named file
     whose name is not UTF-8 is refused (found by walking, `add` skips it with a warning)."""
-    known = sorted(set(known))
+    known = set(known)
     rules = IgnoreRules.load(root) if include_worktree else IgnoreRules([])
     walk_rules = IgnoreRules([]) if force else rules
     result = Expansion()
@@ -71,8 +73,10 @@ def expand_specs(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[st
                 result.named.add(target)
             else:
                 if is_dir:
-                    found = {p for p, _ in walk_files(root, target, walk_rules)}
-                found.update(p for p in known if under(p, target))
+                    walked = dict(walk_files(root, target, walk_rules))
+                    result.stats.update(walked)
+                    found = set(walked)
+                found.update(known if target == "" else (p for p in known if under(p, target)))
         if not found:
             raise PathNotFoundError(f"pathspec '{spec}' did not match any files")
         matched |= found

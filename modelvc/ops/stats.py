@@ -25,7 +25,9 @@ class StatsResult:
     stored_chunk_bytes: int = 0  # payload bytes in packs (live and dead)
     pack_bytes: int = 0
     packs: int = 0
-    object_bytes: int = 0
+    object_bytes: int = 0  # metadata objects: their packs and loose files
+    objects: int = 0
+    metadata_packs: int = 0
     codecs: dict[str, int] = field(default_factory=dict)
     delta_chunks: int = 0
     delta_raw_bytes: int = 0
@@ -50,6 +52,7 @@ class StatsResult:
                 "unique_chunk_count": self.unique_chunks, "unique_chunk_bytes": self.unique_chunk_bytes,
                 "stored_chunk_bytes": self.stored_chunk_bytes, "pack_count": self.packs,
                 "pack_bytes": self.pack_bytes, "object_bytes": self.object_bytes,
+                "object_count": self.objects, "metadata_pack_count": self.metadata_packs,
                 "stored_bytes": self.stored_bytes, "ratio": self.ratio,
                 "chunk_count_by_codec": self.codecs, "delta_chunk_count": self.delta_chunks,
                 "delta_raw_bytes": self.delta_raw_bytes, "delta_stored_bytes": self.delta_stored_bytes,
@@ -94,8 +97,10 @@ def stats(repo: Repo) -> StatsResult:
     names = layout.complete_packs(backend)
     result.packs = len(names)
     pack_files = total_size(backend, [key for n in names for key in (layout.pack_key(n), layout.idx_key(n))])
-    result.pack_bytes = pack_files + total_size(backend, [layout.CHUNK_PACKS.combined_key])
+    result.pack_bytes = pack_files + total_size(backend, [layout.combined_key()])
     result.object_bytes = store_size(repo) - pack_files
+    result.objects = len(repo.objects.all_ids())
+    result.metadata_packs = len(layout.complete_packs(backend, layout.META_PREFIX))
     return result
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelvc.ops.workstate import WorkingFile, same_content, working_file
+from modelvc.ignore import IgnoreRules
+from modelvc.ops.workstate import WorkingFile, rehashed_file, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.vocabulary import path_change
-from modelvc.worktree import directories_unchanged, is_utf8_name, printable_name, walk_files
+from modelvc.worktree import Walk, directories_unchanged, is_utf8_name, printable_name, walk_against
 
 if TYPE_CHECKING:
-    from modelvc.index import IndexEntry
+    from modelvc.index import Index, IndexEntry
     from modelvc.objects import TreeEntry
 
 
@@ -40,38 +41,80 @@ class StatusResult:
 
 def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True) -> StatusResult:
     """Compare HEAD, the index and the working tree; files whose stat is unchanged since they
-    were indexed are not read again."""
+    were indexed are not read again, and HEAD's tree is not read when the index records that
+    its entries make that very tree."""
     head = repo.refs.head()
     result = StatusResult(head.branch, head.commit)
-    head_entries = repo.tree_of(head.commit).as_map()
-    index = repo.index.entries
-    for path in sorted(set(head_entries) | set(index)):
-        before, after = head_entries.get(path), index.get(path)
-        if not same_content(before, after):
-            kind = "added" if before is None else "deleted" if after is None else "modified"
-            result.staged.append((kind, path))
-    _pair_staged_renames(result, head_entries, index)
-    rehashed_clean = []
+    index = repo.index
+    head_tree = repo.read_commit(head.commit).tree if head.commit else None
+    learnt_tree = None
+    if head_tree is None or index.tree_id != head_tree:
+        head_entries = repo.tree_of(head.commit).as_map()
+        result.staged = staged_changes(head_entries, index.entries)
+        _pair_staged_renames(result, head_entries, index.entries)
+        if head_tree is not None and makes_tree(index.entries, head_entries):
+            learnt_tree = head_tree
+    tracked = set(index.paths())
     with directories_unchanged():
-        for path in sorted(index):
-            now = working_file(repo, path, index[path], progress)
-            if now.manifest_id is None:
-                result.unstaged.append(("deleted", path))
-            elif not same_content(index[path], now):
-                result.unstaged.append(("modified", path))
-            elif now.manifest is not None:
-                rehashed_clean.append(now)
-    if untracked:
-        for path, _ in walk_files(repo.root):
-            if not is_utf8_name(path):
-                result.skipped.append(printable_name(path))
-            elif path not in index:
-                result.untracked.append(path)
-    if result.untracked:
-        result.untracked = left_to_mvc(repo, result.untracked)
-    if rehashed_clean:
-        refresh_stat_cache(repo, rehashed_clean)
+        walk = walk_against(repo.root, tracked, index.trusted_stats(), IgnoreRules.load(repo.root),
+                            untracked=untracked)
+        rehashed_clean = _unstaged_changes(repo, result, walk, tracked, progress)
+    if walk.untracked:
+        found = sorted(walk.untracked)
+        if not is_utf8_name("\0".join(found)):
+            result.skipped = [printable_name(p) for p in found if not is_utf8_name(p)]
+            found = [p for p in found if is_utf8_name(p)]
+        result.untracked = left_to_mvc(repo, found) if found else []
+    if rehashed_clean or learnt_tree is not None:
+        refresh_stat_cache(repo, rehashed_clean, learnt_tree, index)
     return result
+
+
+def staged_changes(head_entries: dict[str, TreeEntry], entries: dict[str, IndexEntry]) -> list[tuple[str, str]]:
+    """(added|modified|deleted, path) where the index differs from HEAD in content or mode,
+    found by one set operation over both sides."""
+    before = {path: (e.manifest_id, e.mode) for path, e in head_entries.items()}
+    after = {path: (e.manifest_id, e.mode) for path, e in entries.items()}
+    changed = sorted({path for path, _ in before.items() ^ after.items()})
+    return [("added" if path not in before else "deleted" if path not in after else "modified", path)
+            for path in changed]
+
+
+def makes_tree(entries: dict[str, IndexEntry], tree_entries: dict[str, TreeEntry]) -> bool:
+    """Whether a commit of the index would record exactly this tree (same paths, ids, sizes, modes)."""
+    return len(entries) == len(tree_entries) and all(
+        (t := tree_entries.get(path)) is not None and (t.manifest_id, t.size, t.mode) == (e.manifest_id, e.size, e.mode)
+        for path, e in entries.items())
+
+
+def _unstaged_changes(repo: Repo, result: StatusResult, walk: Walk, tracked: set[str],
+                      progress: Progress) -> list[WorkingFile]:
+    """Hash the tracked files the walk could not vouch for, and stat one by one those it did not
+    meet; returns the files found unchanged by hashing (their stat is worth caching)."""
+    index = repo.index
+    rehashed_clean = []
+    looked_at: list[WorkingFile] = []
+    indexed: dict[str, IndexEntry] = {}
+    for path in (*walk.differing, *walk.unseen(tracked)):
+        entry = index.entry(path)
+        assert entry is not None, path  # walked paths were taken from the index
+        indexed[path] = entry
+    for path, st in walk.differing.items():
+        entry = indexed[path]
+        if entry.dereference:  # its cached stat is its target's
+            looked_at.append(working_file(repo, path, entry, progress))
+            continue
+        looked_at.append(rehashed_file(repo, path, st, progress))
+    looked_at.extend(working_file(repo, path, entry, progress)
+                     for path, entry in indexed.items() if path not in walk.differing)
+    for now in sorted(looked_at, key=lambda w: w.path):
+        if now.manifest_id is None:
+            result.unstaged.append(("deleted", now.path))
+        elif not same_content(indexed[now.path], now):
+            result.unstaged.append(("modified", now.path))
+        elif now.manifest is not None:
+            rehashed_clean.append(now)
+    return rehashed_clean
 
 
 def _pair_staged_renames(result: StatusResult, head_entries: dict[str, TreeEntry],
@@ -98,28 +141,31 @@ def left_to_mvc(repo: Repo, untracked: list[str]) -> list[str]:
     return split.store
 
 
-def refresh_stat_cache(repo: Repo, files: list[WorkingFile]) -> None:
+def refresh_stat_cache(repo: Repo, files: list[WorkingFile], learnt_tree: str | None = None,
+                       read: Index | None = None) -> None:
     """Record the current stat of files found unchanged by re-hashing, as git's status does,
-    so the next status need not read them again. Skipped when another writer holds the lock,
-    and when the repository cannot be written (another user's, a full disk): this is only a
-    cache, and status a read-only command."""
+    so the next status need not read them again; and `learnt_tree`, the tree the index status
+    `read` was found to make, unless another writer changed it since (then it is read again).
+    Skipped when another writer holds the lock, and when the repository cannot be written
+    (another user's, a full disk): this is only a cache, and status a read-only command."""
     from modelvc.errors import LockTimeoutError, MvcError, from_os_error
     from modelvc.index import stat_entry
     from modelvc.worktree import stat_path
 
     try:
         with repo.transaction(timeout=0):
-            index = repo.fresh_index()
+            current = read is not None and read.is_current()
+            index = read if read is not None and current else repo.fresh_index()
             for hashed in files:
-                entry = index.entries.get(hashed.path)
+                entry = index.entry(hashed.path)
                 st = stat_path(repo.root, hashed.path, follow=entry is not None and entry.dereference)
                 if st is None or hashed.stat is None or entry is None or entry.manifest_id != hashed.manifest_id:
                     continue
                 if (st.st_size, st.st_mtime_ns, st.st_ino) == (
                         hashed.stat.st_size, hashed.stat.st_mtime_ns, hashed.stat.st_ino):
-                    index.entries[hashed.path] = stat_entry(hashed.path, entry.manifest_id, entry.size, entry.mode,
-                                                            st, entry, dereference=entry.dereference)
-            index.save()
+                    index.restat(stat_entry(hashed.path, entry.manifest_id, entry.size, entry.mode, st, entry,
+                                            dereference=entry.dereference))
+            index.save(learnt_tree if learnt_tree is not None and current else index.tree_id)
     except LockTimeoutError:
         pass
     except OSError as exc:

@@ -58,7 +58,13 @@ def working_file(repo: Repo, path: str, entry: IndexEntry | None,
         return WorkingFile(path, None, None, None)
     if entry is not None and repo.index.is_unchanged(entry, st):
         return WorkingFile(path, entry.manifest_id, entry.size, entry.mode)
-    manifest = hash_working_file(repo, path, st, progress, follow)
+    return rehashed_file(repo, path, st, progress, follow)
+
+
+def rehashed_file(repo: Repo, path: str, st: os.stat_result, progress: Progress = NO_PROGRESS,
+                  follow_links: bool = False) -> WorkingFile:
+    """A tracked path as it is now, read whatever the index says (`st` taken before reading)."""
+    manifest = hash_working_file(repo, path, st, progress, follow_links)
     return WorkingFile(path, file_id_of(manifest), manifest.size, mode_of(st), manifest, st)
 
 
@@ -74,6 +80,7 @@ def same_content(a: TreeEntry | IndexEntry | WorkingFile | None,
 
 def tree_from_index(repo: Repo) -> Tree:
     """The tree a commit of the index would record, entries in path order."""
-    return Tree(tuple(TreeEntry(e.path, e.manifest_id, e.size, e.mode)
-                      for e in sorted(repo.index.entries.values(), key=lambda e: e.path)))
+    entries = repo.index.entries
+    return Tree(tuple(TreeEntry(path, e.manifest_id, e.size, e.mode)
+                      for path, e in ((path, entries[path]) for path in sorted(entries))))
 

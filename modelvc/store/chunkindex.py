@@ -54,11 +54,11 @@ class ChunkIndex:
     added or removed."""
 
     def __init__(self, backend: Backend, small_limit: int = SMALL_INDEX_ROWS,
-                 bad: BadRecords = frozenset(), family: layout.PackFamily = layout.CHUNK_PACKS) -> None:
+                 bad: BadRecords = frozenset(), family: str = layout.PACK_PREFIX) -> None:
         self.backend = backend
+        self.family = family  # chunk packs, or the metadata packs (store/objects.py)
         self.small_limit = small_limit
         self.bad = bad
-        self.family = family
         self.reload()
 
     def reload(self) -> None:
@@ -74,7 +74,7 @@ class ChunkIndex:
             if name in covered:
                 continue
             try:
-                data, count = read_idx_rows(self.backend, name, self.family)
+                data, count = read_idx_rows(self.backend, name)
             except NotFoundInBackend:  # removed by gc (in another process) since listed
                 continue
             self._tables.append(_Table(data, IDX_HEADER_SIZE, count, IDX_ROW.size, len(self.packs)))
@@ -102,21 +102,42 @@ class ChunkIndex:
         """Every row holding `chunk_id`, by bisection over each table (sorted by chunk id)."""
         places = []
         for number, table in enumerate(self._tables):
-            low, high = 0, table.count
-            while low < high:
-                middle = (low + high) // 2
-                start = table.start + middle * table.stride
-                if table.data[start:start + _ID_LENGTH] < chunk_id:
-                    low = middle + 1
-                else:
-                    high = middle
-            while low < table.count:
-                start = table.start + low * table.stride
-                if table.data[start:start + _ID_LENGTH] != chunk_id:
-                    break
-                places.append((number << _TABLE_SHIFT) + low)
-                low += 1
+            row = self._first_row_from(table, chunk_id)
+            while row < table.count and self._id_at(table, row) == chunk_id:
+                places.append((number << _TABLE_SHIFT) + row)
+                row += 1
         return places
+
+    @staticmethod
+    def _id_at(table: _Table, row: int) -> bytes:
+        start = table.start + row * table.stride
+        return table.data[start:start + _ID_LENGTH]
+
+    def _first_row_from(self, table: _Table, key: bytes) -> int:
+        """The first row of a table whose id is not below `key` (bisection)."""
+        low, high = 0, table.count
+        while low < high:
+            middle = (low + high) // 2
+            if self._id_at(table, middle) < key:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def ids_with_prefix(self, prefix: bytes, odd_nibble: int | None = None) -> set[bytes]:
+        """Ids that start with `prefix` (and then the half byte `odd_nibble`, for a prefix of an
+        odd number of hex digits): a bisection in each table's sorted rows, no whole-store scan."""
+        found = set()
+        for table in self._tables:
+            row = self._first_row_from(table, prefix)
+            while row < table.count:
+                chunk_id = self._id_at(table, row)
+                if not chunk_id.startswith(prefix):
+                    break
+                if odd_nibble is None or chunk_id[len(prefix)] >> 4 == odd_nibble:
+                    found.add(chunk_id)
+                row += 1
+        return found
 
     def _dict_lookup(self) -> Lookup:
         where: dict[bytes, int] = {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,7 +106,7 @@ class ChunkStore:
     def _read(self, index: ChunkIndex, chunk_id: ChunkId) -> bytes | memoryview:
         location = _locate(index, chunk_id)
         try:
-            raw = self._decode(index, chunk_id, location, 0)
+            raw = self._decode(index, chunk_id, location)
             if len(raw) != location.raw_len or hash_bytes_raw(raw) != chunk_id:
                 raise CorruptChunkError(
                     f"chunk {chunk_id.hex()[:10]} is corrupt: its bytes do not match its id "
@@ -126,23 +128,38 @@ class ChunkStore:
                     pass
             index.bad = index.bad | {(chunk_id, pack)}
 
-    def _decode(self, index: ChunkIndex, chunk_id: ChunkId, location: Location, depth: int) -> bytes | memoryview:
-        from modelvc.store.codecs import CODEC_DELTA, decode_chunk
+    def _decode(self, index: ChunkIndex, chunk_id: ChunkId, location: Location) -> bytes | memoryview:
+        """The chunk's bytes: a full record decoded, or a delta chain applied in one pass.
 
-        payload = self.reader.read_record(location, chunk_id)
-        if location.codec != CODEC_DELTA:
-            return decode_chunk(location.codec, payload, location.raw_len)
+        The chain is walked from the chunk down to its full base first, reading each link's
+        record; then the base is decoded and each link's differences added to it, oldest
+        first. No recursion; a record that does not decode is named in the error.
+        """
+        from modelvc.store.codecs import CODEC_DELTA, decode_chunk
         from modelvc.store.delta import decode_delta
 
-        if location.base is None or depth >= MAX_CHAIN_READ:
-            raise CorruptChunkError(f"chunk {chunk_id.hex()[:10]} is a delta with a missing or looping chain of bases")
-        base_location = index.locate(location.base)
-        if base_location is None:
-            raise MissingChunkError(
-                f"chunk {location.base.hex()[:10]}, the base of delta chunk {chunk_id.hex()[:10]}, is missing",
-                hint="run 'mvc fsck' to see which versions it breaks")
-        base = self._decode(index, location.base, base_location, depth + 1)
-        return decode_delta(payload, location.raw_len, base)
+        links: list[tuple[ChunkId, Location, memoryview]] = []  # newest first
+        while True:
+            payload = self.reader.read_record(location, chunk_id)
+            if location.codec != CODEC_DELTA:
+                break
+            if location.base is None or len(links) >= MAX_CHAIN_READ:
+                raise CorruptChunkError(
+                    f"chunk {chunk_id.hex()[:10]} is a delta with a missing or looping chain of bases")
+            links.append((chunk_id, location, payload))
+            base_location = index.locate(location.base)
+            if base_location is None:
+                raise MissingChunkError(
+                    f"chunk {location.base.hex()[:10]}, the base of delta chunk {chunk_id.hex()[:10]}, is missing",
+                    hint="run 'mvc fsck' to see which versions it breaks")
+            chunk_id, location = location.base, base_location
+        data: bytes | memoryview
+        with _naming(chunk_id, location):
+            data = decode_chunk(location.codec, payload, location.raw_len)
+        for chunk_id, location, payload in reversed(links):
+            with _naming(chunk_id, location):
+                data = decode_delta(payload, location.raw_len, data)
+        return data
 
     def check_lengths(self, file_id: ObjectId, manifest: Manifest) -> None:
         """Refuse a manifest that gives a stored chunk another length than the chunk's own.
@@ -172,7 +189,7 @@ class ChunkStore:
         """Its packs, as consolidation (modelvc.store.consolidate) takes them."""
         from modelvc.store.consolidate import PackSet
 
-        return PackSet(self.backend, layout.CHUNK_PACKS, self.reader, self.pack_max_bytes)
+        return PackSet(self.backend, layout.PACK_PREFIX, self.reader, self.pack_max_bytes)
 
     def writer(self) -> ChunkWriter:
         return ChunkWriter(self)
@@ -180,6 +197,17 @@ class ChunkStore:
     def close(self) -> None:
         self.reader.close()
         self.pool.close()
+
+
+@contextmanager
+def _naming(chunk_id: ChunkId, location: Location) -> Iterator[None]:
+    """Name the record in a payload's decoding error (the codecs do not know which chunk it is)."""
+    try:
+        yield
+    except CorruptChunkError as exc:
+        raise CorruptChunkError(f"chunk {chunk_id.hex()[:10]} is corrupt: {exc.message} "
+                                f"(pack {location.pack}, offset {location.offset})",
+                                hint="run 'mvc fsck' to see which versions it breaks") from None
 
 
 def _locate(index: ChunkIndex, chunk_id: ChunkId) -> Location:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from modelvc.errors import CorruptChunkError
 from modelvc.fsutil import atomic_writer
 from modelvc.ids import hash_bytes_raw
+from modelvc.store import layout
 from modelvc.store.backend import Backend, DirectoryBackend, NotFoundInBackend
-from modelvc.store.layout import PackFamily
 from modelvc.store.packs import IDX_ROW
 
 if TYPE_CHECKING:
@@ -42,9 +42,9 @@ class Combined:
     count: int
 
 
-def parse_combined(data: bytes, family: PackFamily) -> Combined:
+def parse_combined(data: bytes, family: str) -> Combined:
     """The combined index in `data`; CorruptChunkError when it is damaged."""
-    key = family.combined_key
+    key = layout.combined_key(family)
     if len(data) < COMBINED_HEADER.size + 32 or data[:8] != COMBINED_MAGIC:
         raise CorruptChunkError(f"{key} is corrupt (bad header)")
     if hash_bytes_raw(memoryview(data)[:-32]) != data[-32:]:
@@ -54,7 +54,7 @@ def parse_combined(data: bytes, family: PackFamily) -> Combined:
     for _ in range(pack_count):
         length = data[offset] if offset < len(data) else 0
         name = data[offset + 1:offset + 1 + length].decode("ascii", "replace")
-        if not family.is_pack_name(name):
+        if not layout.is_pack_name(name, family):
             raise CorruptChunkError(f"{key} is corrupt (a bad pack name)")
         packs.append(name)
         offset += 1 + length
@@ -63,17 +63,17 @@ def parse_combined(data: bytes, family: PackFamily) -> Combined:
     return Combined(packs, data, offset, count)
 
 
-def read_combined(backend: Backend, family: PackFamily) -> Combined | None:
+def read_combined(backend: Backend, family: str) -> Combined | None:
     """The family's combined index as written (None when there is none); CorruptChunkError
     when it is damaged."""
     try:
-        data = backend.read(family.combined_key)
+        data = backend.read(layout.combined_key(family))
     except NotFoundInBackend:
         return None
     return parse_combined(data, family)
 
 
-def load_combined(backend: Backend, family: PackFamily, listing: list[str]) -> Combined | None:
+def load_combined(backend: Backend, family: str, listing: list[str]) -> Combined | None:
     """The combined index if it can be trusted for the complete packs `listing`, else None."""
     try:
         combined = read_combined(backend, family)
@@ -84,7 +84,7 @@ def load_combined(backend: Backend, family: PackFamily, listing: list[str]) -> C
     return combined
 
 
-def combined_problem(backend: Backend, family: PackFamily, listing: list[str]) -> str | None:
+def combined_problem(backend: Backend, family: str, listing: list[str]) -> str | None:
     """Why the combined index is not used (damaged, or naming packs that are gone), or None."""
     try:
         combined = read_combined(backend, family)
@@ -94,7 +94,7 @@ def combined_problem(backend: Backend, family: PackFamily, listing: list[str]) -
         return None
     gone = sorted(set(combined.packs) - set(listing))
     if gone:
-        return (f"{family.combined_key} is stale: it names {len(gone)} pack(s) that are gone "
+        return (f"{layout.combined_key(family)} is stale: it names {len(gone)} pack(s) that are gone "
                 f"(such as {gone[0]})")
     return None
 
@@ -107,7 +107,7 @@ def combined_dtype() -> np.dtype:
                      ("codec", "u1"), ("pad", "V3"), ("base", "V32"), ("pack", "<u4")])
 
 
-def write_combined(backend: DirectoryBackend, family: PackFamily, packs: list[str],
+def write_combined(backend: DirectoryBackend, family: str, packs: list[str],
                    entries: np.ndarray, pack_numbers: np.ndarray) -> None:
     """Write the combined index of `packs` from index rows and their packs' numbers in `packs`.
 
@@ -125,15 +125,15 @@ def write_combined(backend: DirectoryBackend, family: PackFamily, packs: list[st
     order = np.lexsort((pack_numbers, words[:, 3], words[:, 2], words[:, 1], words[:, 0]))
     names = b"".join(bytes([len(name)]) + name.encode("ascii") for name in packs)
     body = COMBINED_HEADER.pack(COMBINED_MAGIC, len(packs), 0, len(rows)) + names + rows[order].tobytes()
-    with atomic_writer(backend.local_path(family.combined_key)) as handle:
+    with atomic_writer(backend.local_path(layout.combined_key(family))) as handle:
         handle.write(body)
         handle.write(hash_bytes_raw(body))
 
 
-def remove_combined(backend: Backend, family: PackFamily) -> bool:
+def remove_combined(backend: Backend, family: str) -> bool:
     """Delete the combined index (it is derived data); whether there was one."""
     try:
-        backend.delete(family.combined_key)
+        backend.delete(layout.combined_key(family))
     except NotFoundInBackend:
         return False
     return True

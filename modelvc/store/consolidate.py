@@ -48,7 +48,7 @@ class PackSet:
     """The packs of one family in a local store, and how to read them."""
 
     backend: DirectoryBackend
-    family: layout.PackFamily
+    family: str  # the prefix of the packs' names (layout.FAMILIES)
     reader: PackReader
     max_bytes: int
 
@@ -128,13 +128,13 @@ def replace_packs(packs: PackSet, old: list[str], result: Consolidation) -> None
     for name in old:
         if name in result.written:  # packs are named by content: a copy identical to its source is the source
             continue
-        for key in (packs.family.idx_key(name), packs.family.pack_key(name)):
+        for key in (layout.idx_key(name), layout.pack_key(name)):
             try:
                 packs.backend.delete(key)
             except NotFoundInBackend:
                 continue
         result.removed.append(name)
-    packs.backend.sync_dir(packs.family.directory)
+    packs.backend.sync_dir(layout.PACKS)
 
 
 def write_combined_index(packs: PackSet, exclude: frozenset[str] | set[str] = frozenset()) -> int:
@@ -162,7 +162,7 @@ def pack_sizes(packs: PackSet, names: list[str]) -> dict[str, int]:
     sizes = {}
     for name in names:
         try:
-            sizes[name] = packs.backend.stat(packs.family.pack_key(name)).size
+            sizes[name] = packs.backend.stat(layout.pack_key(name)).size
         except NotFoundInBackend:
             continue
     return sizes

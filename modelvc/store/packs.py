@@ -101,13 +101,13 @@ def pack_names(packs_dir: Path) -> list[str]:
     return layout.complete_packs(DirectoryBackend(packs_dir.parent))
 
 
-def read_idx_rows(backend: Backend, name: str, family: layout.PackFamily = layout.CHUNK_PACKS) -> tuple[bytes, int]:
+def read_idx_rows(backend: Backend, name: str) -> tuple[bytes, int]:
     """A pack index's bytes, checked against its checksum, and its number of rows.
 
     Row i is IDX_ROW at IDX_HEADER_SIZE + i * IDX_ROW.size; rows are sorted by chunk id.
     NotFoundInBackend when the index is gone (gc in another process).
     """
-    data = backend.read(family.idx_key(name))
+    data = backend.read(layout.idx_key(name))
     if len(data) < IDX_HEADER_SIZE + 32 or data[:8] != IDX_MAGIC:
         raise CorruptChunkError(f"pack index {name}.idx is corrupt (bad header)")
     (count,) = struct.unpack_from("<Q", data, 8)
@@ -117,15 +117,14 @@ def read_idx_rows(backend: Backend, name: str, family: layout.PackFamily = layou
     return data, count
 
 
-def read_idx(backend: Backend, name: str, family: layout.PackFamily = layout.CHUNK_PACKS) -> np.ndarray:
+def read_idx(backend: Backend, name: str) -> np.ndarray:
     import numpy as np
 
-    data, count = read_idx_rows(backend, name, family)
+    data, count = read_idx_rows(backend, name)
     return np.frombuffer(data, dtype=idx_dtype(), count=count, offset=IDX_HEADER_SIZE)
 
 
-def write_idx(backend: Backend, name: str, records: list[tuple],
-              family: layout.PackFamily = layout.CHUNK_PACKS) -> None:
+def write_idx(backend: Backend, name: str, records: list[tuple]) -> None:
     """Write an index of IDX_ROW rows (a few thousand per pack), sorted by chunk id.
 
     The same pack always has the same index, so one written before (a retried write of the
@@ -134,7 +133,7 @@ def write_idx(backend: Backend, name: str, records: list[tuple],
     rows = b"".join(IDX_ROW.pack(*record) for record in sorted(records, key=lambda r: r[0]))
     body = IDX_MAGIC + struct.pack("<Q", len(records)) + rows
     try:
-        backend.write(family.idx_key(name), body + hash_bytes_raw(body))
+        backend.write(layout.idx_key(name), body + hash_bytes_raw(body))
     except ContentConflictInBackend:
         raise CorruptChunkError(f"pack index {name}.idx is corrupt: it differs from its pack's records",
                                 hint="run 'mvc fsck' to see which versions it breaks") from None
@@ -149,14 +148,13 @@ class PackWriter:
     the pack's name.
     """
 
-    def __init__(self, backend: DirectoryBackend, max_bytes: int,
-                 family: layout.PackFamily = layout.CHUNK_PACKS) -> None:
+    def __init__(self, backend: DirectoryBackend, max_bytes: int, family: str = layout.PACK_PREFIX) -> None:
         from blake3 import blake3
 
         self.backend = backend
         self.max_bytes = max_bytes
         self.family = family
-        self.tmp_path = backend.local_path(family.temp_pack_key())
+        self.tmp_path = backend.local_path(layout.temp_pack_key(family))
         self.tmp_path.parent.mkdir(parents=True, exist_ok=True)
         with naming(self.tmp_path.parent, str(self.tmp_path)):
             self._fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -234,14 +232,14 @@ class PackWriter:
         if not self._records:
             self.tmp_path.unlink(missing_ok=True)
             return None
-        name = self.family.pack_name(self._hasher.digest())
-        final = self.backend.local_path(self.family.pack_key(name))
-        indexed_before = self.backend.local_path(self.family.idx_key(name)).exists()
+        name = layout.pack_name(self._hasher.digest(), self.family)
+        final = self.backend.local_path(layout.pack_key(name))
+        indexed_before = self.backend.local_path(layout.idx_key(name)).exists()
         durable_step("rename")
         os.replace(self.tmp_path, final)
         try:
             fsync_dir(final.parent)
-            write_idx(self.backend, name, self._records, self.family)
+            write_idx(self.backend, name, self._records)
         except BaseException:  # a pack without its index is invisible: do not leave it behind
             if not indexed_before:  # (one indexed before is the same pack, complete: it stays)
                 final.unlink(missing_ok=True)
@@ -266,9 +264,8 @@ def header_mismatch(header: tuple, location: Location, chunk_id: ChunkId | None 
 class PackReader:
     """Positional reads from packs, safe from several threads (os.pread, cached descriptors)."""
 
-    def __init__(self, backend: DirectoryBackend, family: layout.PackFamily = layout.CHUNK_PACKS) -> None:
+    def __init__(self, backend: DirectoryBackend) -> None:
         self.backend = backend
-        self.family = family
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -277,7 +274,7 @@ class PackReader:
             fd = self._fds.get(pack)
             if fd is None:
                 try:
-                    fd = os.open(self.backend.local_path(self.family.pack_key(pack)), os.O_RDONLY)
+                    fd = os.open(self.backend.local_path(layout.pack_key(pack)), os.O_RDONLY)
                 except FileNotFoundError:
                     raise MissingChunkError(f"pack {pack} is missing") from None
                 self._fds[pack] = fd
@@ -314,14 +311,13 @@ class PackReader:
             self._fds.clear()
 
 
-def scan_pack(backend: Backend, name: str,
-              family: layout.PackFamily = layout.CHUNK_PACKS) -> list[tuple[bytes, int, int, int, int, bytes]]:
+def scan_pack(backend: Backend, name: str) -> list[tuple[bytes, int, int, int, int, bytes]]:
     """Walk a pack's records from the start: (id, offset, payload_len, raw_len, codec, base).
 
     Used by fsck to cross-check an index, and to tell how much of a damaged pack is readable.
     Reads only the record headers (ranged reads); NotFoundInBackend when the pack is gone.
     """
-    key = family.pack_key(name)
+    key = layout.pack_key(name)
     records = []
     size = backend.stat(key).size
     if backend.read(key, 0, len(PACK_MAGIC)) != PACK_MAGIC:

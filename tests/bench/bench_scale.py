@@ -205,10 +205,11 @@ def small_files(args: argparse.Namespace, workdir: Path, results: Results) -> No
     copy = timed_cold(["cp", "-r", str(source), str(root / "data")], workdir)
     copy_synced = copy + timed_sync()
     added = timed_mvc_cold(["add", "."], root)
+    store_files = sum(len(files) for _, _, files in os.walk(root / ".mvc"))
     hashing = hash_tree_seconds(source)
     run_mvc(["commit", "-m", "many small files"], root)
     print(f"small: {total / 1e6:.1f} MB; cp -r {copy:.2f} s (+ sync {copy_synced:.2f} s); add . {added:.2f} s; "
-          f"blake3 floor {hashing:.2f} s", flush=True)
+          f"blake3 floor {hashing:.2f} s; {store_files} files under .mvc after add .", flush=True)
 
     os.rename(root / "data", aside / "data-before-checkout")
     restored = timed_mvc_cold(["checkout", "--force", "HEAD", "--", "data"], root)

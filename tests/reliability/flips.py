@@ -36,17 +36,35 @@ def files_by_kind(work: Path) -> dict[str, list[str]]:
     mvc = work / ".mvc"
     repo = Repo(work)
     found: dict[str, list[str]] = {kind: [] for kind in (
-        "pack", "pack index", *OBJECT_KINDS.values(), "branch ref", "tag ref", "HEAD", "index", "config", "reflog")}
+        "pack", "pack index", "meta pack index", *OBJECT_KINDS.values(), "branch ref", "tag ref", "HEAD", "index",
+        "config", "reflog")}
     for object_id in repo.objects.all_ids():
         kind = OBJECT_KINDS[type(repo.objects.get(object_id)).__name__]
-        found[kind].append(rel(work, repo.objects.path_of(object_id)))
+        location = repo.objects.location(object_id)
+        if location is None:
+            found[kind].append(rel(work, repo.objects.path_of(object_id)))
+        else:  # its record in a metadata pack: header and payload
+            pack = rel(work, mvc / "packs" / f"{location.pack}.pack")
+            end = location.payload_offset + location.payload_len
+            found[kind].append(f"{pack}#{location.offset}:{end}")
     found["pack"] = [rel(work, p) for p in sorted((mvc / "packs").glob("pack-*.pack"))]
     found["pack index"] = [rel(work, p) for p in sorted((mvc / "packs").glob("pack-*.idx"))]
+    found["meta pack index"] = [rel(work, p) for p in sorted((mvc / "packs").glob("meta-*.idx"))]
     found["branch ref"] = [rel(work, p) for p in sorted((mvc / "refs" / "heads").rglob("*")) if p.is_file()]
     found["tag ref"] = [rel(work, p) for p in sorted((mvc / "refs" / "tags").rglob("*")) if p.is_file()]
     found["HEAD"], found["index"], found["config"] = [".mvc/HEAD"], [".mvc/index"], [".mvc/config"]
     found["reflog"] = [rel(work, p) for p in sorted((mvc / "logs").rglob("*")) if p.is_file()]
     return found
+
+
+def byte_range(work: Path, entry: str) -> tuple[str, int, int]:
+    """(path, start, end) of what files_by_kind listed: a whole file, or `path#start:end`, the
+    record of a packed object."""
+    path, _, span = entry.partition("#")
+    if not span:
+        return path, 0, (work / path).stat().st_size
+    start, _, end = span.partition(":")
+    return path, int(start), int(end)
 
 
 def rel(work: Path, path: Path) -> str:

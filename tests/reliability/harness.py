@@ -167,10 +167,16 @@ class Scene:
     versions: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit id -> files
 
     @classmethod
-    def create(cls, base: Path) -> Scene:
+    def create(cls, base: Path, format_version: int | None = None) -> Scene:
+        """A new repository (of an older format version, when given one)."""
         work = base / "work"
         work.mkdir(parents=True)
-        run_here(work, "init")
+        if format_version is None:
+            run_here(work, "init")
+        else:
+            from modelvc.repo import Repo
+
+            Repo.init(work, format_version=format_version).close()
         return cls(work, Sentinel.plant(base / "outside"))
 
     def copy_to(self, base: Path) -> Scene:

@@ -29,11 +29,13 @@ V1 = {"model.safetensors": safetensors_bytes(1), "a.bin": random_bytes(40_000, 1
 V2 = {"model.safetensors": safetensors_bytes(2), "a.bin": random_bytes(40_000, 3),
       "sub/c.bin": V1["sub/c.bin"], "d.bin": random_bytes(9_000, 4)}
 STAGED = {**V2, "a.bin": random_bytes(40_000, 5), "e.bin": random_bytes(3_000, 6)}
+# enough new files that their manifests go into a metadata pack, not loose files
+MANY = {**STAGED, **{f"many/{n}.bin": random_bytes(500, 10 + n) for n in range(4)}}
 
 
-def two_versions(base: Path) -> Scene:
+def two_versions(base: Path, format_version: int | None = None) -> Scene:
     """main at v2 (tagged v2), v1 before it (tagged v1): the start of every case."""
-    scene = Scene.create(base)
+    scene = Scene.create(base, format_version)
     scene.write(V1)
     scene.commit("v1", "--metric", "loss=2.5")
     run_here(scene.work, "tag", "v1")
@@ -44,9 +46,9 @@ def two_versions(base: Path) -> Scene:
     return scene
 
 
-def with_garbage(base: Path) -> Scene:
+def with_garbage(base: Path, format_version: int | None = None) -> Scene:
     """v2, plus a pack that is mostly unreachable chunks and objects nothing refers to."""
-    scene = two_versions(base)
+    scene = two_versions(base, format_version)
     scene.write({"g.bin": random_bytes(120_000, 7), "s.bin": random_bytes(5_000, 8)})
     run_here(scene.work, "add", ".")
     scene.write({"g.bin": random_bytes(1_000, 9)})
@@ -99,11 +101,15 @@ CASES = [
     Case("gc", with_garbage, ["gc", "--grace", "0"], False, False, [["gc", "--grace", "0"]]),
     Case("tag", two_versions, ["tag", "-m", "release", "rel"], False, False,
          [["tag", "-f", "-m", "release", "rel"]]),
+    Case("add-packed", lambda b: _edited(two_versions(b), MANY), ["add", "."], False, False,
+         [["add", "."], ["commit", "-m", "after add"]]),
+    Case("gc-upgrade", lambda b: with_garbage(b, format_version=2), ["gc", "--grace", "0"], False, False,
+         [["gc", "--grace", "0"]]),
 ]
 
 
-def _edited(scene: Scene) -> Scene:
-    scene.write(STAGED)
+def _edited(scene: Scene, files: dict[str, bytes] = STAGED) -> Scene:
+    scene.write(files)
     return scene
 
 

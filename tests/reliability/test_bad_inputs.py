@@ -178,7 +178,7 @@ def test_unknown_format_version(two, version):
     config = two.cwd / ".mvc" / "config"
     config.write_text(json.dumps(json.loads(config.read_text()) | {"format_version": version}))
     assert_refused(two, ["status"], 8, f"error: repository format version {version!r} is not supported by "
-                   "this modelvc (it reads versions 1, 2)\nhint: upgrade modelvc to work with this repository\n")
+                   "this modelvc (it reads versions 1, 2, 3)\nhint: upgrade modelvc to work with this repository\n")
 
 
 @pytest.mark.parametrize("version", ["2", True, None])

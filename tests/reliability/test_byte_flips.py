@@ -7,12 +7,13 @@ right after its verdict.
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 
 from modelvc.store.packs import RECORD_HEADER
-from tests.reliability.flips import config_change, files_by_kind, judge, pack_field
+from tests.reliability.flips import byte_range, config_change, files_by_kind, judge, pack_field
 from tests.reliability.scenes import two_versions
 
 
@@ -65,9 +66,10 @@ def test_flip_in_a_pack(template, kinds, position, outcome, names_versions):
 def test_flip_in_an_object_or_pack_index(template, kinds, kind):
     """Anywhere in the file: exit 7 from plain fsck, naming what it breaks (a tag: its ref)."""
     rng = random.Random(kind)
-    for path in kinds[kind][:2]:
-        size = (template.work / path).stat().st_size
-        for position in sorted({0, size - 1, *rng.sample(range(size), 3)}):
+    assert kinds[kind]
+    for entry in kinds[kind][:2]:
+        path, start, end = byte_range(template.work, entry)
+        for position in sorted({start, end - 1, *rng.sample(range(start, end), 3)}):
             verdict = judge(template, kind, path, position)
             assert verdict.outcome == "detected" and verdict.exit_codes == (7, 7), verdict
             if kind == "tag":
@@ -75,6 +77,16 @@ def test_flip_in_an_object_or_pack_index(template, kinds, kind):
             else:
                 named = {c for c, _ in verdict.breaks} & set(template.versions)
                 assert named and all(p for _, p in verdict.breaks), verdict
+
+
+def test_flip_in_a_metadata_pack_index_is_an_integrity_error(template, kinds):
+    """Its checksum fails: every command that reads an object says so (exit 7), naming the file."""
+    path = kinds["meta pack index"][0]
+    size = (template.work / path).stat().st_size
+    for position in (0, 20, size // 2, size - 1):
+        verdict = judge(template, "meta pack index", path, position)
+        assert verdict.outcome == "detected" and verdict.exit_codes == (7, 7), verdict
+        assert path.rpartition("/")[2] in verdict.report, verdict
 
 
 @pytest.mark.parametrize("kind", ["branch ref", "tag ref", "HEAD"])
@@ -113,25 +125,26 @@ def test_flip_in_a_reflog(template, where, outcome):
         assert verdict.exit_codes == (7, 7)
 
 
-def _index_position(template, key: str) -> int:
-    """A digit inside `key`'s first value in the index file (not a leading one: "0123" would not parse)."""
+def _index_position(template, field: str) -> int:
+    """A byte of the first entry's `field` in the index file (columns: see docs/format.md)."""
     data = (template.work / ".mvc" / "index").read_bytes()
-    start = data.index(f'"{key}":'.encode()) + len(key) + 3
-    end = start
-    while data[end:end + 1].isalnum():
-        end += 1
-    return start + (end - start) // 2
+    header_end = data.index(b"\n", len(b"MVCINDEX\n"))
+    header = json.loads(data[len(b"MVCINDEX\n"):header_end])
+    paths_at = header_end + 1
+    count = header["count"]
+    numbers_at = paths_at + header["paths_bytes"] + 32 * count
+    return {"version": data.index(b'"version":') + 10, "path": paths_at,
+            "file": paths_at + header["paths_bytes"] + 5,
+            "ino": numbers_at + 8 * count, "mtime_ns": numbers_at + 4 * 8 * count}[field]
 
 
-@pytest.mark.parametrize("key, outcome", [
-    ("file", "detected"),  # the entry names content the store does not hold
-    ("mtime_ns", "harmless"),  # a stat-cache miss: the file is hashed again
-    ("ino", "harmless"),
-    ("version", "harmless"),
-])
-def test_flip_in_the_index(template, key, outcome):
-    verdict = judge(template, "index", ".mvc/index", _index_position(template, key))
-    assert verdict.outcome == outcome, verdict
+@pytest.mark.parametrize("field", ["file", "path", "mtime_ns", "ino", "version"])
+def test_flip_in_the_index_is_refused(template, field):
+    """The index's checksum refuses any flipped byte, even one that would only have cost a
+    stat-cache miss: never a staged entry silently naming other content or another path."""
+    verdict = judge(template, "index", ".mvc/index", _index_position(template, field))
+    assert verdict.outcome == "detected" and verdict.exit_codes == (7, 7), verdict
+    assert "the index file" in verdict.report and "checksum does not match" in verdict.report
 
 
 def test_unreadable_index_is_an_integrity_error(template):
@@ -145,7 +158,9 @@ def _config_position(template, text: str, after: int = 0) -> int:
 
 
 @pytest.mark.parametrize("anchor, after, change, outcome, code", [
-    ('"format_version": 2', 18, "format_version", "refused", 8),  # 3: a format this modelvc does not read
+    # 3 -> 2: every reader still looks in metadata packs; writes go loose until gc upgrades again
+    ('"format_version": 3', 18, "format_version", "harmless", 0),
+    ('"format_version": 3', 18 - 2, "unreadable", "refused", 14),  # '"' -> '#': not JSON
     ('"pack_max_bytes": 2', 19, "pack_max_bytes", "harmless", 0),  # a write-time policy only
     ("{", 0, "unreadable", "refused", 14),  # not JSON: a damaged config
     ('"cdc_avg": 2', 12, "chunking", "detected", 7),  # 262144 -> 272144: valid, but not format 2's

@@ -12,7 +12,7 @@ import pytest
 
 from modelvc.fsutil import STEP_KINDS, _CrashAtStep
 from tests.reliability.harness import KILLED, Scene, random_kills, run, sweep_steps
-from tests.reliability.scenes import CASES, V1, V2, two_versions, verifier
+from tests.reliability.scenes import CASES, V1, V2, two_versions, verifier, with_garbage
 
 CASE_IDS = [case.name for case in CASES]
 
@@ -117,3 +117,25 @@ def test_an_add_past_gc_auto_packs_leaves_one_pack_and_a_kill_before_an_old_pack
     run(scene.work, "gc", "--grace", "0", check=True)
     assert len(pack_names(scene.work / ".mvc" / "packs")) == 1
     scene.check()
+
+
+def test_an_upgrade_killed_before_its_last_step_leaves_format_2_readable_and_gc_finishes_it(tmp_path):
+    """The config says format 3 only once the loose objects are packed and removed: killed at the
+    last rename (the config's), the repository is still format 2, wholly packed, and sound."""
+    import json
+
+    template = with_garbage(tmp_path / "template", format_version=2)
+    config = lambda scene: json.loads((scene.work / ".mvc" / "config").read_text())["format_version"]  # noqa: E731
+    loose = lambda scene: [p for p in (scene.work / ".mvc" / "objects").rglob("*") if p.is_file()]  # noqa: E731
+    assert loose(template)
+    last_killed = None
+    for step in range(1, 20):
+        scene = template.copy_to(tmp_path / f"kill{step}")
+        if run(scene.work, "gc", "--grace", "0", crash_at=f"{step}:rename").returncode != KILLED:
+            assert config(scene) == 3 and loose(scene) == []
+            break
+        last_killed = scene
+    assert last_killed is not None and config(last_killed) == 2 and loose(last_killed) == []
+    last_killed.check()
+    assert run(last_killed.work, "gc", "--grace", "0").returncode == 0 and config(last_killed) == 3
+    last_killed.check()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from conftest import random_bytes, write
+from conftest import index_as_json, random_bytes, write
 
 from modelvc.errors import (
     CorruptChunkError,
@@ -241,7 +241,7 @@ def test_an_index_entry_with_a_wrong_size_is_refused_by_commit(mvc, work):
     write(work / "w.bin", b"b" * 20)
     mvc("add", "w.bin")
     index = work / ".mvc" / "index"
-    data = json.loads(index.read_bytes())
+    data = index_as_json(work)
     data["entries"][0]["size"] = 5
     file_id = data["entries"][0]["file"]
     index.write_text(json.dumps(data))
@@ -482,8 +482,8 @@ def test_a_commit_killed_at_any_step_never_moves_a_ref_without_its_reflog_line(m
         mvc("gc")
         assert temp_leftovers(work) == []
         mvc("commit", "-m", f"step {step}, again")
-    assert step == 6  # tree, commit, two reflog lines, the ref: each step was killed once
-    assert [e["message"] for e in mvc.json("reflog")][:2] == ["commit: step 6", "commit: step 5, again"]
+    assert step == 7  # tree, commit, the index (the tree it makes), two reflog lines, the ref: each killed once
+    assert [e["message"] for e in mvc.json("reflog")][:2] == ["commit: step 7", "commit: step 6, again"]
 
 
 def test_leftover_temp_files_are_never_read_as_data(mvc, work):

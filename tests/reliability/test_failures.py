@@ -499,5 +499,5 @@ def test_chunking_parameters_other_than_the_formats_own_are_damage(mvc, work):
     result = mvc("add", "n.bin", ok=False)
     assert (result.exit_code, result.stderr.splitlines()[0]) == (
         14, f"error: the repository config {config_path} is damaged: "
-            "chunking: cdc_avg is 272144, format version 2 fixes 262144")
+            "chunking: cdc_avg is 272144, format version 3 fixes 262144")
     assert mvc("fsck", ok=False).exit_code == 7

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import write
+from conftest import index_as_json, write
 from tree_snapshot import make_outside, snapshot
 
 from modelvc import safefs
@@ -188,7 +188,7 @@ def test_unsafe_index_path_is_refused_and_nothing_is_written(mvc, work, outside,
     write(work / "good.bin", b"good")
     commit_all(mvc, "good")
     index_path = work / ".mvc" / "index"
-    data = json.loads(index_path.read_bytes())
+    data = index_as_json(work)
     good = data["entries"][0]
     data["entries"] = [dict(good, path=p) for p in paths]
     index_path.write_text(json.dumps(data))

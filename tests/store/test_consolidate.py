@@ -96,7 +96,7 @@ def test_gc_fills_packs_up_to_pack_max_bytes_and_writes_the_combined_index(mvc, 
     names = pack_names(work / ".mvc" / "packs")
     sizes = [backend.stat(layout.pack_key(name)).size for name in names]
     assert len(names) in (2, 3) and max(sizes) <= total // 2
-    combined = read_combined(backend, layout.CHUNK_PACKS)
+    combined = read_combined(backend, layout.PACK_PREFIX)
     assert combined is not None and combined.packs == names and combined.count == len(before)
     assert ChunkIndex(backend).combined_packs == names
     assert stored_records(work) == before
@@ -169,7 +169,7 @@ def combined_store(mvc, work) -> tuple[DirectoryBackend, list]:
     total = sum(backend.stat(layout.pack_key(name)).size for name in pack_names(work / ".mvc" / "packs"))
     set_config(work, pack_max_bytes=total // 2)
     mvc("gc", "--grace", "0")
-    assert len(read_combined(backend, layout.CHUNK_PACKS).packs) >= 2
+    assert len(read_combined(backend, layout.PACK_PREFIX).packs) >= 2
     return backend, commits
 
 
@@ -197,7 +197,7 @@ def test_packs_sealed_after_the_combined_index_are_found(mvc, work):
 
 def test_a_damaged_combined_index_is_ignored_reported_and_rewritten(mvc, work):
     backend, commits = combined_store(mvc, work)
-    path = backend.local_path(layout.CHUNK_PACKS.combined_key)
+    path = backend.local_path(layout.combined_key())
     data = bytearray(path.read_bytes())
     data[100] ^= 0x40
     path.write_bytes(bytes(data))
@@ -214,7 +214,7 @@ def test_a_damaged_combined_index_is_ignored_reported_and_rewritten(mvc, work):
 
 def test_a_stale_combined_index_is_ignored_and_reported(mvc, work):
     backend, commits = combined_store(mvc, work)
-    path = backend.local_path(layout.CHUNK_PACKS.combined_key)
+    path = backend.local_path(layout.combined_key())
     stale = path.read_bytes()
     set_config(work, pack_max_bytes=1 << 20)
     mvc("gc", "--grace", "0")  # merges the packs the combined index names into one
@@ -228,7 +228,7 @@ def test_a_stale_combined_index_is_ignored_and_reported(mvc, work):
 
 def test_deleting_the_combined_index_loses_nothing(mvc, work):
     backend, commits = combined_store(mvc, work)
-    backend.local_path(layout.CHUNK_PACKS.combined_key).unlink()
+    backend.local_path(layout.combined_key()).unlink()
     assert ChunkIndex(backend).combined_packs == []
     assert_every_version_checks_out(mvc, work, commits)
     report = mvc.json("fsck", "--read-data")
@@ -239,7 +239,7 @@ def test_the_combined_index_starts_with_its_magic_and_ends_with_its_checksum(mvc
     from modelvc.ids import hash_bytes_raw
 
     backend, _ = combined_store(mvc, work)
-    data = backend.local_path(layout.CHUNK_PACKS.combined_key).read_bytes()
+    data = backend.local_path(layout.combined_key()).read_bytes()
     assert data[:8] == COMBINED_MAGIC and hash_bytes_raw(data[:-32]) == data[-32:]
 
 
@@ -280,8 +280,8 @@ def test_a_combined_index_that_disagrees_with_its_packs_is_found_by_read_data_an
     from modelvc.store.combined import COMBINED_ROW
 
     backend, commits = combined_store(mvc, work)
-    path = backend.local_path(layout.CHUNK_PACKS.combined_key)
-    combined = read_combined(backend, layout.CHUNK_PACKS)
+    path = backend.local_path(layout.combined_key())
+    combined = read_combined(backend, layout.PACK_PREFIX)
     data = bytearray(combined.data[:-32])
     offset_field = combined.rows_start + 32
     data[offset_field:offset_field + 8] = (int.from_bytes(data[offset_field:offset_field + 8], "little") + 1) \

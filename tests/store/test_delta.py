@@ -86,3 +86,46 @@ def test_plan_bases_matches_blocks_by_tensor_and_offset():
              ChunkSpan(4520, 400, 2), ChunkSpan(4920, 100, 2)]
     bases = plan_bases(spans, new, old, old_chunks)
     assert bases == [None, (bytes.fromhex("bb" * 32), "emb"), (bytes.fromhex("cc" * 32), "emb"), None, None, None]
+
+
+def test_a_chain_read_from_the_store_rebuilds_every_link_with_lengths_that_change(tmp_path):
+    """A chain of four deltas, the block shrinking and growing along it, read back exactly through
+    the store's chain walk; a flipped payload byte in a middle link fails that link and every
+    chunk built on it, naming the damaged record, and leaves the links below it readable."""
+    from modelvc.errors import CorruptChunkError
+    from modelvc.ids import hash_bytes_raw
+    from modelvc.store.chunkstore import ChunkStore
+    from modelvc.store.codecs import CODEC_DELTA, CODEC_PLANES
+
+    values = [weights(12_000, 20)]
+    for seed in range(21, 25):
+        values.append(nudged(values[-1], 1e-4, seed))
+    lengths = [12_000, 12_000, 9_000, 12_000, 11_000]
+    blocks = [bf16_bits(v[:n]).tobytes() for v, n in zip(values, lengths, strict=True)]
+    blocks[3] += b"\x05"  # a trailing partial element
+    ids = [hash_bytes_raw(block) for block in blocks]
+    payloads = [encode_delta(block, base, 2) for base, block in zip(blocks, blocks[1:], strict=False)]
+    assert all(payload is not None for payload in payloads)
+
+    store = ChunkStore(tmp_path / "packs")
+    with store.writer() as writer:
+        codec, payload = encode_chunk(blocks[0], 2)
+        writer.append(ids[0], codec, len(blocks[0]), payload)
+        for number, payload in enumerate(payloads, start=1):
+            writer.append(ids[number], CODEC_DELTA, len(blocks[number]), payload, ids[number - 1])
+    assert store.locate(ids[0]).codec == CODEC_PLANES
+    assert [store.chain_depth(chunk_id) for chunk_id in ids] == [0, 1, 2, 3, 4]
+    assert [bytes(store.read(chunk_id)) for chunk_id in ids] == blocks
+
+    location = store.locate(ids[2])
+    pack = tmp_path / "packs" / f"{location.pack}.pack"
+    data = bytearray(pack.read_bytes())
+    data[location.payload_offset + location.payload_len - 1] ^= 0x01
+    pack.write_bytes(bytes(data))
+    store.reload()
+    assert bytes(store.read(ids[1])) == blocks[1]  # below the damage: intact
+    for chunk_id in ids[2:]:  # the damaged link and every chunk built on it
+        with pytest.raises(CorruptChunkError) as caught:
+            store.read(chunk_id)
+        assert caught.value.message.startswith(f"chunk {ids[2].hex()[:10]} is corrupt: corrupt chunk payload: ")
+        assert caught.value.message.endswith(f"(pack {location.pack}, offset {location.offset})")
