@@ -10,7 +10,6 @@ from click.testing import CliRunner
 
 from modelvc.cli.main import cli
 
-
 TEST_AUTHOR = {"MVC_AUTHOR_NAME": "Test Author", "MVC_AUTHOR_EMAIL": "test@example.com"}
 
 
