@@ -14,7 +14,7 @@ import io
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from modelvc import repo as base
 
@@ -53,7 +53,7 @@ class Repo(base.Repo):
         """Create a repository at `path` (as `mvc init`: in a git work tree, .gitignore gets /.mvc/)."""
         from modelvc.ops.gitside import ignore_store
 
-        repo = super().init(Path(path), **options)
+        repo = cast(Repo, super().init(Path(path), **options))  # an instance of cls, as every classmethod here
         ignore_store(repo.root)
         return repo
 
@@ -63,9 +63,9 @@ class Repo(base.Repo):
         return cls(Path(path).resolve(), **options)
 
     @classmethod
-    def discover(cls, start: PathArg | None = None, **options: Any) -> Repo:  # type: ignore[override]
+    def discover(cls, start: PathArg | None = None, **options: Any) -> Repo:
         """The repository holding `start` (default: the working directory) or a parent of it."""
-        return super().discover(Path(start) if start is not None else None, **options)
+        return cast(Repo, super().discover(Path(start) if start is not None else None, **options))
 
     # -- files -----------------------------------------------------------------------------
     def add(self, *paths: PathArg, force: bool = False, gitignore: bool | None = None,

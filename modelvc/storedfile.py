@@ -41,7 +41,7 @@ class StoredFileReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        self._checkClosed()  # type: ignore[attr-defined]
+        self._refuse_if_closed()
         view = memoryview(buffer).cast("B")
         wanted = min(len(view), self._source.size - self._position)
         if wanted <= 0:
@@ -52,7 +52,7 @@ class StoredFileReader(io.RawIOBase):
         return len(data)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._checkClosed()  # type: ignore[attr-defined]
+        self._refuse_if_closed()
         origin = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._source.size}.get(whence)
         if origin is None:
             raise ValueError(f"invalid whence ({whence})")
@@ -62,7 +62,12 @@ class StoredFileReader(io.RawIOBase):
         return self._position
 
     def tell(self) -> int:
+        self._refuse_if_closed()
         return self._position
+
+    def _refuse_if_closed(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
 
 
 def stored_source(repo: Repo, rev: str, path: str) -> tuple[StoredFileSource, str]:
@@ -87,9 +92,14 @@ def read_stored_tensor(repo: Repo, rev: str, path: str, name: str) -> np.ndarray
     dimensions fastest first: the array has them reversed (row-major, as gguf-py reads them).
     The array is read-only when it is a view of the read bytes.
     """
+    source, stored_path = stored_source(repo, rev, path)
+    return tensor_from_source(source, stored_path, rev, name)
+
+
+def tensor_from_source(source: ByteSource, stored_path: str, rev: str, name: str) -> np.ndarray:
+    """Tensor NAME of the model file `source` holds (`stored_path` in `rev`, for the errors)."""
     from modelvc.formats.detect import read_layout
 
-    source, stored_path = stored_source(repo, rev, path)
     layout = read_layout(source, stored_path.rsplit("/", 1)[-1])
     if layout is None:
         raise NotAModelFileError(f"'{stored_path}' in {rev} is not a model file modelvc reads tensors from",
@@ -120,11 +130,12 @@ def tensor_array(raw: bytes, segment: Segment, file_format: str) -> np.ndarray:
     shape = tuple(segment.shape or ())
     if dtype not in ITEMSIZES:  # a quantized ggml type: blocks, not elements
         return np.frombuffer(raw, dtype=np.uint8)
-    elements = np.frombuffer(raw, dtype=_NUMPY_DTYPES[dtype])
     if dtype in _WIDENED:
         from modelvc.modeldiff.stats import decode
 
         elements = decode(raw, dtype).astype(np.float32)
+    else:
+        elements = np.frombuffer(raw, dtype=_NUMPY_DTYPES[dtype])
     if file_format == "gguf":
         shape = shape[::-1]
     if segment.stride is not None:
@@ -135,7 +146,7 @@ def tensor_array(raw: bytes, segment: Segment, file_format: str) -> np.ndarray:
 
 
 _NUMPY_DTYPES = {
-    "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "F8_E4M3": "u1", "F8_E5M2": "u1",
+    "F64": "<f8", "F32": "<f4", "F16": "<f2",
     "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2",
     "U8": "u1", "BOOL": "?", "C64": "<c8", "C128": "<c16",
 }  # fmt: skip

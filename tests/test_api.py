@@ -202,6 +202,8 @@ def test_open_file_streams_the_stored_bytes_and_detects_a_flipped_byte(tmp_path)
             assert handle.readinto(buffer) == 100_000 and buffer == payload[1_500_000:1_600_000]
             assert handle.tell() == 1_600_000
             assert not handle.writable()
+        with pytest.raises(ValueError):
+            handle.read()  # closed
         with repo.open_file("HEAD", tmp_path / "ckpt" / "model.bin") as handle:
             assert handle.read(5) == payload[:5]
         assert (tmp_path / "ckpt" / "model.bin").read_bytes() == b"working copy"
@@ -243,31 +245,18 @@ def test_read_tensor_gives_the_tensor_written(tmp_path):
 
 
 def test_read_tensor_reads_only_its_chunks(tmp_path):
+    from modelvc.storedfile import stored_source, tensor_from_source
+
     big = {f"layer{i}": np.random.default_rng(i).standard_normal((512, 1024)).astype(np.float32) for i in range(8)}
     with modelvc.Repo.init(tmp_path, workers=2) as repo:
         write_safetensors(tmp_path / "m.safetensors", big)
         repo.add("m.safetensors")
         repo.commit("big")
-        from modelvc.storedfile import stored_source
-
-        source, _ = stored_source(repo, "HEAD", "m.safetensors")
-        read = []
-        original = source.store.read
-
-        class Counting:
-            def read(self, chunk_id):
-                data = original(chunk_id)
-                read.append(len(data))
-                return data
-
-        source.store = Counting()
-        from modelvc.formats.detect import read_layout
-        from modelvc.storedfile import tensor_array
-
-        segment = next(s for s in read_layout(source, "m.safetensors").tensors() if s.name == "layer5")
-        array = tensor_array(source.read(segment.offset, segment.length), segment, "safetensors")
+        source, path = stored_source(repo, "HEAD", "m.safetensors")
+        array = tensor_from_source(source, path, "HEAD", "layer5")
         assert np.array_equal(array, big["layer5"])
-        assert sum(read) < 2 * segment.length < source.size / 3
+        tensor_bytes = big["layer5"].nbytes
+        assert tensor_bytes <= source.bytes_read < 2 * tensor_bytes < source.size / 3  # its chunks, and the header's
 
 
 def test_readers_are_never_blocked_by_a_writer(tmp_path):
@@ -316,3 +305,23 @@ def test_the_api_leaves_the_process_alone(tmp_path):
         repo.checkout(new_branch="b")
     after = (os.getcwd(), dict(os.environ), signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     assert after == before
+
+
+def test_outside_git_a_commit_starts_no_git_process(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    fake_bin = tmp_path / "bin"
+    called = tmp_path / "git-was-run"
+    write(fake_bin / "git", f"#!/bin/sh\ntouch {called}\nexit 1\n".encode(), executable=True)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    with modelvc.Repo.init(tmp_path / "run", workers=1) as repo:
+        write(repo.root / "a.bin", b"x" * 100)
+        repo.add("a.bin")
+        assert repo.commit("one").commit.git is None
+    assert not called.exists()
+    (tmp_path / "run" / ".git").mkdir()  # a .git beside it: now git is asked
+    from modelvc.gitinfo import work_tree_root
+
+    assert work_tree_root(tmp_path / "run") is None and called.exists()
+    assert shutil.which("git") == str(fake_bin / "git")
