@@ -107,10 +107,46 @@ def lookup(data: dict[str, Any], key: str) -> Any:
     return node
 
 
+def _remote_url(value: str) -> str:
+    from modelvc.errors import UsageError
+    from modelvc.remotes import parse_url
+
+    try:
+        parse_url(_text(value))
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+def _remote_endpoint(value: str) -> str:
+    from modelvc.errors import UsageError
+    from modelvc.remotes import check_endpoint
+
+    try:
+        return check_endpoint(value)
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
+
+
+# The settings of each remote, remote.<name>.<setting> (see modelvc/remotes.py; docs/remotes.md).
+REMOTE_KEYS: dict[str, Key] = {
+    "url": Key(_remote_url, None, "where the remote is: s3://bucket/prefix, az://container/prefix, a directory"),
+    "endpoint": Key(_remote_endpoint, None, "the http(s) endpoint of an S3-compatible server or of Azure"),
+    "region": Key(_text, None, "the S3 region"),
+    "pathStyle": Key(_boolean, None, "S3 path-style addressing (true) or virtual-hosted (false)"),
+    "allowUnconditionalPush": Key(_boolean, False,
+                                  "push to this remote although it has no conditional writes (unsafe)"),
+}
+
+
 def settable(key: str) -> Key:
+    parts = key.split(".")
+    if len(parts) == 3 and parts[0] == "remote" and parts[1] and parts[2] in REMOTE_KEYS:
+        return REMOTE_KEYS[parts[2]]
     if key not in KEYS:
         raise ConfigError(f"unknown config key '{key}'",
-                          hint="the keys are: " + ", ".join(sorted(KEYS)) + " (see docs/cli.md)")
+                          hint="the keys are: " + ", ".join(sorted(KEYS)) + ", remote.<name>.{"
+                               + ",".join(REMOTE_KEYS) + "} (see docs/cli.md)")
     return KEYS[key]
 
 

@@ -102,6 +102,7 @@ EXIT_CODES: dict[int, str] = {
     14: "configuration error: a damaged .mvc/config, an unreadable config file or .mvcignore, "
         "an unknown key, a bad value",
     15: "author identity unknown (set user.name and user.email)",
+    16: "a remote cannot be reached or refuses access (network, credentials, a missing bucket)",
     17: "a metrics, params or Trainer state file is missing or malformed; nothing was committed",
 }
 
@@ -219,6 +220,23 @@ class RepositoryExistsError(MvcError):
     """`init` where a repository already is: refused (git would reinitialize), a repository error."""
 
     exit_code = 3
+
+
+class UnknownRemoteError(UsageError):
+    """A remote name that is not configured (git: "No such remote", exit 2)."""
+
+
+class RemoteExistsError(MvcError):
+    """`remote add` or `remote rename` to a name already configured (git: exit 3)."""
+
+    exit_code = 3
+
+
+class RemoteUnreachableError(MvcError):
+    """A remote that cannot be reached or refuses us: network, credentials, a missing bucket,
+    container or directory."""
+
+    exit_code = 16
 
 
 class MetadataFileError(MvcError):

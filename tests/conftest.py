@@ -87,3 +87,23 @@ def index_as_json(work: Path) -> dict:
             data["dereference"] = True
         entries.append(data)
     return {"version": 1, "entries": entries}
+
+
+# Real object-storage servers (tests/servers.py): one of each for the whole run, started only
+# when a test asks for it. One that cannot start errors the tests that need it: never a skip.
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    from servers import start_seaweedfs
+
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    from servers import start_azurite
+
+    server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()

@@ -23,7 +23,7 @@ from modelvc.ops.workstate import WorkingFile, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.safefs import TreeDirs, create_temp, in_the_way, new_file
-from modelvc.worktree import is_protected, link_on_the_way, stat_path
+from modelvc.worktree import directories_unchanged, is_protected, link_on_the_way, stat_path
 
 if TYPE_CHECKING:
     from modelvc.store.filedata import LocalCopy
@@ -55,20 +55,16 @@ class _WorkingFiles:
         return self._seen[path]
 
 
-def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | None = None,
-                   files: _WorkingFiles | None = None) -> tuple[list[str], list[str]]:
-    """Paths the move would overwrite that hold uncommitted work, and untracked files in the way.
+def find_conflicts(repo: Repo, old: dict[str, TreeEntry], new: dict[str, TreeEntry], candidates: set[str],
+                   paths_given: bool, files: _WorkingFiles) -> tuple[list[str], list[str]]:
+    """Which of `candidates` the move would overwrite holding uncommitted work, or untracked
+    files in the way (`old` and `new` are the two trees' maps).
 
     Returns (conflicts, kept): `kept` are locally changed paths a whole-tree move leaves as
-    they are (git carries such changes over). Restoring given `paths` keeps nothing: there a
+    they are (git carries such changes over). Restoring given paths keeps nothing: there a
     conflict is a working file that differs from both the target and the index (unsaved work).
     """
     index = repo.index.entries
-    old, new = current.as_map(), target.as_map()
-    candidates = set(old) | set(new) | set(index)
-    if paths is not None:
-        candidates &= set(paths)
-    files = files or _WorkingFiles(repo)
     conflicts, kept = [], []
     for path in sorted(candidates):
         entry = index.get(path)
@@ -78,7 +74,7 @@ def find_conflicts(repo: Repo, current: Tree, target: Tree, paths: list[str] | N
             if on_disk and path in new and not same_content(now, new[path]):
                 conflicts.append(path)
             continue
-        if paths is not None:
+        if paths_given:
             if on_disk and not same_content(now, new.get(path)) and not same_content(now, entry):
                 conflicts.append(path)
             continue
@@ -200,18 +196,24 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     """Make the working tree and index hold `target` (for `paths` only, when given).
 
     The caller holds the lock and moves HEAD afterwards. The index is saved even when a
-    write fails part-way, so it always describes what is on disk.
+    write fails part-way, so it always describes what is on disk. Paths the move leaves as
+    they are cost one lstat each; files of at most one chunk are written in batches
+    (modelvc/ops/batchwrite.py), the others one by one.
     """
+    from modelvc.ops.batchwrite import SmallFile, is_small, read_manifests, write_small_files
+
     index = repo.index
     old, new = current.as_map(), target.as_map()
     candidates = set(old) | set(new) | set(index.entries)
     if paths is not None:
         candidates &= set(paths)
-    tracked_links = [p for p in candidates if any(e is not None and e.mode == MODE_LINK
-                                                  for e in (old.get(p), index.entries.get(p)))]
-    refuse_links_in_the_way(repo, candidates, tracked_links)
-    files = _WorkingFiles(repo)
-    conflicts, kept = find_conflicts(repo, current, target, paths, files)
+    with directories_unchanged():  # nothing is written before the conflicts are settled
+        candidates -= _untouched(repo, old, new, candidates)
+        tracked_links = [p for p in candidates if any(e is not None and e.mode == MODE_LINK
+                                                      for e in (old.get(p), index.entries.get(p)))]
+        refuse_links_in_the_way(repo, candidates, tracked_links)
+        files = _WorkingFiles(repo)
+        conflicts, kept = find_conflicts(repo, old, new, candidates, paths is not None, files)
     if not force:
         refuse_conflicts(conflicts, action)
     index_only = set(index.entries) - set(old) - set(new)
@@ -222,6 +224,18 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     to_write = [new[p] for p in sorted(scope) if p in new and p not in skip]
     to_remove = [p for p in sorted(scope) if p not in new and p not in skip and p in index.entries]
     _check_link_targets(repo, to_write)
+    unchanged = [e for e in to_write if same_content(files.get(e.path), e)]
+    changed = [e for e in to_write if not same_content(files.get(e.path), e)]
+    manifests = read_manifests(repo, changed)
+    small = [e for e in changed if not e.is_link and is_small(manifests[e.manifest_id])]
+    one_by_one = [e for e in changed if e.is_link or not is_small(manifests[e.manifest_id])]
+    unsynced = current_boot_id() is not None
+
+    def record(entry: TreeEntry, st: os.stat_result, written_unsynced: bool = unsynced) -> None:
+        result.written.append(entry.path)
+        index.entries[entry.path] = stat_entry(entry.path, entry.manifest_id, entry.size, entry.mode, st,
+                                               index.entries.get(entry.path), written_unsynced)
+
     progress.start("Checking out", sum(e.size for e in to_write))
     try:
         with TreeDirs(repo.root) as dirs:
@@ -230,22 +244,51 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
                 if stat_path(repo.root, path) is not None and dirs.unlink(path):
                     result.removed.append(path)
                 index.entries.pop(path, None)
-            for entry in to_write:
-                now = files.get(entry.path)
+            for entry in unchanged:
                 previous = index.entries.get(entry.path)
                 dereference = previous is not None and previous.dereference
-                unsynced = False
-                unchanged = now is not None and same_content(now, entry)
-                st = stat_path(repo.root, entry.path, follow=dereference) if unchanged else None
-                if st is not None:
-                    progress.advance(entry.size)
-                else:
-                    st, unsynced = write_entry(repo, entry, dirs, progress, now)
-                    result.written.append(entry.path)
-                    dereference = False  # what stands there now is the file itself
+                st = stat_path(repo.root, entry.path, follow=dereference)
+                if st is None:  # gone since it was looked at: written below
+                    one_by_one.append(entry)
+                    continue
+                progress.advance(entry.size)
                 index.entries[entry.path] = stat_entry(entry.path, entry.manifest_id, entry.size, entry.mode, st,
-                                                       previous, unsynced, dereference)
+                                                       previous, False, dereference)
+            replaced = [SmallFile.of(e, manifests[e.manifest_id], _stands(files.get(e.path))) for e in small]
+            write_small_files(repo, replaced, dirs, unsynced, record, progress.advance)
+            for entry in sorted(one_by_one, key=lambda e: e.path):
+                st, written_unsynced = write_entry(repo, entry, dirs, progress, files.get(entry.path))
+                record(entry, st, written_unsynced)
     finally:
         index.save()
         progress.finish()
+    result.written.sort()
     return result
+
+
+def _stands(now: WorkingFile | None) -> bool:
+    """Whether a file or link is at the path now."""
+    return now is not None and now.manifest_id is not None
+
+
+def _untouched(repo: Repo, old: dict[str, TreeEntry], new: dict[str, TreeEntry], candidates: set[str]) -> set[str]:
+    """Paths the same in both trees and the index whose lstat still matches the index: nothing
+    to write, check or refresh there (the bulk of a switch between nearby versions). Called
+    where directories are checked for links once each (worktree.directories_unchanged)."""
+    index = repo.index
+    root = os.fspath(repo.root)
+    untouched = set()
+    for path in candidates:
+        entry, before, after = index.entries.get(path), old.get(path), new.get(path)
+        if (entry is None or before is None or after is None or entry.dereference
+                or not before.manifest_id == after.manifest_id == entry.manifest_id
+                or not before.mode == after.mode == entry.mode):
+            continue
+        try:
+            st = os.lstat(f"{root}/{path}")  # stat_path's checks, without its per-call path joins
+        except OSError:
+            continue
+        if ((statmod.S_ISREG(st.st_mode) or statmod.S_ISLNK(st.st_mode)) and index.is_unchanged(entry, st)
+                and link_on_the_way(repo.root, path) is None):
+            untouched.add(path)
+    return untouched

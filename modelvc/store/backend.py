@@ -13,6 +13,13 @@ suite (tests/store/test_backend_contract.py) holds every implementation to it.
 - `write_if_absent` creates a key only if no one has (a retried upload is one object).
 - `compare_and_swap` moves a ref: it succeeds only if the key still holds `expected` (None: is
   absent), the way a conditional put (If-Match / If-None-Match) does.
+
+What remotes need besides (every backend offers it, the same contract tests it):
+- `read_ranges` reads several ranges of one key in one call (object stores coalesce and
+  parallelise them), `list_after` pages a listing from a key on (S3's start-after);
+- `read_tagged` returns a value with its version tag (an object store's ETag; locally a hash of
+  the bytes) and `swap_tagged` writes only if the key still has that tag: a push reads a ref
+  once and moves it by If-Match on what it read, with no second read in between.
 """
 
 from __future__ import annotations
@@ -23,17 +30,26 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from modelvc.fsutil import atomic_writer, durable_step, fsync_dir, is_atomic_temp
 
+# For annotations inside backend classes, where `list` is the method of that name.
+KeyList = list[str]
+ValueList = list[bytes]
+
 
 class NotFoundInBackend(KeyError):
     """A key the backend does not hold. Callers turn it into the user-facing error that fits
     (a missing object, a missing pack); it is a bug only if it escapes them."""
+
+
+class BackendUnavailable(Exception):
+    """A backend that cannot be reached or refuses us (network, credentials, a missing bucket):
+    callers turn it into the user's error naming the remote."""
 
 
 class ContentConflictInBackend(Exception):
@@ -46,6 +62,14 @@ class KeyStat:
 
     size: int
     mtime: float
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """A value and the version tag it had when read: what `swap_tagged` compares."""
+
+    data: bytes
+    tag: str
 
 
 class Backend(Protocol):
@@ -71,6 +95,37 @@ class Backend(Protocol):
 
     def stat(self, key: str) -> KeyStat:
         """Size and modification time of `key`; NotFoundInBackend if it is absent."""
+
+    def read_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> ValueList:
+        """For each (offset, length), what `read(key, offset, length)` returns, in one call."""
+
+    def list_after(self, prefix: str, start_after: str, limit: int | None = None) -> KeyList:
+        """The sorted keys starting with `prefix` that sort after `start_after`, at most `limit`."""
+
+    def read_tagged(self, key: str) -> Tagged:
+        """The bytes of `key` and their version tag; NotFoundInBackend if it is absent."""
+
+    def swap_tagged(self, key: str, tag: str | None, data: bytes) -> bool:
+        """Store `data` if `key` still has version `tag` (None: is absent); whether it did."""
+
+
+def content_tag(data: bytes) -> str:
+    """The version tag of local backends: the bytes' hash (a ref holding the same bytes again is
+    the same state of it, so a swap from either is right)."""
+    import blake3
+
+    return blake3.blake3(data).hexdigest()
+
+
+def read_ranges_one_by_one(backend: Backend, key: str, ranges: Sequence[tuple[int, int]]) -> ValueList:
+    """`read_ranges` for a backend whose reads cost no request each."""
+    return [backend.read(key, offset, length) for offset, length in ranges]
+
+
+def page_after(keys: KeyList, start_after: str, limit: int | None) -> KeyList:
+    """`list_after` from a sorted listing: the keys after `start_after`, at most `limit`."""
+    after = [key for key in keys if key > start_after]
+    return after if limit is None else after[:limit]
 
 
 def total_size(backend: Backend, keys: list[str]) -> int:
@@ -185,6 +240,30 @@ class DirectoryBackend:
         """Make the deletes under a prefix's directory durable (one fsync after many unlinks)."""
         fsync_dir(self.root / prefix.rpartition("/")[0])
 
+    def read_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> ValueList:
+        return read_ranges_one_by_one(self, key, ranges)
+
+    def list_after(self, prefix: str, start_after: str, limit: int | None = None) -> KeyList:
+        return page_after(self.list(prefix), start_after, limit)
+
+    def read_tagged(self, key: str) -> Tagged:
+        data = self.read(key)
+        return Tagged(data, content_tag(data))
+
+    def swap_tagged(self, key: str, tag: str | None, data: bytes) -> bool:
+        path = self.local_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _flocked(path.parent):
+            try:
+                current: str | None = content_tag(path.read_bytes())
+            except FileNotFoundError:
+                current = None
+            if current != tag:
+                return False
+            with atomic_writer(path) as handle:
+                handle.write(data)
+        return True
+
 
 @contextlib.contextmanager
 def _flocked(directory: Path) -> Iterator[None]:
@@ -248,3 +327,21 @@ class MemoryBackend:
         if found is None:
             raise NotFoundInBackend(key)
         return KeyStat(len(found[0]), found[1])
+
+    def read_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> ValueList:
+        return read_ranges_one_by_one(self, key, ranges)
+
+    def list_after(self, prefix: str, start_after: str, limit: int | None = None) -> KeyList:
+        return page_after(self.list(prefix), start_after, limit)
+
+    def read_tagged(self, key: str) -> Tagged:
+        data = self.read(key)
+        return Tagged(data, content_tag(data))
+
+    def swap_tagged(self, key: str, tag: str | None, data: bytes) -> bool:
+        with self._lock:
+            found = self._values.get(_check_key(key))
+            if (None if found is None else content_tag(found[0])) != tag:
+                return False
+            self._values[key] = (bytes(data), time.time())
+            return True

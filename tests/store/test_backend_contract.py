@@ -1,13 +1,15 @@
 """The backend contract: one test class, run against every backend (modelvc.store.backend).
 
-A new backend (S3, Azure) joins by adding a fixture parameter that builds it; every test
-below must then pass unchanged.
+Memory, directory, S3 (a real SeaweedFS) and Azure Blob (a real Azurite): a new backend joins
+by adding a fixture parameter that builds it; every test below must then pass unchanged. Each
+object-store test works under a prefix of its own in the session's one server.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import uuid
 
 import pytest
 
@@ -20,11 +22,22 @@ from modelvc.store.backend import (
 )
 
 
-@pytest.fixture(params=["directory", "memory"])
-def backend(request, tmp_path):
+@pytest.fixture(params=["directory", "memory", "s3", "azure"])
+def backend(request, tmp_path, monkeypatch):
     if request.param == "directory":
         return DirectoryBackend(tmp_path / "store")
-    return MemoryBackend()
+    if request.param == "memory":
+        return MemoryBackend()
+    from modelvc.store.objectstore_backend import open_object_store
+
+    server = request.getfixturevalue("seaweedfs" if request.param == "s3" else "azurite")
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)
+    container = server.extra.get("bucket") or server.extra["container"]
+    prefix = f"contract/{uuid.uuid4().hex}"
+    scheme = "s3" if request.param == "s3" else "az"
+    return open_object_store(scheme, container, prefix, f"{scheme}://{container}/{prefix}",
+                             endpoint=server.endpoint, region="us-east-1", path_style=True)
 
 
 class TestBackendContract:
@@ -153,12 +166,13 @@ class TestBackendContract:
             backend.read("packs/tmp-pack-1.pack")
         assert backend.write_if_absent("packs/tmp-pack-1.pack", b"y") is True
 
-    @pytest.mark.parametrize("operation", ["write", "write_if_absent", "compare_and_swap"])
+    @pytest.mark.parametrize("operation", ["write", "write_if_absent", "compare_and_swap", "swap_tagged"])
     def test_a_write_that_raises_leaves_nothing(self, backend, operation, tmp_path):
         unwritable = "not bytes"  # fails inside the write, after the backend has started it
         calls = {"write": lambda: backend.write("objects/ab/cd", unwritable),
                  "write_if_absent": lambda: backend.write_if_absent("objects/ab/cd", unwritable),
-                 "compare_and_swap": lambda: backend.compare_and_swap("objects/ab/cd", None, unwritable)}
+                 "compare_and_swap": lambda: backend.compare_and_swap("objects/ab/cd", None, unwritable),
+                 "swap_tagged": lambda: backend.swap_tagged("objects/ab/cd", None, unwritable)}
         with pytest.raises(TypeError):
             calls[operation]()
         assert backend.list("") == []
@@ -166,6 +180,71 @@ class TestBackendContract:
             backend.stat("objects/ab/cd")
         if isinstance(backend, DirectoryBackend):  # nor a temporary file beside it
             assert [name for _, _, names in os.walk(tmp_path) for name in names] == []
+
+    def test_write_if_absent_of_the_same_bytes_is_still_not_a_creation(self, backend):
+        assert backend.write_if_absent("packs/p", b"same") is True
+        assert backend.write_if_absent("packs/p", b"same") is False
+
+    def test_read_ranges_in_one_call(self, backend):
+        data = os.urandom(3 << 20)
+        backend.write("packs/big", data)
+        ranges = [(0, 10), (5, 3), (2 << 20, 1 << 20), (len(data) - 4, 100), (len(data), 5), (7, 0),
+                  (100, 1)]
+        assert backend.read_ranges("packs/big", ranges) == [data[offset:offset + length]
+                                                            for offset, length in ranges]
+        assert backend.read_ranges("packs/big", []) == []
+        with pytest.raises(NotFoundInBackend):
+            backend.read_ranges("packs/absent", [(0, 1), (4, 2)])
+        with pytest.raises(ValueError):
+            backend.read_ranges("packs/big", [(0, 1), (-1, 1)])
+
+    def test_list_after_pages_a_listing(self, backend):
+        keys = [f"packs/pack-{number:02d}.idx" for number in range(12)] + ["packsx/other", "refs/heads/main"]
+        for key in keys:
+            backend.write(key, b"x")
+        pages, after = [], ""
+        while True:
+            page = backend.list_after("packs/", after, limit=5)
+            if not page:
+                break
+            pages.append(page)
+            after = page[-1]
+        assert pages == [keys[0:5], keys[5:10], keys[10:12]]
+        assert backend.list_after("packs/pack-0", "packs/pack-07.idx") == keys[8:10]
+        assert backend.list_after("", "packs/pack-11.idx") == keys[12:]
+        assert backend.list_after("nothing/", "") == []
+
+    def test_read_tagged_and_swap_tagged(self, backend):
+        assert backend.swap_tagged("refs/heads/main", None, b"a" * 64) is True
+        assert backend.swap_tagged("refs/heads/main", None, b"z" * 64) is False  # it exists now
+        first = backend.read_tagged("refs/heads/main")
+        assert first.data == b"a" * 64 and isinstance(first.tag, str) and first.tag
+        assert backend.swap_tagged("refs/heads/main", first.tag, b"b" * 64) is True
+        assert backend.swap_tagged("refs/heads/main", first.tag, b"c" * 64) is False  # it moved since
+        second = backend.read_tagged("refs/heads/main")
+        assert second.data == b"b" * 64 and second.tag != first.tag
+        assert backend.swap_tagged("refs/heads/absent", second.tag, b"d") is False  # 404 or 412: moved
+        with pytest.raises(NotFoundInBackend):
+            backend.read_tagged("refs/heads/absent")
+        backend.delete("refs/heads/main")
+        assert backend.swap_tagged("refs/heads/main", second.tag, b"e") is False  # deleted: moved too
+
+    def test_swap_tagged_racing_threads_one_wins_each_step(self, backend):
+        backend.write("refs/heads/main", b"0")
+        wins = []
+
+        def advance(worker: int) -> None:
+            for _ in range(15):
+                current = backend.read_tagged("refs/heads/main")
+                if backend.swap_tagged("refs/heads/main", current.tag, b"%d" % (int(current.data) + 1)):
+                    wins.append(worker)
+
+        threads = [threading.Thread(target=advance, args=(worker,)) for worker in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert int(backend.read("refs/heads/main")) == len(wins) > 0
 
     @pytest.mark.parametrize("key", ["", "/abs", "a//b", "a/../b", "./a", "a/."])
     def test_keys_that_could_leave_the_store_are_refused(self, backend, key):
