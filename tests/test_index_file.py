@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from conftest import index_as_json, random_bytes, write
@@ -178,11 +179,19 @@ def test_add_with_nothing_changed_reads_no_file_and_leaves_the_index_alone(mvc, 
     mvc("add", ".")
     before, before_stat = index.read_bytes(), index.stat()
 
-    from modelvc.store import filedata
+    from modelvc.store import filedata, smallfiles
 
-    read = []
-    real = filedata.ingest_file
-    monkeypatch.setattr(filedata, "ingest_file", lambda path, *a, **k: read.append(path) or real(path, *a, **k))
+    read = []  # files read, whichever path reads them: streamed, or small ones in batches
+    real, real_small = filedata.ingest_file, smallfiles.read_and_code
+
+    def streamed(path, *a, **k):
+        read.append(Path(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(filedata, "ingest_file", streamed)
+    monkeypatch.setattr(smallfiles, "ingest_file", streamed)
+    monkeypatch.setattr(smallfiles, "read_and_code",
+                        lambda file, *a, **k: read.append(Path(file.path)) or real_small(file, *a, **k))
     assert mvc.json("add", ".", "--json")["unchanged_count"] == 5
     assert read == []
     assert (index.read_bytes(), index.stat().st_mtime_ns, index.stat().st_ino) == (

@@ -102,9 +102,6 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
     `stats` holds lstats a walk just took, so no file is stat'ed twice; a path whose stat
     matches the index's is counted unchanged without building its entry.
     """
-    from modelvc.ops.links import link_manifest, working_link_target
-    from modelvc.store.filedata import ingest_file
-
     result = AddResult()
     index = repo.index
     stats = stats or {}
@@ -143,29 +140,7 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
             index.save(keep_base=True)
         return result
     progress.start("Adding", sum(st.st_size for _, st in work))
-    staged: list[tuple[str, os.stat_result, Manifest]] = []
-    head_entries: dict[str, TreeEntry] | None = None  # read only for a path new to the index
-    with repo.chunks.writer() as writer:
-        for path, st in work:
-            if stat.S_ISLNK(st.st_mode):
-                staged.append((path, st, link_manifest(working_link_target(repo.root, path), writer)))
-                continue
-            before: IndexEntry | TreeEntry | None = index.entry(path)
-            if before is None:
-                if head_entries is None:
-                    head_entries = repo.tree_of(repo.head_commit()).as_map()
-                before = head_entries.get(path)
-            previous = previous_version(repo, before)
-            ingested = ingest_file(repo.root / path, repo.chunk_params, repo.chunks, writer, progress.advance,
-                                   previous, repo.delta_max_depth, shown_as=path,
-                                   follow_links=path in followed)
-            staged.append((path, ingested.stat, ingested.manifest))
-            if ingested.layout is not None and ingested.layout.warnings:
-                result.warnings[path] = list(ingested.layout.warnings)
-            result.bytes_read += st.st_size
-        result.new_chunks = writer.new_chunks
-        result.new_raw_bytes = writer.new_raw_bytes
-        result.new_stored_bytes = writer.new_stored_bytes
+    staged = _store(repo, work, followed, progress, result)
     progress.finish()
     # Chunks are sealed in packs (a file that changed while it was read has stopped the whole
     # add before this point: nothing is staged, and its chunks are left for gc); now the
@@ -183,6 +158,45 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
                 result.unchanged += 1
     index.save(keep_base=True)
     return result
+
+
+def _store(repo: Repo, work: list[tuple[str, os.stat_result]], followed: set[str], progress: Progress,
+           result: AddResult) -> list[tuple[str, os.stat_result, Manifest]]:
+    """Put the chunks of `work` in the store; each path with the stat it was read at and its
+    manifest, in the order of `work`."""
+    from modelvc.ops.links import link_manifest, working_link_target
+    from modelvc.store.smallfiles import FileToStore, ingest_files
+
+    done: dict[str, tuple[os.stat_result, Manifest]] = {}
+    index = repo.index
+    head_entries: dict[str, TreeEntry] | None = None  # read only for a big file new to the index
+
+    def previous_of(file: FileToStore) -> PreviousVersion | None:
+        nonlocal head_entries
+        before: IndexEntry | TreeEntry | None = index.entry(file.shown)
+        if before is None:
+            if head_entries is None:
+                head_entries = repo.tree_of(repo.head_commit()).as_map()
+            before = head_entries.get(file.shown)
+        return previous_version(repo, before)
+
+    root = str(repo.root)
+    files = [FileToStore(os.path.join(root, path), path, st.st_size, path in followed)
+             for path, st in work if not stat.S_ISLNK(st.st_mode)]
+    with repo.chunks.writer() as writer:
+        for path, st in work:
+            if stat.S_ISLNK(st.st_mode):
+                done[path] = st, link_manifest(working_link_target(repo.root, path), writer)
+        for file, ingested in ingest_files(files, repo.chunk_params, repo.chunks, writer, progress.advance,
+                                           previous_of, repo.delta_max_depth):
+            done[file.shown] = ingested.stat, ingested.manifest
+            if ingested.layout is not None and ingested.layout.warnings:
+                result.warnings[file.shown] = list(ingested.layout.warnings)
+            result.bytes_read += file.size
+        result.new_chunks = writer.new_chunks
+        result.new_raw_bytes = writer.new_raw_bytes
+        result.new_stored_bytes = writer.new_stored_bytes
+    return [(path, *done[path]) for path, _ in work]
 
 
 def _is_link(repo: Repo, path: str) -> bool:

@@ -257,6 +257,9 @@ def _block_spans(segment: Segment, block_size: int) -> Iterator[ChunkSpan]:
 def _cdc_spans(view: memoryview, offset: int, length: int, params: ChunkParams) -> Iterator[ChunkSpan]:
     if length == 0:
         return
+    if length <= params.cdc_min:  # FastCDC never cuts before cdc_min: one chunk, no chunker to build
+        yield ChunkSpan(offset, length, None)
+        return
     chunker = _fastcdc(params)
     for chunk in chunker.cut_buf(view[offset : offset + length]):
         yield ChunkSpan(offset + chunk.offset, chunk.length, None)

@@ -14,7 +14,7 @@ from modelvc.store import layout
 from modelvc.store.backend import DirectoryBackend
 from modelvc.store.badchunks import load_bad_records, save_bad_records
 from modelvc.store.chunkindex import ChunkIndex
-from modelvc.store.packs import Location, PackReader, PackWriter
+from modelvc.store.packs import RECORD_HEADER, Location, PackReader, PackWriter
 from modelvc.store.parallel import WorkerPool
 
 DEFAULT_PACK_BYTES = 256 << 20
@@ -229,18 +229,34 @@ class ChunkWriter:
 
     def append(self, chunk_id: ChunkId, codec: int, raw_len: int, payload: bytes,
                base: bytes | None = None) -> None:
-        if chunk_id in self._pending:
-            return
-        if self._pack is None:
-            self._pack = PackWriter(self.store.backend, self.store.pack_max_bytes)
-        self._pack.append(chunk_id, codec, raw_len, payload, base)
-        self._pending.add(chunk_id)
-        self.new_chunks += 1
-        self.new_raw_bytes += raw_len
-        self.new_stored_bytes += len(payload)
-        if self._pack.full:
-            self._seal_in_background(self._pack)
-            self._pack = None
+        self.append_many([(chunk_id, codec, raw_len, payload, base)])
+
+    def append_many(self, records: list[tuple[ChunkId, int, int, bytes, bytes | None]]) -> None:
+        """Append (chunk id, codec, raw length, payload, base) records, those of each pack in one
+        write; a chunk already appended is skipped. A full pack is sealed in the background."""
+        taken: list[tuple[ChunkId, int, int, bytes, bytes | None]] = []
+        projected = self._pack.size if self._pack is not None else 0  # the open pack's size after `taken`
+        for record in records:
+            chunk_id, _, raw_len, payload, _ = record
+            if chunk_id in self._pending:
+                continue
+            if self._pack is None:
+                self._pack = PackWriter(self.store.backend, self.store.pack_max_bytes)
+                projected = self._pack.size
+            taken.append(record)
+            self._pending.add(chunk_id)
+            self.new_chunks += 1
+            self.new_raw_bytes += raw_len
+            self.new_stored_bytes += len(payload)
+            projected += RECORD_HEADER.size + len(payload)
+            if projected >= self._pack.max_bytes:
+                self._pack.append_many(taken)
+                taken = []
+                self._seal_in_background(self._pack)
+                self._pack = None
+        if taken:
+            assert self._pack is not None
+            self._pack.append_many(taken)
 
     def _seal_in_background(self, pack: PackWriter) -> None:
         errors: list[BaseException] = []

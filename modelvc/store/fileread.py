@@ -38,7 +38,7 @@ class DescriptorSource:
 
 
 @contextmanager
-def stable_file(path: Path, shown: str, follow_links: bool = False) -> Iterator[tuple[int, os.stat_result]]:
+def stable_file(path: str | Path, shown: str, follow_links: bool = False) -> Iterator[tuple[int, os.stat_result]]:
     """The file opened for reading, and the stat its reading is checked against.
 
     A link is followed only when asked (`add --dereference`): a file swapped for a link since
@@ -82,13 +82,30 @@ def read_exact(fd: int, offset: int, length: int, shown: str) -> bytes:
     return data
 
 
+def read_whole(fd: int, size: int, shown: str) -> bytes:
+    """The whole file, which its stat says is `size` bytes, in one buffer of its own.
+
+    One byte more than `size` is asked for: getting it means the file grew while read, and
+    fewer than `size` that it shrank; either is a FileChangedError.
+    """
+    data = os.pread(fd, size + 1, 0)
+    while 0 < len(data) <= size:  # pread may stop short of the end: ask for the rest
+        more = os.pread(fd, size + 1 - len(data), len(data))
+        if not more:
+            break
+        data += more
+    if len(data) != size:
+        raise FileChangedError(shown)
+    return data
+
+
 def read_ahead(fd: int, offset: int, length: int) -> None:
     """Ask the kernel to read a range ahead (a no-op when it is in the page cache)."""
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
 
 
-def check_unchanged(path: Path, before: os.stat_result, shown: str, follow_links: bool = False) -> None:
+def check_unchanged(path: str | Path, before: os.stat_result, shown: str, follow_links: bool = False) -> None:
     """Raise FileChangedError unless the path still names the file as it was when opened."""
     try:
         after = os.stat(path) if follow_links else os.lstat(path)

@@ -15,7 +15,7 @@ import os
 import struct
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -186,11 +186,24 @@ class PackWriter:
 
     def append(self, chunk_id: ChunkId, codec: int, raw_len: int, payload: bytes | memoryview,
                base: bytes | None = None) -> None:
+        self.append_many([(chunk_id, codec, raw_len, payload, base)])
+
+    def append_many(self, records: Sequence[tuple[ChunkId, int, int, bytes | memoryview, bytes | None]]) -> None:
+        """Append (chunk id, codec, raw length, payload, base) records in one write.
+
+        One record goes out as its header and payload (a big chunk is not copied); several, as
+        one joined buffer: small chunks of many files cost one write and one hash update, not
+        one of each per header and payload."""
+        parts: list[bytes | memoryview] = []
         offset = self.size
-        header = RECORD_HEADER.pack(RECORD_MAGIC, codec, 0, raw_len, len(payload), chunk_id,
-                                    base or NO_BASE)
-        self._write([header, payload])
-        self._records.append((chunk_id, offset, len(payload), raw_len, codec, b"\0\0\0", base or NO_BASE))
+        for chunk_id, codec, raw_len, payload, base in records:
+            parts.append(RECORD_HEADER.pack(RECORD_MAGIC, codec, 0, raw_len, len(payload), chunk_id,
+                                            base or NO_BASE))
+            parts.append(payload)
+            self._records.append((chunk_id, offset, len(payload), raw_len, codec, b"\0\0\0", base or NO_BASE))
+            offset += RECORD_HEADER.size + len(payload)
+        if parts:
+            self._write(parts if len(parts) <= 2 else [b"".join(parts)])
 
     @property
     def full(self) -> bool:

@@ -60,6 +60,17 @@ def test_cut_points_of_unknown_data_are_frozen() -> None:
     assert all(s.itemsize is None for s in spans)
 
 
+def test_data_up_to_cdc_min_is_one_span_as_fastcdc_itself_cuts_it() -> None:
+    from pyfastcdc.cy import FastCDC
+
+    chunker = FastCDC(SMALL.cdc_avg, min_size=SMALL.cdc_min, max_size=SMALL.cdc_max, normalized_chunking=1, seed=0)
+    for length in (1, 2, 100, SMALL.cdc_min - 1, SMALL.cdc_min, SMALL.cdc_min + 1, 3 * SMALL.cdc_min):
+        for data in (xof(length), bytes(length)):
+            expected = [(c.offset, c.length) for c in chunker.cut_buf(memoryview(data))]
+            assert [(s.offset, s.length) for s in plan_chunks(data, None, SMALL)] == expected
+    assert len(plan_chunks(xof(3 * SMALL.cdc_min), None, SMALL)) > 1  # past cdc_min, FastCDC cuts
+
+
 def test_cut_points_inside_a_header_segment_are_frozen() -> None:
     data = xof(40000)
     layout = layout_of([("<header>", 30000, "header", None), ("t", 10000, "tensor", "BF16")])
@@ -291,4 +302,4 @@ def test_from_dict_refuses_what_it_cannot_honour() -> None:
 def test_missing_compiled_fastcdc_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyfastcdc.cy", None)
     with pytest.raises(MvcError, match=r"the compiled FastCDC chunker \(pyfastcdc.cy\) cannot be imported"):
-        plan_chunks(xof(1000), None, SMALL)
+        plan_chunks(xof(5000), None, SMALL)  # above cdc_min: shorter data needs no chunker
