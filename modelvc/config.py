@@ -69,6 +69,7 @@ KEYS: dict[str, Key] = {
                                       "age after which reflog entries of unreachable commits expire"),
     "pack_max_bytes": Key(_count, 256 << 20, "size at which a pack file is closed and a new one started"),
     "delta_max_depth": Key(_count, 2, "how many deltas reading a block may have to apply (0: none)"),
+    "gc.auto_packs": Key(_count, 50, "merge small packs once a writer leaves more than this many (0: never)"),
 }
 
 

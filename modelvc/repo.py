@@ -30,6 +30,7 @@ from modelvc.errors import (
     CorruptRefError,
     FormatVersionError,
     MissingObjectError,
+    MvcError,
     NotARepositoryError,
     RepositoryExistsError,
     UnknownRevisionError,
@@ -361,6 +362,8 @@ class Repo:
             self._depth += 1
             try:
                 yield self
+                if self._depth == 1:
+                    self._consolidate_packs_if_due()
             finally:
                 self._depth -= 1
                 if self._depth == 0:
@@ -385,6 +388,26 @@ class Repo:
         if self._objects is not None:  # gc may have dropped packed objects: `has` must not say yes
             self._objects.reload_if_packs_changed()
         return held
+
+    def _consolidate_packs_if_due(self) -> None:
+        """git's `gc --auto`: once a writer's work is durable, merge small packs if more than
+        gc.auto_packs of them; a failure is a warning, the work done stays done."""
+        if self._chunks is None or not self._chunks.packs_sealed:
+            return
+        self._chunks.packs_sealed = 0
+        from modelvc.config import effective
+        from modelvc.store.consolidate import auto_consolidate
+
+        threshold = effective(self.config, "gc.auto_packs")
+        if type(threshold) is not int or threshold < 0:
+            self.warn(f"gc.auto_packs must be an integer >= 0, not {threshold!r}: packs were not consolidated")
+            return
+        try:
+            auto_consolidate(self._chunks.pack_set(), threshold)
+        except (MvcError, OSError) as exc:
+            self.warn(f"consolidating packs failed (the command's work is saved; 'mvc gc' retries): {exc}")
+        finally:
+            self._chunks.reload()
 
     @property
     def in_transaction(self) -> bool:

@@ -10,6 +10,14 @@ from click.testing import CliRunner
 
 from modelvc.cli.main import cli
 
+TEST_AUTHOR = {"MVC_AUTHOR_NAME": "Test Author", "MVC_AUTHOR_EMAIL": "test@example.com"}
+
+
+def pytest_configure(config):
+    """The identity for the whole run, module-scoped fixtures and `monkeypatch.undo()` included:
+    the tests must not depend on a global identity of whoever runs them (CI has none)."""
+    os.environ.update(TEST_AUTHOR)
+
 
 @pytest.fixture(autouse=True)
 def _author(monkeypatch):

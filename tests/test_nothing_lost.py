@@ -193,7 +193,7 @@ def test_a_mistaken_big_commit_is_freed_today(mvc, work):
     before = store_bytes(work)
     kept = mvc.json("gc", "--prune=now")  # the reflogs still hold it (its loose objects get packed)
     assert (kept["deleted_chunk_count"], kept["deleted_object_count"]) == (0, 0)
-    assert store_bytes(work) >= before
+    assert store_bytes(work) >= before - 1000  # merging its packs saves only their headers
     mvc("reflog", "expire", "--expire=now", "--all")
     freed = mvc.json("gc", "--prune=now")
     assert freed["freed_bytes"] >= 10 << 20

@@ -74,7 +74,8 @@ def gc_command(ctx, prune, grace, as_json) -> None:
         return
     click.echo(f"expired {result.reflog_entries_expired} reflog entries; "
                f"removed {result.objects_removed} objects, {result.chunks_removed} chunks, "
-               f"{result.incomplete_removed} incomplete packs; rewrote {result.packs_rewritten} packs; "
+               f"{result.incomplete_removed} incomplete packs; rewrote {result.packs_rewritten} packs "
+               f"into {result.packs_written}; "
                f"freed {human_size(result.bytes_freed)}")
     if result.upgraded_to is not None:
         click.echo(f"upgraded the repository to format {result.upgraded_to}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,11 @@ from modelvc.store.parallel import ordered_map
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from modelvc.objects import Tree
+
+VERIFY_BATCH_BYTES = 4 << 20  # chunks are verified in batches of about this many bytes, or
+VERIFY_BATCH_CHUNKS = 256  # of this many chunks: a thread hand-off per small chunk cost more than its hash
 
 
 @dataclass(frozen=True)
@@ -68,14 +74,15 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     result.problems += [Problem("corrupt", "config", problem) for problem in repo.config_problems()]
     broken_objects: list[tuple[str, str, str]] = []
     unreadable = _unreadable_pack_indexes(repo)  # then no chunk can be looked up
+    unsafe = _UnsafePaths(repo)
     reach = walk(repo, lambda kind, oid, detail: broken_objects.append((kind, oid, detail)),
-                 chunk_lengths=not unreadable)
+                 chunk_lengths=not unreadable, on_tree=unsafe.check)
     if broken_objects:
         lineage = _Lineage(repo, reach)
         for kind, object_id, detail in broken_objects:
             result.problems.append(Problem(kind, object_id, detail, lineage.breaks(object_id)))
     result.problems += _wrong_sizes(reach)
-    result.problems += _unsafe_paths(repo, reach)
+    result.problems += unsafe.problems(reach)
     result.commits = len(reach.commits)
     result.objects = len(reach.object_ids)
     result.problems += _head_problems(repo) + _reflog_problems(repo)
@@ -87,7 +94,8 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     if read_data:
         reported = {problem.object for problem in result.problems}
         result.problems += [p for p in _check_packs(repo) if p.object not in reported]
-    result.notes += _incomplete_packs(repo)
+        result.problems += _combined_against_packs(repo)
+    result.notes += _incomplete_packs(repo) + _combined_index_notes(repo)
     if any(problem.kind == "missing" for problem in result.problems):
         result.problems = _without_collected(repo, result.problems)
     return result
@@ -161,45 +169,62 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
         except IntegrityError as exc:
             return chunk_id, 0, problem_kind(exc), exc.message
 
-    for chunk_id, size, kind, message in ordered_map(check, chunk_ids, pool=repo.chunks.pool):
-        progress.advance(reach.chunks.get(chunk_id, 0))
-        if size < 0:
-            continue
-        result.chunks += 1
-        result.chunk_bytes += size
-        if kind:
-            result.problems.append(Problem(kind, chunk_id.hex(), message, tuple(users_of_chunk(reach, chunk_id))))
+    def check_batch(batch: list[ChunkId]) -> list[tuple[bytes, int, str | None, str]]:
+        return [check(chunk_id) for chunk_id in batch]
+
+    for checked in ordered_map(check_batch, _batches(chunk_ids, reach.chunks), pool=repo.chunks.pool):
+        for chunk_id, size, kind, message in checked:
+            progress.advance(reach.chunks.get(chunk_id, 0))
+            if size < 0:
+                continue
+            result.chunks += 1
+            result.chunk_bytes += size
+            if kind:
+                result.problems.append(Problem(kind, chunk_id.hex(), message, tuple(users_of_chunk(reach, chunk_id))))
     progress.finish()
 
 
-def _unsafe_paths(repo: Repo, reach: Reachable) -> list[Problem]:
-    """Tree entries that checkout would refuse: paths that could leave the working tree, and
-    links whose target no system could create."""
-    from modelvc.errors import UnsafePathError
-    from modelvc.objects import Tree
-    from modelvc.ops.links import stored_link_target
-    from modelvc.safepath import tree_problems
+def _batches(chunk_ids: list[ChunkId], lengths: dict[bytes, int]) -> Iterator[list[ChunkId]]:
+    batch: list[ChunkId] = []
+    weight = 0
+    for chunk_id in chunk_ids:
+        batch.append(chunk_id)
+        weight += lengths.get(chunk_id, 0)
+        if weight >= VERIFY_BATCH_BYTES or len(batch) >= VERIFY_BATCH_CHUNKS:
+            yield batch
+            batch, weight = [], 0
+    if batch:
+        yield batch
 
-    problems = []
-    for tree_id in sorted(reach.trees):
-        try:
-            tree = repo.objects.get_typed(tree_id, Tree)
-        except IntegrityError:  # already reported as missing or corrupt
-            continue
-        commits = reach.tree_commits.get(tree_id, [])
+
+class _UnsafePaths:
+    """Tree entries that checkout would refuse: paths that could leave the working tree, and
+    links whose target no system could create. Checked as the walk reads each tree (once)."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.found: list[tuple[str, str, str, str]] = []  # (tree id, object id, path, detail)
+
+    def check(self, tree_id: ObjectId, tree: Tree) -> None:
+        from modelvc.errors import UnsafePathError
+        from modelvc.ops.links import stored_link_target
+        from modelvc.safepath import tree_problems
+
         for path, reason in tree_problems((e.path for e in tree.entries), git_ok=True):
-            detail = f"tree {tree_id[:10]} has an unsafe path {path!r}: it {reason}"
-            problems.append(Problem("unsafe", tree_id, detail, tuple((c, path) for c in sorted(commits))))
+            self.found.append((tree_id, tree_id, path, f"tree {tree_id[:10]} has an unsafe path {path!r}: it {reason}"))
         for entry in tree.entries:
             if entry.is_link:
                 try:
-                    stored_link_target(repo, entry.manifest_id, entry.path)
+                    stored_link_target(self.repo, entry.manifest_id, entry.path)
                 except UnsafePathError as exc:
-                    breaks = tuple((c, entry.path) for c in sorted(commits))
-                    problems.append(Problem("unsafe", entry.manifest_id, exc.message, breaks))
+                    self.found.append((tree_id, entry.manifest_id, entry.path, exc.message))
                 except IntegrityError:  # a missing or corrupt manifest or chunk: reported as such
                     continue
-    return problems
+
+    def problems(self, reach: Reachable) -> list[Problem]:
+        return [Problem("unsafe", object_id, detail,
+                        tuple((c, path) for c in sorted(reach.tree_commits.get(tree_id, []))))
+                for tree_id, object_id, path, detail in sorted(self.found)]
 
 
 def _check_packs(repo: Repo) -> list[Problem]:
@@ -338,3 +363,42 @@ def _pack_index_problems(repo: Repo, reach: Reachable, unreadable: list[tuple[st
         users = {user for chunk_id, *_ in records for user in users_of_chunk(reach, chunk_id)}
         problems.append(Problem("corrupt", f"{name}.idx", message, tuple(sorted(users))))
     return problems
+
+
+def _combined_index_notes(repo: Repo) -> list[str]:
+    """A damaged or stale combined index is ignored by readers (the pack indexes answer): say so."""
+    from modelvc.store.combined import combined_problem
+
+    backend = repo.chunks.backend
+    problem = combined_problem(backend, layout.PACK_PREFIX, layout.complete_packs(backend))
+    return [f"{problem}; it is not used ('mvc gc' rewrites it)"] if problem else []
+
+
+def _combined_against_packs(repo: Repo) -> list[Problem]:
+    """With --read-data: the combined index, which readers trust over the pack indexes, must
+    hold exactly the rows of each pack it covers."""
+    import numpy as np
+
+    from modelvc.store.combined import combined_dtype, load_combined
+    from modelvc.store.packs import idx_dtype
+
+    backend = repo.chunks.backend
+    family = layout.PACK_PREFIX
+    combined = load_combined(backend, family, layout.complete_packs(backend))
+    if combined is None:
+        return []
+    rows = np.frombuffer(combined.data, dtype=combined_dtype(), count=combined.count, offset=combined.rows_start)
+    for number, name in enumerate(combined.packs):
+        try:
+            own = read_idx(backend, name)
+        except (NotFoundInBackend, IntegrityError):  # gone since, or reported by _check_packs
+            continue
+        listed = rows[rows["pack"] == number]
+        plain = np.zeros(len(listed), dtype=idx_dtype())
+        for field_name in plain.dtype.names or ():
+            plain[field_name] = listed[field_name]
+        if plain.tobytes() != own.tobytes():
+            return [Problem("corrupt", layout.combined_key(family),
+                            f"{layout.combined_key(family)} disagrees with {name}.idx: remove it or run 'mvc gc' "
+                            "(it is derived from the pack indexes; nothing is lost)")]
+    return []

@@ -24,7 +24,7 @@ from modelvc.safefs import sweep_tree
 from modelvc.store import layout
 from modelvc.store.backend import NotFoundInBackend, total_size
 from modelvc.store.badchunks import save_bad_records
-from modelvc.store.packs import Location, PackWriter
+from modelvc.store.consolidate import Consolidation
 
 GRACE_SECONDS = 3600
 REWRITE_BELOW = 0.5  # rewrite a pack when less than this fraction of its bytes is live
@@ -38,6 +38,7 @@ class GcResult:
     objects_removed: int = 0
     packs_removed: int = 0
     packs_rewritten: int = 0
+    packs_written: int = 0  # new packs: the live records of rewritten packs and the merged small ones
     incomplete_removed: int = 0
     leftovers_removed: int = 0  # temporary files of killed atomic writes
     chunks_removed: int = 0
@@ -55,6 +56,7 @@ class GcResult:
         return {"expired_reflog_entry_count": self.reflog_entries_expired,
                 "deleted_object_count": self.objects_removed, "deleted_chunk_count": self.chunks_removed,
                 "deleted_pack_count": self.packs_removed, "rewritten_pack_count": self.packs_rewritten,
+                "written_pack_count": self.packs_written,
                 "deleted_incomplete_pack_count": self.incomplete_removed,
                 "deleted_leftover_count": self.leftovers_removed,
                 "deleted_stale_temp_count": self.stale_temps_removed, "before_bytes": self.bytes_before,
@@ -63,9 +65,11 @@ class GcResult:
 
 
 def store_size(repo: Repo) -> int:
-    """Bytes of every object and pack file, whatever their state."""
+    """Bytes of every object and pack file, whatever their state (not the combined index: it is
+    derived data, which gc may write where it frees nothing)."""
     backend = repo.chunks.backend
-    return total_size(backend, backend.list(layout.OBJECTS) + backend.list(layout.PACKS))
+    keys = backend.list(layout.OBJECTS) + backend.list(layout.PACKS)
+    return total_size(backend, [key for key in keys if key != layout.combined_key()])
 
 
 def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS,
@@ -78,6 +82,7 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
     result = GcResult()
     with repo.transaction():
         repo.fresh_index()
+        _forget_combined_index(repo)
         result.leftovers_removed = remove_leftovers(repo.mvc_dir, include_objects=True)
         if expire_reflogs:
             result.reflog_entries_expired = expire(repo).total_pruned
@@ -115,6 +120,10 @@ def with_delta_bases(repo: Repo, live: set[bytes]) -> set[bytes]:
 
 
 def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult, progress: Progress) -> None:
+    """Drop incomplete packs, rewrite packs mostly dead and merge small ones (consolidate.py),
+    then write the combined index of what is left."""
+    from modelvc.store.consolidate import copy_records, pack_sizes, replace_packs, write_combined_index
+
     store = repo.chunks
     backend = store.backend
     for key in layout.incomplete_packs(backend):
@@ -125,71 +134,59 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
         except NotFoundInBackend:
             continue
     index = store.index
+    packs = store.pack_set()
     table, pack_of = index.entries(), index.pack_numbers()
     healed = _healed_records(repo)
+    sizes = pack_sizes(packs, index.packs)
     rewrite: list[int] = []
+    small: list[int] = []
     for number, name in enumerate(index.packs):
         rows = table[pack_of == number]
         if backend.stat(layout.pack_key(name)).mtime >= cutoff:
-            continue
+            continue  # within the grace period nothing is touched (writers merge young packs)
         is_live = [row.tobytes() in live for row in rows["id"]]
         live_bytes = int(rows["payload_len"][is_live].sum()) if rows.size else 0
         total = int(rows["payload_len"].sum()) or 1
         if live_bytes / total < REWRITE_BELOW or any(pack == name for _, pack in healed):
             rewrite.append(number)
+        elif sizes.get(name, 0) < packs.max_bytes // 2:
+            small.append(number)
+    if rewrite or len(small) >= 2:
+        rewrite = sorted(rewrite + small)
     if not rewrite:
+        write_combined_index(packs)
         _save_bad_list(repo, set(index.bad))
         return
-    rows_to_copy = [(index.packs[n], row) for n in rewrite for row in table[pack_of == n]
-                    if row["id"].tobytes() in live and (row["id"].tobytes(), index.packs[n]) not in healed]
-    progress.start("Repacking", sum(int(row["payload_len"]) for _, row in rows_to_copy))
-    bad = set(index.bad)
-    writer: PackWriter | None = None
-    still_bad: list[bytes] = []  # corrupt with no good copy yet: they stay listed where they go
-    written: set[str | None] = set()
 
-    def seal(writer: PackWriter) -> None:
-        name = writer.finish()
-        written.add(name)
-        bad.update((chunk_id, name) for chunk_id in still_bad if name is not None)
-        still_bad.clear()
+    def keep(chunk_id: bytes, pack: str) -> bool:
+        return chunk_id in live and (chunk_id, pack) not in healed
 
-    try:
-        for pack, row in rows_to_copy:
-            chunk_id, base = row["id"].tobytes(), row["base"].tobytes()
-            location = Location(pack, int(row["offset"]), int(row["payload_len"]), int(row["raw_len"]),
-                                int(row["codec"]), None if base == bytes(32) else base)
-            payload = store.reader.read_record(location, chunk_id)
-            if writer is None:
-                writer = PackWriter(backend, store.pack_max_bytes)
-            writer.append(chunk_id, location.codec, location.raw_len, payload, location.base)
-            if (chunk_id, pack) in bad:
-                still_bad.append(chunk_id)
-            progress.advance(len(payload))
-            if writer.full:
-                seal(writer)
-                writer = None
-        if writer is not None:
-            seal(writer)
-            writer = None
-    finally:
-        if writer is not None:
-            writer.abort()
-        progress.finish()
-    # New packs are sealed: only now drop the old ones (index first, so readers skip the pack).
-    store.reader.close()
+    selections = []
     for number in rewrite:
-        name = index.packs[number]
-        dead = int((pack_of == number).sum()) - sum(1 for p, _ in rows_to_copy if p == name)
-        result.chunks_removed += dead
-        if name in written:  # packs are named by content: a copy identical to its source is the source
-            continue
-        backend.delete(layout.idx_key(name))
-        backend.delete(layout.pack_key(name))
-        result.packs_rewritten += 1 if any(p == name for p, _ in rows_to_copy) else 0
-        result.packs_removed += 1
+        name, rows = index.packs[number], table[pack_of == number]
+        kept = rows[[keep(chunk_id.tobytes(), name) for chunk_id in rows["id"]]] if len(rows) else rows
+        selections.append((name, kept))
+        result.chunks_removed += len(rows) - len(kept)
+        result.packs_rewritten += 1 if len(kept) else 0
+    merged = Consolidation()
+    copy_records(packs, selections, merged, progress)
+    bad = set(index.bad)
+    bad |= {(chunk_id, new) for new, taken in merged.sources.items()
+            for chunk_id, old in taken if (chunk_id, old) in bad}
+    replace_packs(packs, [name for name, _ in selections], merged)
+    result.packs_removed += len(merged.removed)
+    result.packs_written += len(merged.written)
     _save_bad_list(repo, bad)
     store.reload()
+
+
+def _forget_combined_index(repo: Repo) -> None:
+    """Work from the pack indexes themselves (the combined index is derived from them and
+    may be wrong); gc writes a fresh one at its end."""
+    from modelvc.store.combined import remove_combined
+
+    if remove_combined(repo.chunks.backend, layout.PACK_PREFIX):
+        repo.chunks.reload()
 
 
 def _healed_records(repo: Repo) -> set[tuple[bytes, str]]:

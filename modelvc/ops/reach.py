@@ -32,6 +32,8 @@ class Reachable:
     tree_commits: dict[str, list[str]] = field(default_factory=dict)
     # (tree id | "index", path, manifest id, size listed there, size of the manifest): verify only
     wrong_sizes: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    file_sizes: dict[str, int] = field(default_factory=dict)  # manifest id -> file size, as its manifest says
+    tree_bytes: dict[str, int] = field(default_factory=dict)  # tree id -> its files' sizes added up
 
     @property
     def object_ids(self) -> set[str]:
@@ -69,15 +71,19 @@ def problem_kind(error: IntegrityError) -> str:
 
 
 def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = True,
-         reflogs: bool = True, chunk_lengths: bool = True) -> Reachable:
+         reflogs: bool = True, chunk_lengths: bool = True,
+         on_tree: Callable[[ObjectId, objmod.Tree], None] | None = None, into: Reachable | None = None) -> Reachable:
     """Walk everything reachable; report(kind, object id, detail) for missing or corrupt objects.
 
     With verify, every object's bytes are re-read and hashed (bypassing the cache), and every
     manifest is checked against the sizes the tree or index lists and the stored chunks' lengths.
     Without `reflogs`, only what branches, tags, HEAD and the index hold. Without
     `chunk_lengths` the chunk index is not consulted (fsck, when a pack index is unreadable).
+    `on_tree` sees each tree once, as it is read (so no one reads it again); `into` is a walk
+    to continue (what it reached is not read again), e.g. from the reflogs after the refs.
     """
-    reach = Reachable()
+    reach = Reachable() if into is None else into
+    length_checks = repo.chunks if verify and chunk_lengths else None  # once: each access stats the packs
 
     def load_any(object_id: ObjectId, referrer: str) -> objmod.StoredObject | None:
         try:
@@ -95,7 +101,7 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             return None
         return obj
 
-    manifest_sizes: dict[str, int] = {}
+    manifest_sizes = reach.file_sizes
 
     def add_file(file_id: ObjectId, tree_id: ObjectId, path: str, size: int) -> None:
         reach.file_users.setdefault(file_id, []).append((tree_id, path))
@@ -110,9 +116,9 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
                 chunk_id = bytes.fromhex(chunk_hex)
                 reach.chunks[chunk_id] = length
                 reach.chunk_files.setdefault(chunk_id, set()).add(file_id)
-            if verify and chunk_lengths:
+            if length_checks is not None:
                 try:
-                    repo.chunks.check_lengths(file_id, manifest)
+                    length_checks.check_lengths(file_id, manifest)
                 except CorruptObjectError as exc:
                     report("corrupt", file_id, exc.message)
         if verify and file_id in manifest_sizes and manifest_sizes[file_id] != size:
@@ -136,6 +142,10 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
             if obj.tree not in reach.trees:
                 tree = load(obj.tree, objmod.Tree, f"commit {label}")
                 reach.trees.add(obj.tree)
+                if tree is not None:
+                    reach.tree_bytes[obj.tree] = sum(entry.size for entry in tree.entries)
+                    if on_tree is not None:
+                        on_tree(obj.tree, tree)
                 for entry in tree.entries if tree else ():
                     add_file(entry.manifest_id, obj.tree, entry.path, entry.size)
             pending.extend((parent, f"commit {label}") for parent in obj.parents)

@@ -64,11 +64,13 @@ def stats(repo: Repo) -> StatsResult:
     """Sizes over every commit reachable from refs and reflogs, and what each keeps alive."""
     from modelvc.ops.gc import store_size
 
-    reach = walk(repo, lambda *args: None, verify=False)
+    from_refs = walk(repo, lambda *args: None, verify=False, reflogs=False)
+    refs_commits, refs_chunks = set(from_refs.commits), dict(from_refs.chunks)
+    reach = walk(repo, lambda *args: None, verify=False, into=from_refs)  # the reflogs add to it
     result = StatsResult(commits=len(reach.commits), file_versions=len(reach.files))
-    for commit_id in reach.commits:
-        result.tracked_bytes += sum(e.size for e in repo.tree_of(commit_id).entries)
-    result.unique_file_bytes = sum(repo.read_manifest(f).size for f in reach.files if repo.objects.has(f))
+    result.tracked_bytes = sum(reach.tree_bytes.get(tree_id, 0) * len(commits)
+                               for tree_id, commits in reach.tree_commits.items())
+    result.unique_file_bytes = sum(reach.file_sizes.get(f, 0) for f in reach.files)
     result.unique_chunks = len(reach.chunks)
     result.unique_chunk_bytes = sum(reach.chunks.values())
     table = repo.chunks.index.entries()
@@ -86,17 +88,17 @@ def stats(repo: Repo) -> StatsResult:
         result.delta_stored_bytes = int(deltas["payload_len"].sum())
         plane_ratio = (int(planes["payload_len"].sum()) / int(planes["raw_len"].sum())) if len(planes) else 1.0
         result.delta_saved_bytes = max(0, round(result.delta_raw_bytes * plane_ratio) - result.delta_stored_bytes)
-    from_refs = walk(repo, lambda *args: None, verify=False, reflogs=False)
     payload = dict(zip((i.tobytes() for i in table["id"]), (int(n) for n in table["payload_len"]),
                        strict=True)) if len(table) else {}
-    only_chunks = set(reach.chunks) - set(from_refs.chunks)
-    result.refs = _share(len(from_refs.commits), from_refs.chunks, set(from_refs.chunks), payload)
-    result.reflogs_only = _share(len(reach.commits - from_refs.commits), reach.chunks, only_chunks, payload)
+    only_chunks = set(reach.chunks) - set(refs_chunks)
+    result.refs = _share(len(refs_commits), refs_chunks, set(refs_chunks), payload)
+    result.reflogs_only = _share(len(reach.commits - refs_commits), reach.chunks, only_chunks, payload)
     backend = repo.chunks.backend
     names = layout.complete_packs(backend)
     result.packs = len(names)
-    result.pack_bytes = total_size(backend, [key for n in names for key in (layout.pack_key(n), layout.idx_key(n))])
-    result.object_bytes = store_size(repo) - result.pack_bytes
+    pack_files = total_size(backend, [key for n in names for key in (layout.pack_key(n), layout.idx_key(n))])
+    result.pack_bytes = pack_files + total_size(backend, [layout.combined_key()])
+    result.object_bytes = store_size(repo) - pack_files
     result.objects = len(repo.objects.all_ids())
     result.metadata_packs = len(layout.complete_packs(backend, layout.META_PREFIX))
     return result

@@ -1,8 +1,10 @@
 """The union of all pack indexes: where each chunk is, whatever the number of packs.
 
-Every pack's index rows stay as read (bytes, sorted by chunk id); a lookup table maps a
-chunk id to (pack, row). A store of up to SMALL_INDEX_ROWS chunks (about 64 GB of 1 MiB
-blocks) uses a dict, built in a few milliseconds without numpy, whose import alone costs
+The rows come from the family's combined index, when it can be trusted, and from the index
+of each pack it does not cover (sealed since it was written): a handful of files whatever
+the number of packs. Every table of rows stays as read (bytes, sorted by chunk id); a lookup
+table maps a chunk id to (table, row). A store of up to SMALL_INDEX_ROWS chunks (about
+64 GB of 1 MiB blocks) uses a dict, built in a few milliseconds without numpy, whose import alone costs
 0.13 s: most commands on such stores then never load numpy. A larger store uses one numpy
 table sorted by the first 8 bytes of the id, searched by bisection, which a dict of
 millions of entries would not match in memory or load time (a million chunks: about
@@ -11,13 +13,16 @@ millions of entries would not match in memory or load time (a million chunks: ab
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelvc.ids import ChunkId
 from modelvc.store import layout
 from modelvc.store.backend import Backend, NotFoundInBackend
 from modelvc.store.badchunks import BadRecords
+from modelvc.store.combined import COMBINED_ROW, PACK_NUMBER_OFFSET, combined_dtype, load_combined
 from modelvc.store.packs import IDX_HEADER_SIZE, IDX_ROW, NO_BASE, Location, idx_dtype, read_idx_rows
 
 if TYPE_CHECKING:
@@ -26,13 +31,27 @@ if TYPE_CHECKING:
 SMALL_INDEX_ROWS = 1 << 16
 
 _ID_LENGTH = 32
-_PACK_SHIFT = 32  # a (pack, row) pair packed into one int: pack << 32 | row
+_TABLE_SHIFT = 32  # a (table, row) pair packed into one int: table << 32 | row
+_PACK_NUMBER = struct.Struct("<I")
 
-Lookup = Callable[[bytes], "int | None"]  # chunk id -> packed (pack, row), None when absent
+Lookup = Callable[[bytes], "int | None"]  # chunk id -> packed (table, row), None when absent
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Rows sorted by chunk id: one pack's index (`pack` is its number) or the combined
+    index (`pack` is None: each row carries its pack's number)."""
+
+    data: bytes
+    start: int
+    count: int
+    stride: int
+    pack: int | None
 
 
 class ChunkIndex:
-    """Chunk id -> Location over every complete pack; reload() after packs are added or removed."""
+    """Chunk id -> Location over every complete pack of a family; reload() after packs are
+    added or removed."""
 
     def __init__(self, backend: Backend, small_limit: int = SMALL_INDEX_ROWS,
                  bad: BadRecords = frozenset(), family: str = layout.PACK_PREFIX) -> None:
@@ -43,16 +62,24 @@ class ChunkIndex:
         self.reload()
 
     def reload(self) -> None:
-        self.packs: list[str] = []
-        self._rows: list[tuple[bytes, int]] = []
-        for name in layout.complete_packs(self.backend, self.family):
+        self.listing = layout.complete_packs(self.backend, self.family)  # what reload saw on disk
+        combined = load_combined(self.backend, self.family, self.listing)
+        self.combined_packs = combined.packs if combined else []
+        self.packs: list[str] = list(self.combined_packs)  # a Location's pack is packs[number]
+        self._tables: list[_Table] = []
+        if combined is not None:
+            self._tables.append(_Table(combined.data, combined.rows_start, combined.count, COMBINED_ROW.size, None))
+        covered = set(self.combined_packs)
+        for name in self.listing:
+            if name in covered:
+                continue
             try:
-                rows = read_idx_rows(self.backend, name)
+                data, count = read_idx_rows(self.backend, name)
             except NotFoundInBackend:  # removed by gc (in another process) since listed
                 continue
+            self._tables.append(_Table(data, IDX_HEADER_SIZE, count, IDX_ROW.size, len(self.packs)))
             self.packs.append(name)
-            self._rows.append(rows)
-        self._count = sum(count for _, count in self._rows)
+        self._count = sum(table.count for table in self._tables)
         if self._count <= self.small_limit:
             self._find = self._dict_lookup()
         else:
@@ -63,32 +90,35 @@ class ChunkIndex:
         """Make a chunk with a record listed as bad resolve to another record of it, if any."""
         good = {}
         for chunk_id in {chunk_id for chunk_id, _ in self.bad}:
-            places = [place for number in range(len(self._rows))
-                      if (place := self._place_in_pack(number, chunk_id)) is not None
-                      and (chunk_id, self.packs[number]) not in self.bad]
+            places = [place for place in self._places(chunk_id)
+                      if (chunk_id, self.packs[self._pack_number(place)]) not in self.bad]
             if places:
                 good[chunk_id] = places[-1]
         if good:
             find = self._find
             self._find = lambda chunk_id: good[chunk_id] if chunk_id in good else find(chunk_id)
 
-    def _place_in_pack(self, number: int, chunk_id: ChunkId) -> int | None:
-        """Bisection over one pack's rows, which are sorted by chunk id."""
-        data, count = self._rows[number]
-        low = self._first_row_from(number, chunk_id)
-        start = IDX_HEADER_SIZE + low * IDX_ROW.size
-        if low < count and data[start:start + _ID_LENGTH] == chunk_id:
-            return (number << _PACK_SHIFT) + low
-        return None
+    def _places(self, chunk_id: ChunkId) -> list[int]:
+        """Every row holding `chunk_id`, by bisection over each table (sorted by chunk id)."""
+        places = []
+        for number, table in enumerate(self._tables):
+            row = self._first_row_from(table, chunk_id)
+            while row < table.count and self._id_at(table, row) == chunk_id:
+                places.append((number << _TABLE_SHIFT) + row)
+                row += 1
+        return places
 
-    def _first_row_from(self, number: int, chunk_id: bytes) -> int:
-        """The first row of one pack whose id is not below `chunk_id` (its count if none)."""
-        data, count = self._rows[number]
-        low, high = 0, count
+    @staticmethod
+    def _id_at(table: _Table, row: int) -> bytes:
+        start = table.start + row * table.stride
+        return table.data[start:start + _ID_LENGTH]
+
+    def _first_row_from(self, table: _Table, key: bytes) -> int:
+        """The first row of a table whose id is not below `key` (bisection)."""
+        low, high = 0, table.count
         while low < high:
             middle = (low + high) // 2
-            start = IDX_HEADER_SIZE + middle * IDX_ROW.size
-            if data[start:start + _ID_LENGTH] < chunk_id:
+            if self._id_at(table, middle) < key:
                 low = middle + 1
             else:
                 high = middle
@@ -96,13 +126,12 @@ class ChunkIndex:
 
     def ids_with_prefix(self, prefix: bytes, odd_nibble: int | None = None) -> set[bytes]:
         """Ids that start with `prefix` (and then the half byte `odd_nibble`, for a prefix of an
-        odd number of hex digits): a bisection in each pack's sorted rows, no whole-store scan."""
+        odd number of hex digits): a bisection in each table's sorted rows, no whole-store scan."""
         found = set()
-        for number, (data, count) in enumerate(self._rows):
-            row = self._first_row_from(number, prefix)
-            while row < count:
-                start = IDX_HEADER_SIZE + row * IDX_ROW.size
-                chunk_id = data[start:start + _ID_LENGTH]
+        for table in self._tables:
+            row = self._first_row_from(table, prefix)
+            while row < table.count:
+                chunk_id = self._id_at(table, row)
                 if not chunk_id.startswith(prefix):
                     break
                 if odd_nibble is None or chunk_id[len(prefix)] >> 4 == odd_nibble:
@@ -112,10 +141,11 @@ class ChunkIndex:
 
     def _dict_lookup(self) -> Lookup:
         where: dict[bytes, int] = {}
-        for number, (data, count) in enumerate(self._rows):
-            ids = (data[start:start + _ID_LENGTH]
-                   for start in range(IDX_HEADER_SIZE, IDX_HEADER_SIZE + count * IDX_ROW.size, IDX_ROW.size))
-            where.update(zip(ids, range(number << _PACK_SHIFT, (number << _PACK_SHIFT) + count), strict=True))
+        for number, table in enumerate(self._tables):
+            data, end = table.data, table.start + table.count * table.stride
+            ids = (data[start:start + _ID_LENGTH] for start in range(table.start, end, table.stride))
+            first = number << _TABLE_SHIFT
+            where.update(zip(ids, range(first, first + table.count), strict=True))
         return where.get
 
     def _sorted_lookup(self) -> Lookup:
@@ -123,8 +153,9 @@ class ChunkIndex:
 
         ids = self.entries()["id"].tobytes()
         keys = np.frombuffer(ids, dtype=">u8").reshape(-1, _ID_LENGTH // 8)[:, 0].astype(np.uint64)
-        places = np.concatenate([(np.uint64(number) << np.uint64(_PACK_SHIFT)) + np.arange(count, dtype=np.uint64)
-                                 for number, (_, count) in enumerate(self._rows)] or [np.zeros(0, np.uint64)])
+        places = np.concatenate([(np.uint64(number) << np.uint64(_TABLE_SHIFT))
+                                 + np.arange(table.count, dtype=np.uint64)
+                                 for number, table in enumerate(self._tables)] or [np.zeros(0, np.uint64)])
         order = np.argsort(keys, kind="stable")
         keys, places = keys[order], places[order]
 
@@ -140,9 +171,19 @@ class ChunkIndex:
 
         return find
 
+    def _row_start(self, place: int) -> tuple[_Table, int]:
+        table = self._tables[place >> _TABLE_SHIFT]
+        return table, table.start + (place & ((1 << _TABLE_SHIFT) - 1)) * table.stride
+
     def _row(self, place: int) -> tuple:
-        data, _ = self._rows[place >> _PACK_SHIFT]
-        return IDX_ROW.unpack_from(data, IDX_HEADER_SIZE + (place & ((1 << _PACK_SHIFT) - 1)) * IDX_ROW.size)
+        table, start = self._row_start(place)
+        return IDX_ROW.unpack_from(table.data, start)
+
+    def _pack_number(self, place: int) -> int:
+        table, start = self._row_start(place)
+        if table.pack is not None:
+            return table.pack
+        return _PACK_NUMBER.unpack_from(table.data, start + PACK_NUMBER_OFFSET)[0]
 
     def __len__(self) -> int:
         return self._count
@@ -153,27 +194,38 @@ class ChunkIndex:
     def contains_good(self, chunk_id: ChunkId) -> bool:
         """Whether the chunk has a record not listed as bad (else it must be stored again)."""
         place = self._find(chunk_id)
-        return place is not None and (not self.bad or (chunk_id, self.packs[place >> _PACK_SHIFT]) not in self.bad)
+        return place is not None and (not self.bad or (chunk_id, self.packs[self._pack_number(place)]) not in self.bad)
 
     def locate(self, chunk_id: ChunkId) -> Location | None:
         place = self._find(chunk_id)
         if place is None:
             return None
         _, offset, payload_len, raw_len, codec, _, base = self._row(place)
-        return Location(self.packs[place >> _PACK_SHIFT], offset, payload_len, raw_len, codec,
+        return Location(self.packs[self._pack_number(place)], offset, payload_len, raw_len, codec,
                         None if base == NO_BASE else base)
 
     def entries(self) -> np.ndarray:
-        """Every row of every pack as one numpy table (pack by pack), for whole-store scans."""
+        """Every row of every table as one numpy table (table by table), for whole-store scans."""
         import numpy as np
 
         dtype = idx_dtype()
-        tables = [np.frombuffer(data, dtype=dtype, count=count, offset=IDX_HEADER_SIZE) for data, count in self._rows]
+        tables = []
+        for table in self._tables:
+            if table.pack is not None:
+                tables.append(np.frombuffer(table.data, dtype=dtype, count=table.count, offset=table.start))
+                continue
+            rows = np.frombuffer(table.data, dtype=combined_dtype(), count=table.count, offset=table.start)
+            plain = np.empty(table.count, dtype=dtype)
+            for name in dtype.names or ():
+                plain[name] = rows[name]
+            tables.append(plain)
         return np.concatenate(tables) if tables else np.zeros(0, dtype=dtype)
 
     def pack_numbers(self) -> np.ndarray:
         """For each row of entries(), the number of its pack in `self.packs`."""
         import numpy as np
 
-        return np.repeat(np.arange(len(self._rows), dtype=np.uint32),
-                         [count for _, count in self._rows]).astype(np.uint32)
+        numbers = [np.full(table.count, table.pack, dtype=np.uint32) if table.pack is not None else
+                   np.frombuffer(table.data, dtype=combined_dtype(), count=table.count, offset=table.start)["pack"]
+                   .astype(np.uint32) for table in self._tables]
+        return np.concatenate(numbers) if numbers else np.zeros(0, dtype=np.uint32)

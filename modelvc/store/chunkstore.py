@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelvc.errors import CorruptChunkError, CorruptObjectError, MissingChunkError
 from modelvc.ids import ChunkId, ObjectId, hash_bytes_raw
@@ -16,6 +17,9 @@ from modelvc.store.badchunks import load_bad_records, save_bad_records
 from modelvc.store.chunkindex import ChunkIndex
 from modelvc.store.packs import RECORD_HEADER, Location, PackReader, PackWriter
 from modelvc.store.parallel import WorkerPool
+
+if TYPE_CHECKING:
+    from modelvc.store.consolidate import PackSet
 
 DEFAULT_PACK_BYTES = 256 << 20
 MAX_CHAIN_READ = 64  # far above any depth a writer makes; guards against a corrupt loop
@@ -35,6 +39,7 @@ class ChunkStore:
         self._index_lock = threading.Lock()
         self._bad_lock = threading.Lock()
         self.reader = PackReader(self.backend)
+        self.packs_sealed = 0  # by this store's writers since the owner last looked (gc --auto)
         self.pool = pool or WorkerPool()  # the threads that hash, code and verify chunks
 
     @property
@@ -55,7 +60,7 @@ class ChunkStore:
         """Forget the index if the packs on disk are not those it was read from (another
         process added or removed some); the next lookup reads it again."""
         with self._index_lock:
-            if self._index is not None and layout.complete_packs(self.backend) != self._index.packs:
+            if self._index is not None and layout.complete_packs(self.backend) != self._index.listing:
                 self._index = None
 
     def _index_after_packs_changed(self, stale: ChunkIndex) -> ChunkIndex | None:
@@ -68,7 +73,7 @@ class ChunkStore:
         with self._index_lock:
             if self._index is not None and self._index is not stale:
                 return self._index  # another thread has reloaded already
-            if layout.complete_packs(self.backend) == stale.packs:
+            if layout.complete_packs(self.backend) == stale.listing:
                 return None
             self._index = self._new_index()
             return self._index
@@ -179,6 +184,12 @@ class ChunkStore:
             depth += 1
             location = self.index.locate(location.base)
         return depth
+
+    def pack_set(self) -> PackSet:
+        """Its packs, as consolidation (modelvc.store.consolidate) takes them."""
+        from modelvc.store.consolidate import PackSet
+
+        return PackSet(self.backend, layout.PACK_PREFIX, self.reader, self.pack_max_bytes)
 
     def writer(self) -> ChunkWriter:
         return ChunkWriter(self)
@@ -294,6 +305,8 @@ class ChunkWriter:
         finally:
             self._wait_for_seals()
             self.store.reload()
+            if self.new_chunks:
+                self.store.packs_sealed += 1
 
     def abort(self) -> None:
         if self._pack is not None:

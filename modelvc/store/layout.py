@@ -3,6 +3,7 @@
     packs/pack-<hex>.pack        chunk records        packs/pack-<hex>.idx   its index
     packs/meta-<hex>.pack        metadata objects     packs/meta-<hex>.idx   its index
     packs/tmp-pack-<hex>.pack    a pack being written (or left by a killed writer; tmp-meta- too)
+    packs/multi-pack-index       the combined index of the pack- family (multi-meta-index: meta-)
     objects/ab/cdef...           a loose metadata object (fan-out on the first two hex digits)
     refs/heads/NAME, refs/tags/NAME    a ref: its id and a newline
 
@@ -134,3 +135,8 @@ def incomplete_packs(backend: Backend) -> list[str]:
             continue
         still.append(key)
     return still
+
+
+def combined_key(family: str = PACK_PREFIX) -> str:
+    """The key of a family's combined index (`packs/multi-pack-index`; modelvc.store.combined)."""
+    return f"{PACKS}multi-{family}index"

@@ -205,6 +205,16 @@ class PackWriter:
         if parts:
             self._write(parts if len(parts) <= 2 else [b"".join(parts)])
 
+    def append_records(self, block: bytes | memoryview, rows: list[tuple]) -> None:
+        """Append whole records copied from another pack as they are (consolidation).
+
+        `rows` are index rows of the records in `block`, with offsets counted from its start;
+        the caller has checked each record's header against its row.
+        """
+        offset = self.size
+        self._write([block])
+        self._records += [(row[0], row[1] + offset, *row[2:]) for row in rows]
+
     @property
     def full(self) -> bool:
         return self.size >= self.max_bytes
@@ -299,6 +309,13 @@ class PackReader:
             raise CorruptChunkError(f"pack {location.pack} has a corrupt record header at offset "
                                     f"{location.offset} ({wrong} differs from its index)")
         return memoryview(data)[RECORD_HEADER.size:]
+
+    def read_range(self, pack: str, offset: int, length: int) -> bytes:
+        """`length` bytes of a pack from `offset` (whole records, for consolidation)."""
+        data = os.pread(self._fd(pack), length, offset)
+        if len(data) != length:
+            raise CorruptChunkError(f"pack {pack} is truncated at offset {offset + len(data)}")
+        return data
 
     def close(self) -> None:
         with self._lock:

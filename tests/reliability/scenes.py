@@ -56,6 +56,15 @@ def with_garbage(base: Path, format_version: int | None = None) -> Scene:
     return scene
 
 
+def edited_past_auto_packs(base: Path) -> Scene:
+    """One new file to add, with gc.auto_packs at 1: the add then merges every pack (few steps
+    of its own, so the sweep spends its kills on the consolidation)."""
+    scene = two_versions(base)
+    scene.write({"e.bin": STAGED["e.bin"]})
+    run_here(scene.work, "config", "gc.auto_packs", "1")
+    return scene
+
+
 def staged(base: Path) -> Scene:
     scene = two_versions(base)
     scene.write(STAGED)
@@ -82,6 +91,8 @@ class Case:
 
 CASES = [
     Case("add", lambda b: _edited(two_versions(b)), ["add", "."], False, False,
+         [["add", "."], ["commit", "-m", "after add"]]),
+    Case("add-consolidating", edited_past_auto_packs, ["add", "."], False, False,
          [["add", "."], ["commit", "-m", "after add"]]),
     Case("commit", staged, ["commit", "-m", "v3", "--metric", "loss=1.5"], True, False,
          [["commit", "--allow-empty", "-m", "after commit"]]),
@@ -114,7 +125,7 @@ def verifier(case: Case, template: Scene, recover: bool = True):
             return
         for args in case.recover:
             run_here(scene.work, *args)
-        if case.name == "add" or case.commits:
+        if case.name.startswith("add") or case.commits:
             scene.learn_head(scene.tracked_files())
         scene.check()
 

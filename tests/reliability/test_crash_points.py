@@ -99,6 +99,26 @@ def test_gc_removes_the_temp_files_of_killed_atomic_writes(tmp_path):
     assert list(scene.work.joinpath(".mvc").rglob(".*.tmp")) == []
 
 
+def test_an_add_past_gc_auto_packs_leaves_one_pack_and_a_kill_before_an_old_pack_goes_loses_nothing(tmp_path):
+    """The consolidation case really consolidates; killed at its first unlink, the merged pack
+    is complete beside the old ones, every version reads back, and gc finishes the job."""
+    from modelvc.store.packs import pack_names
+    from tests.reliability.scenes import edited_past_auto_packs
+
+    scene = edited_past_auto_packs(tmp_path / "whole")
+    run(scene.work, "add", ".", check=True)
+    assert len(pack_names(scene.work / ".mvc" / "packs")) == 1
+    scene = edited_past_auto_packs(tmp_path / "killed")
+    before = set(pack_names(scene.work / ".mvc" / "packs"))
+    assert run(scene.work, "add", ".", crash_at="1:unlink").returncode == KILLED
+    after = set(pack_names(scene.work / ".mvc" / "packs"))
+    assert len(after - before) == 2  # the add's own pack and the merged one, both complete
+    scene.check()
+    run(scene.work, "gc", "--grace", "0", check=True)
+    assert len(pack_names(scene.work / ".mvc" / "packs")) == 1
+    scene.check()
+
+
 def test_an_upgrade_killed_before_its_last_step_leaves_format_2_readable_and_gc_finishes_it(tmp_path):
     """The config says format 3 only once the loose objects are packed and removed: killed at the
     last rename (the config's), the repository is still format 2, wholly packed, and sound."""
