@@ -35,6 +35,8 @@ from modelvc.store.chunkindex import ChunkIndex
 from modelvc.store.packs import Location, PackReader, PackWriter
 
 if TYPE_CHECKING:
+    import zstandard
+
     from modelvc.store.consolidate import PackSet
 
 T = TypeVar("T")
@@ -194,25 +196,25 @@ class ObjectStore:
         return self._verify(object_id, self._read_stored(object_id))
 
     def _verify(self, object_id: ObjectId, stored: bytes | memoryview) -> bytes:
-        import zstandard
-
+        decompressor = self._decompressor()
         try:
-            data = self._decompressor().decompress(stored)
-        except zstandard.ZstdError as exc:
+            data = decompressor.decompress(stored)
+        except _zstd_error() as exc:
             raise CorruptObjectError(f"object {short(object_id)} is corrupt ({exc})", hint=_HINT) from exc
         if hash_bytes(data) != object_id:
             raise CorruptObjectError(f"object {short(object_id)} is corrupt: its content does not match its id",
                                      hint=_HINT)
         return data
 
-    def _decompressor(self):
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
         """This thread's decompressor: making one per read cost more than most reads."""
-        decompressor = getattr(self._local, "decompressor", None)
-        if decompressor is None:
+        try:
+            return self._local.decompressor
+        except AttributeError:
             import zstandard
 
-            decompressor = self._local.decompressor = zstandard.ZstdDecompressor()
-        return decompressor
+            self._local.decompressor = zstandard.ZstdDecompressor()
+            return self._local.decompressor
 
     @contextlib.contextmanager
     def bulk_verified(self, budget_bytes: int = BULK_BUDGET_BYTES) -> Iterator[None]:
@@ -241,8 +243,6 @@ class ObjectStore:
     def _verified_records(self, name: str) -> Iterator[tuple[str, bytes]]:
         """(id, canonical bytes) of each record of a pack whose header agrees with its index
         row and whose payload decompresses to bytes that hash to its id; the others are left out."""
-        import zstandard
-
         from modelvc.store.packs import IDX_HEADER_SIZE, IDX_ROW, RECORD_HEADER, RECORD_MAGIC, read_idx_rows
 
         try:
@@ -265,7 +265,7 @@ class ObjectStore:
                 continue
             try:
                 data = decompress(pack[start:start + payload_len])
-            except zstandard.ZstdError:
+            except _zstd_error():
                 continue
             if hash_bytes_raw(data) == raw_id:
                 yield raw_id.hex(), data
@@ -417,6 +417,12 @@ class ObjectStore:
 
 
 _HEX = frozenset("0123456789abcdef")
+
+
+def _zstd_error() -> type[Exception]:
+    import zstandard
+
+    return zstandard.ZstdError
 
 
 def _is_hex(text: str) -> bool:
