@@ -244,3 +244,11 @@ class MetadataFileError(MvcError):
     line and column of a syntax error); nothing is committed."""
 
     exit_code = 17
+
+
+class UnknownTensorError(PathNotFoundError):
+    """read_tensor named a tensor the stored model file does not hold (or cannot give bytes for)."""
+
+
+class NotAModelFileError(UnknownTensorError):
+    """read_tensor named a stored file that is no model file modelvc can read tensors from."""

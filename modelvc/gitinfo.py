@@ -27,8 +27,20 @@ def run_git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
 
 def work_tree_root(path: Path) -> Path | None:
     """The top of the git work tree that holds `path`, or None."""
+    if not _may_be_in_git(path):
+        return None
     out = run_git(path, "rev-parse", "--show-toplevel")
     return Path(out.decode(errors="surrogateescape").strip()) if out else None
+
+
+def _may_be_in_git(path: Path) -> bool:
+    """False when git cannot find a repository from `path`: no `.git` (directory or file) in
+    it or any parent, and no GIT_DIR or GIT_WORK_TREE. Saves a `git` process (about 10 ms)
+    per add and commit outside git, where training runs commit often."""
+    if "GIT_DIR" in os.environ or "GIT_WORK_TREE" in os.environ:
+        return True
+    resolved = path.resolve()
+    return any(os.path.lexists(directory / ".git") for directory in (resolved, *resolved.parents))
 
 
 def code_version(root: Path) -> CodeVersion | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import stat as statmod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from modelvc.errors import CorruptIndexError
 from modelvc.fsutil import atomic_write, current_boot_id
 from modelvc.ids import ObjectId, hash_bytes_raw, is_full_id
-from modelvc.indexfile import MAGIC, decode_index, encode_columns, encode_index
+from modelvc.indexfile import MAGIC, HexIds, decode_index, encode_columns, encode_index
 from modelvc.objects import MODE_EXEC, MODE_FILE, MODE_LINK
 from modelvc.safepath import check_paths, paths_look_safe
 
@@ -88,17 +89,22 @@ class Index:
         # status compares it with HEAD's instead of reading HEAD's tree. Only a save that
         # passes it on keeps it; any other save drops it.
         self.tree_id: ObjectId | None = None
+        # The commit whose tree tree_id is, when the writer knew it: status then takes HEAD's
+        # tree id from here instead of reading HEAD's commit (a commit's tree never changes).
+        self.commit_id: ObjectId | None = None
         # In memory only: the tree the entries made when read or last saved with a tree id, and
         # what `add` changed since (path -> (manifest id, size, mode) in that tree, None if
         # absent), so that `commit -a` counts its changes without reading HEAD's tree.
         self.base_tree: ObjectId | None = None
         self.changed_since_base: dict[str, tuple[str, int, int] | None] = {}
         self.digest = b""  # of the file as read or written: tells whether another process rewrote it
+        self._trusted: dict[str, tuple[int, int, int, int]] | None = None  # trusted_stats, until a change
         if load and path.exists():
             self._load()
 
     @property
     def entries(self) -> dict[str, IndexEntry]:
+        self._trusted = None  # whoever takes the dict may change it
         if self._entries is None:
             assert self._columns is not None
             self._entries = dict(zip(self._columns[0], map(IndexEntry, *self._columns), strict=True))
@@ -107,7 +113,7 @@ class Index:
 
     @entries.setter
     def entries(self, entries: dict[str, IndexEntry]) -> None:
-        self._entries, self._columns, self._positions = entries, None, {}
+        self._entries, self._columns, self._positions, self._trusted = entries, None, {}, None
 
     def paths(self) -> list[str]:
         """Every tracked path, in path order when the index was just read."""
@@ -125,6 +131,7 @@ class Index:
     def restat(self, entry: IndexEntry) -> None:
         """Replace an entry by one differing only in its stat fields (mtime, inode, unsynced
         boot): in the columns when no entry object was built, so the save does not build them."""
+        self._trusted = None
         position = self._positions.get(entry.path) if self._columns is not None else None
         if position is None:
             self.entries[entry.path] = entry
@@ -132,6 +139,37 @@ class Index:
         _, _, sizes, modes, mtimes, inos, unsynced, dereference = self._columns  # type: ignore[misc]
         sizes[position], modes[position], mtimes[position] = entry.size, entry.mode, entry.mtime_ns
         inos[position], unsynced[position], dereference[position] = entry.ino, entry.unsynced_boot, entry.dereference
+
+    def put(self, entry: IndexEntry) -> None:
+        """Add or replace an entry: a replaced one in the columns when no entry object was
+        built, so that staging a few files of tens of thousands builds no others."""
+        position = self._positions.get(entry.path) if self._columns is not None else None
+        if position is None:
+            self.entries[entry.path] = entry
+            return
+        ids = self._columns[1]  # type: ignore[index]
+        if ids[position] != entry.manifest_id:
+            if isinstance(ids, HexIds):  # one text, not changed in place: a list from now on
+                ids = list(ids)
+                self._columns = (self._columns[0], ids, *self._columns[2:])  # type: ignore[index]
+            ids[position] = entry.manifest_id
+        self.restat(entry)
+
+    def tree_of(self, commit_id: ObjectId | None) -> ObjectId | None:
+        """The tree id of `commit_id` when this index recorded it with its own tree id (then
+        the caller need not read the commit), else None."""
+        return self.tree_id if commit_id is not None and commit_id == self.commit_id else None
+
+    def tree_columns(self) -> tuple[Sequence[str], Sequence[str], Sequence[int], Sequence[int]]:
+        """(paths, manifest ids, sizes, modes) of every entry in path order: what a commit of
+        the index records, without building an entry object when the columns are loaded."""
+        if self._columns is not None:
+            paths, ids, sizes, modes = self._columns[:4]
+            return paths, ids, sizes, modes
+        entries = self.entries
+        ordered = [entries[path] for path in sorted(entries)]
+        return ([e.path for e in ordered], [e.manifest_id for e in ordered], [e.size for e in ordered],
+                [e.mode for e in ordered])
 
     def is_current(self) -> bool:
         """Whether the file holds what this object read or wrote (for a writer that read the
@@ -148,7 +186,7 @@ class Index:
         self.digest = hash_bytes_raw(raw)
         try:
             if raw.startswith(MAGIC):
-                columns, self.tree_id = decode_index(raw)
+                columns, self.tree_id, self.commit_id = decode_index(raw)
                 self.base_tree = self.tree_id
                 paths = columns[0]
             else:
@@ -173,16 +211,19 @@ class Index:
             before = self.entry(path)
             self.changed_since_base[path] = None if before is None else (before.manifest_id, before.size, before.mode)
 
-    def save(self, tree_id: ObjectId | None = None, keep_base: bool = False) -> None:
-        """Write every entry; `tree_id` only by a caller that knows the entries make that tree.
-        `keep_base` only by one that called note_change before each change it made."""
-        self.tree_id = tree_id
+    def save(self, tree_id: ObjectId | None = None, keep_base: bool = False,
+             commit_id: ObjectId | None = None) -> None:
+        """Write every entry; `tree_id` only by a caller that knows the entries make that tree,
+        `commit_id` only with the tree id of that commit. `keep_base` only by one that called
+        note_change before each change it made."""
+        self.tree_id, self._trusted = tree_id, None  # the racy limit moves with the file's mtime
+        self.commit_id = commit_id if tree_id is not None else None
         if tree_id is not None or not keep_base:
             self.base_tree, self.changed_since_base = tree_id, {}
         if self._columns is not None:  # no entry object was built: the columns are the entries
-            data = encode_columns(self._columns, tree_id)
+            data = encode_columns(self._columns, tree_id, self.commit_id)
         else:
-            data = encode_index(self.entries, tree_id)
+            data = encode_index(self.entries, tree_id, self.commit_id)
         atomic_write(self.path, data)
         self.digest = hash_bytes_raw(data)
         self.mtime_ns = os.stat(self.path).st_mtime_ns
@@ -201,11 +242,17 @@ class Index:
             return {path: (e.size, e.mtime_ns, e.ino, e.mode) for path, e in self._entries.items()
                     if e.mtime_ns < racy_from and not e.dereference
                     and (not e.unsynced_boot or e.unsynced_boot == boot)}
+        if self._trusted is not None:  # add_tracked and the _stage it calls both ask
+            return self._trusted
         paths, _, sizes, modes, mtimes, inos, unsynced, dereference = self._columns  # type: ignore[misc]
-        return {path: (size, mtime, ino, mode)
-                for path, size, mtime, ino, mode, unsynced_boot, linked
-                in zip(paths, sizes, mtimes, inos, modes, unsynced, dereference, strict=True)
-                if mtime < racy_from and not linked and (not unsynced_boot or unsynced_boot == boot)}
+        if max(mtimes, default=0) < racy_from and not any(dereference) and {boot, ""}.issuperset(unsynced):
+            self._trusted = dict(zip(paths, zip(sizes, mtimes, inos, modes, strict=True), strict=True))  # all, in C
+            return self._trusted
+        self._trusted = {path: (size, mtime, ino, mode)
+                         for path, size, mtime, ino, mode, unsynced_boot, linked
+                         in zip(paths, sizes, mtimes, inos, modes, unsynced, dereference, strict=True)
+                         if mtime < racy_from and not linked and (not unsynced_boot or unsynced_boot == boot)}
+        return self._trusted
 
 
 def _decode_json(raw: bytes) -> list[IndexEntry]:

@@ -48,18 +48,20 @@ class HexIds(Sequence[str]):
         return (text[i:i + 64] for i in range(0, len(text), 64))
 
 
-def encode_index(entries: Mapping[str, Any], tree_id: str | None) -> bytes:
+def encode_index(entries: Mapping[str, Any], tree_id: str | None, commit_id: str | None = None) -> bytes:
     """The file for `entries` (IndexEntry by path): in path order, so equal indexes give
     byte-identical files."""
     ordered = [entries[path] for path in sorted(entries)]
     columns = ([e.path for e in ordered], [e.manifest_id for e in ordered], [e.size for e in ordered],
                [e.mode for e in ordered], [e.mtime_ns for e in ordered], [e.ino for e in ordered],
                [e.unsynced_boot for e in ordered], [e.dereference for e in ordered])
-    return encode_columns(columns, tree_id)
+    return encode_columns(columns, tree_id, commit_id)
 
 
-def encode_columns(columns: tuple[Sequence, ...], tree_id: str | None) -> bytes:
-    """The file for entries given as decode_index's columns, their paths already sorted."""
+def encode_columns(columns: tuple[Sequence, ...], tree_id: str | None, commit_id: str | None = None) -> bytes:
+    """The file for entries given as decode_index's columns, their paths already sorted.
+    `commit_id`: the commit whose tree `tree_id` is, when known (written only then: a reader
+    that knows no "commit" ignores it)."""
     paths, ids, sizes, modes, mtimes, inos, unsynced, dereference = columns
     boots = sorted(set(unsynced) - {""})
     if boots or any(dereference):
@@ -79,15 +81,18 @@ def encode_columns(columns: tuple[Sequence, ...], tree_id: str | None) -> bytes:
         times.byteswap()
     header = {"version": VERSION, "count": len(paths), "paths_bytes": len(path_bytes), "boots": boots,
               "tree": tree_id}
+    if commit_id is not None and tree_id is not None:
+        header["commit"] = commit_id
     body = b"".join([MAGIC, json.dumps(header, separators=(",", ":")).encode(), b"\n",
                      path_bytes, id_bytes, unsigned.tobytes(), times.tobytes()])
     return body + hash_bytes_raw(body)
 
 
-def decode_index(raw: bytes) -> tuple[tuple[Any, ...], str | None]:
+def decode_index(raw: bytes) -> tuple[tuple[Any, ...], str | None, str | None]:
     """The columns of a version 2 index file (paths, manifest ids, sizes, modes, mtimes, inodes,
-    unsynced boots, dereference flags) and the tree id it records; ValueError, KeyError or
-    TypeError when the file is damaged (the caller refuses it)."""
+    unsynced boots, dereference flags), the tree id it records and the commit whose tree that
+    is (None when not recorded); ValueError, KeyError or TypeError when the file is damaged
+    (the caller refuses it)."""
     body, digest = raw[:-DIGEST_BYTES], raw[-DIGEST_BYTES:]
     if len(raw) < len(MAGIC) + DIGEST_BYTES or hash_bytes_raw(body) != digest:
         raise ValueError("its checksum does not match")
@@ -100,6 +105,9 @@ def decode_index(raw: bytes) -> tuple[tuple[Any, ...], str | None]:
         raise ValueError("a boot id is not text")
     if tree_id is not None and not is_full_id(tree_id):
         raise ValueError("its tree id is not an object id")
+    commit_id = header.get("commit") if tree_id is not None else None
+    if commit_id is not None and not is_full_id(commit_id):
+        raise ValueError("its commit id is not an object id")
     position = end + 1
     numbers_at = position + paths_bytes + count * ID_BYTES
     if len(body) != numbers_at + 5 * 8 * count:
@@ -125,4 +133,4 @@ def decode_index(raw: bytes) -> tuple[tuple[Any, ...], str | None]:
         dereference = [bool(flag & FLAG_DEREFERENCE) for flag in flags]
     else:
         unsynced, dereference = [""] * count, [False] * count
-    return (paths, ids, sizes, modes, mtimes.tolist(), inos, unsynced, dereference), tree_id
+    return (paths, ids, sizes, modes, mtimes.tolist(), inos, unsynced, dereference), tree_id, commit_id

@@ -530,6 +530,11 @@ class Repo:
             self._checked_trees.add(tree_id)
         return tree
 
+    def note_checked_tree(self, tree_id: ObjectId) -> None:
+        """A tree made here from paths checked already (the index's): read_tree need not check
+        them again in this process."""
+        self._checked_trees.add(tree_id)
+
     def read_manifest(self, file_id: ObjectId) -> Manifest:
         """A file version's manifest, checked against the stored chunks' lengths."""
         manifest = self.objects.get_typed(file_id, Manifest)

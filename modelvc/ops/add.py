@@ -68,13 +68,15 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
         gitignore = bool(effective(repo.config, "core.gitignore"))
     with repo.transaction():
         index = repo.fresh_index()
-        found = expand_specs(repo.root, specs, cwd or Path.cwd(), index.paths(), force=force)
+        found = expand_specs(repo.root, specs, cwd or Path.cwd(), index.paths(), force=force,
+                             trusted=None if dereference else index.trusted_stats())
         split = split_for_git(repo.root, found.paths, found.named, set(index.paths()))
         result = _stage(repo, split.store, progress, dereference, found.stats)
+        result.unchanged += len(found.unchanged)
         result.left_to_git, result.versioned_twice = split.left_to_git, split.versioned_twice
     if gitignore and split.in_git_tree:
         tracked = set(repo.index.paths())
-        stored = [p for p in split.store if p in tracked]
+        stored = sorted(found.unchanged.union(p for p in split.store if p in tracked))
         result.gitignore = ignore_stored(repo.root, split, stored)
     return result
 
@@ -147,9 +149,9 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
         for path, st, manifest in staged:
             file_id = repo.objects.put(manifest)
             index.note_change(path)
-            indexed = index.entries.get(path)
-            index.entries[path] = stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
-                                             dereference=path in followed)
+            indexed = index.entry(path)
+            index.put(stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
+                                 dereference=path in followed))
             if indexed is None or indexed.manifest_id != file_id or indexed.mode != mode_of(st):
                 result.staged.append(path)
             else:

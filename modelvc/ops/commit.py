@@ -11,8 +11,9 @@ from typing import Any
 from modelvc.errors import CorruptIndexError, NothingToCommitError, UsageError
 from modelvc.gitinfo import code_version
 from modelvc.ids import short
+from modelvc.index import IndexEntry
 from modelvc.metricsfiles import TRAINER_STATE, FilePath, parse_document, read_values, trainer_state_metrics
-from modelvc.objects import Commit, TreeEntry
+from modelvc.objects import Commit, TreeEntry, encode_tree
 from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
 from modelvc.vocabulary import commit_dict
@@ -70,7 +71,7 @@ class CommitResult:
                                                     "change_count": self.files_changed}
 
 
-def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
+def check_staged(repo: Repo, entries: list[IndexEntry]) -> None:
     """Refuse to commit an index entry whose content is missing or is not the size it says.
 
     Entries unchanged since HEAD were checked when HEAD was made; a wrong size would give a
@@ -85,7 +86,7 @@ def check_staged(repo: Repo, entries: list[TreeEntry]) -> None:
                 hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
 
 
-def _key(entry: TreeEntry | None) -> tuple[str, int, int] | None:
+def _key(entry: TreeEntry | IndexEntry | None) -> tuple[str, int, int] | None:
     return None if entry is None else (entry.manifest_id, entry.size, entry.mode)
 
 
@@ -136,31 +137,31 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
     with repo.transaction():
         index = repo.index  # the lock holder's: read afresh, or as `commit -a` just staged it
         head = repo.refs.head()
-        tree = tree_from_index(repo)
-        new_map = tree.as_map()
         head_tree = repo.read_commit(head.commit).tree if head.commit else None
-        if head_tree is not None and index.base_tree == head_tree:
+        if head_tree is not None and index.base_tree == head_tree:  # only what `add` changed
             changed_paths = {path for path, before in index.changed_since_base.items()
-                             if before != _key(new_map.get(path))}
+                             if before != _key(index.entry(path))}
         else:
-            changed_paths = _changed_paths(repo.tree_of(head.commit).entries, tree.entries)
+            changed_paths = _changed_paths(repo.tree_of(head.commit).entries, tree_from_index(repo).entries)
         changed = len(changed_paths)
-        check_staged(repo, [new_map[path] for path in sorted(changed_paths) if path in new_map])
+        check_staged(repo, [entry for path in sorted(changed_paths) if (entry := index.entry(path)) is not None])
         if changed == 0 and not allow_empty:
             raise NothingToCommitError("nothing to commit: the index matches HEAD",
                                        hint="stage changes with 'mvc add', or use --allow-empty")
         recorded = values.metrics
         if trainer_state is True:  # the lowest precedence, as a Trainer directory's
             old = repo.tree_of(head.commit).as_map()
+            new_map = tree_from_index(repo).as_map()
             recorded = dict(sorted((committed_trainer_metrics(repo, old, new_map) | recorded).items()))
         parents = (head.commit,) if head.commit else ()
         parent_params = repo.read_commit(head.commit).params if head.commit else {}
         with repo.objects.batch():  # tree and commit written together, before the ref
-            tree_id = repo.objects.put(tree)
+            tree_id = repo.objects.put_encoded(encode_tree(*index.tree_columns()))
             new = Commit(tree_id, parents, author, message, recorded, values.params_over(parent_params),
                          dict(meta or {}), code)
             commit_id = repo.objects.put(new)
+        repo.note_checked_tree(tree_id)  # its paths are the index's, checked when it was read
         kind = "commit" if parents else "commit (initial)"
-        index.save(tree_id)  # so status compares tree ids, not every entry with HEAD's tree's
+        index.save(tree_id, commit_id=commit_id)  # so status compares tree ids, not every entry with HEAD's tree's
         repo.refs.update_head(commit_id, head.commit, f"{kind}: {new.subject}")
     return CommitResult(commit_id, head.branch, parents, new, changed)

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from modelvc.errors import IgnoredPathError, PathNotFoundError, UsageError
 from modelvc.ignore import IGNORE_FILE, IgnoreRules
-from modelvc.worktree import is_utf8_name, link_on_the_way, printable_name, stat_path, to_repo_path, walk_files
+from modelvc.worktree import (
+    is_utf8_name,
+    link_on_the_way,
+    printable_name,
+    stat_path,
+    to_repo_path,
+    walk_against,
+    walk_files,
+)
 
 GLOB_CHARS = set("*?[")
 
@@ -27,6 +35,7 @@ class Expansion:
     paths: list[str] = field(default_factory=list)
     named: set[str] = field(default_factory=set)  # files named one by one, not found by a walk or glob
     stats: dict[str, os.stat_result] = field(default_factory=dict)  # lstats the walks took, by path
+    unchanged: set[str] = field(default_factory=set)  # walked files `trusted` vouched for, not in paths
 
 
 def expand(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
@@ -37,10 +46,15 @@ def expand(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
 
 
 def expand_specs(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[str],
-                 include_worktree: bool = True, force: bool = False) -> Expansion:
+                 include_worktree: bool = True, force: bool = False,
+                 trusted: dict[str, tuple[int, int, int, int]] | None = None) -> Expansion:
     """As `expand`, for `add`: without `force`, a spec naming an ignored path is refused as git
     refuses it, and walks skip ignored paths; with it, ignored paths are taken too. A named file
-    whose name is not UTF-8 is refused (found by walking, `add` skips it with a warning)."""
+    whose name is not UTF-8 is refused (found by walking, `add` skips it with a warning).
+
+    With `trusted` (Index.trusted_stats), a directory's walk compares each known file's lstat
+    with it as it goes: files it vouches for go to `unchanged`, not `paths`, so `add .` with
+    nothing changed handles no path one by one after the walk."""
     known = set(known)
     rules = IgnoreRules.load(root) if include_worktree else IgnoreRules([])
     walk_rules = IgnoreRules([]) if force else rules
@@ -49,6 +63,7 @@ def expand_specs(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[st
     refused: list[str] = []
     for spec in specs:
         found: set[str] = set()
+        vouched = False  # whether the spec matched files `trusted` vouched for
         if GLOB_CHARS & set(spec):
             pattern = to_repo_path(root, spec, cwd)
             candidates = set(known)
@@ -73,15 +88,31 @@ def expand_specs(root: Path, specs: Iterable[str], cwd: Path, known: Iterable[st
                 result.named.add(target)
             else:
                 if is_dir:
-                    walked = dict(walk_files(root, target, walk_rules))
-                    result.stats.update(walked)
-                    found = set(walked)
-                found.update(known if target == "" else (p for p in known if under(p, target)))
-        if not found:
+                    found, vouched = _walk_directory(root, target, known, walk_rules, trusted, result)
+                else:  # gone from the working tree: the tracked files that were there
+                    found = {p for p in known if under(p, target)}
+        if not found and not vouched:
             raise PathNotFoundError(f"pathspec '{spec}' did not match any files")
         matched |= found
     if refused:
         raise IgnoredPathError(f"the following paths are ignored by {IGNORE_FILE}:\n" + "\n".join(refused),
                                refused, hint="use -f if you really want to add them")
     result.paths = sorted(matched)
+    result.unchanged -= matched  # found changed through another spec
     return result
+
+
+def _walk_directory(root: Path, target: str, known: set[str], rules: IgnoreRules,
+                    trusted: dict[str, tuple[int, int, int, int]] | None, result: Expansion) -> tuple[set[str], bool]:
+    """The files under the directory `target` (walked, and the known ones: a deleted file too);
+    with `trusted`, those it vouches for go to result.unchanged instead. Also: whether any did."""
+    tracked_here = known if target == "" else {p for p in known if under(p, target)}
+    if trusted is None:
+        walked = dict(walk_files(root, target, rules))
+        result.stats.update(walked)
+        return set(walked) | tracked_here, False
+    walk = walk_against(root, known, trusted, rules, target)
+    result.stats.update(walk.differing)
+    result.stats.update(walk.untracked)
+    result.unchanged.update(walk.matched)
+    return walk.differing.keys() | walk.untracked.keys() | walk.unseen(tracked_here), bool(walk.matched)

@@ -46,7 +46,7 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
     head = repo.refs.head()
     result = StatusResult(head.branch, head.commit)
     index = repo.index
-    head_tree = repo.read_commit(head.commit).tree if head.commit else None
+    head_tree = index.tree_of(head.commit) or (repo.read_commit(head.commit).tree if head.commit else None)
     learnt_tree = None
     if head_tree is None or index.tree_id != head_tree:
         head_entries = repo.tree_of(head.commit).as_map()
@@ -66,7 +66,7 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
             found = [p for p in found if is_utf8_name(p)]
         result.untracked = left_to_mvc(repo, found) if found else []
     if rehashed_clean or learnt_tree is not None:
-        refresh_stat_cache(repo, rehashed_clean, learnt_tree, index)
+        refresh_stat_cache(repo, rehashed_clean, learnt_tree, index, (head.commit, head_tree))
     return result
 
 
@@ -142,10 +142,11 @@ def left_to_mvc(repo: Repo, untracked: list[str]) -> list[str]:
 
 
 def refresh_stat_cache(repo: Repo, files: list[WorkingFile], learnt_tree: str | None = None,
-                       read: Index | None = None) -> None:
+                       read: Index | None = None, head: tuple[str | None, str | None] = (None, None)) -> None:
     """Record the current stat of files found unchanged by re-hashing, as git's status does,
     so the next status need not read them again; and `learnt_tree`, the tree the index status
     `read` was found to make, unless another writer changed it since (then it is read again).
+    `head` (HEAD's commit and tree ids) lets the index record the commit its tree id is of.
     Skipped when another writer holds the lock, and when the repository cannot be written
     (another user's, a full disk): this is only a cache, and status a read-only command."""
     from modelvc.errors import LockTimeoutError, MvcError, from_os_error
@@ -165,7 +166,8 @@ def refresh_stat_cache(repo: Repo, files: list[WorkingFile], learnt_tree: str | 
                         hashed.stat.st_size, hashed.stat.st_mtime_ns, hashed.stat.st_ino):
                     index.restat(stat_entry(hashed.path, entry.manifest_id, entry.size, entry.mode, st, entry,
                                             dereference=entry.dereference))
-            index.save(learnt_tree if learnt_tree is not None and current else index.tree_id)
+            tree = learnt_tree if learnt_tree is not None and current else index.tree_id
+            index.save(tree, commit_id=head[0] if tree is not None and tree == head[1] else index.commit_id)
     except LockTimeoutError:
         pass
     except OSError as exc:

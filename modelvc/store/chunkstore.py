@@ -44,11 +44,13 @@ class ChunkStore:
 
     @property
     def index(self) -> ChunkIndex:
-        if self._index is None:
+        index = self._index  # read once: a writer's reload() may clear it at any moment
+        if index is None:
             with self._index_lock:
-                if self._index is None:
-                    self._index = self._new_index()
-        return self._index
+                index = self._index
+                if index is None:
+                    index = self._index = self._new_index()
+        return index
 
     def _new_index(self) -> ChunkIndex:
         return ChunkIndex(self.backend, bad=load_bad_records(self.bad_list))
@@ -60,7 +62,8 @@ class ChunkStore:
         """Forget the index if the packs on disk are not those it was read from (another
         process added or removed some); the next lookup reads it again."""
         with self._index_lock:
-            if self._index is not None and layout.complete_packs(self.backend) != self._index.listing:
+            index = self._index  # read once: a writer's reload() may clear it meanwhile
+            if index is not None and layout.complete_packs(self.backend) != index.listing:
                 self._index = None
 
     def _index_after_packs_changed(self, stale: ChunkIndex) -> ChunkIndex | None:
@@ -71,12 +74,13 @@ class ChunkStore:
         merely moved as missing. None when nothing changed: then the chunk is really missing.
         """
         with self._index_lock:
-            if self._index is not None and self._index is not stale:
-                return self._index  # another thread has reloaded already
+            current = self._index
+            if current is not None and current is not stale:
+                return current  # another thread has reloaded already
             if layout.complete_packs(self.backend) == stale.listing:
                 return None
-            self._index = self._new_index()
-            return self._index
+            current = self._index = self._new_index()
+            return current
 
     def has(self, chunk_id: ChunkId) -> bool:
         return self.index.contains(chunk_id)

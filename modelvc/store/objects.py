@@ -119,14 +119,19 @@ class ObjectStore:
                 self._batch = None
 
     def put(self, obj: objmod.StoredObject) -> str:
-        data = objmod.encode(obj)
+        object_id = self.put_encoded(objmod.encode(obj))
+        self._remember(object_id, obj)
+        return object_id
+
+    def put_encoded(self, data: bytes) -> str:
+        """Store an object given as its canonical encoding (a commit's tree, encoded from the
+        index's columns without building the Tree)."""
         object_id = hash_bytes(data)
         if self._batch is not None:
             if object_id not in self._batch and not self.has(object_id):
                 self._batch[object_id] = data
         elif not self.has(object_id):
             self._write({object_id: data})
-        self._remember(object_id, obj)
         return object_id
 
     def _write(self, pending: dict[str, bytes]) -> None:
