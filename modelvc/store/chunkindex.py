@@ -23,7 +23,7 @@ from modelvc.store import layout
 from modelvc.store.backend import Backend, NotFoundInBackend
 from modelvc.store.badchunks import BadRecords
 from modelvc.store.combined import COMBINED_ROW, PACK_NUMBER_OFFSET, combined_dtype, load_combined
-from modelvc.store.packs import IDX_HEADER_SIZE, IDX_ROW, NO_BASE, Location, idx_dtype, read_idx_rows
+from modelvc.store.packs import IDX_HEADER_SIZE, IDX_ROW, NO_BASE, Location, SealedPack, idx_dtype, read_idx_rows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,8 +50,8 @@ class _Table:
 
 
 class ChunkIndex:
-    """Chunk id -> Location over every complete pack of a family; reload() after packs are
-    added or removed."""
+    """Chunk id -> Location over every complete pack of a family; add_sealed() after this
+    process sealed packs, reload() after packs were added or removed otherwise."""
 
     def __init__(self, backend: Backend, small_limit: int = SMALL_INDEX_ROWS,
                  bad: BadRecords = frozenset(), family: str = layout.PACK_PREFIX) -> None:
@@ -80,23 +80,58 @@ class ChunkIndex:
             self._tables.append(_Table(data, IDX_HEADER_SIZE, count, IDX_ROW.size, len(self.packs)))
             self.packs.append(name)
         self._count = sum(table.count for table in self._tables)
+        self._where: dict[bytes, int] | None = None  # the dict lookup's table, while small
         if self._count <= self.small_limit:
-            self._find = self._dict_lookup()
+            self._base_find = self._dict_lookup()
         else:
-            self._find = self._sorted_lookup()
+            self._base_find = self._sorted_lookup()
         self._prefer_good_records()
 
+    def add_sealed(self, sealed: list[SealedPack], bad: BadRecords | None = None) -> bool:
+        """Add packs this process just sealed, from the index bytes it wrote, reading no index.
+
+        Only when the packs on disk are exactly those read before plus `sealed` (one listing);
+        otherwise (another process added packs, gc removed some) nothing changes and False says
+        the caller must read the whole index again. `bad`: the bad-records list as it is now.
+        A fresh record of a chunk whose old record is listed as bad is preferred, as after a
+        reload.
+        """
+        known = set(self.listing)
+        new = list({pack.name: pack for pack in sealed if pack.name not in known}.values())
+        on_disk = layout.complete_packs(self.backend, self.family)
+        if on_disk != sorted(known | {pack.name for pack in new}):
+            return False
+        added: list[_Table] = []
+        for pack in new:
+            (count,) = struct.unpack_from("<Q", pack.index_data, 8)
+            added.append(_Table(pack.index_data, IDX_HEADER_SIZE, count, IDX_ROW.size, len(self.packs)))
+            self.packs.append(pack.name)
+        first = len(self._tables)
+        self._tables.extend(added)  # before any lookup can hand out a place in them
+        self._count += sum(table.count for table in added)
+        if self._where is not None and self._count <= self.small_limit:
+            for number, table in enumerate(added, first):
+                self._where.update(self._dict_rows(number, table))
+        else:  # a numpy table is sorted again from the rows in memory (no index is read)
+            self._where = None
+            self._base_find = self._sorted_lookup()
+        self.listing = on_disk
+        if bad is not None:
+            self.bad = bad | self.bad
+        self._prefer_good_records()
+        return True
+
     def _prefer_good_records(self) -> None:
-        """Make a chunk with a record listed as bad resolve to another record of it, if any."""
+        """Make a chunk with a record listed as bad resolve to another record of it, if any
+        (set in one assignment: other threads may be looking up meanwhile)."""
         good = {}
         for chunk_id in {chunk_id for chunk_id, _ in self.bad}:
             places = [place for place in self._places(chunk_id)
                       if (chunk_id, self.packs[self._pack_number(place)]) not in self.bad]
             if places:
                 good[chunk_id] = places[-1]
-        if good:
-            find = self._find
-            self._find = lambda chunk_id: good[chunk_id] if chunk_id in good else find(chunk_id)
+        find = self._base_find
+        self._find = (lambda chunk_id: good[chunk_id] if chunk_id in good else find(chunk_id)) if good else find
 
     def _places(self, chunk_id: ChunkId) -> list[int]:
         """Every row holding `chunk_id`, by bisection over each table (sorted by chunk id)."""
@@ -142,11 +177,17 @@ class ChunkIndex:
     def _dict_lookup(self) -> Lookup:
         where: dict[bytes, int] = {}
         for number, table in enumerate(self._tables):
-            data, end = table.data, table.start + table.count * table.stride
-            ids = (data[start:start + _ID_LENGTH] for start in range(table.start, end, table.stride))
-            first = number << _TABLE_SHIFT
-            where.update(zip(ids, range(first, first + table.count), strict=True))
+            where.update(self._dict_rows(number, table))
+        self._where = where
         return where.get
+
+    @staticmethod
+    def _dict_rows(number: int, table: _Table) -> Iterator[tuple[bytes, int]]:
+        """(chunk id, place) of each row of table `number`."""
+        data, end = table.data, table.start + table.count * table.stride
+        ids = (data[start:start + _ID_LENGTH] for start in range(table.start, end, table.stride))
+        first = number << _TABLE_SHIFT
+        return zip(ids, range(first, first + table.count), strict=True)
 
     def _sorted_lookup(self) -> Lookup:
         import numpy as np

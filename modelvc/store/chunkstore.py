@@ -15,7 +15,7 @@ from modelvc.store import layout
 from modelvc.store.backend import DirectoryBackend
 from modelvc.store.badchunks import load_bad_records, save_bad_records
 from modelvc.store.chunkindex import ChunkIndex
-from modelvc.store.packs import RECORD_HEADER, Location, PackReader, PackWriter
+from modelvc.store.packs import RECORD_HEADER, Location, PackReader, PackWriter, SealedPack
 from modelvc.store.parallel import WorkerPool
 
 if TYPE_CHECKING:
@@ -57,6 +57,16 @@ class ChunkStore:
 
     def reload(self) -> None:
         self._index = None
+
+    def add_sealed(self, sealed: list[SealedPack]) -> None:
+        """Make packs this process sealed visible: added to the loaded index when nothing else
+        changed on disk, else the index is forgotten and read again at the next lookup."""
+        if not sealed:
+            return
+        with self._index_lock:
+            index = self._index
+            if index is not None and not index.add_sealed(sealed, load_bad_records(self.bad_list)):
+                self._index = None
 
     def reload_if_packs_changed(self) -> None:
         """Forget the index if the packs on disk are not those it was read from (another
@@ -235,6 +245,7 @@ class ChunkWriter:
         self._pack: PackWriter | None = None
         self._pending: set[bytes] = set()
         self._sealing: list[tuple[threading.Thread, list[BaseException]]] = []
+        self._sealed: list[SealedPack] = []  # appended to by the sealing threads too
         self.new_chunks = 0
         self.new_raw_bytes = 0
         self.new_stored_bytes = 0
@@ -282,6 +293,8 @@ class ChunkWriter:
             except BaseException as exc:  # noqa: BLE001 - handed to close()
                 errors.append(exc)
                 pack.abort()
+            else:
+                self._note_sealed(pack)
 
         thread = threading.Thread(target=seal, name="mvc-seal", daemon=False)
         thread.start()
@@ -296,21 +309,33 @@ class ChunkWriter:
         if failures:
             raise failures[0]
 
+    def _note_sealed(self, pack: PackWriter) -> None:
+        if pack.sealed is not None:
+            self._sealed.append(pack.sealed)
+
     def close(self) -> None:
-        """Seal the open pack and make every chunk written so far visible."""
+        """Seal the open pack and make every chunk written so far visible (added to the
+        store's loaded index, without reading back the indexes it read before)."""
         try:
-            if self._pack is not None:
-                pack, self._pack = self._pack, None
-                try:
-                    pack.finish()
-                except BaseException:
-                    pack.abort()
-                    raise
-        finally:
-            self._wait_for_seals()
+            try:
+                if self._pack is not None:
+                    pack, self._pack = self._pack, None
+                    try:
+                        pack.finish()
+                    except BaseException:
+                        pack.abort()
+                        raise
+                    self._note_sealed(pack)
+            finally:
+                self._wait_for_seals()
+        except BaseException:
             self.store.reload()
+            raise
+        finally:
             if self.new_chunks:
                 self.store.packs_sealed += 1
+        sealed, self._sealed = self._sealed, []
+        self.store.add_sealed(sealed)
 
     def abort(self) -> None:
         if self._pack is not None:

@@ -32,7 +32,7 @@ from modelvc.ids import ObjectId, hash_bytes, hash_bytes_raw, short
 from modelvc.store import layout
 from modelvc.store.backend import DirectoryBackend, NotFoundInBackend
 from modelvc.store.chunkindex import ChunkIndex
-from modelvc.store.packs import Location, PackReader, PackWriter
+from modelvc.store.packs import Location, PackReader, PackWriter, SealedPack
 
 if TYPE_CHECKING:
     import zstandard
@@ -89,7 +89,7 @@ class ObjectStore:
     def reload_if_packs_changed(self) -> bool:
         """Read the indexes again if another process added or removed metadata packs."""
         with self._index_lock:
-            if self._index is None or layout.complete_packs(self.backend, layout.META_PREFIX) == self._index.packs:
+            if self._index is None or layout.complete_packs(self.backend, layout.META_PREFIX) == self._index.listing:
                 return False
             self._index = None
             return True
@@ -147,19 +147,24 @@ class ObjectStore:
             return
         from modelvc.store.codecs import CODEC_ZSTD
 
+        sealed: list[SealedPack] = []
         writer = PackWriter(self.backend, PACK_MAX_BYTES, layout.META_PREFIX)
         try:
             for object_id, data in pending.items():
                 writer.append(bytes.fromhex(object_id), CODEC_ZSTD, len(data), compressor.compress(data))
                 if writer.full:
                     writer.finish()
+                    sealed += [writer.sealed] if writer.sealed else []
                     writer = PackWriter(self.backend, PACK_MAX_BYTES, layout.META_PREFIX)
             writer.finish()
+            sealed += [writer.sealed] if writer.sealed else []
         except BaseException:
             writer.abort()
-            raise
-        finally:
             self.reload()
+            raise
+        with self._index_lock:  # the new packs join the loaded index, unless others changed too
+            if self._index is not None and not self._index.add_sealed(sealed):
+                self._index = None
 
     # -- reading --------------------------------------------------------------------------
     def has(self, object_id: ObjectId) -> bool:

@@ -52,6 +52,15 @@ def idx_dtype() -> np.dtype:
 
 
 @dataclass(frozen=True)
+class SealedPack:
+    """A pack this process has just sealed, with its index's bytes: a loaded ChunkIndex adds
+    it without reading the index back."""
+
+    name: str
+    index_data: bytes
+
+
+@dataclass(frozen=True)
 class Location:
     pack: str
     offset: int  # of the record header
@@ -124,16 +133,19 @@ def read_idx(backend: Backend, name: str) -> np.ndarray:
     return np.frombuffer(data, dtype=idx_dtype(), count=count, offset=IDX_HEADER_SIZE)
 
 
-def write_idx(backend: Backend, name: str, records: list[tuple]) -> None:
-    """Write an index of IDX_ROW rows (a few thousand per pack), sorted by chunk id.
+def write_idx(backend: Backend, name: str, records: list[tuple]) -> bytes:
+    """Write an index of IDX_ROW rows (a few thousand per pack), sorted by chunk id; its bytes,
+    as read_idx_rows reads them (the writer's own index adds them without reading them back).
 
     The same pack always has the same index, so one written before (a retried write of the
     same pack) is kept as it is.
     """
     rows = b"".join(IDX_ROW.pack(*record) for record in sorted(records, key=lambda r: r[0]))
     body = IDX_MAGIC + struct.pack("<Q", len(records)) + rows
+    data = body + hash_bytes_raw(body)
     try:
-        backend.write(layout.idx_key(name), body + hash_bytes_raw(body))
+        backend.write(layout.idx_key(name), data)
+        return data
     except ContentConflictInBackend:
         raise CorruptChunkError(f"pack index {name}.idx is corrupt: it differs from its pack's records",
                                 hint="run 'mvc fsck' to see which versions it breaks") from None
@@ -162,6 +174,7 @@ class PackWriter:
         self.size = 0
         self._written_back = 0
         self._records: list[tuple] = []
+        self.sealed: SealedPack | None = None  # set by finish
         try:
             self._write([PACK_MAGIC])
         except BaseException:  # no one holds this writer yet to abort it
@@ -252,7 +265,7 @@ class PackWriter:
         os.replace(self.tmp_path, final)
         try:
             fsync_dir(final.parent)
-            write_idx(self.backend, name, self._records)
+            self.sealed = SealedPack(name, write_idx(self.backend, name, self._records))
         except BaseException:  # a pack without its index is invisible: do not leave it behind
             if not indexed_before:  # (one indexed before is the same pack, complete: it stays)
                 final.unlink(missing_ok=True)
