@@ -391,23 +391,51 @@ class Repo:
 
     def _consolidate_packs_if_due(self) -> None:
         """git's `gc --auto`: once a writer's work is durable, merge small packs if more than
-        gc.auto_packs of them; a failure is a warning, the work done stays done."""
-        if self._chunks is None or not self._chunks.packs_sealed:
-            return
-        self._chunks.packs_sealed = 0
-        from modelvc.config import effective
+        gc.auto_packs of them, and pack the loose metadata objects if more than gc.auto_loose
+        of them; a failure is a warning, the work done stays done."""
+        chunks, objects = self._chunks, self._objects
+        if chunks is not None and chunks.packs_sealed:
+            self._consolidate_chunk_packs(chunks)
+        if objects is not None and objects.packed and objects.loose_written:
+            self._pack_loose_objects(objects)
+
+    def _consolidate_chunk_packs(self, chunks: ChunkStore) -> None:
         from modelvc.store.consolidate import auto_consolidate
 
-        threshold = effective(self.config, "gc.auto_packs")
-        if type(threshold) is not int or threshold < 0:
-            self.warn(f"gc.auto_packs must be an integer >= 0, not {threshold!r}: packs were not consolidated")
-            return
+        chunks.packs_sealed = 0
+        threshold = self._auto_threshold("gc.auto_packs", "packs were not consolidated")
         try:
-            auto_consolidate(self._chunks.pack_set(), threshold)
+            if threshold is not None:
+                auto_consolidate(chunks.pack_set(), threshold)
         except (MvcError, OSError) as exc:
             self.warn(f"consolidating packs failed (the command's work is saved; 'mvc gc' retries): {exc}")
         finally:
-            self._chunks.reload()
+            chunks.reload()
+
+    def _pack_loose_objects(self, objects: ObjectStore) -> None:
+        from modelvc.store.consolidate import auto_consolidate
+
+        objects.loose_written = 0
+        threshold = self._auto_threshold("gc.auto_loose", "loose objects were not packed")
+        try:
+            if threshold and objects.count_loose(threshold) > threshold:
+                objects.pack_loose()
+                packs = self._auto_threshold("gc.auto_packs", "packs were not consolidated")
+                if packs is not None:
+                    auto_consolidate(objects.pack_set(), packs)
+        except (MvcError, OSError) as exc:
+            self.warn(f"packing loose objects failed (the command's work is saved; 'mvc gc' retries): {exc}")
+        finally:
+            objects.reload()
+
+    def _auto_threshold(self, key: str, otherwise: str) -> int | None:
+        from modelvc.config import effective
+
+        threshold = effective(self.config, key)
+        if type(threshold) is not int or threshold < 0:
+            self.warn(f"{key} must be an integer >= 0, not {threshold!r}: {otherwise}")
+            return None
+        return threshold
 
     @property
     def in_transaction(self) -> bool:

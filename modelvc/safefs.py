@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal, TypeVar, overload
 
 from modelvc.errors import LocalChangesError, SymlinkInWayError
+from modelvc.fsutil import durable_step
 from modelvc.ignore import PROTECTED_NAMES
 
 TEMP_PREFIX = ".mvc-tmp-"
@@ -201,3 +202,19 @@ def sweep_tree(root: Path) -> list[str]:
             if directory:
                 dirs.forget(directory)
     return removed
+
+
+def replace_in_dir(dir_fd: int, tmp: str, name: str, unlink_first: bool) -> None:
+    """Rename a finished temporary file over `name` in the same directory.
+
+    With `unlink_first` (a file left unsynced) what stands there is unlinked before: renaming
+    over an existing file makes ext4 flush the new one first (its auto_da_alloc guard against
+    empty files after a crash), the whole wait for the disk that skipping fsync avoids (2.5 s
+    for 1 GiB here). A crash between the two calls leaves the path missing, which status
+    reports and checkout restores."""
+    if unlink_first:
+        durable_step("unlink")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)
+    durable_step("rename")
+    os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

@@ -43,31 +43,8 @@ def walk_files(root: Path, start: str = "", rules: IgnoreRules | None = None
     Never descends into a link, and skips ignored paths, every .mvc and .git, and mvc's own
     temporary files.
     """
-    rules = rules or IgnoreRules.load(root)
-    ignored = rules.ignored
-    # Relative paths are built by concatenation: pathlib, or slicing and replacing each full
-    # path, per entry cost status half its time.
-    stack = [(os.path.join(root, start) if start else str(root), start + "/" if start else "")]
-    found: list[tuple[str, os.stat_result]] = []
-    while stack:
-        directory, base = stack.pop()
-        try:
-            entries = os.scandir(directory)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        with entries:
-            for entry in entries:
-                name = entry.name
-                if name in PROTECTED_NAMES or (name[0] == "." and is_temp_name(name)):
-                    continue
-                rel = base + name
-                if entry.is_dir(follow_symlinks=False):
-                    if not ignored(rel, True):
-                        stack.append((entry.path, rel + "/"))
-                elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and not ignored(rel, False):
-                    found.append((rel, entry.stat(follow_symlinks=False)))
-    found.sort()
-    yield from found
+    walk = walk_against(root, (), {}, rules or IgnoreRules.load(root), start)
+    yield from sorted(walk.untracked.items())
 
 
 @dataclass
@@ -93,6 +70,8 @@ def walk_against(root: Path, tracked: Container[str], trusted: dict[str, tuple[i
     walk = Walk()
     matched, differing, found, want_untracked = walk.matched.append, walk.differing, walk.untracked, untracked
     ignored, kind_bits, modes = rules.ignored, KIND_BITS, MODES_BY_KIND
+    # Relative paths are built by concatenation: pathlib, or slicing and replacing each full
+    # path, per entry cost status half its time.
     stack = [(os.path.join(root, start) if start else str(root), start + "/" if start else "")]
     while stack:
         directory, base = stack.pop()

@@ -20,7 +20,7 @@ def config_command(ctx, key, value, global_, list_, unset, as_json) -> None:
 
     KEY is dotted: gc.reflogExpire is "reflogExpire" inside "gc" in the JSON file. Keys:
     user.name, user.email, core.gitignore, gc.reflogExpire, gc.reflogExpireUnreachable,
-    pack_max_bytes, delta_max_depth, gc.auto_packs (see docs/cli.md). The repository's file is
+    pack_max_bytes, delta_max_depth, gc.auto_packs, gc.auto_loose (see docs/cli.md). The repository's file is
     .mvc/config; --global uses $XDG_CONFIG_HOME/mvc/config, else ~/.mvcconfig. Getting a
     key reads the repository's file, then the global one. A key that is not set exits 1 with
     no output (so does --unset of one), as git does; an unknown key or bad value exits 14.

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from modelvc.errors import LocalChangesError
-from modelvc.fsutil import durable_step, naming
+from modelvc.fsutil import naming
 from modelvc.objects import MODE_EXEC, Manifest, TreeEntry
 from modelvc.repo import Repo
-from modelvc.safefs import TreeDirs, new_file
+from modelvc.safefs import TreeDirs, new_file, replace_in_dir
 from modelvc.store.parallel import ordered_map
 
 if TYPE_CHECKING:
@@ -172,12 +172,7 @@ def _rename_into_place(dir_fd: int, tmp: str, file: SmallFile, unsynced: bool) -
     does not flush the new file at the rename (see there)."""
     name = file.entry.path.rpartition("/")[2]
     try:
-        if unsynced and file.replaces:
-            durable_step("unlink")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name, dir_fd=dir_fd)
-        durable_step("rename")
-        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        replace_in_dir(dir_fd, tmp, name, unlink_first=unsynced and file.replaces)
     except IsADirectoryError:
         raise LocalChangesError(f"cannot write {file.entry.path}: a directory is in the way",
                                 [file.entry.path]) from None

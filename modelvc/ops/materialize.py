@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelvc.errors import LocalChangesError, MvcError
-from modelvc.fsutil import current_boot_id, durable_step, naming
+from modelvc.fsutil import current_boot_id, naming
 from modelvc.index import stat_entry
 from modelvc.objects import MODE_EXEC, MODE_LINK, Tree, TreeEntry
 from modelvc.ops.workstate import WorkingFile, same_content, working_file
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.safefs import TreeDirs, create_temp, in_the_way, new_file
+from modelvc.safefs import TreeDirs, create_temp, in_the_way, new_file, replace_in_dir
 from modelvc.worktree import directories_unchanged, is_protected, link_on_the_way, stat_path
 
 if TYPE_CHECKING:
@@ -127,16 +127,7 @@ def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress
             os.fchmod(handle.fileno(), 0o755 if entry.mode == MODE_EXEC else 0o644)
             if not unsynced:
                 os.fsync(handle.fileno())
-        if unsynced:
-            # Renaming over an existing file makes ext4 flush the new one first (its
-            # auto_da_alloc guard against empty files after a crash): the whole wait for the
-            # disk that skipping fsync avoids, 2.5 s for 1 GiB here. A crash between the two
-            # calls leaves the path missing, which status reports and checkout restores.
-            durable_step("unlink")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name, dir_fd=dir_fd)
-        durable_step("rename")
-        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        replace_in_dir(dir_fd, tmp, name, unlink_first=unsynced)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=dir_fd)

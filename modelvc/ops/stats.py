@@ -64,32 +64,35 @@ def stats(repo: Repo) -> StatsResult:
     """Sizes over every commit reachable from refs and reflogs, and what each keeps alive."""
     from modelvc.ops.gc import store_size
 
-    from_refs = walk(repo, lambda *args: None, verify=False, reflogs=False)
-    refs_commits, refs_chunks = set(from_refs.commits), dict(from_refs.chunks)
-    reach = walk(repo, lambda *args: None, verify=False, into=from_refs)  # the reflogs add to it
+    with repo.objects.bulk_verified():  # every object is read anyway: by whole packs
+        from_refs = walk(repo, lambda *args: None, verify=False, reflogs=False)
+        refs_commits, refs_chunks = set(from_refs.commits), dict(from_refs.chunks)
+        reach = walk(repo, lambda *args: None, verify=False, into=from_refs)  # the reflogs add to it
     result = StatsResult(commits=len(reach.commits), file_versions=len(reach.files))
     result.tracked_bytes = sum(reach.tree_bytes.get(tree_id, 0) * len(commits)
                                for tree_id, commits in reach.tree_commits.items())
     result.unique_file_bytes = sum(reach.file_sizes.get(f, 0) for f in reach.files)
     result.unique_chunks = len(reach.chunks)
     result.unique_chunk_bytes = sum(reach.chunks.values())
-    table = repo.chunks.index.entries()
-    result.stored_chunk_bytes = int(table["payload_len"].sum()) if len(table) else 0
-    from modelvc.store.codecs import codec_name
+    payload: dict[bytes, int] = {}
+    counts: Counter[int] = Counter()
+    raw_by_codec: Counter[int] = Counter()
+    stored_by_codec: Counter[int] = Counter()
+    for chunk_id, _, payload_len, raw_len, codec, _, _ in repo.chunks.index.rows():
+        payload[chunk_id] = payload_len
+        counts[codec] += 1
+        raw_by_codec[codec] += raw_len
+        stored_by_codec[codec] += payload_len
+    result.stored_chunk_bytes = sum(stored_by_codec.values())
+    from modelvc.store.codecs import CODEC_DELTA, CODEC_PLANES, codec_name
 
-    counts = Counter(int(c) for c in table["codec"]) if len(table) else Counter()
     result.codecs = {codec_name(code): n for code, n in sorted(counts.items())}
-    if len(table):
-        from modelvc.store.codecs import CODEC_DELTA, CODEC_PLANES
-
-        deltas, planes = table[table["codec"] == CODEC_DELTA], table[table["codec"] == CODEC_PLANES]
-        result.delta_chunks = len(deltas)
-        result.delta_raw_bytes = int(deltas["raw_len"].sum())
-        result.delta_stored_bytes = int(deltas["payload_len"].sum())
-        plane_ratio = (int(planes["payload_len"].sum()) / int(planes["raw_len"].sum())) if len(planes) else 1.0
+    result.delta_chunks = counts[CODEC_DELTA]
+    result.delta_raw_bytes = raw_by_codec[CODEC_DELTA]
+    result.delta_stored_bytes = stored_by_codec[CODEC_DELTA]
+    if result.delta_chunks:
+        plane_ratio = (stored_by_codec[CODEC_PLANES] / raw_by_codec[CODEC_PLANES]) if counts[CODEC_PLANES] else 1.0
         result.delta_saved_bytes = max(0, round(result.delta_raw_bytes * plane_ratio) - result.delta_stored_bytes)
-    payload = dict(zip((i.tobytes() for i in table["id"]), (int(n) for n in table["payload_len"]),
-                       strict=True)) if len(table) else {}
     only_chunks = set(reach.chunks) - set(refs_chunks)
     result.refs = _share(len(refs_commits), refs_chunks, set(refs_chunks), payload)
     result.reflogs_only = _share(len(reach.commits - refs_commits), reach.chunks, only_chunks, payload)

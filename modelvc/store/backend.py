@@ -117,11 +117,6 @@ def content_tag(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-def read_ranges_one_by_one(backend: Backend, key: str, ranges: Sequence[tuple[int, int]]) -> ValueList:
-    """`read_ranges` for a backend whose reads cost no request each."""
-    return [backend.read(key, offset, length) for offset, length in ranges]
-
-
 def page_after(keys: KeyList, start_after: str, limit: int | None) -> KeyList:
     """`list_after` from a sorted listing: the keys after `start_after`, at most `limit`."""
     after = [key for key in keys if key > start_after]
@@ -152,7 +147,28 @@ def _slice(data: bytes, offset: int, length: int | None) -> bytes:
     return data[offset:] if length is None else data[offset:offset + length]
 
 
-class DirectoryBackend:
+class _LocalReads:
+    """The operations a local backend derives from its own read and list: a read costs no
+    request, a listing is complete and sorted, and a value's version tag is its hash."""
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        raise NotImplementedError
+
+    def list(self, prefix: str) -> list[str]:
+        raise NotImplementedError
+
+    def read_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> ValueList:
+        return [self.read(key, offset, length) for offset, length in ranges]
+
+    def list_after(self, prefix: str, start_after: str, limit: int | None = None) -> KeyList:
+        return page_after(self.list(prefix), start_after, limit)
+
+    def read_tagged(self, key: str) -> Tagged:
+        data = self.read(key)
+        return Tagged(data, content_tag(data))
+
+
+class DirectoryBackend(_LocalReads):
     """Keys as files under a directory (the local `.mvc`), written through fsutil.atomic_writer.
 
     The dot-names of atomic writes in progress are never listed. Compare-and-swap holds an
@@ -245,16 +261,6 @@ class DirectoryBackend:
         """Make the deletes under a prefix's directory durable (one fsync after many unlinks)."""
         fsync_dir(self.root / prefix.rpartition("/")[0])
 
-    def read_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> ValueList:
-        return read_ranges_one_by_one(self, key, ranges)
-
-    def list_after(self, prefix: str, start_after: str, limit: int | None = None) -> KeyList:
-        return page_after(self.list(prefix), start_after, limit)
-
-    def read_tagged(self, key: str) -> Tagged:
-        data = self.read(key)
-        return Tagged(data, content_tag(data))
-
     def swap_tagged(self, key: str, tag: str | None, data: bytes) -> bool:
         path = self.local_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -280,7 +286,7 @@ def _flocked(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing drops the lock
 
 
-class MemoryBackend:
+class MemoryBackend(_LocalReads):
     """Keys in a dict: the second implementation, which keeps the contract honest in tests."""
 
     def __init__(self) -> None:
@@ -332,16 +338,6 @@ class MemoryBackend:
         if found is None:
             raise NotFoundInBackend(key)
         return KeyStat(len(found[0]), found[1])
-
-    def read_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> ValueList:
-        return read_ranges_one_by_one(self, key, ranges)
-
-    def list_after(self, prefix: str, start_after: str, limit: int | None = None) -> KeyList:
-        return page_after(self.list(prefix), start_after, limit)
-
-    def read_tagged(self, key: str) -> Tagged:
-        data = self.read(key)
-        return Tagged(data, content_tag(data))
 
     def swap_tagged(self, key: str, tag: str | None, data: bytes) -> bool:
         with self._lock:

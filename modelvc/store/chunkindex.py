@@ -14,7 +14,7 @@ millions of entries would not match in memory or load time (a million chunks: ab
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -203,6 +203,16 @@ class ChunkIndex:
         _, offset, payload_len, raw_len, codec, _, base = self._row(place)
         return Location(self.packs[self._pack_number(place)], offset, payload_len, raw_len, codec,
                         None if base == NO_BASE else base)
+
+    def rows(self) -> Iterator[tuple]:
+        """Every row of every table as an IDX_ROW tuple, without numpy (whose import alone
+        outweighs a whole-store pass over a small store)."""
+        for table in self._tables:
+            view = memoryview(table.data)[table.start:table.start + table.count * table.stride]
+            if table.pack is not None:
+                yield from IDX_ROW.iter_unpack(view)
+            else:
+                yield from (row[:-1] for row in COMBINED_ROW.iter_unpack(view))
 
     def entries(self) -> np.ndarray:
         """Every row of every table as one numpy table (table by table), for whole-store scans."""

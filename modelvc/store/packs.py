@@ -96,9 +96,9 @@ def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
     return function
 
 
-def pack_names(packs_dir: Path) -> list[str]:
-    """Names of the complete packs in a local packs directory (those whose index exists)."""
-    return layout.complete_packs(DirectoryBackend(packs_dir.parent))
+def pack_names(packs_dir: Path, family: str = layout.PACK_PREFIX) -> list[str]:
+    """Names of the complete packs of a family in a local packs directory (those whose index exists)."""
+    return layout.complete_packs(DirectoryBackend(packs_dir.parent), family)
 
 
 def read_idx_rows(backend: Backend, name: str) -> tuple[bytes, int]:

@@ -72,6 +72,14 @@ def staged(base: Path) -> Scene:
     return scene
 
 
+def staged_past_auto_loose(base: Path) -> Scene:
+    """Staged, with gc.auto_loose at 1: the commit then packs every loose object (the trees,
+    commits and tag of v1 and v2, and its own tree and commit) after its own work."""
+    scene = staged(base)
+    run_here(scene.work, "config", "gc.auto_loose", "1")
+    return scene
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -95,6 +103,8 @@ CASES = [
     Case("add-consolidating", edited_past_auto_packs, ["add", "."], False, False,
          [["add", "."], ["commit", "-m", "after add"]]),
     Case("commit", staged, ["commit", "-m", "v3", "--metric", "loss=1.5"], True, False,
+         [["commit", "--allow-empty", "-m", "after commit"]]),
+    Case("commit-packing-loose", staged_past_auto_loose, ["commit", "-m", "v3"], True, False,
          [["commit", "--allow-empty", "-m", "after commit"]]),
     Case("checkout", two_versions, ["checkout", "v1"], False, True, [["checkout", "v1"]]),
     Case("rollback", two_versions, ["rollback"], True, True, [["rollback"]]),

@@ -119,6 +119,30 @@ def test_an_add_past_gc_auto_packs_leaves_one_pack_and_a_kill_before_an_old_pack
     scene.check()
 
 
+def test_a_commit_past_gc_auto_loose_packs_them_and_a_kill_before_a_loose_file_goes_loses_nothing(tmp_path):
+    """The packing case really packs; killed at its first unlink, the metadata pack is complete
+    beside every loose file, every version reads back, and the next writer finishes the job."""
+    from modelvc.store.packs import pack_names
+    from tests.reliability.scenes import staged_past_auto_loose
+
+    def loose(scene: Scene) -> list[str]:
+        return sorted(p.parent.name + p.name for p in (scene.work / ".mvc" / "objects").glob("*/*"))
+
+    scene = staged_past_auto_loose(tmp_path / "whole")
+    assert len(loose(scene)) > 1
+    run(scene.work, "commit", "-m", "v3", check=True)
+    assert loose(scene) == []
+    scene = staged_past_auto_loose(tmp_path / "killed")
+    before, packs_before = loose(scene), set(pack_names(scene.work / ".mvc" / "packs", "meta-"))
+    assert run(scene.work, "commit", "-m", "v3", crash_at="1:unlink").returncode == KILLED
+    assert len(loose(scene)) == len(before) + 2  # none removed yet: the commit's tree and commit added
+    assert len(set(pack_names(scene.work / ".mvc" / "packs", "meta-")) - packs_before) == 1  # sealed
+    scene.check()
+    run(scene.work, "commit", "--allow-empty", "-m", "after", check=True)
+    assert loose(scene) == []
+    scene.check()
+
+
 def test_an_upgrade_killed_before_its_last_step_leaves_format_2_readable_and_gc_finishes_it(tmp_path):
     """The config says format 3 only once the loose objects are packed and removed: killed at the
     last rename (the config's), the repository is still format 2, wholly packed, and sound."""
