@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from modelvc.errors import UsageError
+from modelvc.formats import Layout
 from modelvc.ignore import IgnoreRules
 from modelvc.index import IndexEntry, mode_of, stat_entry
+from modelvc.layoutindex import LayoutIndex, fingerprint
 from modelvc.objects import Manifest, TreeEntry
 from modelvc.ops.gitside import GitignoreUpdate
 from modelvc.ops.pathspec import expand, expand_specs
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.store.filedata import PreviousVersion
+from modelvc.store.smallfiles import SMALL_FILE_BYTES
 from modelvc.worktree import (
     KIND_BITS,
     MODES_BY_KIND,
@@ -140,14 +143,17 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
             index.save(keep_base=True)
         return result
     progress.start("Adding", sum(st.st_size for _, st in work))
-    staged = _store(repo, work, followed, progress, result)
+    layouts = LayoutIndex(repo.mvc_dir)
+    staged = _store(repo, work, followed, progress, result, layouts)
     progress.finish()
     # Chunks are sealed in packs (a file that changed while it was read has stopped the whole
     # add before this point: nothing is staged, and its chunks are left for gc); now the
     # manifests (one batch: one pack sealed before the index names them), and the index last.
     with repo.objects.batch():
-        for path, st, manifest in staged:
+        for path, st, manifest, layout in staged:
             file_id = repo.objects.put(manifest)
+            if layout is not None and manifest.size > SMALL_FILE_BYTES:  # only big files take deltas
+                layouts.note(fingerprint(layout), file_id, path)
             index.note_change(path)
             indexed = index.entry(path)
             index.put(stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
@@ -157,17 +163,18 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
             else:
                 result.unchanged += 1
     index.save(keep_base=True)
+    layouts.save()  # derived: written last, and only a hint for later adds
     return result
 
 
 def _store(repo: Repo, work: list[tuple[str, os.stat_result]], followed: set[str], progress: Progress,
-           result: AddResult) -> list[tuple[str, os.stat_result, Manifest]]:
-    """Put the chunks of `work` in the store; each path with the stat it was read at and its
-    manifest, in the order of `work`."""
+           result: AddResult, layouts: LayoutIndex) -> list[tuple[str, os.stat_result, Manifest, Layout | None]]:
+    """Put the chunks of `work` in the store; each path with the stat it was read at, its
+    manifest and its layout, in the order of `work`."""
     from modelvc.ops.links import link_manifest, working_link_target
     from modelvc.store.smallfiles import FileToStore, ingest_files
 
-    done: dict[str, tuple[os.stat_result, Manifest]] = {}
+    done: dict[str, tuple[os.stat_result, Manifest, Layout | None]] = {}
     index = repo.index
     head_entries: dict[str, TreeEntry] | None = None  # read only for a big file new to the index
 
@@ -178,6 +185,8 @@ def _store(repo: Repo, work: list[tuple[str, os.stat_result]], followed: set[str
             if head_entries is None:
                 head_entries = repo.tree_of(repo.head_commit()).as_map()
             before = head_entries.get(file.shown)
+        if before is None:
+            return cross_path_version(repo, file.path, layouts)
         return previous_version(repo, before)
 
     root = str(repo.root)
@@ -186,10 +195,10 @@ def _store(repo: Repo, work: list[tuple[str, os.stat_result]], followed: set[str
     with repo.chunks.writer() as writer:
         for path, st in work:
             if stat.S_ISLNK(st.st_mode):
-                done[path] = st, link_manifest(working_link_target(repo.root, path), writer)
+                done[path] = st, link_manifest(working_link_target(repo.root, path), writer), None
         for file, ingested in ingest_files(files, repo.chunk_params, repo.chunks, writer, progress.advance,
                                            previous_of, repo.delta_max_depth):
-            done[file.shown] = ingested.stat, ingested.manifest
+            done[file.shown] = ingested.stat, ingested.manifest, ingested.layout
             if ingested.layout is not None and ingested.layout.warnings:
                 result.warnings[file.shown] = list(ingested.layout.warnings)
             result.bytes_read += file.size
@@ -208,18 +217,57 @@ def _is_link(repo: Repo, path: str) -> bool:
 
 def previous_version(repo: Repo, entry: IndexEntry | TreeEntry | None) -> PreviousVersion | None:
     """The stored version a new one of the same path may be delta-encoded against."""
-    if entry is None or not repo.chunk_params.model_aware or repo.delta_max_depth == 0:
+    if entry is None or not _deltas_on(repo):
         return None
+    found = _stored_version(repo, entry.manifest_id, entry.path)
+    return PreviousVersion(*found) if found is not None else None
+
+
+def cross_path_version(repo: Repo, working_path: str, layouts: LayoutIndex) -> PreviousVersion | None:
+    """For a file with no version at its own path: the version most recently staged with the
+    same tensor layout, wherever it lives (a checkpoint saved under a new name each time).
+
+    The working file's layout is read here (its header only) to look it up; ingest_file reads
+    it again from the descriptor it stores from. The layout index is only a hint: an entry
+    whose manifest no longer reads, or whose layout differs, gives no base.
+    """
+    if not _deltas_on(repo) or not layouts.entries:
+        return None
+    from modelvc.formats import FileSource
+    from modelvc.formats.detect import read_layout
+
+    try:
+        with FileSource(working_path) as source:
+            layout = read_layout(source, os.path.basename(working_path))
+    except OSError:  # gone or unreadable: ingest_file reports it
+        return None
+    if layout is None:
+        return None
+    key = fingerprint(layout)
+    entry = layouts.latest(key)
+    found = _stored_version(repo, *entry) if entry is not None else None
+    if found is None or fingerprint(found[0]) != key:
+        return None
+    return PreviousVersion(*found)
+
+
+def _deltas_on(repo: Repo) -> bool:
+    return repo.chunk_params.model_aware and repo.delta_max_depth > 0
+
+
+def _stored_version(repo: Repo, manifest_id: str, path: str) -> tuple[Layout, tuple[tuple[str, int], ...]] | None:
+    """A stored version's layout and chunks; None when it has no layout or does not read
+    (damaged, or gone since a hint named it): the new version is then stored in full."""
     from modelvc.errors import IntegrityError
     from modelvc.formats.detect import read_layout
     from modelvc.store.filedata import StoredFileSource
 
     try:
-        manifest = repo.read_manifest(entry.manifest_id)
-        layout = read_layout(StoredFileSource(manifest, repo.chunks), entry.path.rsplit("/", 1)[-1])
-    except IntegrityError:  # a damaged previous version: store the new one in full
+        manifest = repo.read_manifest(manifest_id)
+        layout = read_layout(StoredFileSource(manifest, repo.chunks), path.rsplit("/", 1)[-1])
+    except IntegrityError:
         return None
-    return PreviousVersion(layout, manifest.chunks) if layout is not None else None
+    return (layout, manifest.chunks) if layout is not None else None
 
 
 @dataclass

@@ -3,6 +3,7 @@
 Run by hand from the repository root:
 
     python tests/bench/bench_series.py --size-mb 512 --dtype bf16 [--no-compare] [--others] [--keep] [--workdir DIR]
+    python tests/bench/bench_series.py --size-mb 64 --layout renamed
 
 The versions (modelvc.samples.checkpoint_series, seeded) are written first, untimed. Then the
 series is stored twice, like a user would: in repository A with the default config (new
@@ -14,6 +15,13 @@ processes, start-up included. New bytes stored are the growth of `mvc stats --js
 stored_bytes (packs and metadata objects). Then `mvc checkout <v1>` from the v7 state and
 `mvc checkout <v7>` from the v1 state are timed in turn, --repeats times each (the median is
 shown), and every restored file is compared byte for byte with its version.
+
+With --layout renamed the series is also stored in a third repository the way training
+frameworks save checkpoints: version N as a new file checkpoint-N/model.safetensors, the
+earlier ones left in place, each `mvc add` + `mvc commit` (both layouts then take two steps,
+so their add times compare). Both layouts are printed side by side (new bytes stored and add
+seconds per version); the target is renamed within 5% of in-place bytes and no slower to add.
+After storing, every renamed version is deleted, checked out again and compared byte for byte.
 
 The comparison rows are the issues' figures for 512 MB bf16 on this machine (raw total
 3.76 GB); the whole-file zstd-3 row is measured here.
@@ -45,6 +53,7 @@ from benchutil import (  # noqa: E402
     place,
     print_table,
     run_mvc,
+    same_bytes,
     stored_bytes,
     time_checkouts,
     verdict,
@@ -58,6 +67,7 @@ TARGET_DELTA_SHARE = 0.45  # the delta issue: v4 and v6 store under 45% of what 
 DELTA_TARGET_VERSIONS = (4, 6)
 TARGET_INGEST_SECONDS = 6.6  # 2.5x faster than borg's 16.5 s
 TARGET_RESTORE_SECONDS = 1.0  # 1.5x faster than DVC's 1.5 s
+TARGET_RENAMED_BYTES = 1.05  # issue 16: a new path per version within 5% of the bytes in place
 REFERENCE = [  # the issues' figures, 512 MB bf16 series, raw total 3.76 GB
     ("borg", "0.26", "16.5 s", "", ""),
     ("restic", "0.14", "20.8 s", "", ""),  # ratio as the delta issue gives it (the first issue said 0.32)
@@ -126,6 +136,9 @@ def main() -> None:
                              "side by side (tests/bench/othertools.py)")
     parser.add_argument("--no-compare", action="store_true",
                         help="store the series only with deltas (skip the no-deltas repository)")
+    parser.add_argument("--layout", choices=["in-place", "renamed"], default="in-place",
+                        help="renamed: also store the series under a new path per version "
+                             "(checkpoint-N/model.safetensors) and compare it with in place")
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mvc-bench-series-", dir="/tmp"))
@@ -179,17 +192,21 @@ class SeriesRun:
 
 
 def store_series(label: str, repo: Path, versions: list[tuple[str, Path]], repeats: int,
-                 one_step: bool = True, **config: object) -> SeriesRun:
-    """Add and commit every version in a new repository, then time checking out v1 and the last."""
+                 one_step: bool = True, renamed: bool = False, **config: object) -> SeriesRun:
+    """Add and commit every version in a new repository, then time checking out v1 and the last
+    (renamed: a new path per version, each checked out again after its file is deleted)."""
     print(f"storing the series in {repo} ({label}) ...", flush=True)
     init_repo(repo, **config)
     target = repo / "model.safetensors"
     result = SeriesRun(label)
     before = stored_bytes(repo)
     for number, (_, path) in enumerate(versions, start=1):
+        name = f"checkpoint-{number}/model.safetensors" if renamed else "model.safetensors"
+        target = repo / name
+        target.parent.mkdir(exist_ok=True)
         place(path, target)
-        if number == 1 or not one_step:
-            result.added.append(run_mvc(["add", "--json", "model.safetensors"], repo))
+        if number == 1 or not one_step or renamed:
+            result.added.append(run_mvc(["add", "--json", name], repo))
             committed = run_mvc(["commit", "--json", "-m", f"v{number}"], repo)
         else:  # the file is tracked: `commit -a` stages and commits it in one process
             committed = run_mvc(["commit", "-a", "--json", "-m", f"v{number}"], repo)
@@ -200,11 +217,25 @@ def store_series(label: str, repo: Path, versions: list[tuple[str, Path]], repea
         result.raw.append(path.stat().st_size)
         result.stored.append(after - before)
         before = after
+    if renamed:
+        result.checkouts = {"all": check_renamed(repo, versions, result.commit_ids[-1])}
+        result.stats = run_mvc(["stats", "--json"], repo).json()
+        return result
     result.checkouts = time_checkouts(repo, target, {
         "v1": (result.commit_ids[0], versions[0][1]),
         f"v{len(versions)}": (result.commit_ids[-1], versions[-1][1])}, repeats)
     result.stats = run_mvc(["stats", "--json"], repo).json()
     return result
+
+
+def check_renamed(repo: Path, versions: list[tuple[str, Path]], last_commit: str) -> CheckoutTiming:
+    """Delete every checkpoint-N/ file, check them all out again in one `mvc checkout`, compare."""
+    names = [f"checkpoint-{number}/model.safetensors" for number in range(1, len(versions) + 1)]
+    for name in names:
+        (repo / name).unlink()
+    timing = CheckoutTiming([run_mvc(["checkout", "--force", last_commit, "--", *names], repo)], True)
+    timing.identical = all(same_bytes(repo / name, path) for name, (_, path) in zip(names, versions, strict=True))
+    return timing
 
 
 def run(args: argparse.Namespace, workdir: Path) -> None:
@@ -216,15 +247,20 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     print(f"  done in {time.perf_counter() - start:.1f} s", flush=True)
     zstd_total, zstd_dedup, zstd_seconds = zstd_whole_files([path for _, path in versions])
 
-    one_step = not args.two_step
+    one_step = not args.two_step and args.layout == "in-place"  # renamed: both take two steps
     deltas = store_series("deltas", workdir / "repo-deltas", versions, args.repeats, one_step)
+    renamed = None if args.layout == "in-place" else store_series(
+        "renamed", workdir / "repo-renamed", versions, args.repeats, one_step, renamed=True)
     plain = None if args.no_compare else store_series("no deltas", workdir / "repo-plain", versions,
                                                       args.repeats, one_step, delta_max_depth=0)
     others = run_tools(workdir, versions) if args.others else []
     report(args, versions, deltas, plain, zstd_total, zstd_dedup, zstd_seconds)
     if others:
         report_others(deltas, others)
-    if not deltas.identical or (plain is not None and not plain.identical):
+    if renamed is not None:
+        report_layouts(versions, deltas, renamed)
+    if not deltas.identical or (plain is not None and not plain.identical) or \
+            (renamed is not None and not renamed.identical):
         sys.exit("a checkout did not restore its version byte for byte")
     if not all(other.identical for other in others):
         sys.exit("another tool did not restore version 1 byte for byte")
@@ -249,6 +285,30 @@ def report_others(deltas: SeriesRun, others: list[ToolRun]) -> None:
         restore = deltas.checkouts["v1"].median_seconds
         print(f"restore at least 1.5x faster than DVC: {dvc.restore_v1 / restore:.2f}x: "
               f"{verdict(restore * 1.5 <= dvc.restore_v1)}")
+
+
+def report_layouts(versions: list[tuple[str, Path]], in_place: SeriesRun, renamed: SeriesRun) -> None:
+    """The series in place and under a new path per version, side by side (issue 16's target)."""
+    print("\nlayouts side by side (deltas on; each version `mvc add` then `mvc commit`):")
+    rows = []
+    for i, (description, _) in enumerate(versions):
+        rows.append([description, mb(in_place.stored[i]), mb(renamed.stored[i]),
+                     share(renamed.stored[i], in_place.stored[i]),
+                     f"{in_place.added[i].seconds:.2f}", f"{renamed.added[i].seconds:.2f}"])
+    add_in_place = sum(run.seconds for run in in_place.added)
+    add_renamed = sum(run.seconds for run in renamed.added)
+    rows.append(["total", mb(in_place.stored_total), mb(renamed.stored_total),
+                 share(renamed.stored_total, in_place.stored_total), f"{add_in_place:.2f}", f"{add_renamed:.2f}"])
+    print_table(["version", "stored in place", "stored renamed", "renamed/in place", "add s in place",
+                 "add s renamed"], rows)
+    bytes_ratio = renamed.stored_total / in_place.stored_total
+    print(f"renamed within 5% of in-place bytes: {bytes_ratio:.3f}: "
+          f"{verdict(bytes_ratio <= TARGET_RENAMED_BYTES)}")
+    print(f"renamed no slower to add: {add_renamed:.2f} s vs {add_in_place:.2f} s: "
+          f"{verdict(add_renamed <= add_in_place)}")
+    checkout = renamed.checkouts["all"]
+    print(f"renamed: all {len(versions)} versions checked out again in {checkout.median_seconds:.2f} s, "
+          f"{'byte-identical' if checkout.identical else 'DIFFERENT'}")
 
 
 def version_rows(versions: list[tuple[str, Path]], deltas: SeriesRun, plain: SeriesRun | None) -> list[list[str]]:
