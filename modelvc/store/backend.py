@@ -30,7 +30,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -227,6 +227,11 @@ class DirectoryBackend(_LocalReads):
         return True
 
     def compare_and_swap(self, key: str, expected: bytes | None, data: bytes) -> bool:
+        return self._swap_if(key, lambda current: current == expected, data)
+
+    def _swap_if(self, key: str, holds: Callable[[bytes | None], bool], data: bytes) -> bool:
+        """Write `data` if what `key` holds now (None: absent) passes `holds`, under an flock of
+        the key's directory, which serialises swaps between threads and processes alike."""
         path = self.local_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _flocked(path.parent):
@@ -234,7 +239,7 @@ class DirectoryBackend(_LocalReads):
                 current: bytes | None = path.read_bytes()
             except FileNotFoundError:
                 current = None
-            if current != expected:
+            if not holds(current):
                 return False
             with atomic_writer(path) as handle:
                 handle.write(data)
@@ -262,18 +267,7 @@ class DirectoryBackend(_LocalReads):
         fsync_dir(self.root / prefix.rpartition("/")[0])
 
     def swap_tagged(self, key: str, tag: str | None, data: bytes) -> bool:
-        path = self.local_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _flocked(path.parent):
-            try:
-                current: str | None = content_tag(path.read_bytes())
-            except FileNotFoundError:
-                current = None
-            if current != tag:
-                return False
-            with atomic_writer(path) as handle:
-                handle.write(data)
-        return True
+        return self._swap_if(key, lambda current: (None if current is None else content_tag(current)) == tag, data)
 
 
 @contextlib.contextmanager
