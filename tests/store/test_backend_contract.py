@@ -142,21 +142,11 @@ class TestBackendContract:
             backend.read("refs/heads/new")
 
     def test_compare_and_swap_racing_threads_one_wins_each_step(self, backend):
-        backend.write("refs/heads/main", b"0")
-        wins = []
+        def step() -> bool:
+            current = backend.read("refs/heads/main")
+            return backend.compare_and_swap("refs/heads/main", current, b"%d" % (int(current) + 1))
 
-        def advance(worker: int) -> None:
-            for _ in range(50):
-                current = backend.read("refs/heads/main")
-                if backend.compare_and_swap("refs/heads/main", current, b"%d" % (int(current) + 1)):
-                    wins.append(worker)
-
-        threads = [threading.Thread(target=advance, args=(worker,)) for worker in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert int(backend.read("refs/heads/main")) == len(wins) > 0  # no swap lost or applied twice
+        assert_each_step_has_one_winner(backend, step, steps=50)
 
     def test_delete(self, backend):
         backend.write("packs/tmp-pack-1.pack", b"x")
@@ -230,21 +220,11 @@ class TestBackendContract:
         assert backend.swap_tagged("refs/heads/main", second.tag, b"e") is False  # deleted: moved too
 
     def test_swap_tagged_racing_threads_one_wins_each_step(self, backend):
-        backend.write("refs/heads/main", b"0")
-        wins = []
+        def step() -> bool:
+            current = backend.read_tagged("refs/heads/main")
+            return backend.swap_tagged("refs/heads/main", current.tag, b"%d" % (int(current.data) + 1))
 
-        def advance(worker: int) -> None:
-            for _ in range(15):
-                current = backend.read_tagged("refs/heads/main")
-                if backend.swap_tagged("refs/heads/main", current.tag, b"%d" % (int(current.data) + 1)):
-                    wins.append(worker)
-
-        threads = [threading.Thread(target=advance, args=(worker,)) for worker in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert int(backend.read("refs/heads/main")) == len(wins) > 0
+        assert_each_step_has_one_winner(backend, step, steps=15)
 
     @pytest.mark.parametrize("key", ["", "/abs", "a//b", "a/../b", "./a", "a/."])
     def test_keys_that_could_leave_the_store_are_refused(self, backend, key):
@@ -261,3 +241,22 @@ def test_total_size_counts_a_key_removed_since_listed_as_nothing():
     listed = backend.list("packs/")
     backend.delete("packs/b")
     assert total_size(backend, listed) == 5
+
+
+def assert_each_step_has_one_winner(backend, step, steps: int) -> None:
+    """Three threads each try `steps` increments of refs/heads/main by `step` (a swap that says
+    whether it won): the counter must equal the number of wins, none lost or applied twice."""
+    backend.write("refs/heads/main", b"0")
+    wins = []
+
+    def advance() -> None:
+        for _ in range(steps):
+            if step():
+                wins.append(1)
+
+    threads = [threading.Thread(target=advance) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert int(backend.read("refs/heads/main")) == len(wins) > 0
