@@ -7,7 +7,8 @@ Run by hand from the repository root (as root, so the page cache can be dropped)
 
 - history: a history of --commits commits of one small file, built through the library (the
   building time is printed); `mvc commit -a` timed at --early-commits and at --commits, `fsck`
-  and `stats` at --commits, and the number of files in .mvc/packs at both points.
+  and `stats` at --commits, and the number of files in .mvc/packs at both points. Floor: a
+  process that hashes every pack record and loose object and json-decodes every object.
 - small: --files files of 1-8 KB: `cp -r` of them beside `mvc add .`; then, moved aside, all of
   them checked out into the empty place beside a second `cp -r`; with them tracked: `status`
   after touching one file, `add .` with nothing changed, `commit -a` of 3 files, a checkout
