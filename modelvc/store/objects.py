@@ -184,8 +184,9 @@ class ObjectStore:
             if cached is not None:
                 self._cache.move_to_end(object_id)
                 return cached
-        if self._verified is not None and object_id in self._verified:  # a walk over all history
-            return objmod.decode(self.read_verified(object_id), object_id)  # reads each once: not cached
+        verified = self._verified  # read once: bulk_verified's end may clear it meanwhile
+        if verified is not None and object_id in verified:  # a walk over all history reads each
+            return objmod.decode(self.read_verified(object_id), object_id)  # once: not cached
         obj = objmod.decode(self.read_verified(object_id), object_id)
         self._remember(object_id, obj)
         return obj
