@@ -187,7 +187,8 @@ def parse_date(text: str, option: str, now: float | None = None) -> int:
         count = 1 if not ago[1].isdigit() else int(ago[1])
         return int(now) - count * _UNITS[ago[2].lower()]
     try:
-        return int(datetime.fromisoformat(stripped).timestamp())
+        iso = stripped[:-1] + "+00:00" if stripped[-1:] in ("Z", "z") else stripped  # Python 3.10 wants the offset
+        return int(datetime.fromisoformat(iso).timestamp())
     except ValueError:
         raise QueryError(f"{option} '{text}': not a date", hint=_DATE_FORMS) from None
 
