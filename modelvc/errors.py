@@ -252,3 +252,7 @@ class UnknownTensorError(PathNotFoundError):
 
 class NotAModelFileError(UnknownTensorError):
     """read_tensor named a stored file that is no model file modelvc can read tensors from."""
+
+
+class QueryError(UsageError):
+    """A --where, --sort, --since or --until that cannot be read."""
