@@ -31,6 +31,7 @@ OUTPUT_SHAPES = {
     "gc": "gc", "stats": "stats", "fsck": "fsck", "fsck (broken)": "fsck", "status (renamed)": "status",
     "diff (renamed)": "diff", "show PATH": "show_path", "show REV:LINK": "show_path", "checkout --": "restore",
     "runs": "run",
+    "push": "push", "fetch": "fetch", "pull": "pull", "clone": "clone",
 }
 USER_KEYED = {"config KEY", "config --list"}  # {user's dotted key: value}, see test_config_prints_the_users_dotted_keys
 
@@ -45,6 +46,7 @@ NESTED = {
     ("diff_file", "model"): "model_diff", ("model_diff", "tensors"): "tensor_change",
     ("tensor_change", "stats"): "tensor_stats", ("fsck", "problems"): "problem", ("problem", "breaks"): "break",
     ("run", "author"): "signature", ("stats", "held_by_refs"): "held", ("stats", "held_by_reflogs_only"): "held",
+    ("fetch", "refs"): "ref_update",
 }
 
 STATUSES = {"added", "modified", "deleted", "renamed", "mode", "dtype", "shape", "uncompared", "unchanged"}
@@ -233,6 +235,13 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         mvc("config", "user.name", "Ada L.")
         out["config KEY"] = mvc.json("config", "user.name")
         out["config --list"] = mvc.json("config", "--list")
+        remote = tmp_path_factory.mktemp("vocabulary-remote")
+        mvc("remote", "add", "origin", str(remote))
+        out["push"] = mvc.json("push", "-u", "origin", "side")
+        elsewhere = tmp_path_factory.mktemp("vocabulary-clone")
+        out["clone"] = Mvc(elsewhere).json("clone", str(remote), "copy")
+        out["fetch"] = Mvc(elsewhere / "copy").json("fetch")
+        out["pull"] = Mvc(elsewhere / "copy").json("pull")
         for pack in (work / ".mvc" / "packs").glob("*.pack"):
             pack.unlink()
         broken = mvc("fsck", "--json", ok=False)
