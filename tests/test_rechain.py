@@ -38,6 +38,16 @@ def bases_of(work, chunk_ids: set[bytes]) -> dict[bytes, bytes | None]:
         repo.close()
 
 
+def stored_payloads(work) -> dict[bytes, tuple]:
+    repo = Repo.discover(work)
+    try:
+        index = repo.chunks.index
+        return {row[0]: (index.locate(row[0]).base, bytes(repo.chunks.reader.read_record(index.locate(row[0]))))
+                for row in index.rows()}
+    finally:
+        repo.close()
+
+
 def checkouts_match(mvc, work, commits) -> bool:
     for commit_id, data in commits:
         mvc("checkout", "--force", commit_id)
@@ -127,3 +137,22 @@ def test_a_chain_with_a_corrupt_block_is_left_as_it_is_for_fsck_to_report(mvc, w
     assert bases_of(work, chain) == before
     result = mvc("fsck", "--json", ok=False)
     assert result.exit_code == 7 and base.hex() in result.stdout
+
+
+def test_rechaining_with_almost_nothing_cached_stores_the_same_records(mvc, work, monkeypatch):
+    """A long chain is read bit by bit when its chunks would not fit the cache: same outcome."""
+    import modelvc.store.rechain as rechain
+
+    set_config(work, delta_max_depth=4)
+    commits = commit_series(mvc, work, series(4))
+    template = work.parent / "template"
+    shutil.copytree(work, template)
+    mvc("gc", "--grace", "0")
+    cached = stored_payloads(work)
+    shutil.rmtree(work)
+    shutil.copytree(template, work)
+    monkeypatch.setattr(rechain, "MAX_CACHED_BYTES", 1)
+    mvc("gc", "--grace", "0")
+    assert stored_payloads(work) == cached
+    assert [max(depths_of(work, commit_id)) for commit_id, _ in commits] == [3, 2, 1, 0]
+    assert checkouts_match(mvc, work, commits)

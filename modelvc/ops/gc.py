@@ -1,4 +1,5 @@
-"""mvc gc: delete what nothing reachable needs, and rewrite packs that are mostly dead.
+"""mvc gc: delete what nothing reachable needs, rewrite packs that are mostly dead, and store
+each delta chain newest-whole (store/rechain.py).
 
 Anything younger than the grace period (an hour by default) is kept, so an operation
 in flight in another process is never robbed of the data it has just written. Reflogs are

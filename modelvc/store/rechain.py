@@ -34,6 +34,7 @@ from modelvc.store.chunkstore import ChunkStore
 from modelvc.store.packs import NO_BASE, RECORD_HEADER, Location, PackWriter
 
 MAX_IN_FLIGHT_BYTES = 256 << 20  # raw bytes of the chains being re-encoded at once
+MAX_CACHED_BYTES = 64 << 20  # raw bytes of one chain's chunks kept while it is re-encoded
 
 Record = tuple[bytes, int, int, bytes, bytes | None]  # chunk id, codec, raw length, payload, base
 
@@ -197,17 +198,21 @@ def _encoded(store: ChunkStore, chain: Chain) -> list[Record]:
     from modelvc.store.delta import DELTA_GOOD_ENOUGH, encode_delta
 
     itemsize = _itemsize(store, chain)
-    known: dict[bytes, bytes | memoryview] = {}
+    known: dict[bytes, bytes | memoryview] = {}  # chunks read, where the next reads' chains stop
 
     def raw(chunk_id: bytes) -> bytes | memoryview:
         if chunk_id not in known:
             known[chunk_id] = store.read(chunk_id, known)
+            while len(known) > 2 and sum(len(data) for data in known.values()) > MAX_CACHED_BYTES:
+                del known[next(iter(known))]  # the oldest: a long history's chain is read bit by bit
         return known[chunk_id]
 
     records: list[Record] = []
     for chunk_id in chain.rewrite:
-        data, base = raw(chunk_id), chain.bases[chunk_id]
-        delta = encode_delta(data, raw(base), itemsize) if base is not None else None
+        base = chain.bases[chunk_id]
+        base_data = raw(base) if base is not None else None
+        data = raw(chunk_id)
+        delta = encode_delta(data, base_data, itemsize) if base_data is not None else None
         if delta is not None and len(delta) <= DELTA_GOOD_ENOUGH * len(data):
             records.append((chunk_id, CODEC_DELTA, len(data), delta, base))
             continue
