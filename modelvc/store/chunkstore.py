@@ -162,8 +162,9 @@ class ChunkStore:
             data = known[bottom.base]
         else:
             chain = chain[:-1]
+            payload = self.reader.read_record(bottom, bottom_id)
             with _naming(bottom_id, bottom):
-                data = decode_chunk(bottom.codec, self.reader.read_record(bottom, bottom_id), bottom.raw_len)
+                data = decode_chunk(bottom.codec, payload, bottom.raw_len)
         for link_id, link in reversed(chain):
             payload = self.reader.read_record(link, link_id)
             with _naming(link_id, link):
