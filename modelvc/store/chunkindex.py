@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 SMALL_INDEX_ROWS = 1 << 16
+# Lookups answered by bisecting each table before a lookup table is built, when there are
+# at most BISECTED_TABLES tables (each lookup bisects every one of them).
+BISECTED_LOOKUPS = 256
+BISECTED_TABLES = 16
 
 _ID_LENGTH = 32
 _TABLE_SHIFT = 32  # a (table, row) pair packed into one int: table << 32 | row
@@ -81,10 +85,8 @@ class ChunkIndex:
             self.packs.append(name)
         self._count = sum(table.count for table in self._tables)
         self._where: dict[bytes, int] | None = None  # the dict lookup's table, while small
-        if self._count <= self.small_limit:
-            self._base_find = self._dict_lookup()
-        else:
-            self._base_find = self._sorted_lookup()
+        self._bisections = 0 if len(self._tables) <= BISECTED_TABLES else BISECTED_LOOKUPS
+        self._base_find: Lookup = self._bisected_or_table_lookup
         self._prefer_good_records()
 
     def add_sealed(self, sealed: list[SealedPack], bad: BadRecords | None = None) -> bool:
@@ -109,9 +111,13 @@ class ChunkIndex:
         first = len(self._tables)
         self._tables.extend(added)  # before any lookup can hand out a place in them
         self._count += sum(table.count for table in added)
-        if self._where is not None and self._count <= self.small_limit:
+        if self._bisections < BISECTED_LOOKUPS and len(self._tables) <= BISECTED_TABLES:
+            pass  # still looked up by bisection, the new tables included
+        elif self._where is not None and self._count <= self.small_limit:
             for number, table in enumerate(added, first):
                 self._where.update(self._dict_rows(number, table))
+        elif self._count <= self.small_limit:
+            self._base_find = self._dict_lookup()
         else:  # a numpy table is sorted again from the rows in memory (no index is read)
             self._where = None
             self._base_find = self._sorted_lookup()
@@ -173,6 +179,29 @@ class ChunkIndex:
                     found.add(chunk_id)
                 row += 1
         return found
+
+    def _bisected_or_table_lookup(self, chunk_id: ChunkId) -> int | None:
+        """The first lookups bisect each table: a command that looks up a few chunks (commit -a
+        of 3 small files in a store of 50,000) builds no lookup table, which would cost more
+        than all its bisections. Past BISECTED_LOOKUPS, the table is built, once."""
+        if self._bisections < BISECTED_LOOKUPS:
+            self._bisections += 1
+            return self._last_place(chunk_id)
+        self._base_find = self._dict_lookup() if self._count <= self.small_limit else self._sorted_lookup()
+        self._prefer_good_records()
+        return self._base_find(chunk_id)
+
+    def _last_place(self, chunk_id: ChunkId) -> int | None:
+        """The row holding `chunk_id` in the last table that has it, its last such row: the one
+        the dict lookup finds."""
+        for number in range(len(self._tables) - 1, -1, -1):
+            table = self._tables[number]
+            row = self._first_row_from(table, chunk_id)
+            if row < table.count and self._id_at(table, row) == chunk_id:
+                while row + 1 < table.count and self._id_at(table, row + 1) == chunk_id:
+                    row += 1
+                return (number << _TABLE_SHIFT) + row
+        return None
 
     def _dict_lookup(self) -> Lookup:
         where: dict[bytes, int] = {}

@@ -180,3 +180,24 @@ def test_a_failed_index_write_of_a_pack_written_again_keeps_the_complete_one(tmp
     with pytest.raises(OSError):
         write_pack()
     assert sorted(p.name for p in (tmp_path / "packs").iterdir()) == []  # not left behind
+
+
+def test_a_few_lookups_bisect_the_pack_indexes_and_build_no_table(tmp_path):
+    """commit -a of a few files in a store of tens of thousands of chunks looks up a handful:
+    they bisect each table; past BISECTED_LOOKUPS the table is built, with the same answers."""
+    from modelvc.store.chunkindex import BISECTED_LOOKUPS, BISECTED_TABLES, ChunkIndex
+
+    store = ChunkStore(tmp_path / "packs", pack_max_bytes=20_000)
+    ids = store_chunks(store, [chunk(i) for i in range(2 * BISECTED_LOOKUPS)])
+    missing = hash_bytes_raw(b"never stored")
+    tabled = ChunkIndex(DirectoryBackend(tmp_path))
+    for chunk_id in [*ids, missing]:  # more than BISECTED_LOOKUPS: from a table by then
+        tabled.contains(chunk_id)
+    assert tabled._where is not None
+    bisected = ChunkIndex(DirectoryBackend(tmp_path))
+    assert 1 < len(bisected.packs) <= BISECTED_TABLES
+    few = ids[::len(ids) // (BISECTED_LOOKUPS // 2)] + [missing]
+    assert [bisected.locate(chunk_id) for chunk_id in few] == [tabled.locate(chunk_id) for chunk_id in few]
+    assert bisected.locate(missing) is None and bisected._where is None  # no table was built
+    assert [bisected.locate(chunk_id) for chunk_id in ids] == [tabled.locate(chunk_id) for chunk_id in ids]
+    assert bisected._where is not None
