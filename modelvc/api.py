@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from modelvc.ops.names import NameInfo
     from modelvc.ops.restore import RestoreResult
     from modelvc.ops.rollback import RollbackResult
+    from modelvc.ops.runs import RunsTable
     from modelvc.ops.show import ShowFileResult, ShowResult
     from modelvc.ops.stats import StatsResult
     from modelvc.ops.status import StatusResult
@@ -123,13 +124,29 @@ class Repo(base.Repo):
                           trainer_state=metrics_from_trainer, params_reset=params_reset, cwd=self.root)
 
     def log(self, *revs: str, max_count: int | None = None, all: bool = False,
-            paths: Sequence[PathArg] | None = None) -> list[LogEntry]:
-        """Commits newest first from REVs (default HEAD; 'A..B' ranges too), as `mvc log`."""
+            paths: Sequence[PathArg] | None = None, where: Sequence[str] = (), sort: Sequence[str] = (),
+            since: str | None = None, until: str | None = None) -> list[LogEntry]:
+        """Commits newest first from REVs (default HEAD; 'A..B' ranges too), as `mvc log`;
+        `where` ('val_loss<2 and lr=3e-4'), `sort` ('-acc'), `since`/`until` as its options."""
         from modelvc.ops.log import log
+        from modelvc.ops.query import Query
 
+        query = Query.parse(where, sort, since, until)
         if self.head_commit() is None and not revs and not all:
             return []
-        return log(self, list(revs), max_count, self._specs(paths) if paths else None, self.root, all)
+        return log(self, list(revs), max_count, self._specs(paths) if paths else None, self.root, all, query)
+
+    def runs(self, *revs: str, max_count: int | None = None, all: bool = False, where: Sequence[str] = (),
+             sort: Sequence[str] = (), since: str | None = None, until: str | None = None,
+             metrics: Sequence[str] = (), params: Sequence[str] = ()) -> RunsTable:
+        """The commits log would list as a table, a column per metric and param (`mvc runs`)."""
+        from modelvc.ops.query import Query
+        from modelvc.ops.runs import RunsTable, runs
+
+        query = Query.parse(where, sort, since, until)
+        if self.head_commit() is None and not revs and not all:
+            return RunsTable([], [])
+        return runs(self, revs, all, query, max_count, metrics, params)
 
     def show(self, rev: str = "HEAD") -> ShowResult | ShowFileResult:
         """A commit, or with 'REV:PATH' a stored file's tensors and metadata (`mvc show`)."""

@@ -258,6 +258,10 @@ class NotAModelFileError(UnknownTensorError):
     """read_tensor named a stored file that is no model file modelvc can read tensors from."""
 
 
+class QueryError(UsageError):
+    """A --where, --sort, --since or --until that cannot be read."""
+
+
 class PushRejectedError(MvcError):
     """A push refused for some refs (git's "! [rejected]"): `result` says what was sent and which
     refs moved; the others stay where they were on the remote."""

@@ -123,6 +123,11 @@ class Refs:
     def tags(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
         return self._list("refs/tags/", on_corrupt)
 
+    def every_ref(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
+        """Every ref under refs/ by its full name: branches, tags, remote-tracking refs and any
+        kind added later, so that what reads them all (log --all) needs no list of kinds."""
+        return {f"refs/{name}": value for name, value in self._list("refs/", on_corrupt).items()}
+
     def remote_branches(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
         """Every remote-tracking ref, by its short name ("origin/main")."""
         return self._list("refs/remotes/", on_corrupt)

@@ -214,3 +214,18 @@ def test_gc_keeps_what_only_a_remote_tracking_ref_reaches(tmp_path, remote, alic
     bob("gc", "--prune=now")
     assert bob("cat", "origin/main:a.bin").stdout_bytes == b"two" * 1000
     assert bob("fsck").exit_code == 0
+
+
+def test_fetch_brings_new_tags_and_never_moves_a_different_local_one(tmp_path, remote, alice):
+    commit_file(alice, "a.bin", b"one" * 1000, "one")
+    alice("push", "-q", "-u", "origin", "main")
+    bob = clone(tmp_path, remote, "bob")
+    commit_file(bob, "a.bin", b"bob" * 1000, "bob's")
+    bob("tag", "v1")
+    alice("tag", "v1")
+    alice("tag", "v0", "HEAD")
+    alice("push", "-q", "--tags")
+    fetched = bob.json("fetch")
+    assert [(ref["destination"], ref["update"], ref["reason"]) for ref in fetched["refs"]] == [
+        ("refs/tags/v0", "new", None), ("refs/tags/v1", "rejected", "would clobber existing tag")]
+    assert ids(bob, "v1") == ids(bob) and ids(bob, "v0") == ids(alice)
