@@ -243,13 +243,16 @@ class Repo:
         return self._index
 
     def fresh_index(self, rebuild_if_corrupt: bool = False) -> Index:
-        """Re-read the index from disk (writers call this once they hold the lock).
+        """Re-read the index from disk (writers call this once they hold the lock), unless this
+        transaction staged changes whose save it left to its commit (Index.unsaved).
 
         With rebuild_if_corrupt (a forced checkout, which rewrites every entry), an unreadable
         index is started afresh instead of refused: that is how a corrupt index is repaired.
         """
         from modelvc.index import Index
 
+        if self._index is not None and self._index.unsaved and self._depth > 0:
+            return self._index
         try:
             self._index = self._read_index()
         except CorruptIndexError:
@@ -258,6 +261,12 @@ class Repo:
             self._index_stamp = None
             self._index = Index(self.mvc_dir / "index", load=False)
         return self._index
+
+    def save_unsaved_index(self) -> None:
+        """Write the index if this transaction staged changes whose save it left to a commit
+        that did not come (ops/add.py staged_for_commit)."""
+        if self._index is not None and self._index.unsaved:
+            self._index.save(keep_base=True)
 
     def _read_index(self) -> Index:
         """The index. Before the first commit there is nothing to rebuild a corrupt one from
@@ -404,21 +413,24 @@ class Repo:
 
         chunks.packs_sealed = 0
         threshold = self._auto_threshold("gc.auto_packs", "packs were not consolidated")
+        merged = True  # until known otherwise: a failure part-way may have replaced packs
         try:
-            if threshold is not None:
-                auto_consolidate(chunks.pack_set(), threshold)
+            merged = threshold is not None and auto_consolidate(chunks.pack_set(), threshold) is not None
         except (MvcError, OSError) as exc:
             self.warn(f"consolidating packs failed (the command's work is saved; 'mvc gc' retries): {exc}")
         finally:
-            chunks.reload()
+            if merged:  # else the loaded index already holds this writer's packs (add_sealed)
+                chunks.reload()
 
     def _pack_loose_objects(self, objects: ObjectStore) -> None:
         from modelvc.store.consolidate import auto_consolidate
 
         objects.loose_written = 0
         threshold = self._auto_threshold("gc.auto_loose", "loose objects were not packed")
+        packed = True  # until known otherwise: a failure part-way may have written packs
         try:
-            if threshold and objects.count_loose(threshold) > threshold:
+            packed = threshold is not None and 0 < threshold < objects.count_loose(threshold)
+            if packed:
                 objects.pack_loose()
                 packs = self._auto_threshold("gc.auto_packs", "packs were not consolidated")
                 if packs is not None:
@@ -426,7 +438,8 @@ class Repo:
         except (MvcError, OSError) as exc:
             self.warn(f"packing loose objects failed (the command's work is saved; 'mvc gc' retries): {exc}")
         finally:
-            objects.reload()
+            if packed:  # loose objects need no index: nothing to read again otherwise
+                objects.reload()
 
     def _auto_threshold(self, key: str, otherwise: str) -> int | None:
         from modelvc.config import effective
