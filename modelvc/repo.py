@@ -42,6 +42,7 @@ from modelvc.objects import Commit, Manifest, Signature, Tag, Tree, local_tz_min
 from modelvc.worktree import MVC_DIR
 
 if TYPE_CHECKING:
+    from modelvc.formats import Layout
     from modelvc.index import Index
     from modelvc.lock import RepoLock
     from modelvc.refs import Refs
@@ -64,6 +65,7 @@ DEFAULT_PACK_MAX_BYTES = 256 << 20
 # slowest checkout takes 1.34x a checkout without deltas; depth 4: 0.324 and 1.71x; depth 8:
 # 0.302 and 2.58x. The requirement is at most 1.5x, so 2.
 DEFAULT_DELTA_MAX_DEPTH = 2
+STAGED_LAYOUTS_KEPT = 64  # versions whose layout a Repo keeps for the next add (Repo.staged_layouts)
 IDENTITY_UNKNOWN = """Author identity unknown
 
 *** Please tell me who you are.
@@ -113,6 +115,9 @@ class Repo:
         self._index: Index | None = None
         self._index_stamp: Stamp | None = None
         self._checked_trees: set[str] = set()
+        # Layout and chunks of the model files this Repo staged last, by manifest id: the next
+        # add of the same path takes its delta base from here instead of reading it back.
+        self.staged_layouts: dict[str, tuple[Layout, tuple[tuple[str, int], ...]]] = {}
         self._writer = threading.RLock()  # one writing thread at a time within this process
         self._depth = 0  # transactions the writing thread has entered and not left
         self._held: RepoLock | None = None
@@ -546,6 +551,14 @@ class Repo:
                 check_paths(paths, f"tree {short(tree_id)}", git_ok=True)
             self._checked_trees.add(tree_id)
         return tree
+
+    def note_staged_layout(self, file_id: ObjectId, layout: Layout, chunks: tuple[tuple[str, int], ...]) -> None:
+        """Remember a model file version just staged (its manifest written), the last
+        STAGED_LAYOUTS_KEPT of them: the base of its path's next version."""
+        self.staged_layouts.pop(file_id, None)
+        self.staged_layouts[file_id] = (layout, chunks)
+        while len(self.staged_layouts) > STAGED_LAYOUTS_KEPT:
+            del self.staged_layouts[next(iter(self.staged_layouts))]
 
     def note_checked_tree(self, tree_id: ObjectId) -> None:
         """A tree made here from paths checked already (the index's): read_tree need not check

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 from conftest import write
 from modelfiles import write_safetensors
@@ -144,3 +145,25 @@ def test_a_derived_file_is_replaced_atomically_without_fsync(tmp_path, steps):
     fsutil.atomic_write(target, b"new", durable=False)
     assert steps.take() == Counter({"rename": 1})
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["derived"]
+
+
+def test_the_next_version_takes_its_base_from_what_this_repo_staged(tmp_path):
+    """The layout and chunks of a version just staged are kept for its path's next add, equal
+    to what reading the stored version back gives, and the next version is delta-coded."""
+    from modelvc.ops.add import _stored_version
+
+    big = {"embed": np.random.default_rng(0).standard_normal((512, 256)).astype(np.float32)}
+    with modelvc.Repo.init(tmp_path, workers=1) as repo:
+        write_safetensors(tmp_path / "model.safetensors", big)
+        repo.commit("v1", add=["model.safetensors"])
+        first = repo.index.entry("model.safetensors").manifest_id
+        assert list(repo.staged_layouts) == [first]
+        assert repo.staged_layouts[first] == _stored_version(repo, first, "model.safetensors")
+        big["embed"] += np.float32(1e-4)
+        write_safetensors(tmp_path / "model.safetensors", big)
+        before = repo.stats().stored_bytes
+        repo.commit("v2", add=["model.safetensors"])
+        assert repo.stats().stored_bytes - before < 0.4 * before  # a delta (0.25 of v1), not a second copy
+        assert list(repo.staged_layouts) == [first, repo.index.entry("model.safetensors").manifest_id]
+        with repo.open_file("HEAD", "model.safetensors") as handle:
+            assert handle.read() == (tmp_path / "model.safetensors").read_bytes()

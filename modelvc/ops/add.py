@@ -166,11 +166,13 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
     # Chunks are sealed in packs (a file that changed while it was read has stopped the whole
     # add before this point: nothing is staged, and its chunks are left for gc); now the
     # manifests (one batch: one pack sealed before the index names them), and the index last.
+    bases = []
     with repo.objects.batch():
         for path, st, manifest, layout in staged:
             file_id = repo.objects.put(manifest)
             if layout is not None and manifest.size > SMALL_FILE_BYTES:  # only big files take deltas
                 layouts.note(fingerprint(layout), file_id, path)
+                bases.append((file_id, layout, manifest.chunks))
             index.note_change(path)
             indexed = index.entry(path)
             index.put(stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
@@ -179,6 +181,8 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
                 result.staged.append(path)
             else:
                 result.unchanged += 1
+    for base in bases:  # their manifests are written: the next add of their paths reads none back
+        repo.note_staged_layout(*base)
     _save_staged(index, save_index)
     layouts.save()  # derived: written last, and only a hint for later adds
     return result
@@ -243,7 +247,7 @@ def previous_version(repo: Repo, entry: IndexEntry | TreeEntry | None) -> Previo
     """The stored version a new one of the same path may be delta-encoded against."""
     if entry is None or not _deltas_on(repo):
         return None
-    found = _stored_version(repo, entry.manifest_id, entry.path)
+    found = repo.staged_layouts.get(entry.manifest_id) or _stored_version(repo, entry.manifest_id, entry.path)
     return PreviousVersion(*found) if found is not None else None
 
 
