@@ -6,8 +6,9 @@ Run by hand from the repository root:
 
 For each size, a series of bf16 safetensors checkpoints is written first (untimed): a base
 (modelvc.samples.init_weights) and versions each nudged by N(0, 1e-4) from the one before, as
-a training run saves them. Then, version by version and side by side, the checkpoint is
-placed (copied, synced, read into the page cache; untimed) and stored three ways:
+a training run saves them. Then, version by version and side by side (each
+run going first in turn, so none always follows the others' writeback), the checkpoint is
+placed (copied, synced, read into the page cache; untimed) and stored four ways:
 
 - API: `repo.add("model.safetensors")` + `repo.commit(..., metrics=...)` in this process,
   one Repo kept open across the series, as a training script would;
@@ -150,7 +151,8 @@ def run_size(workdir: Path, size_mb: int, versions: int, workers: int | None) ->
     workers = workers or worker_count()
     base = workdir / f"{size_mb}mb"
     sources = write_versions(base / "sources", size_mb << 20, versions)
-    api_root, one_root, cli_root, floor_root = base / "api", base / "api-one-call", base / "cli", base / "floor"
+    roots = {"api": base / "api", "one": base / "api-one-call", "cli": base / "cli", "floor": base / "floor"}
+    api_root, one_root, cli_root, floor_root = (roots[kind] for kind in ("api", "one", "cli", "floor"))
     init_repo(cli_root)
     (floor_root / "packs").mkdir(parents=True)
     results = {"api": Series(), "one": Series(), "cli": Series(), "floor": Series(), "alone": Series()}
@@ -159,30 +161,27 @@ def run_size(workdir: Path, size_mb: int, versions: int, workers: int | None) ->
     previous: PreviousVersion | None = None
     with Repo.init(api_root, workers=workers) as repo, Repo.init(one_root, workers=workers) as one:
         for number, source in enumerate(sources, 1):
-            metric = f"loss={1.0 / number:.4f}"
             metrics = {"loss": round(1.0 / number, 4)}
-
-            place(source, api_root / "model.safetensors")
-            with timed(results["api"]):
-                repo.add("model.safetensors")
-                repo.commit(f"v{number}", metrics=metrics)
-
-            place(source, one_root / "model.safetensors")
-            with timed(results["one"]):
-                one.commit(f"v{number}", metrics=metrics, add=["model.safetensors"])
-
-            place(source, cli_root / "model.safetensors")
-            add = run_mvc(["add", "model.safetensors"], cli_root)
-            commit = run_mvc(["commit", "-m", f"v{number}", "--metric", metric], cli_root)
-            results["cli"].seconds.append(add.seconds + commit.seconds)
-
-            place(source, floor_root / "model.safetensors")
-            with timed(results["floor"]), floor_store.writer() as writer:
-                ingested = ingest_file(floor_root / "model.safetensors", params, floor_store, writer,
-                                       previous=previous, max_delta_depth=DEFAULT_DELTA_MAX_DEPTH)
-            if ingested.layout is not None:
-                previous = PreviousVersion(ingested.layout, ingested.manifest.chunks)
-
+            kinds = ["api", "one", "cli", "floor"]
+            for kind in kinds[number % 4:] + kinds[:number % 4]:  # each goes first in turn
+                place(source, roots[kind] / "model.safetensors")
+                if kind == "api":
+                    with timed(results["api"]):
+                        repo.add("model.safetensors")
+                        repo.commit(f"v{number}", metrics=metrics)
+                elif kind == "one":
+                    with timed(results["one"]):
+                        one.commit(f"v{number}", metrics=metrics, add=["model.safetensors"])
+                elif kind == "cli":
+                    add = run_mvc(["add", "model.safetensors"], cli_root)
+                    commit = run_mvc(["commit", "-m", f"v{number}", "--metric", f"loss={metrics['loss']}"], cli_root)
+                    results["cli"].seconds.append(add.seconds + commit.seconds)
+                else:
+                    with timed(results["floor"]), floor_store.writer() as writer:
+                        ingested = ingest_file(floor_root / "model.safetensors", params, floor_store, writer,
+                                               previous=previous, max_delta_depth=DEFAULT_DELTA_MAX_DEPTH)
+                    if ingested.layout is not None:
+                        previous = PreviousVersion(ingested.layout, ingested.manifest.chunks)
             extra = results["one"].fsyncs[-1] - results["floor"].fsyncs[-1]
             results["alone"].seconds.append(fsyncs_alone(base / "scratch" / str(number), extra))
             results["alone"].fsyncs.append(extra)
