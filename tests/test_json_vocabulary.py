@@ -30,6 +30,8 @@ OUTPUT_SHAPES = {
     "tag NAME": "name", "branch -m": "name", "reflog show": "reflog_entry", "reflog expire": "reflog_expire",
     "gc": "gc", "stats": "stats", "fsck": "fsck", "fsck (broken)": "fsck", "status (renamed)": "status",
     "diff (renamed)": "diff", "show PATH": "show_path", "show REV:LINK": "show_path", "checkout --": "restore",
+    "runs": "run",
+    "push": "push", "fetch": "fetch", "pull": "pull", "clone": "clone",
 }
 USER_KEYED = {"config KEY", "config --list"}  # {user's dotted key: value}, see test_config_prints_the_users_dotted_keys
 
@@ -43,7 +45,8 @@ NESTED = {
     ("diff", "files"): "diff_file", ("diff", "metrics"): "value_change", ("diff", "params"): "value_change",
     ("diff_file", "model"): "model_diff", ("model_diff", "tensors"): "tensor_change",
     ("tensor_change", "stats"): "tensor_stats", ("fsck", "problems"): "problem", ("problem", "breaks"): "break",
-    ("stats", "held_by_refs"): "held", ("stats", "held_by_reflogs_only"): "held",
+    ("run", "author"): "signature", ("stats", "held_by_refs"): "held", ("stats", "held_by_reflogs_only"): "held",
+    ("fetch", "refs"): "ref_update",
 }
 
 STATUSES = {"added", "modified", "deleted", "renamed", "mode", "dtype", "shape", "uncompared", "unchanged"}
@@ -199,6 +202,7 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         out["show PATH"] = mvc.json("show", "models/m.safetensors")
         out["commit"] = mvc.json("commit", "-m", "v2\n\nmore", "--metric", "loss=1.5", "--meta", "by=ci")
         out["log"] = mvc.json("log")
+        out["runs"] = mvc.json("runs", "--all", "--sort", "-loss")
         out["show"] = mvc.json("show")
         out["show REV:PATH"] = mvc.json("show", "HEAD:models/m.safetensors")
         out["show REV:LINK"] = mvc.json("show", "HEAD:latest")
@@ -231,6 +235,13 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         mvc("config", "user.name", "Ada L.")
         out["config KEY"] = mvc.json("config", "user.name")
         out["config --list"] = mvc.json("config", "--list")
+        remote = tmp_path_factory.mktemp("vocabulary-remote")
+        mvc("remote", "add", "origin", str(remote))
+        out["push"] = mvc.json("push", "-u", "origin", "side")
+        elsewhere = tmp_path_factory.mktemp("vocabulary-clone")
+        out["clone"] = Mvc(elsewhere).json("clone", str(remote), "copy")
+        out["fetch"] = Mvc(elsewhere / "copy").json("fetch")
+        out["pull"] = Mvc(elsewhere / "copy").json("pull")
         for pack in (work / ".mvc" / "packs").glob("*.pack"):
             pack.unlink()
         broken = mvc("fsck", "--json", ok=False)
