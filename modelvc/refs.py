@@ -123,6 +123,12 @@ class Refs:
     def tags(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
         return self._list("refs/tags/", on_corrupt)
 
+    def under(self, prefix: str, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
+        """Every ref below `prefix` ("refs/stages/"), by its name after the prefix."""
+        if not prefix.startswith("refs/") or not prefix.endswith("/"):
+            raise ValueError(f"not a ref namespace: {prefix!r}")
+        return self._list(prefix, on_corrupt)
+
     def head_file_problem(self) -> str | None:
         """Why the HEAD file itself (not the branch it names) is unusable, or None."""
         return None if self._parse_head() is not None else self._head_corrupt().message

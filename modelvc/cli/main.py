@@ -22,6 +22,7 @@ COMMANDS = {
     "mv": "files", "restore": "files", "cat": "history", "completion": "completion",
     "config": "config", "check-models-in-git": "githooks",
     "remote": "remote",
+    "annotate": "registry", "promote": "registry", "history": "registry", "stages": "registry",
 }
 
 

@@ -9,7 +9,9 @@ from typing import Any
 
 from modelvc.errors import IntegrityError, UnknownRevisionError
 from modelvc.objects import Commit
+from modelvc.ops.annotate import NO_ANNOTATIONS, Annotations, all_annotations
 from modelvc.ops.pathspec import under
+from modelvc.ops.stages import stage_commits
 from modelvc.repo import Repo
 from modelvc.vocabulary import commit_dict
 from modelvc.worktree import to_repo_path
@@ -21,13 +23,15 @@ class LogEntry:
     id: str
     commit: Commit
     names: list[str] = field(default_factory=list)  # branches and tags pointing here, "HEAD -> main"
+    annotations: Annotations = NO_ANNOTATIONS  # what notes added to it later (ops/annotate.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return commit_dict(self.id, self.commit, self.names)
+        return commit_dict(self.id, self.commit, self.names) | {"annotations": self.annotations.to_dict()}
 
 
 def decorations(repo: Repo) -> dict[str, list[str]]:
-    """Commit id -> names pointing at it ("HEAD -> main", "tag: v1"), as git log decorates."""
+    """Commit id -> names pointing at it ("HEAD -> main", "tag: v1", "stage: production"), as git
+    log decorates."""
     names: dict[str, list[str]] = {}
     head = repo.refs.head()
     for branch, commit_id in repo.refs.branches().items():
@@ -38,6 +42,8 @@ def decorations(repo: Repo) -> dict[str, list[str]]:
             names.setdefault(repo.peel(object_id), []).append(f"tag: {tag}")
         except (IntegrityError, UnknownRevisionError):  # a broken tag is fsck's business, not log's
             continue
+    for stage, commit_id in stage_commits(repo).items():
+        names.setdefault(commit_id, []).append(f"stage: {stage}")
     if head.branch is None and head.commit:
         names.setdefault(head.commit, []).insert(0, "HEAD")
     for labels in names.values():
@@ -59,7 +65,7 @@ def log_range(repo: Repo, revs: list[str], all_refs: bool = False) -> tuple[list
     """(start commits, commits to leave out) for the revisions given, as git's rev-list reads them.
 
     "A..B" is what B reaches and A does not ("A.." is A..HEAD, "..B" is HEAD..B); "^A" leaves
-    out what A reaches; --all starts from every branch, tag and HEAD.
+    out what A reaches; --all starts from every branch, tag, stage and HEAD.
     """
     from modelvc.ops.reach import commit_ancestors
 
@@ -76,6 +82,7 @@ def log_range(repo: Repo, revs: list[str], all_refs: bool = False) -> tuple[list
     if all_refs:
         head = repo.head_commit()
         starts += [repo.peel(i) for i in [*repo.refs.branches().values(), *repo.refs.tags().values()]]
+        starts += list(stage_commits(repo).values())
         starts += [head] if head else []
     if not starts and not all_refs:
         starts.append(repo.resolve("HEAD"))
@@ -90,6 +97,7 @@ def log(repo: Repo, rev: str | list[str] | None = None, limit: int | None = None
     starts, excluded = log_range(repo, revs, all_refs)
     repo_paths = [to_repo_path(repo.root, p, cwd) for p in paths] if paths else None
     names = decorations(repo)
+    notes = all_annotations(repo)
     seen = set(starts) | excluded
     queue = []
     for counter, start in enumerate(s for s in starts if s not in excluded):
@@ -101,7 +109,8 @@ def log(repo: Repo, rev: str | list[str] | None = None, limit: int | None = None
         _, _, commit_id = heapq.heappop(queue)
         commit = repo.read_commit(commit_id)
         if repo_paths is None or touches(repo, commit, repo_paths):
-            entries.append(LogEntry(commit_id, commit, names.get(commit_id, [])))
+            found = notes.get(commit_id, NO_ANNOTATIONS)
+            entries.append(LogEntry(commit_id, commit, names.get(commit_id, []), found))
         for parent in commit.parents:
             if parent not in seen:
                 seen.add(parent)
