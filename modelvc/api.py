@@ -33,10 +33,12 @@ if TYPE_CHECKING:
     from modelvc.ops.names import NameInfo
     from modelvc.ops.restore import RestoreResult
     from modelvc.ops.rollback import RollbackResult
+    from modelvc.ops.runs import RunsTable
     from modelvc.ops.show import ShowFileResult, ShowResult
     from modelvc.ops.stages import StageMoveRecord
     from modelvc.ops.stats import StatsResult
     from modelvc.ops.status import StatusResult
+    from modelvc.transfer.result import TransferResult
 
 PathArg = str | PathLike[str]
 
@@ -48,6 +50,8 @@ class Repo(base.Repo):
     `lock_timeout` seconds a writer waits for another, `on_warning` a callable given each
     warning (else they collect in `warnings`). Use it as a context manager, or call close().
     """
+
+    cloned: TransferResult | None = None  # set by clone()
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -122,13 +126,29 @@ class Repo(base.Repo):
                           trainer_state=metrics_from_trainer, params_reset=params_reset, cwd=self.root)
 
     def log(self, *revs: str, max_count: int | None = None, all: bool = False,
-            paths: Sequence[PathArg] | None = None) -> list[LogEntry]:
-        """Commits newest first from REVs (default HEAD; 'A..B' ranges too), as `mvc log`."""
+            paths: Sequence[PathArg] | None = None, where: Sequence[str] = (), sort: Sequence[str] = (),
+            since: str | None = None, until: str | None = None) -> list[LogEntry]:
+        """Commits newest first from REVs (default HEAD; 'A..B' ranges too), as `mvc log`;
+        `where` ('val_loss<2 and lr=3e-4'), `sort` ('-acc'), `since`/`until` as its options."""
         from modelvc.ops.log import log
+        from modelvc.ops.query import Query
 
+        query = Query.parse(where, sort, since, until)
         if self.head_commit() is None and not revs and not all:
             return []
-        return log(self, list(revs), max_count, self._specs(paths) if paths else None, self.root, all)
+        return log(self, list(revs), max_count, self._specs(paths) if paths else None, self.root, all, query)
+
+    def runs(self, *revs: str, max_count: int | None = None, all: bool = False, where: Sequence[str] = (),
+             sort: Sequence[str] = (), since: str | None = None, until: str | None = None,
+             metrics: Sequence[str] = (), params: Sequence[str] = ()) -> RunsTable:
+        """The commits log would list as a table, a column per metric and param (`mvc runs`)."""
+        from modelvc.ops.query import Query
+        from modelvc.ops.runs import RunsTable, runs
+
+        query = Query.parse(where, sort, since, until)
+        if self.head_commit() is None and not revs and not all:
+            return RunsTable([], [])
+        return runs(self, revs, all, query, max_count, metrics, params)
 
     def show(self, rev: str = "HEAD") -> ShowResult | ShowFileResult:
         """A commit, or with 'REV:PATH' a stored file's tensors and metadata (`mvc show`)."""
@@ -276,6 +296,40 @@ class Repo(base.Repo):
         from modelvc.ops.stats import stats
 
         return stats(self)
+
+    # -- remotes ---------------------------------------------------------------------------
+    def push(self, remote: str | None = None, *refs: str, set_upstream: bool = False, all: bool = False,
+             tags: bool = False, force: bool = False, dry_run: bool = False) -> TransferResult:
+        """Send REFS (default: the current branch, to its upstream) to the remote (`mvc push`);
+        a refused ref raises PushRejectedError, whose `result` says what did move."""
+        from modelvc.transfer.push import push
+
+        return push(self, remote, list(refs), set_upstream_ref=set_upstream, all_branches=all, tags=tags,
+                    force=force, dry_run=dry_run)
+
+    def fetch(self, remote: str | None = None) -> TransferResult:
+        """Download the remote's branches (as refs/remotes/REMOTE/...) and tags (`mvc fetch`)."""
+        from modelvc.transfer.fetch import fetch
+
+        return fetch(self, remote)
+
+    def pull(self, remote: str | None = None, *, force: bool = False) -> TransferResult:
+        """Fetch, then fast-forward the current branch and its files (`mvc pull`)."""
+        from modelvc.transfer.pull import pull
+
+        return pull(self, remote, force=force)
+
+    @classmethod
+    def clone(cls, url: str, path: PathArg, *, branch: str | None = None, endpoint: str | None = None,
+              region: str | None = None, path_style: bool | None = None, **options: Any) -> Repo:
+        """A new repository at `path` from the remote at `url`, checked out (`mvc clone`); the
+        summary is `repo.cloned` (a TransferResult)."""
+        from modelvc.transfer.clone import clone
+
+        repo, result = clone(url, Path(path), cwd=Path.cwd(), branch=branch, endpoint=endpoint, region=region,
+                             path_style=path_style, repo_class=cls, **options)
+        cast(Repo, repo).cloned = result
+        return cast(Repo, repo)
 
     # -- stored files ----------------------------------------------------------------------
     def open_file(self, rev: str, path: PathArg) -> io.BufferedReader:

@@ -6,6 +6,7 @@ The messages are written for the user: what went wrong and what to do about it.
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 
 class MvcError(Exception):
@@ -104,6 +105,9 @@ EXIT_CODES: dict[int, str] = {
     15: "author identity unknown (set user.name and user.email)",
     16: "a remote cannot be reached or refuses access (network, credentials, a missing bucket)",
     17: "a metrics, params or Trainer state file is missing or malformed; nothing was committed",
+    18: "push rejected: the remote branch has commits the pushed one lacks (non-fast-forward, fetch "
+        "first), or it moved during the push; nothing of yours is lost",
+    19: "pull: the branch and its upstream have diverged, so it cannot be fast-forwarded",
 }
 
 
@@ -252,3 +256,24 @@ class UnknownTensorError(PathNotFoundError):
 
 class NotAModelFileError(UnknownTensorError):
     """read_tensor named a stored file that is no model file modelvc can read tensors from."""
+
+
+class QueryError(UsageError):
+    """A --where, --sort, --since or --until that cannot be read."""
+
+
+class PushRejectedError(MvcError):
+    """A push refused for some refs (git's "! [rejected]"): `result` says what was sent and which
+    refs moved; the others stay where they were on the remote."""
+
+    exit_code = 18
+
+    def __init__(self, message: str, hint: str | None = None, result: Any = None) -> None:
+        super().__init__(message, hint)
+        self.result = result  # a modelvc.transfer.result.TransferResult
+
+
+class NotFastForwardError(MvcError):
+    """`pull` on a branch that has diverged from its upstream (git: "Not possible to fast-forward")."""
+
+    exit_code = 19

@@ -129,6 +129,15 @@ class Refs:
             raise ValueError(f"not a ref namespace: {prefix!r}")
         return self._list(prefix, on_corrupt)
 
+    def every_ref(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
+        """Every ref under refs/ by its full name: branches, tags, remote-tracking refs and any
+        kind added later, so that what reads them all (log --all) needs no list of kinds."""
+        return {f"refs/{name}": value for name, value in self._list("refs/", on_corrupt).items()}
+
+    def remote_branches(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
+        """Every remote-tracking ref, by its short name ("origin/main")."""
+        return self._list("refs/remotes/", on_corrupt)
+
     def head_file_problem(self) -> str | None:
         """Why the HEAD file itself (not the branch it names) is unusable, or None."""
         return None if self._parse_head() is not None else self._head_corrupt().message

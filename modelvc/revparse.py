@@ -70,10 +70,11 @@ def resolve(rev: str, refs: Refs, graph: CommitGraph, warn: Callable[[str], None
 
 def matching_refs(name: str, refs: Refs) -> list[str]:
     """The refs a short name can mean, in git's order of precedence: refs/NAME, the tag, the
-    branch, then the stage (refs/stages/NAME, last as git puts remote-tracking refs). More than
-    one is an ambiguous name: the first wins, except for checkout, which takes the branch."""
+    branch, the stage (refs/stages/NAME), the remote-tracking ref (origin/main). More than one is
+    an ambiguous name: the first wins, except for checkout, which takes the branch."""
     candidates = [name] if name.startswith("refs/") else []
-    candidates += [f"refs/{name}", f"refs/tags/{name}", f"refs/heads/{name}", f"refs/stages/{name}"]
+    candidates += [f"refs/{name}", f"refs/tags/{name}", f"refs/heads/{name}", f"refs/stages/{name}",
+                   f"refs/remotes/{name}", f"refs/remotes/{name}/HEAD"]
     found: list[str] = []
     for refname in candidates:
         try:

@@ -167,3 +167,13 @@ def test_effective_values_for_queries(mvc, work):
         assert all_annotations(repo) is notes  # nothing new: the cached grouping
         mvc("annotate", v2, "--metric", "val_loss=1.4")  # another process moves the chain
         assert effective_values(repo, v2, repo.read_commit(v2))[0] == {"val_loss": 1.4}
+
+
+def test_queries_see_annotated_values(mvc, work):
+    v1, v2 = two_commits(mvc, work)
+    assert mvc.json("log", "--where", "bleu>30") == []
+    mvc("annotate", v1, "--metric", "bleu=31", "--metric", "val_loss=1.2")
+    assert [e["id"] for e in mvc.json("log", "--where", "bleu>30")] == [v1]
+    assert [e["id"] for e in mvc.json("log", "--sort", "val_loss")] == [v1, v2]  # 1.2 (annotated) < 1.5
+    rows = {row["id"]: row for row in mvc.json("runs")}
+    assert rows[v1]["metrics"] == {"val_loss": 1.2, "bleu": 31} and rows[v2]["metrics"] == {"val_loss": 1.5}

@@ -13,7 +13,7 @@ def python_blocks(text: str) -> list[str]:
 
 
 def test_python_blocks_are_found():
-    assert len(python_blocks(DOC.read_text(encoding="utf-8"))) == 3
+    assert len(python_blocks(DOC.read_text(encoding="utf-8"))) == 4
 
 
 def test_the_examples_of_docs_api_md_run(tmp_path, monkeypatch, capsys):

@@ -30,6 +30,8 @@ OUTPUT_SHAPES = {
     "tag NAME": "name", "branch -m": "name", "reflog show": "reflog_entry", "reflog expire": "reflog_expire",
     "gc": "gc", "stats": "stats", "fsck": "fsck", "fsck (broken)": "fsck", "status (renamed)": "status",
     "diff (renamed)": "diff", "show PATH": "show_path", "show REV:LINK": "show_path", "checkout --": "restore",
+    "runs": "run",
+    "push": "push", "fetch": "fetch", "pull": "pull", "clone": "clone",
     "annotate": "note", "annotate --list": "note", "promote": "stage_move", "promote --delete": "stage_move",
     "history": "stage_move", "stages": "stage_move",
 }
@@ -45,7 +47,8 @@ NESTED = {
     ("diff", "files"): "diff_file", ("diff", "metrics"): "value_change", ("diff", "params"): "value_change",
     ("diff_file", "model"): "model_diff", ("model_diff", "tensors"): "tensor_change",
     ("tensor_change", "stats"): "tensor_stats", ("fsck", "problems"): "problem", ("problem", "breaks"): "break",
-    ("stats", "held_by_refs"): "held", ("stats", "held_by_reflogs_only"): "held",
+    ("run", "author"): "signature", ("stats", "held_by_refs"): "held", ("stats", "held_by_reflogs_only"): "held",
+    ("fetch", "refs"): "ref_update",
     ("logged", "annotations"): "annotations", ("show", "annotations"): "annotations",
     ("diff_side", "annotations"): "annotations", ("annotations", "notes"): "note",
     ("note", "author"): "signature", ("stage_move", "author"): "signature",
@@ -206,6 +209,7 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         out["annotate"] = mvc.json("annotate", "HEAD~1", "--metric", "bleu=31", "--param", "eval=b", "-m", "later")
         out["annotate --list"] = mvc.json("annotate", "--list", "HEAD~1")
         out["log"] = mvc.json("log")
+        out["runs"] = mvc.json("runs", "--all", "--sort", "-loss")
         out["show"] = mvc.json("show")
         out["show REV:PATH"] = mvc.json("show", "HEAD:models/m.safetensors")
         out["show REV:LINK"] = mvc.json("show", "HEAD:latest")
@@ -243,6 +247,13 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         mvc("config", "user.name", "Ada L.")
         out["config KEY"] = mvc.json("config", "user.name")
         out["config --list"] = mvc.json("config", "--list")
+        remote = tmp_path_factory.mktemp("vocabulary-remote")
+        mvc("remote", "add", "origin", str(remote))
+        out["push"] = mvc.json("push", "-u", "origin", "side")
+        elsewhere = tmp_path_factory.mktemp("vocabulary-clone")
+        out["clone"] = Mvc(elsewhere).json("clone", str(remote), "copy")
+        out["fetch"] = Mvc(elsewhere / "copy").json("fetch")
+        out["pull"] = Mvc(elsewhere / "copy").json("pull")
         for pack in (work / ".mvc" / "packs").glob("*.pack"):
             pack.unlink()
         broken = mvc("fsck", "--json", ok=False)

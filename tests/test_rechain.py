@@ -81,3 +81,21 @@ def test_diverged_stages_keep_every_move_and_end_at_the_local_one(mvc, work, tmp
     assert [(m["message"], m["commit"], m["previous_commit"]) for m in moves] == [
         ("ours: back to v1", v1, v2), ("ours: v2 too", v2, v2), ("theirs", v2, v1), ("shared", v1, None)]
     assert other.json("show", "production")["id"] == v1
+
+
+def test_the_transfer_closure_of_notes_and_stages_follows_object_references(mvc, work):
+    from modelvc.transfer.closure import closure
+
+    write(work / "model.bin", b"v1\n" * 100)
+    mvc("add", "model.bin")
+    mvc("commit", "-q", "-m", "v1")
+    commit_id = mvc.json("log")[0]["id"]
+    first = mvc.json("annotate", "--metric", "acc=0.5")["id"]
+    second = mvc.json("annotate", "--metric", "acc=0.6")["id"]
+    move = mvc.json("promote", "HEAD", "production")["id"]
+    with Repo(work) as repo:
+        notes = closure([second], repo.objects.get, lambda object_id: False)
+        assert sorted(notes.objects) == sorted([second, first])  # a note's commit is not sent
+        moved = closure([move], repo.objects.get, lambda object_id: object_id == commit_id)
+        assert moved.objects == [move]  # the remote has the commit: the walk stops there
+        assert closure([move], repo.objects.get, lambda object_id: False).commits == 1

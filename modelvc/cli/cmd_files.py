@@ -140,6 +140,21 @@ def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bo
         ctx.exit(1)
 
 
+def upstream_line(upstream: str, ahead: int, behind: int) -> str:
+    """git's words for a branch against its upstream."""
+    def commits(count: int) -> str:
+        return f"{count} commit{'' if count == 1 else 's'}"
+
+    if ahead and behind:
+        return (f"Your branch and '{upstream}' have diverged,\nand have {ahead} and {behind} different commits "
+                "each, respectively.")
+    if ahead:
+        return f"Your branch is ahead of '{upstream}' by {commits(ahead)}."
+    if behind:
+        return f"Your branch is behind '{upstream}' by {commits(behind)}, and can be fast-forwarded."
+    return f"Your branch is up to date with '{upstream}'."
+
+
 def render_status(result, short: bool, as_json: bool) -> None:
 
     def shown(path: str) -> str:
@@ -161,6 +176,8 @@ def render_status(result, short: bool, as_json: bool) -> None:
         return
     click.echo(f"On branch {result.branch}" if result.branch else
                f"HEAD detached at {ids.short(result.head) if result.head else '?'}")
+    if result.upstream is not None:
+        click.echo(upstream_line(result.upstream, result.ahead, result.behind))
     if result.head is None:
         click.echo("\nNo commits yet")
     labels = {"added": "new file:", "modified": "modified:", "deleted": "deleted:", "renamed": "renamed:"}

@@ -7,6 +7,7 @@ import json
 import click
 
 from modelvc.cli.cmd_completion import complete_revs, complete_revs_and_paths
+from modelvc.cli.cmd_query import paths_of, query_of, query_options
 from modelvc.cli.output import (
     PathsAfterDashDash,
     cwd_of,
@@ -114,22 +115,26 @@ def commit_command(ctx, messages, message_file, metrics, params, meta, metrics_f
 @click.command("log", cls=PathsAfterDashDash)
 @click.argument("revs", nargs=-1, shell_complete=complete_revs)
 @click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N commits.")
-@click.option("--all", "all_refs", is_flag=True, help="Start from every branch, tag and HEAD.")
+@click.option("--all", "all_refs", is_flag=True, help="Start from every ref (branches, tags, remotes) and HEAD.")
+@query_options
 @click.option("--oneline", is_flag=True, help="One line per commit.")
 @click.option("--metric", "metric_names", multiple=True, metavar="NAME", help="Show this metric per commit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the commits as JSON.")
 @click.pass_context
-def log_command(ctx, revs, limit, all_refs, oneline, metric_names, as_json) -> None:
+def log_command(ctx, revs, limit, all_refs, where, sort, since, until, path_options, oneline, metric_names,
+                as_json) -> None:
     """Show the history from REV (default HEAD), newest first.
 
     \b
     mvc log A..B         commits B reaches that A does not ('A..' = A..HEAD, '..B' = HEAD..B)
     mvc log ^A B         the same
-    mvc log --all        from every branch, tag and HEAD
+    mvc log --all        from every branch, tag, remote-tracking ref and HEAD
     mvc log -- PATH...   only commits that changed those paths
+    mvc log --all --where 'val_loss<2 and lr=3e-4' --sort val_loss -n 3
     """
     from modelvc.ops.log import log
 
+    query = query_of(where, sort, since, until)
     repo = open_repo(ctx)
     if repo.head_commit() is None and not revs and not all_refs:
         if as_json:
@@ -137,7 +142,7 @@ def log_command(ctx, revs, limit, all_refs, oneline, metric_names, as_json) -> N
         else:
             click.echo("no commits yet", err=True)
         return
-    entries = log(repo, list(revs), limit, ctx.meta.get("paths"), cwd_of(ctx), all_refs)
+    entries = log(repo, list(revs), limit, paths_of(ctx, path_options), cwd_of(ctx), all_refs, query)
     if as_json:
         emit_json([entry.to_dict() for entry in entries])
         return

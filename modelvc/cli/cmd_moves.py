@@ -127,9 +127,11 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
 @click.option("-D", "force_delete", is_flag=True, help="Delete branch NAME even if nothing else reaches its tip.")
 @click.option("-m", "--move", "rename", is_flag=True,
               help="Rename branch NAME to START ('-m NEW': the current branch), with its reflog.")
+@click.option("-r", "--remotes", is_flag=True, help="List the remote-tracking branches (origin/main).")
+@click.option("-a", "--all", "all_branches", is_flag=True, help="List local and remote-tracking branches.")
 @click.option("--json", "as_json", is_flag=True, help="Print branches as JSON.")
 @click.pass_context
-def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> None:
+def branch_command(ctx, name, start, delete, force_delete, rename, remotes, all_branches, as_json) -> None:
     """List branches, create NAME at START (default HEAD), delete (-d, -D) or rename (-m) one.
 
     \b
@@ -163,13 +165,15 @@ def branch_command(ctx, name, start, delete, force_delete, rename, as_json) -> N
         else:
             click.echo(f"Created branch {name} at {short(info.commit)}")
         return
-    infos = list_branches(repo)
+    infos = list_branches(repo, local=not remotes or all_branches, remote=remotes or all_branches)
     if as_json:
         emit_json([info.to_dict() for info in infos])
         return
+    local = set(repo.refs.branches()) if all_branches else set()
     for info in infos:
         marker = "*" if info.current else " "
-        click.echo(f"{marker} {info.name:<20} {short(info.commit)} {info.subject}")
+        shown = f"remotes/{info.name}" if all_branches and info.name not in local else info.name
+        click.echo(f"{marker} {shown:<20} {short(info.commit)} {info.subject}")
 
 
 @click.command("tag")

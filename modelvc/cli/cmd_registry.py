@@ -27,8 +27,8 @@ def message_text(messages: tuple[str, ...]) -> str:
 def annotate_command(ctx, rev, metrics, params, meta, messages, list_notes, as_json) -> None:
     """Add metrics, params or metadata to an existing commit (REV, default HEAD).
 
-    The commit's id does not change: the values go into a note (refs/notes/commits), pushed
-    and fetched with the repository. log, show and diff show them beside the commit's own,
+    The commit's id does not change: the values go into a note (refs/notes/commits), an
+    object of the repository like a commit. log, show and diff show them beside the commit's own,
     marked '(annotated)'; a later note's value of a key wins. 'mvc annotate --list REV'
     lists who added what and when. Exits 2 for a bad KEY=VALUE, 4 for an unknown REV.
     """

@@ -21,7 +21,8 @@ COMMANDS = {
     "fsck": "upkeep", "gc": "upkeep", "stats": "upkeep",
     "mv": "files", "restore": "files", "cat": "history", "completion": "completion",
     "config": "config", "check-models-in-git": "githooks",
-    "remote": "remote",
+    "runs": "query",
+    "remote": "remote", "push": "sync", "fetch": "sync", "pull": "sync", "clone": "sync",
     "annotate": "registry", "promote": "registry", "history": "registry", "stages": "registry",
 }
 

@@ -2,10 +2,10 @@
 
 A commit's id is the hash of its content, so it can never change; what is learnt later (an
 evaluation run a week after training) goes into a note instead, as git notes do. Notes are
-immutable objects (objects.Note) chained newest first from refs/notes/commits, so they travel
-with push and fetch like any other ref's objects, and the ref's reflog and the chain itself
-say who added what and when. The chain is read once per process and then only its new notes
-(`_Chains`); a later note's value of a key wins over an earlier one and over the commit's own.
+immutable objects (objects.Note) chained newest first from refs/notes/commits, a ref's objects
+like any other (gc, fsck, the transfer closure follow them); the chain itself says who added
+what and when. The chain is read once per Repo and then only its new notes (`_Chain`); a
+later note's value of a key wins over an earlier one and over the commit's own.
 """
 
 from __future__ import annotations

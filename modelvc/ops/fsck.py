@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from modelvc.commitcache import CACHE_FILE
+from modelvc.commitcache import check as check_commit_cache
 from modelvc.errors import CorruptRefError, IntegrityError, MissingChunkError
 from modelvc.ids import ChunkId, ObjectId, is_full_id
 from modelvc.ops.reach import Reachable, problem_kind, roots, users_of_chunk, users_of_file, walk
@@ -89,7 +91,7 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     result.problems += unsafe.problems(reach)
     result.commits = len(reach.commits)
     result.objects = len(reach.object_ids)
-    result.problems += _head_problems(repo) + _reflog_problems(repo)
+    result.problems += _head_problems(repo) + _reflog_problems(repo) + _commit_cache_problems(repo)
     if unreadable:
         result.problems += _pack_index_problems(repo, reach, unreadable)
         result.notes.append("chunks were not verified: a pack index is unreadable")
@@ -103,6 +105,12 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     if any(problem.kind == "missing" for problem in result.problems):
         result.problems = _without_collected(repo, result.problems)
     return result
+
+
+def _commit_cache_problems(repo: Repo) -> list[Problem]:
+    """The commit-metadata cache must agree with the objects (it is derived from them)."""
+    found = check_commit_cache(repo)
+    return [Problem("corrupt", CACHE_FILE, problem) for problem in found.problems] if found else []
 
 
 def _without_collected(repo: Repo, problems: list[Problem]) -> list[Problem]:

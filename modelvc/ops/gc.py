@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from modelvc.commitcache import rebuild as rebuild_commit_cache
 from modelvc.errors import IntegrityError
 from modelvc.leftovers import remove_leftovers
 from modelvc.ops.objectgc import collect_objects, finish_upgrade
@@ -96,6 +97,7 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
         result.objects_removed = collected.removed
         _collect_packs(repo, with_delta_bases(repo, set(reach.chunks)), cutoff, result, progress)
         result.stale_temps_removed = len(sweep_tree(repo.root))
+        rebuild_commit_cache(repo, reach.commits)  # derived data: rewritten whole, from what is kept
         result.bytes_after = store_size(repo)
         result.upgraded_to = finish_upgrade(repo)  # last: everything else is in place
     return result

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelvc.commitcache import CommitReader
 from modelvc.errors import IntegrityError, UnknownRevisionError
 from modelvc.objects import Commit
 from modelvc.ops.annotate import NO_ANNOTATIONS, Annotations, all_annotations
 from modelvc.ops.pathspec import under
+from modelvc.ops.query import Query
 from modelvc.ops.stages import stage_commits
 from modelvc.repo import Repo
 from modelvc.vocabulary import commit_dict
@@ -65,9 +68,10 @@ def log_range(repo: Repo, revs: list[str], all_refs: bool = False) -> tuple[list
     """(start commits, commits to leave out) for the revisions given, as git's rev-list reads them.
 
     "A..B" is what B reaches and A does not ("A.." is A..HEAD, "..B" is HEAD..B); "^A" leaves
-    out what A reaches; --all starts from every branch, tag, stage and HEAD.
+    out what A reaches; --all starts from every ref under refs/ (branches, tags, stages,
+    remote-tracking refs; not the note chain) and HEAD.
     """
-    from modelvc.ops.reach import commit_ancestors
+    from modelvc.ops.reach import REGISTRY_NAMESPACES, commit_ancestors
 
     starts, excluded = [], []
     for rev in revs:
@@ -81,39 +85,62 @@ def log_range(repo: Repo, revs: list[str], all_refs: bool = False) -> tuple[list
             starts.append(repo.resolve(rev))
     if all_refs:
         head = repo.head_commit()
-        starts += [repo.peel(i) for i in [*repo.refs.branches().values(), *repo.refs.tags().values()]]
-        starts += list(stage_commits(repo).values())
+        starts += [repo.peel(i) for name, i in repo.refs.every_ref().items()
+                   if not name.startswith(REGISTRY_NAMESPACES)]
+        starts += list(stage_commits(repo).values())  # a deleted stage names no commit
         starts += [head] if head else []
     if not starts and not all_refs:
         starts.append(repo.resolve("HEAD"))
     return sorted(set(starts)), commit_ancestors(repo, excluded) if excluded else set()
 
 
+def history(reader: CommitReader, starts: list[str], excluded: set[str]) -> Iterator[str]:
+    """The ids of everything `starts` reach and `excluded` does not, newest first as git log
+    orders them (by author time, each commit once)."""
+    seen = set(starts) | excluded
+    queue = [(-reader.time(start), counter, start)
+             for counter, start in enumerate(s for s in starts if s not in excluded)]
+    heapq.heapify(queue)
+    counter = len(queue)
+    while queue:
+        _, _, commit_id = heapq.heappop(queue)
+        yield commit_id
+        for parent in reader.parents(commit_id):
+            if parent not in seen:
+                seen.add(parent)
+                heapq.heappush(queue, (-reader.time(parent), counter, parent))
+                counter += 1
+
+
 def log(repo: Repo, rev: str | list[str] | None = None, limit: int | None = None,
-        paths: list[str] | None = None, cwd: Path | None = None, all_refs: bool = False) -> list[LogEntry]:
+        paths: list[str] | None = None, cwd: Path | None = None, all_refs: bool = False,
+        query: Query | None = None) -> list[LogEntry]:
     """Commits reachable from `rev` (or HEAD), newest first, as git log orders them; `paths`
-    keeps those that changed one of them, `limit` stops early."""
+    keeps those that changed one of them, `query` those its conditions hold for (in its sort
+    order), `limit` stops early.
+
+    A walk that may cover the whole history reads through the commit-metadata cache
+    (modelvc/commitcache.py): commits are decoded only for the entries listed."""
+    query = query or Query()
     revs = [rev] if isinstance(rev, str) else list(rev or [])
     starts, excluded = log_range(repo, revs, all_refs)
     repo_paths = [to_repo_path(repo.root, p, cwd) for p in paths] if paths else None
     names = decorations(repo)
     notes = all_annotations(repo)
-    seen = set(starts) | excluded
-    queue = []
-    for counter, start in enumerate(s for s in starts if s not in excluded):
-        queue.append((-repo.read_commit(start).author.time, counter, start))
-    heapq.heapify(queue)
-    counter = len(queue)
+    whole = limit is None or bool(query.sort) or query.filters or repo_paths is not None
+    reader = CommitReader(repo, bulk=whole)
+    stop_at = None if query.sort else limit
     entries: list[LogEntry] = []
-    while queue and (limit is None or len(entries) < limit):
-        _, _, commit_id = heapq.heappop(queue)
-        commit = repo.read_commit(commit_id)
-        if repo_paths is None or touches(repo, commit, repo_paths):
-            found = notes.get(commit_id, NO_ANNOTATIONS)
-            entries.append(LogEntry(commit_id, commit, names.get(commit_id, []), found))
-        for parent in commit.parents:
-            if parent not in seen:
-                seen.add(parent)
-                heapq.heappush(queue, (-repo.read_commit(parent).author.time, counter, parent))
-                counter += 1
-    return entries
+    if stop_at != 0:
+        for commit_id in history(reader, starts, excluded):
+            if not query.keeps(reader.time(commit_id), lambda: reader.values(commit_id)):  # noqa: B023
+                continue
+            commit = reader.commit(commit_id)
+            if repo_paths is None or touches(repo, commit, repo_paths):
+                entries.append(LogEntry(commit_id, commit, names.get(commit_id, []),
+                                        notes.get(commit_id, NO_ANNOTATIONS)))
+                if stop_at is not None and len(entries) >= stop_at:
+                    break
+    reader.save()
+    entries = query.order(entries, reader.values)
+    return entries if limit is None else entries[:limit]

@@ -25,11 +25,16 @@ class NameInfo:
                 "message": self.message}
 
 
-def list_branches(repo: Repo) -> list[NameInfo]:
-    """Every branch, marking the one HEAD is on."""
+def list_branches(repo: Repo, local: bool = True, remote: bool = False) -> list[NameInfo]:
+    """Every branch, marking the one HEAD is on; with `remote`, the remote-tracking ones too
+    (named "origin/main", as `git branch -r` shows them)."""
     head = repo.refs.head()
-    return [NameInfo(name, commit_id, repo.read_commit(commit_id).subject, name == head.branch)
-            for name, commit_id in repo.refs.branches().items()]
+    found = [NameInfo(name, commit_id, repo.read_commit(commit_id).subject, name == head.branch)
+             for name, commit_id in repo.refs.branches().items()] if local else []
+    if remote:
+        found += [NameInfo(name, commit_id, repo.read_commit(commit_id).subject)
+                  for name, commit_id in repo.refs.remote_branches().items()]
+    return found
 
 
 def create_branch(repo: Repo, name: str, start: str | None = None) -> NameInfo:

@@ -59,6 +59,8 @@ def roots(repo: Repo, report: Callable[[str, str, str], None],
 
     found = [(object_id, f"refs/heads/{name}") for name, object_id in repo.refs.branches(corrupt_ref).items()]
     found += [(object_id, f"refs/tags/{name}") for name, object_id in repo.refs.tags(corrupt_ref).items()]
+    found += [(object_id, f"refs/remotes/{name}")
+              for name, object_id in repo.refs.remote_branches(corrupt_ref).items()]
     for namespace in REGISTRY_NAMESPACES:
         found += [(object_id, namespace + name) for name, object_id in repo.refs.under(namespace, corrupt_ref).items()]
     head_problem = repo.refs.head_file_problem()

@@ -71,6 +71,7 @@ def remove_remote(repo: Repo, name: str) -> Remote:
         del config["remote"][name]
         if not config["remote"]:
             del config["remote"]
+        _move_tracking_refs(repo, name, None)
     return remote
 
 
@@ -84,7 +85,27 @@ def rename_remote(repo: Repo, old: str, new: str) -> Remote:
         if new in found:
             raise RemoteExistsError(f"remote {new} already exists.")
         config["remote"][new] = config["remote"].pop(old)
+        _move_tracking_refs(repo, old, new)
     return replace(found[old], name=new)
+
+
+def _move_tracking_refs(repo: Repo, old: str, new: str | None) -> None:
+    """Rename (or, to None, delete) the remote-tracking refs refs/remotes/OLD/* and the cache of
+    the remote's pack indexes, as git's `remote rename` and `remote remove` do."""
+    from modelvc.transfer.view import drop_cache, rename_cache
+
+    prefix = f"{old}/"
+    for name, commit in repo.refs.remote_branches().items():
+        if not name.startswith(prefix):
+            continue
+        if new is not None:
+            repo.refs.update(f"refs/remotes/{new}/{name[len(prefix):]}", commit, None,
+                             f"remote: renamed refs/remotes/{name} to refs/remotes/{new}/{name[len(prefix):]}")
+        repo.refs.delete(f"refs/remotes/{name}", commit, f"remote: {'renamed' if new else 'removed'} {old}")
+    if new is None:
+        drop_cache(repo.mvc_dir, old)
+    else:
+        rename_cache(repo.mvc_dir, old, new)
 
 
 def set_remote_url(repo: Repo, name: str, url: str, *, cwd: Path, check: bool = True) -> Remote:

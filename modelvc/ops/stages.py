@@ -2,7 +2,7 @@
 
 A stage is the ref refs/stages/NAME holding its latest move (objects.StageMove: the commit,
 who, when, why, the previous move). The moves are immutable objects chained from the ref, so
-the whole history travels with push and fetch, and each move keeps its commit alive: every
+the whole history is a ref's objects like any other, and each move keeps its commit alive: every
 version that was ever in production can be checked out again. A stage works as a revision
 wherever one does (revparse: after tags and branches of the same name). Deleting a stage is
 one more move, to no commit: its history stays.

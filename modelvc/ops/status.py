@@ -27,6 +27,9 @@ class StatusResult:
     untracked: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # untracked files whose names are not UTF-8 (escaped)
     renamed_from: dict[str, str] = field(default_factory=dict)  # staged renames: new path -> old path
+    upstream: str | None = None  # "origin/main": the branch's upstream, when it has one fetched
+    ahead: int = 0  # commits on the branch and not on its upstream
+    behind: int = 0
 
     @property
     def clean(self) -> bool:
@@ -36,7 +39,8 @@ class StatusResult:
         return {"branch": self.branch, "commit": self.head,
                 "staged": [path_change(kind, path, self.renamed_from.get(path)) for kind, path in self.staged],
                 "unstaged": [path_change(kind, path) for kind, path in self.unstaged],
-                "untracked": self.untracked, "skipped": self.skipped, "clean": self.clean}
+                "untracked": self.untracked, "skipped": self.skipped, "clean": self.clean,
+                "upstream": self.upstream, "ahead_count": self.ahead, "behind_count": self.behind}
 
 
 def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True) -> StatusResult:
@@ -67,7 +71,22 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
         result.untracked = left_to_mvc(repo, found) if found else []
     if rehashed_clean or learnt_tree is not None:
         refresh_stat_cache(repo, rehashed_clean, learnt_tree, index, (head.commit, head_tree))
+    _compare_with_upstream(repo, result)
     return result
+
+
+def _compare_with_upstream(repo: Repo, result: StatusResult) -> None:
+    """How many commits the branch and its fetched upstream each have that the other lacks."""
+    from modelvc.transfer.upstream import upstream_of
+
+    upstream = upstream_of(repo.config, result.branch)
+    tip = repo.refs.read(upstream.tracking) if upstream is not None else None
+    if upstream is None or tip is None or result.head is None:
+        return
+    from modelvc.ops.reach import commit_ancestors
+
+    mine, theirs = commit_ancestors(repo, [result.head]), commit_ancestors(repo, [tip])
+    result.upstream, result.ahead, result.behind = upstream.short, len(mine - theirs), len(theirs - mine)
 
 
 def staged_changes(head_entries: dict[str, TreeEntry], entries: dict[str, IndexEntry]) -> list[tuple[str, str]]:

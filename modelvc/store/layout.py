@@ -96,7 +96,11 @@ class PackListing:
 def list_packs(backend: Backend, family: str = PACK_PREFIX) -> PackListing:
     """Sort one listing of packs/ into complete packs of `family` and incomplete ones (of any
     family: they are only ever removed)."""
-    keys = backend.list(PACKS)
+    return sort_listing(backend.list(PACKS), family)
+
+
+def sort_listing(keys: list[str], family: str = PACK_PREFIX) -> PackListing:
+    """list_packs of a listing of packs/ already made (a remote lists once for both families)."""
     indexed = {file_name(k)[:-len(IDX_SUFFIX)] for k in keys if k.endswith(IDX_SUFFIX)}
     complete, incomplete = [], []
     for key in keys:

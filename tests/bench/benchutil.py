@@ -31,6 +31,7 @@ class Run:
     seconds: float
     max_rss_mb: float
     stdout: str
+    cpu_seconds: float = 0.0  # user + system time of the process (and what it waited for)
 
     def json(self) -> Any:
         return json.loads(self.stdout)
@@ -76,7 +77,7 @@ def run_command(command: list[str], cwd: Path, env: dict[str, str] | None = None
         if process.returncode != 0:
             sys.exit(f"{' '.join(command)} failed (exit {process.returncode}):\n{err.read().decode()}")
         max_rss_kb = int(rss_file.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
-    return Run(command[1:], seconds, max_rss_kb / 1024, stdout)
+    return Run(command[1:], seconds, max_rss_kb / 1024, stdout, usage.ru_utime + usage.ru_stime)
 
 
 def warm_page_cache(path: Path) -> None:

@@ -1,0 +1,74 @@
+"""mvc fetch: bring a remote's branches and tags, and everything they need, into the local store.
+
+Order: the metadata objects the local store lacks (ranged reads of the remote's metadata packs),
+then the chunks the new file versions need (chunkfetch.py), then the objects themselves, then
+the remote-tracking refs `refs/remotes/NAME/BRANCH` and new tags, each only once its whole
+closure is stored. A fetch killed part-way and run again reads only what is still missing.
+"""
+
+from __future__ import annotations
+
+from modelvc import objects as objmod
+from modelvc.errors import MissingObjectError
+from modelvc.ids import short
+from modelvc.ops.remote import get_remote
+from modelvc.progress import NO_PROGRESS, Progress
+from modelvc.repo import Repo
+from modelvc.transfer.chunkfetch import fetch_chunks
+from modelvc.transfer.closure import closure
+from modelvc.transfer.connect import connected
+from modelvc.transfer.objectfetch import fetch_missing_objects, read_loose_object
+from modelvc.transfer.refsel import HEADS, TAGS, tracking_name
+from modelvc.transfer.result import RefUpdate, TransferResult
+from modelvc.transfer.upstream import default_remote
+
+
+def fetch(repo: Repo, remote_name: str | None = None, progress: Progress = NO_PROGRESS) -> TransferResult:
+    """Fetch every branch and tag of the remote (default: the current branch's, else origin)."""
+    remote = get_remote(repo, remote_name or default_remote(repo))
+    result = TransferResult("fetch", remote.name, remote.url)
+    with connected(repo, remote) as conn, repo.transaction():
+        view = conn.view.load()
+        fetched = fetch_missing_objects(repo, conn)
+
+        def load(object_id: str) -> objmod.StoredObject:
+            if object_id not in fetched:
+                loose = read_loose_object(conn, object_id)
+                if loose is not None:
+                    fetched[object_id] = loose
+            if object_id in fetched:
+                return objmod.decode(fetched[object_id], object_id)
+            raise MissingObjectError(f"object {short(object_id)} is on neither the remote {remote.url} nor the "
+                                     "local store", hint="nothing was stored; the remote needs repair")
+
+        tips = {ref.name: ref.commit for ref in view.refs.values()}
+        found = closure(tips.values(), load, lambda object_id: object_id not in fetched and repo.objects.has(object_id))
+        chunks = fetch_chunks(repo, conn, found.chunks, progress)
+        with repo.objects.batch():
+            for object_id in found.objects:
+                repo.objects.put_encoded(fetched[object_id])
+        result.objects, result.chunks = len(found.objects), chunks.chunks
+        result.refs = [update for name, commit in sorted(tips.items())
+                       if (update := _update_local(repo, remote.name, name, commit)) is not None]
+        result.traffic = conn.backend.traffic
+    return result
+
+
+def _update_local(repo: Repo, remote: str, name: str, commit: str) -> RefUpdate | None:
+    """Move the remote-tracking ref (or create the tag); a local tag of the same name that holds
+    something else is kept (git: "would clobber existing tag")."""
+    local = tracking_name(remote, name)
+    current = repo.refs.read(local)
+    if current == commit:
+        return None
+    update = RefUpdate(name, local, current, commit, "new" if current is None else "forced")
+    if name.startswith(TAGS) and current is not None:
+        update.status, update.reason = "rejected", "would clobber existing tag"
+        return update
+    if name.startswith(HEADS) and current is not None and repo.objects.has(current):
+        from modelvc.ops.reach import commit_ancestors
+
+        if current in commit_ancestors(repo, [commit]):
+            update.status = "fast-forward"
+    repo.refs.update(local, commit, current, f"fetch: {'storing head' if current is None else 'fast-forward'}")
+    return update

@@ -1,0 +1,124 @@
+"""mvc push: send the remote what it lacks of some refs, then move those refs conditionally.
+
+What the remote lacks is computed here, from its refs and the cached indexes of its packs
+(view.py), never by listing objects. Upload order: chunk packs, the metadata pack, then each ref
+by a conditional write on the version tag read at the start (If-Match; If-None-Match for a new
+ref): a ref only ever points at a complete closure, and of two pushes racing for one ref exactly
+one wins; the other is told to fetch first and keeps all its own commits.
+"""
+
+from __future__ import annotations
+
+from modelvc.errors import PushRejectedError, UsageError
+from modelvc.ops.reach import commit_ancestors
+from modelvc.ops.remote import get_remote
+from modelvc.progress import NO_PROGRESS, Progress
+from modelvc.repo import Repo
+from modelvc.store import layout
+from modelvc.transfer.closure import closure
+from modelvc.transfer.connect import Connection, connected
+from modelvc.transfer.outgoing import Uploader, chunks_to_send
+from modelvc.transfer.refsel import HEADS, TAGS, RefSpec, push_specs, tracking_name
+from modelvc.transfer.result import RefUpdate, TransferResult
+from modelvc.transfer.upstream import Upstream, default_remote, set_upstream, upstream_of
+from modelvc.transfer.view import cache_dir
+
+NON_FF_HINT = ("Updates were rejected because a pushed branch tip is behind its remote counterpart "
+               "(non-fast-forward) or the remote has work you do not have locally (fetch first): "
+               "'mvc pull' (or 'mvc fetch' and merge) before pushing again, or push with --force")
+
+
+def push(repo: Repo, remote_name: str | None = None, refs: list[str] | None = None, *, set_upstream_ref: bool = False,
+         all_branches: bool = False, tags: bool = False, force: bool = False, dry_run: bool = False,
+         progress: Progress = NO_PROGRESS) -> TransferResult:
+    """Push `refs` (default: the current branch to its upstream) to the remote."""
+    remote = get_remote(repo, remote_name or default_remote(repo))
+    if remote.conditional_writes is False and not remote.allow_unconditional_push:
+        raise UsageError(f"remote '{remote.name}' has no conditional writes: a push there could lose another's "
+                         "ref update", hint=f"'mvc config remote.{remote.name}.allowUnconditionalPush true' "
+                                            "to push anyway (unsafe with several writers)")
+    head = repo.refs.head()
+    current = f"{HEADS}{head.branch}" if head.branch else None
+    upstream = upstream_of(repo.config, head.branch)
+    local = {f"{HEADS}{name}": commit for name, commit in repo.refs.branches().items()}
+    local |= {f"{TAGS}{name}": commit for name, commit in repo.refs.tags().items()}
+    specs = push_specs(local, list(refs or []), current=current,
+                       upstream=upstream.merge if upstream and upstream.remote == remote.name else None,
+                       all_branches=all_branches, tags=tags)
+    result = TransferResult("push", remote.name, remote.url, dry_run=dry_run)
+    with connected(repo, remote) as conn:
+        conn.view.load()
+        result.refs = [_decide(repo, conn, spec, force) for spec in specs]
+        moving = [update for update in result.refs if update.moved]
+        found = closure([update.new for update in moving], repo.objects.get, conn.view.has_object)
+        chosen = chunks_to_send(repo, conn, found.chunks)
+        result.objects, result.chunks = len(found.objects), len(chosen)
+        if not dry_run:
+            _upload(repo, conn, chosen, found.objects, result, progress)
+            for update in moving:
+                _swap(conn, update)
+        result.traffic = conn.backend.traffic
+    if not dry_run:
+        _record_locally(repo, remote.name, result, head.branch if set_upstream_ref else None)
+    if result.rejected:
+        lines = "\n".join(update.line() for update in result.rejected)
+        raise PushRejectedError(f"failed to push some refs to '{remote.url}'\n{lines}", hint=NON_FF_HINT,
+                                result=result)
+    return result
+
+
+def _decide(repo: Repo, conn: Connection, spec: RefSpec, force: bool) -> RefUpdate:
+    """Whether the remote ref may move to the pushed commit, as git decides it."""
+    there = conn.view.refs.get(spec.destination)
+    old = there.commit if there else None
+    update = RefUpdate(spec.source, spec.destination, old, spec.commit, "new" if old is None else "fast-forward")
+    if old is None:
+        return update
+    if old == spec.commit:
+        update.status = "up to date"
+    elif force:
+        update.status = "forced"
+    elif spec.destination.startswith(TAGS):
+        update.status, update.reason = "rejected", "already exists"
+    elif not repo.objects.has(old):
+        update.status, update.reason = "rejected", "fetch first"
+    elif old not in commit_ancestors(repo, [spec.commit]):
+        update.status, update.reason = "rejected", "non-fast-forward"
+    return update
+
+
+def _upload(repo: Repo, conn: Connection, chosen: list, object_ids: list[str], result: TransferResult,
+            progress: Progress) -> None:
+    uploader = Uploader(conn, cache_dir(repo.mvc_dir, conn.remote.name) / "outgoing", progress)
+    progress.start("Pushing", sum(location.payload_len for _, location in chosen))
+    try:
+        uploader.send_chunks(repo, chosen)
+        uploader.send_objects(repo, object_ids)
+    finally:
+        progress.finish()
+        uploader.close()
+    result.packs = uploader.packs
+
+
+def _swap(conn: Connection, update: RefUpdate) -> None:
+    """Move the remote ref from exactly what was read at the start; a lost race is "fetch first"."""
+    there = conn.view.refs.get(update.destination)
+    key = layout.ref_key(update.destination)
+    if not conn.backend.swap_tagged(key, there.tag if there else None, f"{update.new}\n".encode()):
+        update.status, update.reason = "rejected", "fetch first"
+
+
+def _record_locally(repo: Repo, remote: str, result: TransferResult, upstream_branch: str | None) -> None:
+    """The remote-tracking refs of the branches that moved, and the upstream `-u` asked for."""
+    with repo.transaction():
+        for update in result.refs:
+            if update.status == "rejected" or not update.destination.startswith(HEADS):
+                continue
+            tracking = tracking_name(remote, update.destination)
+            current = repo.refs.read(tracking)
+            if current != update.new:
+                repo.refs.update(tracking, update.new, current, "update by push")
+        if upstream_branch is not None:
+            for update in result.refs:
+                if update.source == f"{HEADS}{upstream_branch}" and update.status != "rejected":
+                    set_upstream(repo, upstream_branch, Upstream(remote, update.destination))

@@ -1,0 +1,83 @@
+"""Which refs travel, and under which names: the one place that knows the shared namespaces.
+
+Branches and tags are shared with remotes (more namespaces, such as notes, are one entry in
+SHARED_NAMESPACES and one in `tracking_name`). A remote's branch `refs/heads/X` is kept locally as
+the remote-tracking ref `refs/remotes/NAME/X`; a tag keeps its own name, as in git.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelvc.errors import UnknownRevisionError, UsageError
+from modelvc.refname import is_valid_ref_name
+
+HEADS = "refs/heads/"
+TAGS = "refs/tags/"
+REMOTES = "refs/remotes/"
+SHARED_NAMESPACES = (HEADS, TAGS)
+
+
+def tracking_name(remote: str, refname: str) -> str:
+    """Where a remote's ref is kept locally: refs/remotes/NAME/X for a branch, the tag itself."""
+    if refname.startswith(HEADS):
+        return f"{REMOTES}{remote}/{refname[len(HEADS):]}"
+    return refname
+
+
+def short_name(refname: str) -> str:
+    for prefix in (HEADS, TAGS, REMOTES):
+        if refname.startswith(prefix):
+            return refname[len(prefix):]
+    return refname
+
+
+@dataclass(frozen=True)
+class RefSpec:
+    """One ref to push: the local ref (None: the commit itself) and its name on the remote."""
+
+    source: str  # refs/heads/main, refs/tags/v1
+    destination: str
+    commit: str
+
+
+def push_specs(local: dict[str, str], names: list[str], *, current: str | None, upstream: str | None,
+               all_branches: bool, tags: bool) -> list[RefSpec]:
+    """The refs a push sends. `local`: full ref name -> id of every local branch and tag;
+    `names`: what the command line gave (NAME, SRC:DST, full names); `current`: the current
+    branch's ref, pushed to `upstream` (its merge ref, else its own name) when nothing is named."""
+    specs: dict[str, RefSpec] = {}
+    for name in names:
+        source, _, destination = name.partition(":")
+        full = _local_ref(source, local)
+        spec = RefSpec(full, _remote_name(destination, full) if destination else full, local[full])
+        specs[spec.destination] = spec
+    if all_branches:
+        specs.update({ref: RefSpec(ref, ref, commit) for ref, commit in local.items() if ref.startswith(HEADS)})
+    if tags:
+        specs.update({ref: RefSpec(ref, ref, commit) for ref, commit in local.items() if ref.startswith(TAGS)})
+    if not names and not all_branches and not tags:
+        if current is None or current not in local:
+            raise UsageError("You are not currently on a branch with commits to push.",
+                             hint="name what to push: 'mvc push origin BRANCH'")
+        destination = upstream or current
+        specs[destination] = RefSpec(current, destination, local[current])
+    return sorted(specs.values(), key=lambda spec: spec.destination)
+
+
+def _local_ref(name: str, local: dict[str, str]) -> str:
+    for candidate in (name, f"{HEADS}{name}", f"{TAGS}{name}"):
+        if candidate.startswith(SHARED_NAMESPACES) and candidate in local:
+            return candidate
+    raise UnknownRevisionError(f"src refspec {name} does not match any",
+                               hint="name a local branch or tag ('mvc branch', 'mvc tag')")
+
+
+def _remote_name(destination: str, source: str) -> str:
+    if destination.startswith(SHARED_NAMESPACES):
+        full = destination
+    else:
+        full = (TAGS if source.startswith(TAGS) else HEADS) + destination
+    if not is_valid_ref_name(full[len("refs/"):]):
+        raise UsageError(f"invalid destination ref '{destination}'")
+    return full

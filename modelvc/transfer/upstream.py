@@ -1,0 +1,59 @@
+"""A branch's upstream: `branch.NAME.remote` and `branch.NAME.merge` in `.mvc/config` (git's keys),
+set by `push -u` and `clone`, read by `push`, `pull` and `status`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelvc.config import read_config_file, write_config_file
+from modelvc.repo import Repo
+from modelvc.transfer.refsel import HEADS, tracking_name
+
+DEFAULT_REMOTE = "origin"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    remote: str
+    merge: str  # refs/heads/main: the branch's name on the remote
+
+    @property
+    def tracking(self) -> str:
+        """The remote-tracking ref that mirrors it: refs/remotes/origin/main."""
+        return tracking_name(self.remote, self.merge)
+
+    @property
+    def short(self) -> str:
+        return self.tracking[len("refs/remotes/"):]
+
+
+def upstream_of(config: dict[str, Any], branch: str | None) -> Upstream | None:
+    if branch is None:
+        return None
+    entry = config.get("branch", {}).get(branch) if isinstance(config.get("branch"), dict) else None
+    if not isinstance(entry, dict):
+        return None
+    remote, merge = entry.get("remote"), entry.get("merge")
+    if not isinstance(remote, str) or not isinstance(merge, str) or not merge.startswith(HEADS):
+        return None
+    return Upstream(remote, merge)
+
+
+def set_upstream(repo: Repo, branch: str, upstream: Upstream) -> None:
+    """Record the upstream of `branch` (the caller holds the repository lock)."""
+    path = repo.mvc_dir / "config"
+    data = read_config_file(path, missing_ok=False)
+    found = data.get("branch")
+    section: dict[str, Any] = found if isinstance(found, dict) else {}
+    entry = section.get(branch)
+    section[branch] = {**(entry if isinstance(entry, dict) else {}), "remote": upstream.remote,
+                       "merge": upstream.merge}
+    data["branch"] = section
+    write_config_file(path, data)
+
+
+def default_remote(repo: Repo) -> str:
+    """The current branch's upstream remote, else "origin" (git's default)."""
+    found = upstream_of(repo.config, repo.refs.head().branch)
+    return found.remote if found else DEFAULT_REMOTE
