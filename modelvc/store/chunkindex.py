@@ -245,6 +245,12 @@ class ChunkIndex:
         return Location(self.packs[self._pack_number(place)], offset, payload_len, raw_len, codec,
                         None if base == NO_BASE else base)
 
+    def raw_length(self, chunk_id: ChunkId) -> int | None:
+        """The chunk's raw length, or None when absent: locate() without building a Location
+        (fsck checks every manifest's chunk lengths)."""
+        place = self._find(chunk_id)
+        return None if place is None else self._row(place)[3]
+
     def rows(self) -> Iterator[tuple]:
         """Every row of every table as an IDX_ROW tuple, without numpy (whose import alone
         outweighs a whole-store pass over a small store)."""
