@@ -231,11 +231,11 @@ def test_fetch_brings_new_tags_and_never_moves_a_different_local_one(tmp_path, r
     assert ids(bob, "v1") == ids(bob) and ids(bob, "v0") == ids(alice)
 
 
-def test_records_read_one_span_each_a_few_at_a_time_clone_every_version_and_a_flip_stores_nothing(
+def test_records_read_one_span_each_and_decoded_in_parallel_clone_every_version_and_a_flip_stores_nothing(
         tmp_path, remote, alice, monkeypatch):
-    """Spans come back in whatever order they arrive and are decoded in parallel: with every
-    record its own span, far more spans than are read at once, the clone is still byte-identical
-    (deltas after their bases), and a flipped byte in any one of them stores nothing."""
+    """Records are decoded and verified on worker threads: with every record its own span, the
+    clone is still byte-identical (deltas after their bases), and a flipped byte in the last
+    record read stores nothing."""
     from modelvc.transfer import ranges
 
     monkeypatch.setattr(ranges, "SPAN_BYTES", 1)
