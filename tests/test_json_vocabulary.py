@@ -46,7 +46,8 @@ NESTED = {
     ("diff_file", "model"): "model_diff", ("model_diff", "tensors"): "tensor_change",
     ("tensor_change", "stats"): "tensor_stats", ("fsck", "problems"): "problem", ("problem", "breaks"): "break",
     ("run", "author"): "signature", ("stats", "held_by_refs"): "held", ("stats", "held_by_reflogs_only"): "held",
-    ("fetch", "refs"): "ref_update",
+    ("fetch", "refs"): "ref_update", ("checkout", "fetched"): "fetched", ("rollback", "fetched"): "fetched",
+    ("fsck", "on_remote"): "on_remote",
 }
 
 STATUSES = {"added", "modified", "deleted", "renamed", "mode", "dtype", "shape", "uncompared", "unchanged"}
