@@ -68,7 +68,7 @@ KEYS: dict[str, Key] = {
     "gc.reflogExpireUnreachable": Key(_expiry, "30.days",
                                       "age after which reflog entries of unreachable commits expire"),
     "pack_max_bytes": Key(_count, 256 << 20, "size at which a pack file is closed and a new one started"),
-    "delta_max_depth": Key(_count, 2, "how many deltas reading a block may have to apply (0: none)"),
+    "delta_max_depth": Key(_count, 4, "how many deltas reading a block may have to apply (0: none)"),
     "gc.auto_packs": Key(_count, 50, "merge small packs once a writer leaves more than this many (0: never)"),
     "gc.auto_loose": Key(_count, 256, "pack the loose metadata objects once a writer leaves more than "
                                       "this many (0: never)"),

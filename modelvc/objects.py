@@ -21,6 +21,7 @@ MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
 MODE_LINK = 0o120000  # a symbolic link: its manifest holds the target string, never followed
 MODES = (MODE_FILE, MODE_EXEC, MODE_LINK)
+_KNOWN_MODES = frozenset(MODES)
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:
@@ -40,13 +41,15 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        chunks = tuple((str(c[0]), int(c[1])) for c in data["chunks"])
+        chunks = tuple([(str(c[0]), int(c[1])) for c in data["chunks"]])
         manifest = cls(int(data["size"]), chunks)
-        if any(not is_full_id(chunk_id) or length <= 0 for chunk_id, length in chunks):
-            raise ValueError("a chunk entry is not a chunk id with a positive length")
-        if sum(length for _, length in chunks) != manifest.size:
-            raise ValueError(f"chunk lengths add up to {sum(length for _, length in chunks)} bytes, "
-                             f"not the file size {manifest.size}")
+        total = 0
+        for chunk_id, length in chunks:  # a loop: fsck and stats decode every manifest ever stored
+            if length <= 0 or not is_full_id(chunk_id):
+                raise ValueError("a chunk entry is not a chunk id with a positive length")
+            total += length
+        if total != manifest.size:
+            raise ValueError(f"chunk lengths add up to {total} bytes, not the file size {manifest.size}")
         return manifest
 
     def chunk_offsets(self) -> list[int]:
@@ -86,10 +89,10 @@ class Tree:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Tree:
-        tree = cls(tuple(TreeEntry(e["path"], e["file"], int(e["size"]), int(e["mode"], 8))
-                         for e in data["entries"]))
-        unknown = sorted({f"{e.mode:o}" for e in tree.entries if e.mode not in MODES})
-        if unknown:
+        tree = cls(tuple([TreeEntry(e["path"], e["file"], int(e["size"]), int(e["mode"], 8))
+                          for e in data["entries"]]))
+        if not {e.mode for e in tree.entries} <= _KNOWN_MODES:
+            unknown = sorted({f"{e.mode:o}" for e in tree.entries if e.mode not in MODES})
             raise ValueError(f"unknown file mode {', '.join(unknown)}")
         return tree
 
@@ -227,9 +230,24 @@ def encode_tree(paths: Sequence[str], manifest_ids: Iterable[str], sizes: Iterab
     return ('{"entries":[' + "".join(parts) + '}],"type":"tree"}').encode("utf-8")
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _parse(data: bytes) -> Any:
+    """json.loads(data), about twice as fast for canonical UTF-8 (walks over all history decode
+    every object): json.loads's encoding detection and whitespace handling are skipped when the
+    whole text is one value; anything else takes json.loads's own path (and its errors)."""
+    try:
+        text = data.decode("utf-8")
+        parsed, end = _DECODER.raw_decode(text)
+    except ValueError:  # UnicodeDecodeError included
+        return json.loads(data)
+    return parsed if end == len(text) else json.loads(data)
+
+
 def decode(data: bytes, object_id: ObjectId) -> StoredObject:
     try:
-        parsed = json.loads(data)
+        parsed = _parse(data)
         return _TYPES[parsed["type"]].from_dict(parsed)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise CorruptObjectError(f"object {short(object_id)} is not a valid modelvc object ({exc})") from exc

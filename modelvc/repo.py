@@ -60,11 +60,12 @@ PACKED_METADATA_FORMAT = 3  # from this version on, metadata objects may be pack
 DEFAULT_LOCK_TIMEOUT = 30.0
 DEFAULT_PACK_MAX_BYTES = 256 << 20
 # How many deltas reading a block may have to apply (a write-time policy, not part of the
-# format: readers follow chains of any length). Measured with tests/bench/bench_nudges.py on
-# 20 versions of bf16 weights each nudged by N(0, 1e-4): depth 2 stores 0.389 of raw and its
-# slowest checkout takes 1.34x a checkout without deltas; depth 4: 0.324 and 1.71x; depth 8:
-# 0.302 and 2.58x. The requirement is at most 1.5x, so 2.
-DEFAULT_DELTA_MAX_DEPTH = 2
+# format: readers follow chains of any length). On 30 versions of bf16 weights each nudged by
+# N(0, 1e-4) (tests/bench/bench_scale.py --scenarios chain) depth 2 stores 0.381 of raw, depth 4
+# 0.324, depth 8 0.295. gc stores each chain newest-whole (store/rechain.py), so the newest
+# version reads at full speed whatever the depth; the depth bounds what an older version (and,
+# until gc runs, the newest) costs. 4 is the least depth under issue 14's 0.33 of raw.
+DEFAULT_DELTA_MAX_DEPTH = 4
 IDENTITY_UNKNOWN = """Author identity unknown
 
 *** Please tell me who you are.

@@ -6,9 +6,20 @@ import json
 
 import pytest
 
-from modelvc.errors import IntegrityError
+from modelvc.errors import CorruptObjectError, IntegrityError
 from modelvc.ids import hash_bytes
-from modelvc.objects import MODE_EXEC, Commit, Manifest, Signature, Tree, TreeEntry, encode, local_tz_minutes, tz_text
+from modelvc.objects import (
+    MODE_EXEC,
+    Commit,
+    Manifest,
+    Signature,
+    Tree,
+    TreeEntry,
+    decode,
+    encode,
+    local_tz_minutes,
+    tz_text,
+)
 from modelvc.store.objects import ObjectStore
 
 
@@ -96,3 +107,18 @@ def test_local_offset_follows_the_tz_environment(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_decoding_reads_what_json_reads_and_refuses_what_it_refuses():
+    """decode() skips json.loads's encoding detection for canonical UTF-8 (whole-history walks
+    decode every object), but reads any other JSON text as json.loads does and refuses the rest."""
+    commit = sample_commit(message="d\u00e9j\u00e0 vu \u2014 \U0001f600", params={"\u00fc": "\u00e9"})
+    canonical = encode(commit)
+    assert decode(canonical, "c" * 64) == commit
+    for readable in (canonical + b" \n", b"\xef\xbb\xbf" + canonical, b" " + canonical,
+                     canonical.decode().encode("utf-16")):
+        assert decode(readable, "c" * 64) == commit
+    for unreadable, reason in ((canonical + b"{}", "Extra data"), (canonical[:-1], "Expecting"),
+                               (b"\xff" + canonical, "can.t decode byte 0xff"), (b"[1]", "list indices")):
+        with pytest.raises(CorruptObjectError, match=f"object cccccccccc is not a valid modelvc object .*{reason}"):
+            decode(unreadable, "c" * 64)

@@ -295,3 +295,20 @@ def test_a_ref_written_by_hand_without_newline_still_moves(refs, mvc_dir):
     refs.update("refs/heads/main", B, A, "move")
     assert (mvc_dir / "refs/heads/main").read_text() == B + "\n"
     assert refs.branches() == {"main": B}
+
+
+def test_a_reflog_read_again_sees_every_change_since(refs, mvc_dir):
+    """Each reflog is parsed once while it stays the same file: an append, a garbled line
+    or a rewrite made since the last read is seen by the next one."""
+    refs.update("refs/heads/main", A, None, "one")
+    assert [e.message for e in refs.reflog("refs/heads/main")] == ["one"]
+    assert refs.garbled_reflog_lines() == []
+    refs.update("refs/heads/main", B, A, "two")
+    assert [e.message for e in refs.reflog("refs/heads/main")] == ["two", "one"]
+    with open(mvc_dir / "logs/refs/heads/main", "a") as handle:
+        handle.write("garbled\n")
+    assert refs.garbled_reflog_lines() == [("logs/refs/heads/main", 3)]
+    assert refs.all_reflog_ids() == {A, B}
+    refs.rewrite_reflog("refs/heads/main", refs.reflog_file("refs/heads/main")[:1])
+    assert [e.message for e in refs.reflog("refs/heads/main")] == ["one"]
+    assert refs.garbled_reflog_lines() == []

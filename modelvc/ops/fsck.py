@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from modelvc.commitcache import CACHE_FILE
 from modelvc.commitcache import check as check_commit_cache
-from modelvc.errors import CorruptRefError, IntegrityError, MissingChunkError
+from modelvc.errors import CorruptRefError, IntegrityError, MissingChunkError, UnsafePathError
 from modelvc.ids import ChunkId, ObjectId, is_full_id
+from modelvc.ops.links import stored_link_target
 from modelvc.ops.reach import Reachable, problem_kind, roots, users_of_chunk, users_of_file, walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
+from modelvc.safepath import tree_problems
 from modelvc.store import layout
 from modelvc.store.backend import NotFoundInBackend
 from modelvc.store.packs import NO_BASE, RECORD_MAGIC, Location, header_mismatch, read_idx, read_idx_rows, scan_pack
@@ -183,7 +185,11 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
     total = sum(reach.chunks.get(c, 0) for c in chunk_ids)
     progress.start("Verifying", total)
 
+    verified: dict[ChunkId, int] = {}
+
     def check(chunk_id: ChunkId) -> tuple[bytes, int, str | None, str]:
+        if chunk_id in verified:
+            return chunk_id, verified[chunk_id], None, ""
         try:
             data = chunks.read(chunk_id)
             return chunk_id, len(data), None, ""
@@ -200,7 +206,9 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
     batches = _batches(chunk_ids, reach.chunks)
     if total >= PARALLEL_MIN_BYTES:
         checked_batches = ordered_map(check_batch, batches, pool=chunks.pool)
-    else:  # small chunks: handing them to threads cost more than hashing them here
+    else:  # small chunks: handing them to threads cost more than hashing them here, and
+        # reading them pack by pack less than one by one (what fails is read again, one by one)
+        verified = chunks.verified_in_sequence(chunk_ids)
         checked_batches = (check_batch(batch) for batch in batches)
     promisor = repo.promisor
     result.promisor = promisor.name if promisor is not None else None
@@ -242,10 +250,6 @@ class _UnsafePaths:
         self.found: list[tuple[str, str, str, str]] = []  # (tree id, object id, path, detail)
 
     def check(self, tree_id: ObjectId, tree: Tree) -> None:
-        from modelvc.errors import UnsafePathError
-        from modelvc.ops.links import stored_link_target
-        from modelvc.safepath import tree_problems
-
         for path, reason in tree_problems((e.path for e in tree.entries), git_ok=True):
             self.found.append((tree_id, tree_id, path, f"tree {tree_id[:10]} has an unsafe path {path!r}: it {reason}"))
         for entry in tree.entries:

@@ -1,4 +1,5 @@
-"""mvc gc: delete what nothing reachable needs, and rewrite packs that are mostly dead.
+"""mvc gc: delete what nothing reachable needs, rewrite packs that are mostly dead, and store
+each delta chain newest-whole (store/rechain.py).
 
 Anything younger than the grace period (an hour by default) is kept, so an operation
 in flight in another process is never robbed of the data it has just written. Reflogs are
@@ -9,6 +10,7 @@ old reflog entry held goes too.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from modelvc.commitcache import rebuild as rebuild_commit_cache
 from modelvc.errors import IntegrityError
 from modelvc.leftovers import remove_leftovers
 from modelvc.ops.objectgc import collect_objects, finish_upgrade
-from modelvc.ops.reach import walk
+from modelvc.ops.reach import Reachable, walk
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.safefs import sweep_tree
@@ -24,6 +26,7 @@ from modelvc.store import layout
 from modelvc.store.backend import NotFoundInBackend, total_size
 from modelvc.store.badchunks import save_bad_records
 from modelvc.store.consolidate import Consolidation
+from modelvc.store.rechain import Rechaining
 
 GRACE_SECONDS = 3600
 REWRITE_BELOW = 0.5  # rewrite a pack when less than this fraction of its bytes is live
@@ -45,6 +48,7 @@ class GcResult:
     bytes_after: int = 0
     stale_temps_removed: int = 0  # in the working tree, left by killed checkouts
     upgraded_to: int | None = None  # the format version gc upgraded the repository to
+    chunks_rechained: int = 0  # delta chunks given a new record, newest of each chain whole (store/rechain.py)
 
     @property
     def bytes_freed(self) -> int:
@@ -60,7 +64,7 @@ class GcResult:
                 "deleted_leftover_count": self.leftovers_removed,
                 "deleted_stale_temp_count": self.stale_temps_removed, "before_bytes": self.bytes_before,
                 "after_bytes": self.bytes_after, "freed_bytes": self.bytes_freed,
-                "upgraded_format_version": self.upgraded_to}
+                "upgraded_format_version": self.upgraded_to, "rechained_chunk_count": self.chunks_rechained}
 
 
 def store_size(repo: Repo) -> int:
@@ -95,7 +99,8 @@ def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO
         cutoff = time.time() - grace_seconds
         collected = collect_objects(repo, reach, cutoff)
         result.objects_removed = collected.removed
-        _collect_packs(repo, with_delta_bases(repo, set(reach.chunks)), cutoff, result, progress)
+        rechained = _rechain(repo, reach, with_delta_bases(repo, set(reach.chunks)), cutoff, result, progress)
+        _collect_packs(repo, with_delta_bases(repo, set(reach.chunks)), cutoff, result, progress, rechained)
         result.stale_temps_removed = len(sweep_tree(repo.root))
         rebuild_commit_cache(repo, reach.commits)  # derived data: rewritten whole, from what is kept
         result.bytes_after = store_size(repo)
@@ -109,21 +114,84 @@ def with_delta_bases(repo: Repo, live: set[bytes]) -> set[bytes]:
     import numpy as np  # here: stats imports this module for store_size, and numpy costs 0.13 s
 
     has_base = table["base"] != np.void(bytes(32))
-    bases = {row["id"].tobytes(): row["base"].tobytes() for row in table[has_base]}
+    bases: dict[bytes, list[bytes]] = {}  # a chunk being rechained has two records: both bases count
+    for row in table[has_base]:
+        bases.setdefault(row["id"].tobytes(), []).append(row["base"].tobytes())
     pending = [chunk for chunk in live if chunk in bases]
     live = set(live)
     while pending:
-        base = bases[pending.pop()]
-        if base not in live:
-            live.add(base)
-            if base in bases:
-                pending.append(base)
+        for base in bases[pending.pop()]:
+            if base not in live:
+                live.add(base)
+                if base in bases:
+                    pending.append(base)
     return live
 
 
-def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult, progress: Progress) -> None:
-    """Drop incomplete packs, rewrite packs mostly dead and merge small ones (consolidate.py),
-    then write the combined index of what is left."""
+def _rechain(repo: Repo, reach: Reachable, live: set[bytes], cutoff: float, result: GcResult,
+             progress: Progress) -> Rechaining:
+    """Store each delta chain newest-whole (store/rechain.py): the packs written, the old records
+    now superseded."""
+    from modelvc.store.rechain import plan_chains, rechain
+
+    if repo.delta_max_depth <= 0:
+        return Rechaining()
+    store = repo.chunks
+    ages: dict[str, bool] = {}
+
+    def old_enough(pack: str) -> bool:
+        if pack not in ages:
+            try:
+                ages[pack] = store.backend.stat(layout.pack_key(pack)).mtime < cutoff
+            except NotFoundInBackend:
+                ages[pack] = False
+        return ages[pack]
+
+    chains = plan_chains(store.index, live, newness_of_chunks(repo, reach), repo.delta_max_depth, old_enough)
+    done = rechain(store, chains, progress)
+    result.chunks_rechained = done.records
+    return done
+
+
+def newness_of_chunks(repo: Repo, reach: Reachable) -> Callable[[bytes], int]:
+    """How new the newest version holding a chunk is: the generation of its newest commit (a
+    root commit is 1, a child one more than its highest parent), above all for a staged chunk."""
+    generations: dict[str, int] = {}
+    staged = 1 << 62
+
+    def generation(commit_id: str) -> int:
+        pending = [commit_id]
+        while pending:
+            current = pending[-1]
+            if current in generations:
+                pending.pop()
+                continue
+            parents = [p for p in repo.read_commit(current).parents if p in reach.commits]
+            unknown = [p for p in parents if p not in generations]
+            if unknown:
+                pending.extend(unknown)
+                continue
+            generations[current] = 1 + max((generations[p] for p in parents), default=0)
+            pending.pop()
+        return generations[commit_id]
+
+    def newness(chunk_id: bytes) -> int:
+        best = 0
+        for file_id in reach.chunk_files.get(chunk_id, ()):
+            for tree_id, _ in reach.file_users.get(file_id, ()):
+                if tree_id == "index":
+                    return staged
+                best = max([best, *(generation(commit) for commit in reach.tree_commits.get(tree_id, ()))])
+        return best
+
+    return newness
+
+
+def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult, progress: Progress,
+                   rechained: Rechaining) -> None:
+    """Drop incomplete packs, rewrite packs mostly dead or holding records superseded by
+    rechaining, and merge small ones (the packs rechaining wrote too: they are this run's, not
+    an operation's in flight; consolidate.py), then write the combined index of what is left."""
     from modelvc.store.consolidate import copy_records, pack_sizes, replace_packs, write_combined_index
 
     store = repo.chunks
@@ -140,16 +208,19 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
     table, pack_of = index.entries(), index.pack_numbers()
     healed = _healed_records(repo)
     sizes = pack_sizes(packs, index.packs)
+    superseded = rechained.superseded
+    superseded_packs = {pack for _, pack in superseded}
     rewrite: list[int] = []
     small: list[int] = []
     for number, name in enumerate(index.packs):
         rows = table[pack_of == number]
-        if backend.stat(layout.pack_key(name)).mtime >= cutoff:
+        if backend.stat(layout.pack_key(name)).mtime >= cutoff and name not in rechained.packs:
             continue  # within the grace period nothing is touched (writers merge young packs)
-        is_live = [row.tobytes() in live for row in rows["id"]]
+        is_live = [row.tobytes() in live and (row.tobytes(), name) not in superseded for row in rows["id"]]
         live_bytes = int(rows["payload_len"][is_live].sum()) if rows.size else 0
         total = int(rows["payload_len"].sum()) or 1
-        if live_bytes / total < REWRITE_BELOW or any(pack == name for _, pack in healed):
+        if (live_bytes / total < REWRITE_BELOW or any(pack == name for _, pack in healed)
+                or name in superseded_packs):
             rewrite.append(number)
         elif sizes.get(name, 0) < packs.max_bytes // 2:
             small.append(number)
@@ -161,14 +232,15 @@ def _collect_packs(repo: Repo, live: set[bytes], cutoff: float, result: GcResult
         return
 
     def keep(chunk_id: bytes, pack: str) -> bool:
-        return chunk_id in live and (chunk_id, pack) not in healed
+        return chunk_id in live and (chunk_id, pack) not in healed and (chunk_id, pack) not in superseded
 
     selections = []
     for number in rewrite:
         name, rows = index.packs[number], table[pack_of == number]
         kept = rows[[keep(chunk_id.tobytes(), name) for chunk_id in rows["id"]]] if len(rows) else rows
         selections.append((name, kept))
-        result.chunks_removed += len(rows) - len(kept)
+        result.chunks_removed += sum(1 for chunk_id in rows["id"]
+                                     if (chunk_id.tobytes(), name) not in superseded) - len(kept)
         result.packs_rewritten += 1 if len(kept) else 0
     merged = Consolidation()
     copy_records(packs, selections, merged, progress)

@@ -86,12 +86,13 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
     """
     reach = Reachable() if into is None else into
     length_checks = repo.chunks if verify and chunk_lengths else None  # once: each access stats the packs
+    objects = repo.objects
 
     def load_any(object_id: ObjectId, referrer: str) -> objmod.StoredObject | None:
         try:
             if verify:
-                return objmod.decode(repo.objects.read_verified(object_id), object_id)
-            return repo.objects.get(object_id)
+                return objmod.decode(objects.read_verified(object_id), object_id)
+            return objects.get(object_id)
         except IntegrityError as exc:
             report(problem_kind(exc), object_id, f"{exc.message} (needed by {referrer})")
             return None

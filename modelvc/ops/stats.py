@@ -102,7 +102,7 @@ def stats(repo: Repo) -> StatsResult:
     pack_files = total_size(backend, [key for n in names for key in (layout.pack_key(n), layout.idx_key(n))])
     result.pack_bytes = pack_files + total_size(backend, [layout.combined_key()])
     result.object_bytes = store_size(repo) - pack_files
-    result.objects = len(repo.objects.all_ids())
+    result.objects = repo.objects.count()
     result.metadata_packs = len(layout.complete_packs(backend, layout.META_PREFIX))
     return result
 

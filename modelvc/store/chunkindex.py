@@ -81,11 +81,12 @@ class ChunkIndex:
             self.packs.append(name)
         self._count = sum(table.count for table in self._tables)
         self._where: dict[bytes, int] | None = None  # the dict lookup's table, while small
+        self._duplicates: set[bytes] = set()  # ids with several records (a rechaining in progress)
         if self._count <= self.small_limit:
             self._base_find = self._dict_lookup()
         else:
             self._base_find = self._sorted_lookup()
-        self._prefer_good_records()
+        self._prefer_records()
 
     def add_sealed(self, sealed: list[SealedPack], bad: BadRecords | None = None) -> bool:
         """Add packs this process just sealed, from the index bytes it wrote, reading no index.
@@ -112,24 +113,28 @@ class ChunkIndex:
         if self._where is not None and self._count <= self.small_limit:
             for number, table in enumerate(added, first):
                 self._where.update(self._dict_rows(number, table))
+            self._duplicates |= self._dict_duplicates()
         else:  # a numpy table is sorted again from the rows in memory (no index is read)
             self._where = None
             self._base_find = self._sorted_lookup()
         self.listing = on_disk
         if bad is not None:
             self.bad = bad | self.bad
-        self._prefer_good_records()
+        self._prefer_records()
         return True
 
-    def _prefer_good_records(self) -> None:
-        """Make a chunk with a record listed as bad resolve to another record of it, if any
+    def _prefer_records(self) -> None:
+        """Make a chunk with a record listed as bad resolve to another record of it, if any, and
+        a chunk with several records (gc rechaining deltas, reverse.py) to a whole one if it has
+        one: the newest version then reads without a delta even before gc drops the old record
         (set in one assignment: other threads may be looking up meanwhile)."""
         good = {}
-        for chunk_id in {chunk_id for chunk_id, _ in self.bad}:
+        for chunk_id in {chunk_id for chunk_id, _ in self.bad} | self._duplicates:
             places = [place for place in self._places(chunk_id)
                       if (chunk_id, self.packs[self._pack_number(place)]) not in self.bad]
-            if places:
-                good[chunk_id] = places[-1]
+            whole = [place for place in places if self._row(place)[6] == NO_BASE]
+            if whole or places:
+                good[chunk_id] = (whole or places)[-1]
         find = self._base_find
         self._find = (lambda chunk_id: good[chunk_id] if chunk_id in good else find(chunk_id)) if good else find
 
@@ -179,7 +184,19 @@ class ChunkIndex:
         for number, table in enumerate(self._tables):
             where.update(self._dict_rows(number, table))
         self._where = where
+        self._duplicates = self._dict_duplicates()
         return where.get
+
+    def _dict_duplicates(self) -> set[bytes]:
+        """Ids with more than one record, found only when the dict has fewer keys than rows."""
+        if self._where is None or len(self._where) == self._count:
+            return set()
+        seen: set[bytes] = set()
+        twice: set[bytes] = set()
+        for number, table in enumerate(self._tables):
+            for chunk_id, _ in self._dict_rows(number, table):
+                (twice if chunk_id in seen else seen).add(chunk_id)
+        return twice
 
     @staticmethod
     def _dict_rows(number: int, table: _Table) -> Iterator[tuple[bytes, int]]:
@@ -199,6 +216,9 @@ class ChunkIndex:
                                  for number, table in enumerate(self._tables)] or [np.zeros(0, np.uint64)])
         order = np.argsort(keys, kind="stable")
         keys, places = keys[order], places[order]
+        same_key = np.flatnonzero(keys[1:] == keys[:-1])  # candidates only: the 8-byte keys may collide
+        self._duplicates = {self._row(int(places[i]))[0] for i in same_key
+                            if self._row(int(places[i]))[0] == self._row(int(places[i + 1]))[0]}
 
         def find(chunk_id: ChunkId) -> int | None:
             key = np.uint64(int.from_bytes(chunk_id[:8], "big"))
@@ -244,6 +264,21 @@ class ChunkIndex:
         _, offset, payload_len, raw_len, codec, _, base = self._row(place)
         return Location(self.packs[self._pack_number(place)], offset, payload_len, raw_len, codec,
                         None if base == NO_BASE else base)
+
+    def raw_length(self, chunk_id: ChunkId) -> int | None:
+        """The chunk's raw length, or None when absent: locate() without building a Location
+        (fsck checks every manifest's chunk lengths)."""
+        place = self._find(chunk_id)
+        return None if place is None else self._row(place)[3]
+
+    def locate_all(self, chunk_id: ChunkId) -> list[Location]:
+        """Every record of a chunk, whole ones first: a chunk has several while gc rechains it."""
+        found = []
+        for place in self._places(chunk_id):
+            _, offset, payload_len, raw_len, codec, _, base = self._row(place)
+            found.append(Location(self.packs[self._pack_number(place)], offset, payload_len, raw_len, codec,
+                                  None if base == NO_BASE else base))
+        return sorted(found, key=lambda location: location.base is not None)
 
     def rows(self) -> Iterator[tuple]:
         """Every row of every table as an IDX_ROW tuple, without numpy (whose import alone

@@ -184,6 +184,9 @@ class ObjectStore:
             if cached is not None:
                 self._cache.move_to_end(object_id)
                 return cached
+        verified = self._verified  # read once: bulk_verified's end may clear it meanwhile
+        if verified is not None and object_id in verified:  # a walk over all history reads each
+            return objmod.decode(self.read_verified(object_id), object_id)  # once: not cached
         obj = objmod.decode(self.read_verified(object_id), object_id)
         self._remember(object_id, obj)
         return obj
@@ -383,6 +386,14 @@ class ObjectStore:
         """Every stored object, packed or loose."""
         self.reload_if_packs_changed()
         return sorted({raw.hex() for raw in self.index.ids_with_prefix(b"")} | set(self.loose_ids()))
+
+    def count(self) -> int:
+        """How many objects are stored, packed or loose (len(all_ids()) without sorting
+        and spelling out tens of thousands of ids: stats)."""
+        self.reload_if_packs_changed()
+        packed = self.index.ids_with_prefix(b"")
+        return len(packed) + sum(1 for object_id in self.loose_ids()
+                                 if not _is_hex_id(object_id) or bytes.fromhex(object_id) not in packed)
 
     def location(self, object_id: ObjectId) -> Location | None:
         """Where a packed object's record is (None for a loose or missing one)."""

@@ -10,7 +10,8 @@ each next version is the previous one (kept in float32) plus N(0, sigma) on ever
 written in --dtype. Then, for each delta_max_depth (0: no deltas), a new repository stores all
 of them like a user would: the file is copied in, synced and read into the page cache, and
 `mvc add` + `mvc commit` run as processes. New bytes stored are the growth of
-`mvc stats --json` stored_bytes.
+`mvc stats --json` stored_bytes. Then `mvc gc --grace 0` runs (timed): it stores each delta
+chain newest-whole (modelvc/store/rechain.py); the store's size after it is shown too.
 
 Then `mvc checkout` of the first version, of the version with the longest delta chain, and
 of the last version are timed in turn, process start-up included, --repeats times each (the
@@ -55,6 +56,8 @@ class DepthRun:
     chains: list[tuple[int, float]] = field(default_factory=list)  # per version: (longest chain, read amplification)
     checkouts: dict[int, CheckoutTiming] = field(default_factory=dict)  # by version number
     stats: dict = field(default_factory=dict)
+    gc_seconds: float = 0.0  # `mvc gc --grace 0` after storing: it rechains (newest version whole)
+    stored_after_gc: int = 0  # the store's growth over the series, after that gc
 
     @property
     def stored_total(self) -> int:
@@ -109,7 +112,7 @@ def store_series(repo: Path, versions: list[Path], depth: int, repeats: int) -> 
     target = repo / TRACKED
     result = DepthRun(depth)
     commit_ids = []
-    before = stored_bytes(repo)
+    before = initial = stored_bytes(repo)
     for number, path in enumerate(versions, start=1):
         place(path, target)
         added = run_mvc(["add", TRACKED], repo)
@@ -119,6 +122,9 @@ def store_series(repo: Path, versions: list[Path], depth: int, repeats: int) -> 
         after = stored_bytes(repo)
         result.stored.append(after - before)
         before = after
+    if depth > 0:
+        result.gc_seconds = run_mvc(["gc", "--grace", "0"], repo).seconds
+    result.stored_after_gc = stored_bytes(repo) - initial
     result.chains = chain_lengths(repo, commit_ids)
     measured = sorted({1, result.deepest, len(versions)})
     result.checkouts = time_checkouts(
@@ -177,13 +183,15 @@ def report(args: argparse.Namespace, versions: list[Path], runs: list[DepthRun])
     last = len(versions)
     print(f"\nmodelvc delta benchmark: {len(versions)} versions of {mb(raw[0])} {args.dtype}, every tensor "
           f"+ N(0, {args.sigma:g}) per version, seed {args.seed}, {os.cpu_count()} cores\n")
-    print("new bytes stored per version, MB, by delta_max_depth (chain length of the version's blocks):")
+    print("new bytes stored per version, MB, by delta_max_depth (chain length of the version's blocks after gc):")
     rows = []
     for i in range(len(versions)):
         rows.append([f"v{i + 1}", f"{raw[i] / 1e6:.1f}",
                      *[f"{run.stored[i] / 1e6:.1f} ({run.chains[i][0]})" for run in runs]])
     rows.append(["total", f"{raw_total / 1e6:,.1f}", *[f"{run.stored_total / 1e6:,.1f}" for run in runs]])
     rows.append(["stored/raw", "", *[f"{run.stored_total / raw_total:.3f}" for run in runs]])
+    rows.append(["after gc", "", *[f"{run.stored_after_gc / raw_total:.3f} ({run.gc_seconds:.1f} s)"
+                                   for run in runs]])
     print_table(["version", "raw", *[f"depth {run.depth}" for run in runs]], rows)
 
     plain = runs[0]

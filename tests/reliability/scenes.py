@@ -7,6 +7,7 @@ test_crash_points.py and tests/bench/bench_faults.py.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,20 @@ def with_garbage(base: Path, format_version: int | None = None) -> Scene:
     run_here(scene.work, "add", ".")
     scene.write({"g.bin": random_bytes(1_000, 9)})
     scene.commit("v3: g replaced before commit")
+    return scene
+
+
+def nudged_chain(base: Path) -> Scene:
+    """Three versions of one tensor file, each a small step from the last: stored as a chain of
+    deltas, which gc turns around (newest whole; store/rechain.py)."""
+    scene = Scene.create(base)
+    rng = np.random.default_rng(11)
+    weights = rng.standard_normal((256, 256)).astype(np.float32)
+    for step in range(3):
+        weights = weights + rng.standard_normal(weights.shape).astype(np.float32) * 1e-6
+        write_safetensors(scene.work / "chain.safetensors", {"w": weights})
+        os.utime(scene.work / "chain.safetensors", ns=(0, (1_700_000_000 + step) * 10**9))  # same size: unlike stat
+        scene.commit(f"chain step {step}")
     return scene
 
 
@@ -113,6 +128,7 @@ CASES = [
          [["tag", "-f", "-m", "release", "rel"]]),
     Case("add-packed", lambda b: _edited(two_versions(b), MANY), ["add", "."], False, False,
          [["add", "."], ["commit", "-m", "after add"]]),
+    Case("gc-rechaining", nudged_chain, ["gc", "--grace", "0"], False, False, [["gc", "--grace", "0"]]),
     Case("gc-upgrade", lambda b: with_garbage(b, format_version=2), ["gc", "--grace", "0"], False, False,
          [["gc", "--grace", "0"]]),
 ]

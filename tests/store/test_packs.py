@@ -180,3 +180,34 @@ def test_a_failed_index_write_of_a_pack_written_again_keeps_the_complete_one(tmp
     with pytest.raises(OSError):
         write_pack()
     assert sorted(p.name for p in (tmp_path / "packs").iterdir()) == []  # not left behind
+
+
+@pytest.mark.parametrize("run_max_bytes", [16 << 20, 300])  # one read of the pack; a read per record or two
+def test_chunks_verified_in_sequence_leave_out_exactly_what_read_refuses(tmp_path, monkeypatch, run_max_bytes):
+    from modelvc.store import chunkstore
+    from modelvc.store.codecs import CODEC_DELTA
+
+    monkeypatch.setattr(chunkstore, "RUN_MAX_BYTES", run_max_bytes)
+    store = ChunkStore(tmp_path / "packs")
+    datas = [os.urandom(100 + number) for number in range(40)]  # stored as they are: only the hash tells
+    ids = store_chunks(store, datas)
+    delta_id = hash_bytes_raw(b"a delta")
+    with store.writer() as writer:
+        writer.append(delta_id, CODEC_DELTA, 7, b"not a delta", ids[0])
+    flipped_payload, flipped_header = store.locate(ids[5]), store.locate(ids[20])
+    pack = tmp_path / "packs" / f"{flipped_payload.pack}.pack"
+    raw = bytearray(pack.read_bytes())
+    raw[flipped_payload.payload_offset + 3] ^= 0x01
+    raw[flipped_header.offset + 5] ^= 0x01  # the raw length
+    pack.write_bytes(bytes(raw))
+    missing = hash_bytes_raw(b"never stored")
+    store = ChunkStore(tmp_path / "packs")
+
+    verified = store.verified_in_sequence([*ids, delta_id, missing])
+
+    refused = {ids[5], ids[20], delta_id, missing}
+    assert verified == {chunk_id: len(data) for chunk_id, data in zip(ids, datas, strict=True)
+                        if chunk_id not in refused}
+    for chunk_id in refused:
+        with pytest.raises(IntegrityError):
+            store.read(chunk_id)
