@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from modelvc.ops.add import AddResult, RmResult
+    from modelvc.ops.annotate import NoteRecord
     from modelvc.ops.checkout import CheckoutResult
     from modelvc.ops.commit import CommitResult
     from modelvc.ops.diff import DiffResult
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from modelvc.ops.rollback import RollbackResult
     from modelvc.ops.runs import RunsTable
     from modelvc.ops.show import ShowFileResult, ShowResult
+    from modelvc.ops.stages import StageMoveRecord
     from modelvc.ops.stats import StatsResult
     from modelvc.ops.status import StatusResult
     from modelvc.transfer.result import TransferResult
@@ -235,6 +237,44 @@ class Repo(base.Repo):
         if name is not None:
             return create_tag(self, name, rev, message, force)
         return list_tags(self)
+
+    # -- registry --------------------------------------------------------------------------
+    def annotate(self, rev: str = "HEAD", *, metrics: Mapping[str, float] | None = None,
+                 params: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None,
+                 message: str = "") -> NoteRecord:
+        """Add metrics, params or metadata to an existing commit; its id does not change (`mvc annotate`)."""
+        from modelvc.ops.annotate import annotate
+
+        return annotate(self, rev, metrics, params, meta, message)
+
+    def annotations(self, rev: str = "HEAD") -> list[NoteRecord]:
+        """The notes of REV's commit, newest first (`mvc annotate --list`)."""
+        from modelvc.ops.annotate import notes_of
+
+        return notes_of(self, rev)
+
+    def promote(self, rev: str | None = None, stage: str | None = None, *, message: str = "",
+                delete: bool = False) -> StageMoveRecord:
+        """Move STAGE to REV (`mvc promote REV STAGE`), or with `delete` to no commit
+        (`mvc promote --delete STAGE`: give only `stage`)."""
+        from modelvc.errors import UsageError
+        from modelvc.ops.stages import delete_stage, promote
+
+        if stage is None or (rev is None) != delete:
+            raise UsageError("promote takes rev and stage (or stage and delete=True)")
+        return delete_stage(self, stage, message) if delete else promote(self, cast(str, rev), stage, message)
+
+    def history(self, *stages: str) -> list[StageMoveRecord]:
+        """Every move of STAGEs (default: of every stage), newest first (`mvc history`)."""
+        from modelvc.ops.stages import history
+
+        return history(self, list(stages))
+
+    def stages(self) -> list[StageMoveRecord]:
+        """Each stage's last move, for the stages that name a commit (`mvc stages`)."""
+        from modelvc.ops.stages import list_stages
+
+        return list_stages(self)
 
     # -- upkeep ----------------------------------------------------------------------------
     def fsck(self, read_data: bool = False) -> FsckResult:

@@ -27,6 +27,7 @@ from modelvc.errors import CorruptObjectError, IntegrityError
 from modelvc.fsutil import atomic_write
 from modelvc.ids import hash_bytes
 from modelvc.objects import Commit
+from modelvc.ops.annotate import all_annotations
 from modelvc.ops.query import CommitValues, commit_values
 from modelvc.repo import Repo
 
@@ -104,6 +105,7 @@ class CommitReader:
         self._added: dict[str, Row] = {}
         self._commits: dict[str, Commit] = {}
         self._values: dict[str, CommitValues] = {}
+        self._annotations = all_annotations(repo)  # values added later join the commits' own (not cached)
         if bulk:
             self._rows = self._read_cache()
 
@@ -144,7 +146,7 @@ class CommitReader:
         if found is None:
             own = json.loads(self._row(commit_id)[3])
             found = self._values[commit_id] = commit_values(
-                commit_id, CommitValues(own["metrics"], own["params"], own["meta"]))
+                commit_id, CommitValues(own["metrics"], own["params"], own["meta"]), self._annotations)
         return found
 
     def commit(self, commit_id: str) -> Commit:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import stat as statmod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,10 @@ from typing import Any
 from modelvc.errors import CorruptIndexError
 from modelvc.fsutil import atomic_write, current_boot_id
 from modelvc.ids import ObjectId, hash_bytes_raw, is_full_id
-from modelvc.indexfile import MAGIC, HexIds, decode_index, encode_columns, encode_index
+from modelvc.indexfile import MAGIC, decode_index, encode_columns, encode_index, trailer
 from modelvc.objects import MODE_EXEC, MODE_FILE, MODE_LINK
 from modelvc.safepath import check_paths, paths_look_safe
+from modelvc.worktree import KINDS_BY_MODE
 
 REBUILD_HINT = ("rebuild it from the last commit with 'mvc checkout --force HEAD' "
                 "(staged changes are lost; working files are set back to that commit)")
@@ -147,12 +148,7 @@ class Index:
         if position is None:
             self.entries[entry.path] = entry
             return
-        ids = self._columns[1]  # type: ignore[index]
-        if ids[position] != entry.manifest_id:
-            if isinstance(ids, HexIds):  # one text, not changed in place: a list from now on
-                ids = list(ids)
-                self._columns = (self._columns[0], ids, *self._columns[2:])  # type: ignore[index]
-            ids[position] = entry.manifest_id
+        self._columns[1][position] = entry.manifest_id  # type: ignore[index]
         self.restat(entry)
 
     def tree_of(self, commit_id: ObjectId | None) -> ObjectId | None:
@@ -175,7 +171,7 @@ class Index:
         """Whether the file holds what this object read or wrote (for a writer that read the
         index before taking the lock and would otherwise read it again)."""
         try:
-            return bool(self.digest) and hash_bytes_raw(self.path.read_bytes()) == self.digest
+            return bool(self.digest) and _digest(self.path.read_bytes()) == self.digest
         except FileNotFoundError:
             return False
 
@@ -183,7 +179,7 @@ class Index:
         with open(self.path, "rb") as handle:
             raw = handle.read()
             self.mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
-        self.digest = hash_bytes_raw(raw)
+        self.digest = _digest(raw)
         try:
             if raw.startswith(MAGIC):
                 columns, self.tree_id, self.commit_id = decode_index(raw)
@@ -225,34 +221,46 @@ class Index:
         else:
             data = encode_index(self.entries, tree_id, self.commit_id)
         atomic_write(self.path, data)
-        self.digest = hash_bytes_raw(data)
+        self.digest = _digest(data)
         self.mtime_ns = os.stat(self.path).st_mtime_ns
 
     def is_unchanged(self, entry: IndexEntry, st: os.stat_result) -> bool:
         return entry.matches_stat(st, self.mtime_ns)
 
     def trusted_stats(self) -> dict[str, tuple[int, int, int, int]]:
-        """(size, mtime_ns, ino, mode) of every entry whose stat may vouch for its content, by
-        path: what a working file's lstat is compared with, in bulk. Racy entries, entries
-        unsynced in another boot and --dereference entries (whose stat is their target's) are
-        left out: their files are read."""
+        """worktree.stat_key of every entry whose stat may vouch for its content, by path: what
+        a working file's lstat is compared with, in bulk. Racy entries, entries unsynced in
+        another boot and --dereference entries (whose stat is their target's) are left out:
+        their files are read."""
         boot = current_boot_id() or ""
         racy_from = self.mtime_ns
+        kinds = KINDS_BY_MODE
         if self._entries is not None:
-            return {path: (e.size, e.mtime_ns, e.ino, e.mode) for path, e in self._entries.items()
+            return {path: (e.size, e.mtime_ns, e.ino, kinds[e.mode]) for path, e in self._entries.items()
                     if e.mtime_ns < racy_from and not e.dereference
                     and (not e.unsynced_boot or e.unsynced_boot == boot)}
         if self._trusted is not None:  # add_tracked and the _stage it calls both ask
             return self._trusted
         paths, _, sizes, modes, mtimes, inos, unsynced, dereference = self._columns  # type: ignore[misc]
         if max(mtimes, default=0) < racy_from and not any(dereference) and {boot, ""}.issuperset(unsynced):
-            self._trusted = dict(zip(paths, zip(sizes, mtimes, inos, modes, strict=True), strict=True))  # all, in C
+            self._trusted = dict(zip(paths, zip(sizes, mtimes, inos, map(kinds.__getitem__, modes), strict=True),
+                                     strict=True))  # all, in C
             return self._trusted
-        self._trusted = {path: (size, mtime, ino, mode)
+        self._trusted = {path: (size, mtime, ino, kinds[mode])
                          for path, size, mtime, ino, mode, unsynced_boot, linked
                          in zip(paths, sizes, mtimes, inos, modes, unsynced, dereference, strict=True)
                          if mtime < racy_from and not linked and (not unsynced_boot or unsynced_boot == boot)}
         return self._trusted
+
+    def tracked(self) -> Collection[str]:
+        """Every tracked path, for `in` and len (without building a set of tens of thousands)."""
+        return self._entries.keys() if self._entries is not None else self._positions.keys()
+
+
+def _digest(raw: bytes) -> bytes:
+    """What tells one index file from another: a version 2 file's trailer (the blake3 of the
+    rest, checked when it is read), else the blake3 of the file."""
+    return trailer(raw) if raw.startswith(MAGIC) else hash_bytes_raw(raw)
 
 
 def _decode_json(raw: bytes) -> list[IndexEntry]:

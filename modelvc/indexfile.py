@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableSequence, Sequence
 from typing import Any
 
 from modelvc.ids import hash_bytes_raw, is_full_id
@@ -27,24 +27,44 @@ BOOT_SHIFT = 1  # flags >> 1: 1 + the position of the entry's unsynced boot id i
 _VALID_MODES = frozenset({0o100644, 0o100755, 0o120000})
 
 
-class HexIds(Sequence[str]):
-    """The manifest ids column: one hex text, cut into ids only when read (status never does)."""
+class IdColumn(MutableSequence[str]):
+    """The manifest ids column: the file's raw ids in one bytearray, each turned into hex text
+    only when read (status never does), replaced in place by `add` (a few of tens of thousands:
+    no list of them is built) and written back as they are."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def __init__(self, raw: bytes) -> None:
+        self.raw = bytearray(raw)
 
     def __len__(self) -> int:
-        return len(self.text) // 64
+        return len(self.raw) // ID_BYTES
 
     def __getitem__(self, position):
         if isinstance(position, slice):
             return [self[i] for i in range(*position.indices(len(self)))]
         if not 0 <= position < len(self):
             raise IndexError(position)
-        return self.text[64 * position:64 * position + 64]
+        return self.raw[ID_BYTES * position:ID_BYTES * position + ID_BYTES].hex()
+
+    def __setitem__(self, position, manifest_id) -> None:
+        if isinstance(position, slice) or not 0 <= position < len(self):
+            raise IndexError(position)
+        self.raw[ID_BYTES * position:ID_BYTES * position + ID_BYTES] = bytes.fromhex(manifest_id)
+
+    def __delitem__(self, position) -> None:
+        raise TypeError("an index's id column only has ids replaced")
+
+    def insert(self, position, manifest_id) -> None:
+        raise TypeError("an index's id column only has ids replaced")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __iter__(self) -> Iterator[str]:
-        text = self.text
+        text = self.raw.hex()
         return (text[i:i + 64] for i in range(0, len(text), 64))
 
 
@@ -71,7 +91,7 @@ def encode_columns(columns: tuple[Sequence, ...], tree_id: str | None, commit_id
     else:
         flags = [0] * len(paths)
     path_bytes = "\0".join(paths).encode("utf-8")
-    id_bytes = bytes.fromhex(ids.text if isinstance(ids, HexIds) else "".join(ids))
+    id_bytes = ids.raw if isinstance(ids, IdColumn) else bytes.fromhex("".join(ids))
     unsigned = array("Q", sizes)
     for column in (inos, modes, flags):
         unsigned.extend(array("Q", column))
@@ -88,16 +108,22 @@ def encode_columns(columns: tuple[Sequence, ...], tree_id: str | None, commit_id
     return body + hash_bytes_raw(body)
 
 
+def trailer(raw: bytes) -> bytes:
+    """The blake3 of everything before it: an index file's identity, known without hashing it
+    again once it was checked."""
+    return raw[-DIGEST_BYTES:]
+
+
 def decode_index(raw: bytes) -> tuple[tuple[Any, ...], str | None, str | None]:
     """The columns of a version 2 index file (paths, manifest ids, sizes, modes, mtimes, inodes,
     unsynced boots, dereference flags), the tree id it records and the commit whose tree that
     is (None when not recorded); ValueError, KeyError or TypeError when the file is damaged
     (the caller refuses it)."""
-    body, digest = raw[:-DIGEST_BYTES], raw[-DIGEST_BYTES:]
-    if len(raw) < len(MAGIC) + DIGEST_BYTES or hash_bytes_raw(body) != digest:
+    if len(raw) < len(MAGIC) + DIGEST_BYTES or hash_bytes_raw(memoryview(raw)[:-DIGEST_BYTES]) != trailer(raw):
         raise ValueError("its checksum does not match")
-    end = body.index(b"\n", len(MAGIC))
-    header = json.loads(body[len(MAGIC):end])
+    body_bytes = len(raw) - DIGEST_BYTES  # read in place: no copy of a file of megabytes
+    end = raw.index(b"\n", len(MAGIC), body_bytes)
+    header = json.loads(raw[len(MAGIC):end])
     if header["version"] != VERSION:
         raise ValueError(f"unknown index version {header['version']!r}")
     count, paths_bytes, boots, tree_id = header["count"], header["paths_bytes"], header["boots"], header["tree"]
@@ -110,14 +136,14 @@ def decode_index(raw: bytes) -> tuple[tuple[Any, ...], str | None, str | None]:
         raise ValueError("its commit id is not an object id")
     position = end + 1
     numbers_at = position + paths_bytes + count * ID_BYTES
-    if len(body) != numbers_at + 5 * 8 * count:
+    if body_bytes != numbers_at + 5 * 8 * count:
         raise ValueError(f"its length does not fit {count} entries")
-    paths = body[position:position + paths_bytes].decode("utf-8").split("\0") if count else []
+    paths = raw[position:position + paths_bytes].decode("utf-8").split("\0") if count else []
     if len(paths) != count:
         raise ValueError(f"it lists {len(paths)} paths for {count} entries")
-    ids = HexIds(body[position + paths_bytes:numbers_at].hex())
-    unsigned = array("Q", body[numbers_at:numbers_at + 4 * 8 * count])
-    mtimes = array("q", body[numbers_at + 4 * 8 * count:])
+    ids = IdColumn(raw[position + paths_bytes:numbers_at])
+    unsigned = array("Q", raw[numbers_at:numbers_at + 4 * 8 * count])
+    mtimes = array("q", raw[numbers_at + 4 * 8 * count:body_bytes])
     if sys.byteorder != "little":
         unsigned.byteswap()
         mtimes.byteswap()

@@ -1,4 +1,5 @@
-"""Metadata objects (file manifests, trees, commits, tags) and their canonical encodings.
+"""Metadata objects (file manifests, trees, commits, tags, notes, stage moves) and their canonical
+encodings.
 
 An object's id is the blake3 of its canonical encoding: compact JSON with sorted keys, so the
 same content always gives the same bytes and therefore the same id.
@@ -198,8 +199,100 @@ class Tag:
         return cls(data["object"], data["name"], Signature.from_dict(data["tagger"]), data["message"])
 
 
-StoredObject = Manifest | Tree | Commit | Tag
-_TYPES: dict[str, Any] = {"file": Manifest, "tree": Tree, "commit": Commit, "tag": Tag}
+def _text_values(values: Any, what: str) -> dict[str, str]:
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise ValueError(f"the {what} of a record are not text")
+    return dict(values)
+
+
+def _optional_id(value: Any, what: str) -> str | None:
+    if value is not None and not (isinstance(value, str) and is_full_id(value)):
+        raise ValueError(f"the {what} is not an object id")
+    return value
+
+
+@dataclass(frozen=True)
+class Note:
+    """Metadata added to a commit after the fact (git notes are the model): the commit's id
+    never changes. Notes form one chain, newest first through `parent`, from refs/notes/commits;
+    a later note's value of a key wins. `commit` is a weak reference: a note does not keep its
+    commit alive (gc may collect an annotated commit that nothing else reaches)."""
+
+    commit: str
+    author: Signature
+    message: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+    parent: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        for key, value in self.metrics.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"metric {key} is not a finite number")
+        return {"type": "note", "commit": self.commit, "author": self.author.to_dict(), "message": self.message,
+                "metrics": dict(self.metrics), "params": dict(self.params), "meta": dict(self.meta),
+                "parent": self.parent}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Note:
+        metrics = data["metrics"]
+        if not isinstance(metrics, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
+            raise ValueError("the metrics of a note are not numbers")
+        if not is_full_id(data["commit"]) or not isinstance(data["message"], str):
+            raise ValueError("a note names no commit or has no message")
+        return cls(data["commit"], Signature.from_dict(data["author"]), data["message"], dict(metrics),
+                   _text_values(data["params"], "params"), _text_values(data["meta"], "meta"),
+                   _optional_id(data["parent"], "note's parent"))
+
+
+@dataclass(frozen=True)
+class StageMove:
+    """One move of a stage (`production`, `staging`, any ref-name-safe name) to a commit, or to
+    none (`commit` None: the stage was deleted, its history kept). Moves chain through `parent`
+    from refs/stages/STAGE; each keeps its commit alive, so every version a stage ever named
+    can be checked out again."""
+
+    stage: str
+    commit: str | None
+    author: Signature
+    message: str
+    parent: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "stage", "stage": self.stage, "commit": self.commit, "author": self.author.to_dict(),
+                "message": self.message, "parent": self.parent}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageMove:
+        if not isinstance(data["stage"], str) or not isinstance(data["message"], str):
+            raise ValueError("a stage move has no stage name or message")
+        return cls(data["stage"], _optional_id(data["commit"], "stage's commit"), Signature.from_dict(data["author"]),
+                   data["message"], _optional_id(data["parent"], "stage move's parent"))
+
+
+StoredObject = Manifest | Tree | Commit | Tag | Note | StageMove
+_TYPES: dict[str, Any] = {"file": Manifest, "tree": Tree, "commit": Commit, "tag": Tag, "note": Note,
+                          "stage": StageMove}
+
+
+def object_references(obj: StoredObject) -> list[ObjectId]:
+    """The metadata objects `obj` keeps alive (gc), needs to be whole (fsck) and sends along
+    (push): a commit's tree and parents, a tree's files, a tag's object, a note's and a stage
+    move's parent, a stage move's commit. Chunks (a manifest's) are not objects; a note's
+    commit is a weak reference and is left out (see Note)."""
+    if isinstance(obj, Commit):
+        return [obj.tree, *obj.parents]
+    if isinstance(obj, Tree):
+        return [entry.manifest_id for entry in obj.entries]
+    if isinstance(obj, Tag):
+        return [obj.object]
+    if isinstance(obj, Note):
+        return [obj.parent] if obj.parent else []
+    if isinstance(obj, StageMove):
+        return [ref for ref in (obj.commit, obj.parent) if ref]
+    return []
 
 
 def encode(obj: StoredObject) -> bytes:

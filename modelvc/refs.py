@@ -124,6 +124,12 @@ class Refs:
     def tags(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
         return self._list("refs/tags/", on_corrupt)
 
+    def under(self, prefix: str, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
+        """Every ref below `prefix` ("refs/stages/"), by its name after the prefix."""
+        if not prefix.startswith("refs/") or not prefix.endswith("/"):
+            raise ValueError(f"not a ref namespace: {prefix!r}")
+        return self._list(prefix, on_corrupt)
+
     def every_ref(self, on_corrupt: OnCorrupt | None = None) -> dict[str, str]:
         """Every ref under refs/ by its full name: branches, tags, remote-tracking refs and any
         kind added later, so that what reads them all (log --all) needs no list of kinds."""

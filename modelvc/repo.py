@@ -38,7 +38,7 @@ from modelvc.errors import (
 from modelvc.freshness import Stamp, stamp, unchanged_since
 from modelvc.fsutil import atomic_write
 from modelvc.ids import ObjectId, short
-from modelvc.objects import Commit, Manifest, Signature, Tag, Tree, local_tz_minutes
+from modelvc.objects import Commit, Manifest, Signature, StageMove, Tag, Tree, local_tz_minutes
 from modelvc.worktree import MVC_DIR
 
 if TYPE_CHECKING:
@@ -496,6 +496,11 @@ class Repo:
             raise UnknownRevisionError(f"object {short(object_id)} does not exist") from None
         if isinstance(obj, Tag):
             return self.peel(obj.object)
+        if isinstance(obj, StageMove):  # a stage (refs/stages/NAME) names its last move
+            if obj.commit is None:
+                raise UnknownRevisionError(f"stage '{obj.stage}' names no commit: it was deleted",
+                                           hint=f"see its moves with 'mvc history {obj.stage}'")
+            return self.peel(obj.commit)
         if not isinstance(obj, Commit):
             raise UnknownRevisionError(f"object {short(object_id)} is not a commit")
         return object_id

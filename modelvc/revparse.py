@@ -1,8 +1,8 @@
 """Turn what a user types ("HEAD~2", "v1", "3fa9c0", "main^2") into a full commit id.
 
 The syntax and lookup order follow git, so habits carry over: names are tried as refs
-before being read as id prefixes (a tag before a branch of the same name, with git's
-warning that the name is ambiguous), and a short id must be unique among commits.
+before being read as id prefixes (a tag before a branch of the same name, a branch before a
+stage, with git's warning that the name is ambiguous), and a short id must be unique among commits.
 """
 
 from __future__ import annotations
@@ -70,11 +70,11 @@ def resolve(rev: str, refs: Refs, graph: CommitGraph, warn: Callable[[str], None
 
 def matching_refs(name: str, refs: Refs) -> list[str]:
     """The refs a short name can mean, in git's order of precedence: refs/NAME, the tag, the
-    branch, the remote-tracking ref (origin/main). More than one is an ambiguous name: the first
-    wins, except for checkout, which takes the branch."""
+    branch, the stage (refs/stages/NAME), the remote-tracking ref (origin/main). More than one is
+    an ambiguous name: the first wins, except for checkout, which takes the branch."""
     candidates = [name] if name.startswith("refs/") else []
-    candidates += [f"refs/{name}", f"refs/tags/{name}", f"refs/heads/{name}", f"refs/remotes/{name}",
-                   f"refs/remotes/{name}/HEAD"]
+    candidates += [f"refs/{name}", f"refs/tags/{name}", f"refs/heads/{name}", f"refs/stages/{name}",
+                   f"refs/remotes/{name}", f"refs/remotes/{name}/HEAD"]
     found: list[str] = []
     for refname in candidates:
         try:
@@ -126,15 +126,16 @@ def _resolve_base(rev: str, base: str, refs: Refs, graph: CommitGraph,
 
 
 def _from_reflog(name: str, number: int, refs: Refs, graph: CommitGraph) -> str:
-    """NAME@{n}: where NAME pointed n moves ago (HEAD@{n}, main@{n}; '@{n}' is the current branch)."""
+    """NAME@{n}: where NAME pointed n moves ago (HEAD@{n}, main@{n}, production@{n} of a stage;
+    '@{n}' is the current branch)."""
     if not name:
         name = refs.head().branch or "HEAD"
     if name == "HEAD" or name.startswith("refs/"):
         refname = name
     elif is_valid_ref_name(name):
         refname = f"refs/heads/{name}"
-        if not refs.reflog(refname) and refs.reflog(f"refs/tags/{name}"):
-            refname = f"refs/tags/{name}"
+        if not refs.reflog(refname):
+            refname = next((r for r in (f"refs/tags/{name}", f"refs/stages/{name}") if refs.reflog(r)), refname)
     else:
         raise _unknown(f"{name}@{{{number}}}")
     entries = refs.reflog(refname)

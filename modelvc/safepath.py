@@ -9,7 +9,9 @@ there. The index never holds one.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
+from itertools import islice
 
 from modelvc.errors import UnsafePathError
 from modelvc.worktree import MVC_DIR
@@ -103,8 +105,8 @@ def paths_look_safe(paths: list[str]) -> bool:
     if joined.count("\0") != len(paths) + 1 or any(part in joined for part in _EMPTY_COMPONENT) or (
             ("\0." in joined or "/." in joined) and any(part in joined for part in _UNSAFE_IN_JOINED)):
         return not paths  # each search of a 50,000-path text takes ~2 ms: the rest only after a dot
-    if len(set(paths)) != len(paths):
-        return False
+    if not all(map(operator.lt, paths, islice(paths, 1, None))) and len(set(paths)) != len(paths):
+        return False  # strictly ascending (an index's, a tree's) is unique, known without a set
     directories = {path.rpartition("/")[0] for path in paths}
     ancestors = set(directories)
     for directory in directories:

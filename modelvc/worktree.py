@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Collection, Container, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -16,10 +16,11 @@ from modelvc.objects import MODE_EXEC, MODE_FILE, MODE_LINK
 from modelvc.safefs import is_temp_name
 
 MVC_DIR = ".mvc"
-# A file's mode as trees record it, from its st_mode's type and owner-exec bits by one lookup.
+# What of a file's st_mode its recorded mode depends on: its type and owner-exec bit.
 KIND_BITS = stat.S_IFMT(0o177777) | stat.S_IXUSR
-MODES_BY_KIND = {stat.S_IFREG: MODE_FILE, stat.S_IFREG | stat.S_IXUSR: MODE_EXEC,
-                 stat.S_IFLNK: MODE_LINK, stat.S_IFLNK | stat.S_IXUSR: MODE_LINK}
+# The kind bits (st_mode & KIND_BITS) a file of a recorded mode shows, a link as Linux makes it (0777).
+KINDS_BY_MODE = {MODE_FILE: stat.S_IFREG, MODE_EXEC: stat.S_IFREG | stat.S_IXUSR,
+                 MODE_LINK: stat.S_IFLNK | stat.S_IXUSR}
 
 
 def to_repo_path(root: Path, user_path: str, cwd: Path | None = None) -> str:
@@ -55,23 +56,28 @@ class Walk:
     differing: dict[str, os.stat_result] = field(default_factory=dict)  # tracked; lstat cannot vouch
     untracked: dict[str, os.stat_result] = field(default_factory=dict)  # neither tracked nor ignored
 
-    def unseen(self, tracked: Iterable[str]) -> set[str]:
+    def unseen(self, tracked: Collection[str]) -> set[str]:
         """Tracked paths the walk did not meet: gone, not a file, or where it does not go
-        (an ignored directory, beyond a link): each is looked at by stat_path."""
+        (an ignored directory, beyond a link): each is looked at by stat_path. `tracked` holds
+        every tracked path the walk could meet (the walk meets each path once)."""
+        if len(self.matched) + len(self.differing) == len(tracked):  # it met them all
+            return set()
         return set(tracked).difference(self.matched, self.differing)
 
 
 def walk_against(root: Path, tracked: Container[str], trusted: dict[str, tuple[int, int, int, int]],
                  rules: IgnoreRules, start: str = "", untracked: bool = True) -> Walk:
-    """Walk as walk_files does, taking each file's lstat once (from its directory entry) and
+    """Walk as walk_files does, taking each entry's lstat once (from its directory entry) and
     comparing it with `trusted` (Index.trusted_stats) in the same step; ignore rules are asked
     about untracked files only (a tracked file is never ignored), and untracked files are
     left alone unless `untracked`. Unsorted."""
     walk = Walk()
     matched, differing, found, want_untracked = walk.matched.append, walk.differing, walk.untracked, untracked
-    ignored, kind_bits, modes = rules.ignored, KIND_BITS, MODES_BY_KIND
-    # Relative paths are built by concatenation: pathlib, or slicing and replacing each full
-    # path, per entry cost status half its time.
+    ignored, kind_bits, vouched = rules.ignored, KIND_BITS, trusted.get
+    # The common case, a tracked file whose stat is cached, costs one lstat, one concatenation
+    # and one dict lookup: everything else (kind, protected and temporary names, ignore rules)
+    # is asked only of entries that fail it. pathlib, or slicing and replacing each full path,
+    # per entry cost status half its time.
     stack = [(os.path.join(root, start) if start else str(root), start + "/" if start else "")]
     while stack:
         directory, base = stack.pop()
@@ -81,24 +87,41 @@ def walk_against(root: Path, tracked: Container[str], trusted: dict[str, tuple[i
             continue
         with entries:
             for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # gone since the directory was read
+                    continue
+                rel = base + entry.name
+                if vouched(rel) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode & kind_bits):
+                    matched(rel)
+                    continue
                 name = entry.name
                 if name in PROTECTED_NAMES or (name[0] == "." and is_temp_name(name)):
                     continue
-                rel = base + name
-                if entry.is_dir(follow_symlinks=False):
+                kind = stat.S_IFMT(st.st_mode)
+                if kind == stat.S_IFDIR:
                     if not ignored(rel, True):
                         stack.append((entry.path, rel + "/"))
-                elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                elif kind == stat.S_IFREG or kind == stat.S_IFLNK:
                     if rel in tracked:
-                        st = entry.stat(follow_symlinks=False)
-                        if trusted.get(rel) == (st.st_size, st.st_mtime_ns, st.st_ino,
-                                                modes.get(st.st_mode & kind_bits)):
+                        if kind == stat.S_IFLNK and _same_link(vouched(rel), st):
                             matched(rel)
                         else:
                             differing[rel] = st
                     elif want_untracked and not ignored(rel, False):
-                        found[rel] = entry.stat(follow_symlinks=False)
+                        found[rel] = st
     return walk
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What Index.trusted_stats holds for a file this lstat vouches for."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode & KIND_BITS
+
+
+def _same_link(cached: tuple[int, int, int, int] | None, st: os.stat_result) -> bool:
+    """A link whose permission bits are not 0777 (macOS lets them be changed) is still the link
+    cached: a link's mode is MODE_LINK whatever its bits."""
+    return cached is not None and cached[:3] == (st.st_size, st.st_mtime_ns, st.st_ino) and stat.S_ISLNK(cached[3])
 
 
 def stat_path(root: Path, path: str, follow: bool = False) -> os.stat_result | None:

@@ -218,7 +218,7 @@ def start_seaweedfs(directory: Path) -> Server:
 
     took = _wait_until(signed_put, process, log, "SeaweedFS (weed mini)")
     return Server("seaweedfs", endpoint, s3_env(), process, log, took,
-                  {"bucket": S3_BUCKET})
+                  {"bucket": S3_BUCKET, "metrics": f"http://127.0.0.1:{ports['metricsPort']}/metrics"})
 
 
 def azure_env() -> dict[str, str]:

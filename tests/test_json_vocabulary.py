@@ -23,7 +23,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
 # The output of each run below and the docs shape it must have (a list output: each item).
 OUTPUT_SHAPES = {
-    "init": "init", "add": "add", "status": "status", "commit": "commit_made", "log": "commit",
+    "init": "init", "add": "add", "status": "status", "commit": "commit_made", "log": "logged",
     "show": "show", "show REV:PATH": "show_path", "diff REV REV": "diff", "diff": "diff",
     "checkout": "checkout", "checkout -b": "checkout", "rollback": "rollback",
     "rollback --hard": "rollback", "branch": "name", "branch NAME": "name", "tag": "name",
@@ -32,6 +32,8 @@ OUTPUT_SHAPES = {
     "diff (renamed)": "diff", "show PATH": "show_path", "show REV:LINK": "show_path", "checkout --": "restore",
     "runs": "run",
     "push": "push", "fetch": "fetch", "pull": "pull", "clone": "clone",
+    "annotate": "note", "annotate --list": "note", "promote": "stage_move", "promote --delete": "stage_move",
+    "history": "stage_move", "stages": "stage_move",
 }
 USER_KEYED = {"config KEY", "config --list"}  # {user's dotted key: value}, see test_config_prints_the_users_dotted_keys
 
@@ -48,6 +50,9 @@ NESTED = {
     ("run", "author"): "signature", ("stats", "held_by_refs"): "held", ("stats", "held_by_reflogs_only"): "held",
     ("fetch", "refs"): "ref_update", ("checkout", "fetched"): "fetched", ("rollback", "fetched"): "fetched",
     ("fsck", "on_remote"): "on_remote",
+    ("logged", "annotations"): "annotations", ("show", "annotations"): "annotations",
+    ("diff_side", "annotations"): "annotations", ("annotations", "notes"): "note",
+    ("note", "author"): "signature", ("stage_move", "author"): "signature",
 }
 
 STATUSES = {"added", "modified", "deleted", "renamed", "mode", "dtype", "shape", "uncompared", "unchanged"}
@@ -202,6 +207,8 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         out["status"] = mvc.json("status")
         out["show PATH"] = mvc.json("show", "models/m.safetensors")
         out["commit"] = mvc.json("commit", "-m", "v2\n\nmore", "--metric", "loss=1.5", "--meta", "by=ci")
+        out["annotate"] = mvc.json("annotate", "HEAD~1", "--metric", "bleu=31", "--param", "eval=b", "-m", "later")
+        out["annotate --list"] = mvc.json("annotate", "--list", "HEAD~1")
         out["log"] = mvc.json("log")
         out["runs"] = mvc.json("runs", "--all", "--sort", "-loss")
         out["show"] = mvc.json("show")
@@ -229,6 +236,11 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         out["diff (renamed)"] = mvc.json("diff", "HEAD~1", "HEAD")
         out["branch -m"] = mvc.json("branch", "-m", "exp", "experiment")
         out["reflog show"] = mvc.json("reflog")
+        mvc("promote", "HEAD~1", "production")
+        out["promote"] = mvc.json("promote", "HEAD", "production", "-m", "better")
+        out["stages"] = mvc.json("stages")
+        out["promote --delete"] = mvc.json("promote", "--delete", "production")
+        out["history"] = mvc.json("history")
         out["reflog expire"] = mvc.json("reflog", "expire", "--expire=now", "experiment")
         out["gc"] = mvc.json("gc", "--grace", "0")
         out["stats"] = mvc.json("stats")
@@ -314,6 +326,10 @@ def test_the_run_reaches_every_word(outputs):
     assert (outputs["show REV:PATH"]["mode"], outputs["show REV:LINK"]["mode"]) == ("100644", "120000")
     assert outputs["show PATH"]["commit"] is None and outputs["show PATH"]["model"]["tensor_count"] == 3
     assert outputs["reflog expire"]["expired_count"] >= 1
+    assert outputs["log"][1]["annotations"]["notes"][0]["metrics"] == {"bleu": 31}
+    assert outputs["diff REV REV"]["old"]["annotations"]["notes"] and outputs["diff"]["new"]["annotations"] is None
+    assert [m["commit"] is None for m in outputs["history"]] == [True, False, False]
+    assert outputs["promote"]["previous_commit"] is not None
     problems = outputs["fsck (broken)"]["problems"]
     assert problems and any(b["commit"] is None for p in problems for b in p["breaks"])
     assert any(b["commit"] is not None for p in problems for b in p["breaks"])

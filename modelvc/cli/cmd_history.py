@@ -40,8 +40,11 @@ def echo_commit_body(commit) -> None:
         click.echo(f"    {line}")
 
 
-def pairs_text(values: dict) -> str:
-    return " ".join(f"{k}={format_value(v)}" for k, v in sorted(values.items()))
+def pairs_text(values: dict, annotated: dict | None = None) -> str:
+    """'k=v k2=v2', each value that came from an annotation marked '(annotated)'."""
+    marked = annotated or {}
+    return " ".join(f"{k}={format_value(v)}" + (" (annotated)" if k in marked else "")
+                    for k, v in sorted(values.items()))
 
 
 @click.command("commit")
@@ -144,14 +147,15 @@ def log_command(ctx, revs, limit, all_refs, where, sort, since, until, path_opti
         emit_json([entry.to_dict() for entry in entries])
         return
     for entry in entries:
-        c = entry.commit
+        c, added = entry.commit, entry.annotations
+        metrics = c.metrics | added.metrics
         names = f" ({', '.join(entry.names)})" if entry.names else ""
-        shown = {k: c.metrics[k] for k in metric_names if k in c.metrics} if metric_names else c.metrics
+        shown = {k: metrics[k] for k in metric_names if k in metrics} if metric_names else metrics
         if metric_names:
-            missing = [k for k in metric_names if k not in c.metrics]
-            extra = pairs_text(shown) + "".join(f" {k}=-" for k in missing)
+            missing = [k for k in metric_names if k not in metrics]
+            extra = pairs_text(shown, added.metrics) + "".join(f" {k}=-" for k in missing)
         else:
-            extra = pairs_text(shown)
+            extra = pairs_text(shown, added.metrics)
         if oneline:
             click.echo(click.style(short(entry.id), fg="yellow") + names + f" {c.subject}"
                        + (f"  [{extra}]" if extra else ""))
@@ -162,8 +166,10 @@ def log_command(ctx, revs, limit, all_refs, where, sort, since, until, path_opti
         echo_commit_body(c)
         if extra:
             click.echo(f"\n    metrics: {extra}")
-        if c.params and not metric_names:
-            click.echo(f"    params:  {pairs_text(c.params)}")
+        if (c.params or added.params) and not metric_names:
+            click.echo(f"    params:  {pairs_text(c.params | added.params, added.params)}")
+        if added.meta and not metric_names:
+            click.echo(f"    meta:    {pairs_text(c.meta | added.meta, added.meta)}")
         click.echo()
 
 
@@ -204,35 +210,65 @@ def show_command(ctx, rev, raw, as_json) -> None:
     names = f" ({', '.join(result.names)})" if result.names else ""
     click.secho(f"commit {result.id}{names}", fg="yellow")
     echo_commit_body(c)
-    echo_values("metrics", c.metrics)
-    echo_params(c.params, {change.key: change.old for change in result.param_changes})
-    echo_values("meta", c.meta)
+    added = result.annotations
+    echo_values("metrics", c.metrics, added.metrics)
+    echo_params(c.params, {change.key: change.old for change in result.param_changes}, added.params)
+    echo_values("meta", c.meta, added.meta)
+    echo_annotations(added.notes)
     click.echo(f"\nfiles ({len([f for f in result.files if f.status != 'deleted'])}, "
                f"{human_size(result.total_size)}):")
     for f in result.files:
         click.echo(f"  {f.status:<9} {human_size(f.size) if f.status != 'deleted' else '':>10}  {f.path}")
 
 
-def echo_values(title: str, values: dict) -> None:
-    if values:
+def annotated_note(key: str, own: dict, annotated: dict) -> str:
+    """'  (annotated)', or '  (annotated; committed 1.95)' when a note replaced the commit's value."""
+    if key not in annotated:
+        return ""
+    return f"  (annotated; committed {format_value(own[key])})" if key in own else "  (annotated)"
+
+
+def echo_values(title: str, values: dict, annotated: dict | None = None) -> None:
+    """A commit's values with what annotations added or replaced, marked as such."""
+    added = annotated or {}
+    if values or added:
         click.echo(f"\n{title}:")
-        for key in sorted(values):
-            click.echo(f"  {key} = {format_value(values[key])}")
+        shown = values | added
+        for key in sorted(shown):
+            click.echo(f"  {key} = {format_value(shown[key])}{annotated_note(key, values, added)}")
 
 
-def echo_params(params: dict, was: dict) -> None:
+def echo_params(params: dict, was: dict, annotated: dict | None = None) -> None:
     """A commit's params, each that differs from the first parent's marked with the old value
-    ('(was 0.0003)', '(new)'), and those the parent had that are gone as 'KEY = -'."""
-    if not params and not was:
+    ('(was 0.0003)', '(new)'), and those the parent had that are gone as 'KEY = -'; those
+    annotations added or replaced are marked '(annotated)'."""
+    added = annotated or {}
+    if not params and not was and not added:
         return
     click.echo("\nparams:")
-    for key in sorted(set(params) | set(was)):
-        value = format_value(params[key]) if key in params else "-"
-        if key not in was:
+    for key in sorted(set(params) | set(was) | set(added)):
+        value = format_value(added[key]) if key in added else format_value(params[key]) if key in params else "-"
+        if key in added:
+            note = annotated_note(key, params, added)
+        elif key not in was:
             note = ""
         else:
             note = "  (new)" if was[key] is None else f"  (was {format_value(was[key])})"
         click.echo(f"  {key} = {value}{note}")
+
+
+def echo_annotations(notes: list) -> None:
+    """The notes of a commit, newest first: id, when, who, why and what each added."""
+    if not notes:
+        return
+    click.echo(f"\nannotations ({len(notes)}):")
+    for record in notes:
+        note = record.note
+        added = " ".join(filter(None, (pairs_text(note.metrics), pairs_text(note.params), pairs_text(note.meta))))
+        why = note.message.splitlines()[0] if note.message else ""
+        text = ": ".join(filter(None, (why, added)))
+        click.echo(f"  {short(record.id)}  {format_time(note.author.time, note.author.tz_minutes)}  "
+                   f"{note.author.name} <{note.author.email}>  {text}")
 
 
 def working_path(ctx, rev: str):
@@ -420,10 +456,19 @@ def render_diff(result, stat: bool, show_all: bool = False) -> None:
         new_bytes = sum((f.new_size or 0) - f.shared_bytes for f in result.files if f.status != "deleted")
         click.echo(f" {changed} file(s) changed, {human_size(new_bytes)} of new content")
         return
+    old_added, new_added = result.old_annotations, result.new_annotations
     for title, rows in (("metrics", result.metrics), ("params", result.params)):
         if rows:
             click.echo(f"{title}:")
             for row in rows:
                 delta = f"  ({row.delta:+.6g})" if getattr(row, "delta", None) is not None else ""
-                click.echo(f"  {row.key}: {format_value(row.old) if row.old is not None else '-'}"
-                           f" -> {format_value(row.new) if row.new is not None else '-'}{delta}")
+                click.echo(f"  {row.key}: {diff_value(row.old, row.key, old_added, title)}"
+                           f" -> {diff_value(row.new, row.key, new_added, title)}{delta}")
+
+
+def diff_value(value, key: str, annotations, section: str) -> str:
+    """A metric or param of one side of a diff, '(annotated)' when a note gave it."""
+    if value is None:
+        return "-"
+    marked = annotations is not None and key in annotations.section(section)
+    return format_value(value) + (" (annotated)" if marked else "")

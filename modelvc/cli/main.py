@@ -23,6 +23,7 @@ COMMANDS = {
     "config": "config", "check-models-in-git": "githooks",
     "runs": "query",
     "remote": "remote", "push": "sync", "fetch": "sync", "pull": "sync", "clone": "sync",
+    "annotate": "registry", "promote": "registry", "history": "registry", "stages": "registry",
 }
 
 

@@ -21,11 +21,10 @@ from modelvc.repo import Repo
 from modelvc.store.filedata import PreviousVersion
 from modelvc.store.smallfiles import SMALL_FILE_BYTES
 from modelvc.worktree import (
-    KIND_BITS,
-    MODES_BY_KIND,
     directories_unchanged,
     is_utf8_name,
     printable_name,
+    stat_key,
     stat_path,
     walk_against,
 )
@@ -89,7 +88,7 @@ def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:
     their stats, and only files whose stat differs from the index's are read."""
     with repo.transaction():
         index = repo.fresh_index()
-        tracked = set(index.paths())
+        tracked = index.tracked()
         walk = walk_against(repo.root, tracked, index.trusted_stats(), IgnoreRules.load(repo.root),
                             untracked=False)
         result = _stage(repo, sorted(walk.differing.keys() | walk.unseen(tracked)), progress,
@@ -114,8 +113,7 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
     with directories_unchanged():
         for path in paths:
             st = stats.get(path)
-            if st is not None and trusted.get(path) == (st.st_size, st.st_mtime_ns, st.st_ino,
-                                                        MODES_BY_KIND.get(st.st_mode & KIND_BITS)):
+            if st is not None and trusted.get(path) == stat_key(st):
                 result.unchanged += 1
                 continue
             if not is_utf8_name(path):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelvc.ids import ObjectId
 from modelvc.objects import MODE_LINK, Manifest
+from modelvc.ops.annotate import NO_ANNOTATIONS, Annotations, all_annotations, effective_values
 from modelvc.ops.pathspec import under
 from modelvc.ops.workstate import WorkingFile, working_file
 from modelvc.progress import NO_PROGRESS, Progress
@@ -68,6 +69,8 @@ class DiffResult:
     files: list[FileChange] = field(default_factory=list)
     metrics: list[ValueChange] = field(default_factory=list)
     params: list[ValueChange] = field(default_factory=list)
+    old_annotations: Annotations | None = None  # what notes added to each commit (None: the working tree)
+    new_annotations: Annotations | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -79,10 +82,16 @@ class DiffResult:
         return bool(self.metrics or self.params)
 
     def to_dict(self, all_tensors: bool = True) -> dict[str, Any]:
-        return {"old": {"label": self.old_label, "commit": self.old_commit},
-                "new": {"label": self.new_label, "commit": self.new_commit},
+        return {"old": {"label": self.old_label, "commit": self.old_commit,
+                        "annotations": _annotations_dict(self.old_annotations)},
+                "new": {"label": self.new_label, "commit": self.new_commit,
+                        "annotations": _annotations_dict(self.new_annotations)},
                 "files": [f.to_dict(all_tensors) for f in self.files],
                 "metrics": [m.to_dict() for m in self.metrics], "params": [p.to_dict() for p in self.params]}
+
+
+def _annotations_dict(found: Annotations | None) -> dict[str, Any] | None:
+    return found.to_dict() if found is not None else None
 
 
 @dataclass(frozen=True)
@@ -225,9 +234,13 @@ def diff(repo: Repo, old_rev: str | None = None, new_rev: str | None = None,
         elif a.mode != b.mode:
             result.files.append(FileChange(path, "mode", a.size, b.size, b.size, a.mode, b.mode))
     _pair_renames(result, old, new)
-    if old_commit and new_commit:
-        a_commit, b_commit = repo.read_commit(old_commit), repo.read_commit(new_commit)
-        result.metrics = compare_values(a_commit.metrics, b_commit.metrics, numeric=True)
-        result.params = compare_values(a_commit.params, b_commit.params, numeric=False)
+    if old_commit and new_commit:  # the values annotations added count, as log and show show them
+        notes = all_annotations(repo)
+        result.old_annotations = notes.get(old_commit, NO_ANNOTATIONS)
+        result.new_annotations = notes.get(new_commit, NO_ANNOTATIONS)
+        a_metrics, a_params, _, _ = effective_values(repo, old_commit, repo.read_commit(old_commit), notes)
+        b_metrics, b_params, _, _ = effective_values(repo, new_commit, repo.read_commit(new_commit), notes)
+        result.metrics = compare_values(a_metrics, b_metrics, numeric=True)
+        result.params = compare_values(a_params, b_params, numeric=False)
     return result
 

@@ -11,8 +11,10 @@ from typing import Any
 from modelvc.commitcache import CommitReader
 from modelvc.errors import IntegrityError, UnknownRevisionError
 from modelvc.objects import Commit
+from modelvc.ops.annotate import NO_ANNOTATIONS, Annotations, all_annotations
 from modelvc.ops.pathspec import under
 from modelvc.ops.query import Query
+from modelvc.ops.stages import stage_commits
 from modelvc.repo import Repo
 from modelvc.vocabulary import commit_dict
 from modelvc.worktree import to_repo_path
@@ -24,13 +26,15 @@ class LogEntry:
     id: str
     commit: Commit
     names: list[str] = field(default_factory=list)  # branches and tags pointing here, "HEAD -> main"
+    annotations: Annotations = NO_ANNOTATIONS  # what notes added to it later (ops/annotate.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return commit_dict(self.id, self.commit, self.names)
+        return commit_dict(self.id, self.commit, self.names) | {"annotations": self.annotations.to_dict()}
 
 
 def decorations(repo: Repo) -> dict[str, list[str]]:
-    """Commit id -> names pointing at it ("HEAD -> main", "tag: v1"), as git log decorates."""
+    """Commit id -> names pointing at it ("HEAD -> main", "tag: v1", "stage: production"), as git
+    log decorates."""
     names: dict[str, list[str]] = {}
     head = repo.refs.head()
     for branch, commit_id in repo.refs.branches().items():
@@ -41,6 +45,8 @@ def decorations(repo: Repo) -> dict[str, list[str]]:
             names.setdefault(repo.peel(object_id), []).append(f"tag: {tag}")
         except (IntegrityError, UnknownRevisionError):  # a broken tag is fsck's business, not log's
             continue
+    for stage, commit_id in stage_commits(repo).items():
+        names.setdefault(commit_id, []).append(f"stage: {stage}")
     if head.branch is None and head.commit:
         names.setdefault(head.commit, []).insert(0, "HEAD")
     for labels in names.values():
@@ -62,10 +68,10 @@ def log_range(repo: Repo, revs: list[str], all_refs: bool = False) -> tuple[list
     """(start commits, commits to leave out) for the revisions given, as git's rev-list reads them.
 
     "A..B" is what B reaches and A does not ("A.." is A..HEAD, "..B" is HEAD..B); "^A" leaves
-    out what A reaches; --all starts from every ref under refs/ (branches, tags, remote-tracking
-    refs) and HEAD.
+    out what A reaches; --all starts from every ref under refs/ (branches, tags, stages,
+    remote-tracking refs; not the note chain) and HEAD.
     """
-    from modelvc.ops.reach import commit_ancestors
+    from modelvc.ops.reach import REGISTRY_NAMESPACES, commit_ancestors
 
     starts, excluded = [], []
     for rev in revs:
@@ -79,7 +85,9 @@ def log_range(repo: Repo, revs: list[str], all_refs: bool = False) -> tuple[list
             starts.append(repo.resolve(rev))
     if all_refs:
         head = repo.head_commit()
-        starts += [repo.peel(i) for i in repo.refs.every_ref().values()]
+        starts += [repo.peel(i) for name, i in repo.refs.every_ref().items()
+                   if not name.startswith(REGISTRY_NAMESPACES)]
+        starts += list(stage_commits(repo).values())  # a deleted stage names no commit
         starts += [head] if head else []
     if not starts and not all_refs:
         starts.append(repo.resolve("HEAD"))
@@ -118,6 +126,7 @@ def log(repo: Repo, rev: str | list[str] | None = None, limit: int | None = None
     starts, excluded = log_range(repo, revs, all_refs)
     repo_paths = [to_repo_path(repo.root, p, cwd) for p in paths] if paths else None
     names = decorations(repo)
+    notes = all_annotations(repo)
     whole = limit is None or bool(query.sort) or query.filters or repo_paths is not None
     reader = CommitReader(repo, bulk=whole)
     stop_at = None if query.sort else limit
@@ -128,7 +137,8 @@ def log(repo: Repo, rev: str | list[str] | None = None, limit: int | None = None
                 continue
             commit = reader.commit(commit_id)
             if repo_paths is None or touches(repo, commit, repo_paths):
-                entries.append(LogEntry(commit_id, commit, names.get(commit_id, [])))
+                entries.append(LogEntry(commit_id, commit, names.get(commit_id, []),
+                                        notes.get(commit_id, NO_ANNOTATIONS)))
                 if stop_at is not None and len(entries) >= stop_at:
                     break
     reader.save()

@@ -12,13 +12,16 @@ import math
 import operator
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from modelvc.errors import QueryError
 from modelvc.objects import Commit
+
+if TYPE_CHECKING:
+    from modelvc.ops.annotate import Annotations
 
 NAMESPACES = ("metrics", "params", "meta")
 
@@ -70,11 +73,15 @@ def own_values(commit: Commit) -> CommitValues:
     return CommitValues(dict(commit.metrics), dict(commit.params), dict(commit.meta))
 
 
-def commit_values(commit_id: str, own: CommitValues) -> CommitValues:
+def commit_values(commit_id: str, own: CommitValues,
+                  annotations: Mapping[str, Annotations] | None = None) -> CommitValues:
     """A commit's values as every query and `runs` see them, from its own (own_values, or the
     commit-metadata cache's copy of them): the one place where values added to a commit later
-    (annotations) are to join its own."""
-    return own
+    (annotations: ops.annotate.all_annotations) join its own, a note's value winning."""
+    found = annotations.get(commit_id) if annotations else None
+    if found is None:
+        return own
+    return CommitValues(own.metrics | found.metrics, own.params | found.params, own.meta | found.meta)
 
 
 def as_number(value: Value) -> float | None:

@@ -1,5 +1,8 @@
 """What is reachable: from refs, reflogs and the index down to every chunk.
 
+Branches, tags, the note chain (refs/notes/) and stages (refs/stages/) are the roots; a
+note's commit is a weak reference (objects.object_references leaves it out).
+
 fsck uses it to know what to verify and what a damaged object breaks; gc to know what it
 must keep.
 """
@@ -16,6 +19,9 @@ from modelvc.errors import CorruptObjectError, CorruptRefError, IntegrityError, 
 from modelvc.ids import ZERO_ID, ChunkId, ObjectId, short
 from modelvc.repo import Repo
 
+# Refs outside branches and tags whose objects gc keeps and fsck verifies: the note chain and stages.
+REGISTRY_NAMESPACES = ("refs/notes/", "refs/stages/")
+
 _Stored = TypeVar("_Stored", objmod.Manifest, objmod.Tree, objmod.Commit, objmod.Tag)
 
 @dataclass
@@ -26,6 +32,7 @@ class Reachable:
     trees: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
     tags: set[str] = field(default_factory=set)
+    records: set[str] = field(default_factory=set)  # notes and stage moves (the registry's objects)
     chunks: dict[bytes, int] = field(default_factory=dict)  # chunk id -> raw length
     chunk_files: dict[bytes, set[str]] = field(default_factory=dict)
     file_users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # (tree id | "index", path)
@@ -37,7 +44,7 @@ class Reachable:
 
     @property
     def object_ids(self) -> set[str]:
-        return self.commits | self.trees | self.files | self.tags
+        return self.commits | self.trees | self.files | self.tags | self.records
 
 
 def roots(repo: Repo, report: Callable[[str, str, str], None],
@@ -54,6 +61,8 @@ def roots(repo: Repo, report: Callable[[str, str, str], None],
     found += [(object_id, f"refs/tags/{name}") for name, object_id in repo.refs.tags(corrupt_ref).items()]
     found += [(object_id, f"refs/remotes/{name}")
               for name, object_id in repo.refs.remote_branches(corrupt_ref).items()]
+    for namespace in REGISTRY_NAMESPACES:
+        found += [(object_id, namespace + name) for name, object_id in repo.refs.under(namespace, corrupt_ref).items()]
     head_problem = repo.refs.head_file_problem()
     if head_problem is not None:
         corrupt_ref("HEAD", head_problem)
@@ -132,12 +141,16 @@ def walk(repo: Repo, report: Callable[[str, str, str], None], verify: bool = Tru
         pending.append((object_id, origin))
     while pending:
         object_id, origin = pending.pop()
-        if object_id in reach.commits or object_id in reach.tags:
+        if object_id in reach.commits or object_id in reach.tags or object_id in reach.records:
             continue
         obj = load_any(object_id, origin)
         if isinstance(obj, objmod.Tag):
             reach.tags.add(object_id)
             pending.append((obj.object, f"tag {obj.name}"))
+        elif isinstance(obj, (objmod.Note, objmod.StageMove)):
+            reach.records.add(object_id)
+            label = f"note {short(object_id)}" if isinstance(obj, objmod.Note) else f"stage {obj.stage}"
+            pending.extend((reference, label) for reference in objmod.object_references(obj))
         elif isinstance(obj, objmod.Commit):
             reach.commits.add(object_id)
             label = short(object_id)

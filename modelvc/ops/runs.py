@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from modelvc.objects import Commit
+from modelvc.ops.annotate import all_annotations
 from modelvc.ops.log import log
 from modelvc.ops.query import CommitValues, Query, Value, commit_values, own_values
 from modelvc.repo import Repo
@@ -64,7 +65,8 @@ def runs(repo: Repo, revs: Sequence[str] = (), all_refs: bool = False, query: Qu
     """The commits log would list, as a table: every metric and param seen as columns, or only
     those named (naming any metric or param chooses the columns exactly)."""
     entries = log(repo, list(revs), limit, paths, cwd, all_refs, query)
-    rows = [RunRow(e.id, e.commit, e.names, commit_values(e.id, own_values(e.commit))) for e in entries]
+    notes = all_annotations(repo)
+    rows = [RunRow(e.id, e.commit, e.names, commit_values(e.id, own_values(e.commit), notes)) for e in entries]
     if metrics or params:
         chosen = [("metrics", name) for name in dict.fromkeys(metrics)]
         chosen += [("params", name) for name in dict.fromkeys(params)]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from modelvc.objects import Commit, Tree, TreeEntry
+from modelvc.ops.annotate import NO_ANNOTATIONS, Annotations, annotations_of
 from modelvc.ops.diff import ValueChange, compare_values
 from modelvc.ops.log import decorations
 from modelvc.repo import Repo
@@ -36,10 +37,12 @@ class ShowResult:
     files: list[FileRow] = field(default_factory=list)
     total_size: int = 0
     param_changes: list[ValueChange] = field(default_factory=list)  # against the first parent; text only
+    annotations: Annotations = NO_ANNOTATIONS  # what notes added to it later (ops/annotate.py)
 
     def to_dict(self) -> dict[str, Any]:
         return commit_dict(self.id, self.commit, self.names) | {
-            "files": [f.to_dict() for f in self.files], "total_size": self.total_size}
+            "annotations": self.annotations.to_dict(), "files": [f.to_dict() for f in self.files],
+            "total_size": self.total_size}
 
 
 def show_commit(repo: Repo, rev: str) -> ShowResult:
@@ -48,7 +51,8 @@ def show_commit(repo: Repo, rev: str) -> ShowResult:
     commit = repo.read_commit(commit_id)
     tree = repo.read_tree(commit.tree)
     parent = repo.tree_of(commit.parents[0]) if commit.parents else Tree(())
-    result = ShowResult(commit_id, commit, decorations(repo).get(commit_id, []))
+    result = ShowResult(commit_id, commit, decorations(repo).get(commit_id, []),
+                        annotations=annotations_of(repo, commit_id))
     if commit.parents:
         result.param_changes = compare_values(repo.read_commit(commit.parents[0]).params, commit.params, False)
     mine, theirs = tree.as_map(), parent.as_map()

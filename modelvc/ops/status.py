@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
         _pair_staged_renames(result, head_entries, index.entries)
         if head_tree is not None and makes_tree(index.entries, head_entries):
             learnt_tree = head_tree
-    tracked = set(index.paths())
+    tracked = index.tracked()
     with directories_unchanged():
         walk = walk_against(repo.root, tracked, index.trusted_stats(), IgnoreRules.load(repo.root),
                             untracked=untracked)
@@ -106,7 +107,7 @@ def makes_tree(entries: dict[str, IndexEntry], tree_entries: dict[str, TreeEntry
         for path, e in entries.items())
 
 
-def _unstaged_changes(repo: Repo, result: StatusResult, walk: Walk, tracked: set[str],
+def _unstaged_changes(repo: Repo, result: StatusResult, walk: Walk, tracked: Collection[str],
                       progress: Progress) -> list[WorkingFile]:
     """Hash the tracked files the walk could not vouch for, and stat one by one those it did not
     meet; returns the files found unchanged by hashing (their stat is worth caching)."""

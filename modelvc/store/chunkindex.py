@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 SMALL_INDEX_ROWS = 1 << 16
+# Bisecting one table costs about what putting ROWS_PER_BISECTION rows into the dict does
+# (measured: 0.9 us a bisection, over tables of 3 to 50,000 rows; 0.35 us a row): lookups
+# bisect every table until they have cost what building the lookup table would, then build it.
+ROWS_PER_BISECTION = 3
 
 _ID_LENGTH = 32
 _TABLE_SHIFT = 32  # a (table, row) pair packed into one int: table << 32 | row
@@ -82,10 +86,9 @@ class ChunkIndex:
         self._count = sum(table.count for table in self._tables)
         self._where: dict[bytes, int] | None = None  # the dict lookup's table, while small
         self._duplicates: set[bytes] = set()  # ids with several records (a rechaining in progress)
-        if self._count <= self.small_limit:
-            self._base_find = self._dict_lookup()
-        else:
-            self._base_find = self._sorted_lookup()
+        self._bisections_left = self._count // ROWS_PER_BISECTION
+        self._built = False
+        self._base_find: Lookup = self._bisected_or_table_lookup
         self._prefer_records()
 
     def add_sealed(self, sealed: list[SealedPack], bad: BadRecords | None = None) -> bool:
@@ -110,10 +113,14 @@ class ChunkIndex:
         first = len(self._tables)
         self._tables.extend(added)  # before any lookup can hand out a place in them
         self._count += sum(table.count for table in added)
-        if self._where is not None and self._count <= self.small_limit:
+        if not self._built:  # still looked up by bisection, the new tables included
+            self._bisections_left += sum(table.count for table in added) // ROWS_PER_BISECTION
+        elif self._where is not None and self._count <= self.small_limit:
             for number, table in enumerate(added, first):
                 self._where.update(self._dict_rows(number, table))
             self._duplicates |= self._dict_duplicates()
+        elif self._count <= self.small_limit:
+            self._base_find = self._dict_lookup()
         else:  # a numpy table is sorted again from the rows in memory (no index is read)
             self._where = None
             self._base_find = self._sorted_lookup()
@@ -178,6 +185,31 @@ class ChunkIndex:
                     found.add(chunk_id)
                 row += 1
         return found
+
+    def _bisected_or_table_lookup(self, chunk_id: ChunkId) -> int | None:
+        """The first lookups bisect each table: a command that looks up a few chunks (commit -a
+        of 3 small files in a store of 50,000) builds no lookup table, which would cost more
+        than all its bisections. Once they have cost as much, the table is built, once."""
+        tables = len(self._tables)
+        if self._bisections_left >= tables:
+            self._bisections_left -= tables
+            return self._last_place(chunk_id)
+        self._built = True
+        self._base_find = self._dict_lookup() if self._count <= self.small_limit else self._sorted_lookup()
+        self._prefer_records()
+        return self._find(chunk_id)
+
+    def _last_place(self, chunk_id: ChunkId) -> int | None:
+        """The row holding `chunk_id` in the last table that has it, its last such row: the one
+        the dict lookup finds."""
+        for number in range(len(self._tables) - 1, -1, -1):
+            table = self._tables[number]
+            row = self._first_row_from(table, chunk_id)
+            if row < table.count and self._id_at(table, row) == chunk_id:
+                while row + 1 < table.count and self._id_at(table, row + 1) == chunk_id:
+                    row += 1
+                return (number << _TABLE_SHIFT) + row
+        return None
 
     def _dict_lookup(self) -> Lookup:
         where: dict[bytes, int] = {}

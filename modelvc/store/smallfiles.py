@@ -17,7 +17,7 @@ version's manifest and layout from the store, more work than its few KiB could s
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import groupby
@@ -82,8 +82,11 @@ def _ingest_small(files: list[FileToStore], params: ChunkParams, store: ChunkSto
                     for file, (fd, before) in zip(batch, opened, strict=True)]
 
     batches = _batches(files)
-    done_batches = ordered_map(work, batches, weight=lambda batch: sum(file.size for file in batch),
-                               max_weight=IN_FLIGHT_BYTES, pool=store.pool)
+    if len(batches) == 1:  # a few files (commit -a of 3): no worker thread to start, nor its module to import
+        done_batches: Iterable[list[tuple[IngestResult, list[Record]] | None]] = [work(batches[0])]
+    else:
+        done_batches = ordered_map(work, batches, weight=lambda batch: sum(file.size for file in batch),
+                                   max_weight=IN_FLIGHT_BYTES, pool=store.pool)
     for batch, done in zip(batches, done_batches, strict=True):
         writer.append_many([record for coded in done if coded is not None for record in coded[1]])
         if advance:

@@ -30,9 +30,15 @@ def _tag_children(tag: objmod.Tag) -> tuple[list[str], list[bytes]]:
     return [tag.object], []
 
 
+def _record_children(record: objmod.Note | objmod.StageMove) -> tuple[list[str], list[bytes]]:
+    """A note's or stage move's parent, and a move's commit (a note's commit is weak: not sent)."""
+    return objmod.object_references(record), []
+
+
 # What each kind of object points to: (object ids, chunk ids).
 CHILDREN: dict[type, Callable] = {objmod.Commit: _commit_children, objmod.Tree: _tree_children,
-                                  objmod.Manifest: _manifest_children, objmod.Tag: _tag_children}
+                                  objmod.Manifest: _manifest_children, objmod.Tag: _tag_children,
+                                  objmod.Note: _record_children, objmod.StageMove: _record_children}
 
 
 @dataclass

@@ -246,9 +246,37 @@ while stack:
 """
 
 
-def walk_floor_seconds(root: Path, repeats: int) -> float:
-    """Median seconds of WALK_FLOOR over the working tree at root, warm, as a process."""
-    return statistics.median(run_command([sys.executable, "-c", WALK_FLOOR, str(root)], root, MVC_ENV).seconds
+# The same walk on two threads, the directories dealt out between them: os.scandir and lstat
+# release the GIL, so on two idle cores the system calls of one overlap the other's Python.
+WALK_FLOOR_THREADS = """
+import os, sys, threading
+def scan(path, found):
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name != ".mvc":
+                    found.append(entry.path)
+            else:
+                entry.stat(follow_symlinks=False)
+def walk(stack):
+    while stack:
+        scan(stack.pop(), stack)
+level = [sys.argv[1]]
+while 0 < len(level) < 8:  # breadth first until there are directories to deal out
+    deeper = []
+    for path in level:
+        scan(path, deeper)
+    level = deeper
+other = threading.Thread(target=walk, args=(level[1::2],))
+other.start()
+walk(level[0::2])
+other.join()
+"""
+
+
+def walk_floor_seconds(root: Path, repeats: int, script: str = WALK_FLOOR) -> float:
+    """Median seconds of a walk floor script over the working tree at root, warm, as a process."""
+    return statistics.median(run_command([sys.executable, "-c", script, str(root)], root, MVC_ENV).seconds
                              for _ in range(repeats))
 
 
@@ -308,6 +336,7 @@ def small_files(args: argparse.Namespace, workdir: Path, results: Results) -> No
         switches.append(run_mvc(["checkout", before if i % 2 == 0 else after], root).seconds)
     switch = statistics.median(switches)
     walk = walk_floor_seconds(root, args.repeats)
+    walk_threads = walk_floor_seconds(root, args.repeats, WALK_FLOOR_THREADS)
     print(f"small: status {status:.3f} s; add . unchanged {unchanged:.3f} s; commit -a of 3 files {commit_a:.3f} s; "
           f"checkout changing 11 files {switch:.3f} s", flush=True)
 
@@ -321,7 +350,8 @@ def small_files(args: argparse.Namespace, workdir: Path, results: Results) -> No
     for name, seconds in ((f"status after touching 1 of {args.files}", status),
                           (f"add . with nothing changed, {args.files} tracked", unchanged),
                           (f"commit -a of 3 files, {args.files} tracked", commit_a)):
-        results.add(name, f"{seconds:.3f} s", f"python walk + lstat {walk:.3f} s", f"< {TARGET_SHORT_SECONDS} s",
+        results.add(name, f"{seconds:.3f} s", f"python walk + lstat {walk:.3f} s (2 threads {walk_threads:.3f} s)",
+                    f"< {TARGET_SHORT_SECONDS} s",
                     seconds < TARGET_SHORT_SECONDS)
     results.add(f"checkout changing 11 of {args.files} files", f"{switch:.3f} s", "", "(no target)", None)
 

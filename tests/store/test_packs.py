@@ -211,3 +211,25 @@ def test_chunks_verified_in_sequence_leave_out_exactly_what_read_refuses(tmp_pat
     for chunk_id in refused:
         with pytest.raises(IntegrityError):
             store.read(chunk_id)
+
+
+def test_a_few_lookups_bisect_the_pack_indexes_and_build_no_table(tmp_path):
+    """commit -a of a few files in a store of tens of thousands of chunks looks up a handful:
+    they bisect each table; once bisecting has cost about what building the lookup table
+    would, it is built, with the same answers."""
+    from modelvc.store.chunkindex import ROWS_PER_BISECTION, ChunkIndex
+
+    store = ChunkStore(tmp_path / "packs", pack_max_bytes=20_000)
+    ids = store_chunks(store, [chunk(i) for i in range(600)])
+    missing = hash_bytes_raw(b"never stored")
+    tabled = ChunkIndex(DirectoryBackend(tmp_path))
+    for chunk_id in [*ids, missing]:  # more than the bisections allowed: from a table by then
+        tabled.contains(chunk_id)
+    assert tabled._where is not None
+    bisected = ChunkIndex(DirectoryBackend(tmp_path))
+    few = ids[::60] + [missing]
+    assert 1 < len(bisected.packs) and len(few) * len(bisected.packs) <= len(ids) // ROWS_PER_BISECTION
+    assert [bisected.locate(chunk_id) for chunk_id in few] == [tabled.locate(chunk_id) for chunk_id in few]
+    assert bisected.locate(missing) is None and bisected._where is None  # no table was built
+    assert [bisected.locate(chunk_id) for chunk_id in ids] == [tabled.locate(chunk_id) for chunk_id in ids]
+    assert bisected._where is not None
