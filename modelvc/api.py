@@ -53,6 +53,15 @@ class Repo(base.Repo):
 
     cloned: TransferResult | None = None  # set by clone()
 
+    def __init__(self, root: Path, **options: Any) -> None:
+        super().__init__(root, **options)
+        from modelvc.promisor import partial_remote
+
+        if partial_remote(self.config) is not None:  # a partial clone: checkout fetches what it lacks
+            from modelvc.transfer.lazy import install_promisor
+
+            install_promisor(self)
+
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def init(cls, path: PathArg, **options: Any) -> Repo:  # type: ignore[override]
@@ -313,11 +322,12 @@ class Repo(base.Repo):
         return push(self, remote, list(refs), set_upstream_ref=set_upstream, all_branches=all, tags=tags,
                     force=force, dry_run=dry_run)
 
-    def fetch(self, remote: str | None = None) -> TransferResult:
-        """Download the remote's branches (as refs/remotes/REMOTE/...) and tags (`mvc fetch`)."""
+    def fetch(self, remote: str | None = None, *, all_data: bool = False) -> TransferResult:
+        """Download the remote's branches (as refs/remotes/REMOTE/...) and tags (`mvc fetch`);
+        from a partial clone's remote the metadata only, unless `all_data` (`--all-data`)."""
         from modelvc.transfer.fetch import fetch
 
-        return fetch(self, remote)
+        return fetch(self, remote, all_data=all_data)
 
     def pull(self, remote: str | None = None, *, force: bool = False) -> TransferResult:
         """Fetch, then fast-forward the current branch and its files (`mvc pull`)."""
@@ -327,13 +337,15 @@ class Repo(base.Repo):
 
     @classmethod
     def clone(cls, url: str, path: PathArg, *, branch: str | None = None, endpoint: str | None = None,
-              region: str | None = None, path_style: bool | None = None, **options: Any) -> Repo:
+              region: str | None = None, path_style: bool | None = None, partial: bool = False,
+              **options: Any) -> Repo:
         """A new repository at `path` from the remote at `url`, checked out (`mvc clone`); the
-        summary is `repo.cloned` (a TransferResult)."""
+        summary is `repo.cloned` (a TransferResult). `partial`: only the checked-out files'
+        chunks are fetched now, the others when a checkout needs them (`--partial`)."""
         from modelvc.transfer.clone import clone
 
         repo, result = clone(url, Path(path), cwd=Path.cwd(), branch=branch, endpoint=endpoint, region=region,
-                             path_style=path_style, repo_class=cls, **options)
+                             path_style=path_style, repo_class=cls, partial=partial, **options)
         cast(Repo, repo).cloned = result
         return cast(Repo, repo)
 

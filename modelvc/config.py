@@ -139,6 +139,7 @@ REMOTE_KEYS: dict[str, Key] = {
     "pathStyle": Key(_boolean, None, "S3 path-style addressing (true) or virtual-hosted (false)"),
     "allowUnconditionalPush": Key(_boolean, False,
                                   "push to this remote although it has no conditional writes (unsafe)"),
+    "partial": Key(_boolean, False, "a partial clone's remote: checkout fetches the chunks it lacks from here"),
 }
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 SCHEMES = ("s3", "az")
 # The settings a remote's entry may hold, with what `mvc config remote.<name>.<key>` accepts.
-SETTINGS = ("url", "endpoint", "region", "pathStyle", "conditionalWrites", "allowUnconditionalPush")
+SETTINGS = ("url", "endpoint", "region", "pathStyle", "conditionalWrites", "allowUnconditionalPush", "partial")
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,19 @@ class Remote:
     path_style: bool | None = None
     conditional_writes: bool | None = None
     allow_unconditional_push: bool = False
+    partial: bool = False  # a partial clone's promisor remote
 
     def to_config(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"url": self.url, "endpoint": self.endpoint, "region": self.region,
                                  "pathStyle": self.path_style, "conditionalWrites": self.conditional_writes,
-                                 "allowUnconditionalPush": self.allow_unconditional_push or None}
+                                 "allowUnconditionalPush": self.allow_unconditional_push or None,
+                                 "partial": self.partial or None}
         return {key: value for key, value in entry.items() if value is not None}
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "url": self.url, "endpoint": self.endpoint, "region": self.region,
                 "path_style": self.path_style, "conditional_writes": self.conditional_writes,
-                "allow_unconditional_push": self.allow_unconditional_push}
+                "allow_unconditional_push": self.allow_unconditional_push, "partial": self.partial}
 
 
 def remotes_in(config: dict[str, Any]) -> dict[str, Remote]:
@@ -81,7 +83,7 @@ def remotes_in(config: dict[str, Any]) -> dict[str, Remote]:
         found[name] = Remote(name, entry["url"], _text_or_none(entry.get("endpoint")),
                              _text_or_none(entry.get("region")), _bool_or_none(entry.get("pathStyle")),
                              _bool_or_none(entry.get("conditionalWrites")),
-                             entry.get("allowUnconditionalPush") is True)
+                             entry.get("allowUnconditionalPush") is True, entry.get("partial") is True)
     return found
 
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from modelvc.formats import Layout
     from modelvc.index import Index
     from modelvc.lock import RepoLock
+    from modelvc.promisor import ChunkPromisor
     from modelvc.refs import Refs
     from modelvc.store.chunker import ChunkParams
     from modelvc.store.chunkstore import ChunkStore
@@ -122,6 +123,8 @@ class Repo:
         self._writer = threading.RLock()  # one writing thread at a time within this process
         self._depth = 0  # transactions the writing thread has entered and not left
         self._held: RepoLock | None = None
+        # A partial clone's remote, set from above (the CLI, modelvc.api): see modelvc/promisor.py
+        self.promisor: ChunkPromisor | None = None
 
     def __enter__(self) -> Repo:
         return self

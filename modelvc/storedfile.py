@@ -72,11 +72,14 @@ class StoredFileReader(io.RawIOBase):
 
 def stored_source(repo: Repo, rev: str, path: str) -> tuple[StoredFileSource, str]:
     """(random access to PATH's bytes in REV, its path); PathNotFoundError when it is absent."""
+    from modelvc.ops.materialize import fetch_absent_chunks
     from modelvc.ops.show import stored_entry
     from modelvc.store.filedata import StoredFileSource
 
     _commit_id, entry = stored_entry(repo, rev, path)
-    return StoredFileSource(repo.read_manifest(entry.manifest_id), repo.chunks), entry.path
+    manifest = repo.read_manifest(entry.manifest_id)
+    fetch_absent_chunks(repo, [manifest])  # a partial clone's file: one bulk fetch first
+    return StoredFileSource(manifest, repo.chunks), entry.path
 
 
 def open_stored(repo: Repo, rev: str, path: str) -> io.BufferedReader:

@@ -37,9 +37,9 @@ def test_add_list_verbose_and_json(mvc, work, directory_remote):
     listed = mvc.json("remote")
     assert listed == [
         {"name": "backup", "url": f"file://{directory_remote}", "endpoint": None, "region": None,
-         "path_style": None, "conditional_writes": None, "allow_unconditional_push": False},
+         "path_style": None, "conditional_writes": None, "allow_unconditional_push": False, "partial": False},
         {"name": "origin", "url": str(directory_remote), "endpoint": None, "region": None,
-         "path_style": None, "conditional_writes": True, "allow_unconditional_push": False},
+         "path_style": None, "conditional_writes": True, "allow_unconditional_push": False, "partial": False},
     ]
     assert config_of(work)["remote"] == {"backup": {"url": f"file://{directory_remote}"},
                                          "origin": {"url": str(directory_remote), "conditionalWrites": True}}

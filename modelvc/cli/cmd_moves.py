@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modelvc.cli.cmd_completion import complete_branches, complete_revs, complete_revs_and_paths
-from modelvc.cli.output import PathsAfterDashDash, cwd_of, emit_json, open_repo, progress_bar, quiet_option
+from modelvc.cli.output import PathsAfterDashDash, cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
 from modelvc.ids import short
 
 
@@ -17,6 +17,9 @@ def move_summary(move) -> str:
         parts.append(f"{len(move.removed)} removed")
     if move.kept_local:
         parts.append(f"local changes kept in: {', '.join(move.kept_local)}")
+    if move.fetched is not None:
+        parts.append(f"{move.fetched.chunks} chunks ({human_size(move.fetched.bytes_received)}) fetched from "
+                     f"{move.fetched.remote} in {move.fetched.requests} requests")
     return "; ".join(parts)
 
 

@@ -60,15 +60,18 @@ def push_command(ctx, remote, refs, set_upstream, all_branches, tags, force, dry
 
 @click.command("fetch")
 @click.argument("remote", required=False)
+@click.option("--all-data", is_flag=True,
+              help="In a partial clone: fetch every chunk of every version too; the clone is then complete.")
 @quiet_option
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def fetch_command(ctx, remote, quiet, as_json) -> None:
-    """Download the remote's branches (as origin/BRANCH) and tags, with what they need."""
+def fetch_command(ctx, remote, all_data, quiet, as_json) -> None:
+    """Download the remote's branches (as origin/BRANCH) and tags, with what they need (from a
+    partial clone's remote: the metadata only, unless --all-data)."""
     from modelvc.transfer.fetch import fetch
 
     with progress_bar(quiet or as_json) as bar:
-        result = fetch(open_repo(ctx), remote, progress=bar)
+        result = fetch(open_repo(ctx), remote, progress=bar, all_data=all_data)
     _report(result, quiet, as_json, "From")
 
 
@@ -98,10 +101,13 @@ def pull_command(ctx, remote, force, quiet, as_json) -> None:
 @click.option("--region", help="The S3 region.")
 @click.option("--path-style/--virtual-hosted", "path_style", default=None,
               help="S3 addressing: bucket in the path (most S3-compatible servers) or in the host name.")
+@click.option("--partial", is_flag=True,
+              help="Fetch every version's metadata but only the chunks of the files checked out; "
+                   "checkout fetches the others when it needs them.")
 @quiet_option
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def clone_command(ctx, url, directory, branch, endpoint, region, path_style, quiet, as_json) -> None:
+def clone_command(ctx, url, directory, branch, endpoint, region, path_style, partial, quiet, as_json) -> None:
     """Make a new repository in DIRECTORY from the remote at URL, and check out its main branch."""
     from pathlib import Path
 
@@ -114,7 +120,7 @@ def clone_command(ctx, url, directory, branch, endpoint, region, path_style, qui
         click.echo(f"Cloning into '{target}'...", err=True)
     with progress_bar(quiet or as_json) as bar:
         repo, result = clone(url, target, cwd=cwd, branch=branch, endpoint=endpoint, region=region,
-                             path_style=path_style, progress=bar, lock_timeout=lock_timeout())
+                             path_style=path_style, progress=bar, partial=partial, lock_timeout=lock_timeout())
     repo.close()
     _report(result, quiet, as_json, "From")
     if result.commit is None and not quiet and not as_json:

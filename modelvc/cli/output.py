@@ -31,7 +31,18 @@ def open_repo(ctx: click.Context):
     repo = Repo.discover(cwd_of(ctx), lock_timeout=lock_timeout(), workers=worker_count(), tune_allocator=True,
                          on_warning=lambda message: click.echo(f"warning: {message}", err=True))
     ctx.call_on_close(repo.close)
+    give_promisor(repo)
     return repo
+
+
+def give_promisor(repo) -> None:
+    """A partial clone's Repo gets its remote's promisor (imported only then: start-up cost)."""
+    from modelvc.promisor import partial_remote
+
+    if partial_remote(repo.config) is not None:
+        from modelvc.transfer.lazy import install_promisor
+
+        install_promisor(repo)
 
 
 def lock_timeout() -> float:

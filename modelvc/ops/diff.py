@@ -144,9 +144,12 @@ def _version(repo: Repo, side: _Side, name: str, opened: list[FileSource | Store
     """A modeldiff FileVersion over a stored version or a working file, with its chunk list."""
     from modelvc.formats import FileSource
     from modelvc.modeldiff import FileVersion
+    from modelvc.ops.materialize import fetch_absent_chunks
     from modelvc.store.filedata import StoredFileSource
 
     manifest = _manifest(repo, side)
+    if not side.path:
+        fetch_absent_chunks(repo, [manifest])  # a partial clone's version: one bulk fetch first
     source = FileSource(str(repo.root / side.path)) if side.path else StoredFileSource(manifest, repo.chunks)
     opened.append(source)
     offsets = manifest.chunk_offsets()

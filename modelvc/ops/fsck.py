@@ -61,6 +61,10 @@ class FsckResult:
     chunk_bytes: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # A partial clone: reachable chunks absent here that its remote holds (no problem)
+    on_remote: int = 0
+    on_remote_bytes: int = 0
+    promisor: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -69,7 +73,9 @@ class FsckResult:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "commit_count": self.commits, "object_count": self.objects,
                 "chunk_count": self.chunks, "chunk_bytes": self.chunk_bytes, "notes": self.notes,
-                "problems": [p.to_dict() for p in self.problems]}
+                "problems": [p.to_dict() for p in self.problems],
+                "on_remote": None if self.promisor is None else {
+                    "remote": self.promisor, "chunk_count": self.on_remote, "chunk_bytes": self.on_remote_bytes}}
 
 
 def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) -> FsckResult:
@@ -99,6 +105,11 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
         result.notes.append("chunks were not verified: a pack index is unreadable")
         return result
     _verify_chunks(repo, reach, read_data, result, progress)
+    if result.on_remote:
+        result.notes.append(f"{result.on_remote} chunks are on the remote {result.promisor} (a partial clone): "
+                            "checkout fetches them when it needs them, 'mvc fetch --all-data' fetches them all"
+                            + (" (its cached pack indexes list them; it could not be reached)"
+                               if repo.promisor is not None and repo.promisor.offline else ""))
     if read_data:
         reported = {problem.object for problem in result.problems}
         result.problems += [p for p in _check_packs(repo) if p.object not in reported]
@@ -199,10 +210,16 @@ def _verify_chunks(repo: Repo, reach: Reachable, read_data: bool, result: FsckRe
         # reading them pack by pack less than one by one (what fails is read again, one by one)
         verified = chunks.verified_in_sequence(chunk_ids)
         checked_batches = (check_batch(batch) for batch in batches)
+    promisor = repo.promisor
+    result.promisor = promisor.name if promisor is not None else None
     for checked in checked_batches:
         for chunk_id, size, kind, message in checked:
             progress.advance(reach.chunks.get(chunk_id, 0))
             if size < 0:
+                continue
+            if kind == "missing" and promisor is not None and promisor.has_chunk(chunk_id):
+                result.on_remote += 1  # a partial clone's: fetched when a checkout needs it
+                result.on_remote_bytes += reach.chunks.get(chunk_id, 0)
                 continue
             result.chunks += 1
             result.chunk_bytes += size

@@ -26,6 +26,8 @@ from modelvc.safefs import TreeDirs, create_temp, in_the_way, new_file, replace_
 from modelvc.worktree import directories_unchanged, is_protected, link_on_the_way, stat_path
 
 if TYPE_CHECKING:
+    from modelvc.objects import Manifest
+    from modelvc.promisor import FetchedChunks
     from modelvc.store.filedata import LocalCopy
 
 
@@ -35,9 +37,11 @@ class MoveResult:
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     kept_local: list[str] = field(default_factory=list)
+    fetched: FetchedChunks | None = None  # a partial clone's chunks fetched first
 
     def to_dict(self) -> dict[str, Any]:
-        return {"written": self.written, "deleted": self.removed, "kept_local": self.kept_local}
+        return {"written": self.written, "deleted": self.removed, "kept_local": self.kept_local,
+                "fetched": self.fetched.to_dict() if self.fetched is not None else None}
 
 
 class _WorkingFiles:
@@ -214,10 +218,11 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     skip = set() if force else set(kept)
     to_write = [new[p] for p in sorted(scope) if p in new and p not in skip]
     to_remove = [p for p in sorted(scope) if p not in new and p not in skip and p in index.entries]
-    _check_link_targets(repo, to_write)
     unchanged = [e for e in to_write if same_content(files.get(e.path), e)]
     changed = [e for e in to_write if not same_content(files.get(e.path), e)]
     manifests = read_manifests(repo, changed)
+    result.fetched = fetch_absent_chunks(repo, [*manifests.values(), *_link_manifests(repo, changed)], progress)
+    _check_link_targets(repo, to_write)
     small = [e for e in changed if not e.is_link and is_small(manifests[e.manifest_id])]
     one_by_one = [e for e in changed if e.is_link or not is_small(manifests[e.manifest_id])]
     unsynced = current_boot_id() is not None
@@ -255,6 +260,28 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
         progress.finish()
     result.written.sort()
     return result
+
+
+def fetch_absent_chunks(repo: Repo, manifests: Iterable[Manifest],
+                        progress: Progress = NO_PROGRESS) -> FetchedChunks | None:
+    """In a partial clone, fetch every chunk of `manifests` the store lacks, in one bulk plan,
+    before anything is written (so a corrupt remote leaves the working tree untouched)."""
+    if repo.promisor is None:
+        return None
+    store = repo.chunks
+    absent = {chunk_id for manifest in manifests for chunk_hex, _ in manifest.chunks
+              if not store.has_good(chunk_id := bytes.fromhex(chunk_hex))}
+    return repo.promisor.fetch_chunks(absent, progress) if absent else None
+
+
+def _link_manifests(repo: Repo, entries: list[TreeEntry]) -> list[Manifest]:
+    """The manifests of the links among `entries` (read_manifests leaves them out); only a
+    partial clone needs them before the targets are read."""
+    if repo.promisor is None:
+        return []
+    from modelvc.objects import Manifest
+
+    return [repo.objects.get_typed(entry.manifest_id, Manifest) for entry in entries if entry.is_link]
 
 
 def _stands(now: WorkingFile | None) -> bool:

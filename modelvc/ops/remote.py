@@ -62,6 +62,18 @@ def add_remote(repo: Repo, name: str, url: str, *, cwd: Path, endpoint: str | No
     return remote
 
 
+def set_partial(repo: Repo, name: str, partial: bool) -> None:
+    """Mark the remote as a partial clone's promisor (`remote.NAME.partial`), or no longer."""
+    with repo.transaction(), _config(repo) as config:
+        if name not in remotes_in(config):
+            raise UnknownRemoteError(f"No such remote: '{name}'")
+        entry = config["remote"][name]
+        if partial:
+            entry["partial"] = True
+        else:
+            entry.pop("partial", None)
+
+
 def remove_remote(repo: Repo, name: str) -> Remote:
     """Forget a remote and its settings (its remote-tracking refs go with it once fetch makes some)."""
     with repo.transaction(), _config(repo) as config:

@@ -100,10 +100,12 @@ def stored_entry(repo: Repo, rev: str, path: str) -> tuple[str, TreeEntry]:
 def show_file(repo: Repo, rev: str, path: str) -> ShowFileResult:
     """A file as stored in a revision: its tensors and header metadata when it is a model."""
     from modelvc.modeldiff import FileVersion, describe_model
+    from modelvc.ops.materialize import fetch_absent_chunks
     from modelvc.store.filedata import StoredFileSource
 
     commit_id, entry = stored_entry(repo, rev, path)
     manifest = repo.read_manifest(entry.manifest_id)
+    fetch_absent_chunks(repo, [manifest])  # a partial clone's file: one bulk fetch first
     result = ShowFileResult(commit_id, entry.path, entry.size, entry.mode, len(manifest.chunks))
     version = FileVersion.read(StoredFileSource(manifest, repo.chunks), entry.path.rsplit("/", 1)[-1])
     if version.layout is not None:
@@ -132,8 +134,11 @@ def write_stored_file(repo: Repo, rev: str, path: str, handle: BinaryIO) -> int:
 
     Neither the working tree nor the index is read or written.
     """
+    from modelvc.ops.materialize import fetch_absent_chunks
     from modelvc.store.filedata import write_file
 
     _commit_id, entry = stored_entry(repo, rev, path)
-    write_file(repo.read_manifest(entry.manifest_id), handle, repo.chunks)
+    manifest = repo.read_manifest(entry.manifest_id)
+    fetch_absent_chunks(repo, [manifest])  # a partial clone's file: one bulk fetch first
+    write_file(manifest, handle, repo.chunks)
     return entry.size

@@ -2,7 +2,9 @@
 
 The branch checked out is `-b BRANCH`, else the remote's `main`, else its only branch (a remote
 keeps no HEAD key: it is shared by many writers, none of whom owns a default). A clone that
-fails leaves no trace of the directory it created.
+fails leaves no trace of the directory it created. A `partial` clone fetches every metadata
+object but only the chunks of the files it checks out, and marks origin as the promisor of the
+rest (`remote.origin.partial`; lazy.py).
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ def default_directory(url: str) -> str:
 
 def clone(url: str, directory: Path, *, cwd: Path, branch: str | None = None, endpoint: str | None = None,
           region: str | None = None, path_style: bool | None = None, repo_class: type[Repo] = Repo,
-          progress: Progress = NO_PROGRESS, **options) -> tuple[Repo, TransferResult]:
+          progress: Progress = NO_PROGRESS, partial: bool = False, **options) -> tuple[Repo, TransferResult]:
     """Clone `url` into `directory` (which must not exist or be empty)."""
     from modelvc.ops.materialize import move_tree
-    from modelvc.ops.remote import add_remote
+    from modelvc.ops.remote import add_remote, set_partial
+    from modelvc.transfer.lazy import install_promisor
 
     target = (cwd / directory).resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -50,6 +53,9 @@ def clone(url: str, directory: Path, *, cwd: Path, branch: str | None = None, en
     try:
         repo = repo_class.init(target, **options)
         add_remote(repo, DEFAULT_REMOTE, url, cwd=cwd, endpoint=endpoint, region=region, path_style=path_style)
+        if partial:
+            set_partial(repo, DEFAULT_REMOTE, True)
+            install_promisor(repo)
         result = fetch(repo, DEFAULT_REMOTE, progress)
         result.operation, result.directory = "clone", str(target)
         branches = sorted(name[len(HEADS):] for name in _remote_branches(repo))
@@ -65,7 +71,11 @@ def clone(url: str, directory: Path, *, cwd: Path, branch: str | None = None, en
         with repo.transaction():
             if commit is not None:
                 repo.fresh_index()
-                move_tree(repo, repo.tree_of(None), repo.tree_of(commit), False, progress)
+                move = move_tree(repo, repo.tree_of(None), repo.tree_of(commit), False, progress)
+                if move.fetched is not None:
+                    result.chunks += move.fetched.chunks
+                    result.traffic.bytes_received += move.fetched.bytes_received
+                    result.traffic.requests += move.fetched.requests
                 repo.refs.update(f"{HEADS}{chosen}", commit, None, f"clone: from {url}")
                 set_upstream(repo, chosen, Upstream(DEFAULT_REMOTE, f"{HEADS}{chosen}"))
                 result.commit = commit

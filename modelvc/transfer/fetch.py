@@ -4,6 +4,10 @@ Order: the metadata objects the local store lacks (ranged reads of the remote's 
 then the chunks the new file versions need (chunkfetch.py), then the objects themselves, then
 the remote-tracking refs `refs/remotes/NAME/BRANCH` and new tags, each only once its whole
 closure is stored. A fetch killed part-way and run again reads only what is still missing.
+
+From a partial clone's remote (`remote.NAME.partial`) a fetch brings the metadata only: checkout
+fetches the chunks of what it writes (lazy.py). `all_data` completes the store instead: every
+chunk of everything reachable, after which the remote is no longer marked partial.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from modelvc import objects as objmod
 from modelvc.errors import MissingObjectError
 from modelvc.ids import short
-from modelvc.ops.remote import get_remote
+from modelvc.ops.remote import get_remote, set_partial
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.transfer.chunkfetch import fetch_chunks
@@ -23,10 +27,11 @@ from modelvc.transfer.result import RefUpdate, TransferResult
 from modelvc.transfer.upstream import default_remote
 
 
-def fetch(repo: Repo, remote_name: str | None = None, progress: Progress = NO_PROGRESS) -> TransferResult:
+def fetch(repo: Repo, remote_name: str | None = None, progress: Progress = NO_PROGRESS,
+          all_data: bool = False) -> TransferResult:
     """Fetch every branch and tag of the remote (default: the current branch's, else origin)."""
     remote = get_remote(repo, remote_name or default_remote(repo))
-    result = TransferResult("fetch", remote.name, remote.url)
+    result = TransferResult("fetch", remote.name, remote.url, partial=remote.partial and not all_data)
     with connected(repo, remote) as conn, repo.transaction():
         view = conn.view.load()
         fetched = fetch_missing_objects(repo, conn)
@@ -43,15 +48,28 @@ def fetch(repo: Repo, remote_name: str | None = None, progress: Progress = NO_PR
 
         tips = {ref.name: ref.commit for ref in view.refs.values()}
         found = closure(tips.values(), load, lambda object_id: object_id not in fetched and repo.objects.has(object_id))
-        chunks = fetch_chunks(repo, conn, found.chunks, progress)
+        if not result.partial:
+            result.chunks = fetch_chunks(repo, conn, found.chunks, progress).chunks
         with repo.objects.batch():
             for object_id in found.objects:
                 repo.objects.put_encoded(fetched[object_id])
-        result.objects, result.chunks = len(found.objects), chunks.chunks
+        result.objects = len(found.objects)
         result.refs = [update for name, commit in sorted(tips.items())
                        if (update := _update_local(repo, remote.name, name, commit)) is not None]
+        if remote.partial and all_data:
+            result.chunks += fetch_chunks(repo, conn, _reachable_chunks(repo), progress).chunks
+            set_partial(repo, remote.name, False)
+            repo.promisor = None
         result.traffic = conn.backend.traffic
     return result
+
+
+def _reachable_chunks(repo: Repo) -> set[bytes]:
+    """Every chunk of everything refs, reflogs and the index reach (what fsck verifies); an
+    object that cannot be read is fsck's to report, not a reason to fetch less."""
+    from modelvc.ops.reach import walk
+
+    return set(walk(repo, lambda kind, object_id, detail: None, verify=False).chunks)
 
 
 def _update_local(repo: Repo, remote: str, name: str, commit: str) -> RefUpdate | None:

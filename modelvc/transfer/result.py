@@ -62,6 +62,7 @@ class TransferResult:
     commit: str | None = None
     fast_forward: bool = False
     directory: str | None = None  # clone
+    partial: bool = False  # fetch and clone: metadata only, chunks fetched when checked out
 
     @property
     def rejected(self) -> list[RefUpdate]:
@@ -75,6 +76,8 @@ class TransferResult:
             "received_bytes": self.traffic.bytes_received, "request_count": self.traffic.requests}
         if self.operation == "push":
             data["dry_run"] = self.dry_run
+        else:
+            data["partial"] = self.partial
         if self.operation in ("pull", "clone"):
             data |= {"branch": self.branch, "commit": self.commit}
         if self.operation == "pull":

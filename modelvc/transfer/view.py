@@ -52,6 +52,11 @@ def rename_cache(mvc_dir: Path, old: str, new: str) -> None:
         source.rename(cache_dir(mvc_dir, new))
 
 
+def cached_chunk_index(mvc_dir: Path, remote: str) -> ChunkIndex:
+    """The remote's chunks as its cached pack indexes list them, without asking the remote."""
+    return ChunkIndex(_IndexCache(cache_dir(mvc_dir, remote)), family=layout.PACK_PREFIX)
+
+
 class _IndexCache(DirectoryBackend):
     """The cache directory as the index reader sees a store: each cached `.idx` stands for a
     complete pack (its `.pack` lives only on the remote)."""
