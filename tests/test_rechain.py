@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import shutil
 
+from conftest import Mvc
+
 from modelvc.repo import Repo
+from modelvc.store.packs import NO_BASE
 from tests.reliability.harness import KILLED, run
 from tests.test_deltas import commit_series, series, set_config
 
@@ -156,3 +159,39 @@ def test_rechaining_with_almost_nothing_cached_stores_the_same_records(mvc, work
     assert stored_payloads(work) == cached
     assert [max(depths_of(work, commit_id)) for commit_id, _ in commits] == [3, 2, 1, 0]
     assert checkouts_match(mvc, work, commits)
+
+
+def test_a_push_after_a_killed_gc_sends_chains_that_read_down_to_a_whole_record(mvc, work, tmp_path):
+    """With two records of a chunk, push picks records the way the reader does: the clone reads
+    every version byte for byte, and no two sent deltas are each other's base."""
+    set_config(work, delta_max_depth=2)
+    commits = commit_series(mvc, work, series(3))
+    template = work.parent / "template"
+    shutil.copytree(work, template)
+    for seal in range(1, 10):
+        shutil.rmtree(work)
+        shutil.copytree(template, work)
+        assert run(work, "gc", "--grace", "0", crash_at=f"{seal}:seal").returncode == KILLED
+        if 2 in record_counts(work).values():
+            break
+    else:
+        raise AssertionError("no kill at a pack seal left two records of a chunk")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    mvc("remote", "add", "origin", str(remote))
+    mvc("push", "-q", "origin", "main")
+    clone_dir = tmp_path / "clone"
+    Mvc(tmp_path)("clone", "-q", str(remote), "clone")
+    cloned = Repo.discover(clone_dir)
+    try:
+        sent = {row[0]: row[6] for row in cloned.chunks.index.rows()}
+    finally:
+        cloned.close()
+    for chunk_id in sent:  # every chain of sent bases ends at a whole record
+        seen, link = set(), chunk_id
+        while sent[link] != NO_BASE:
+            assert link not in seen
+            seen.add(link)
+            link = sent[link]
+    assert checkouts_match(Mvc(clone_dir), clone_dir, commits)
+    assert Mvc(clone_dir).json("fsck", "--read-data")["ok"] is True

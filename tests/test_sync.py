@@ -229,3 +229,35 @@ def test_fetch_brings_new_tags_and_never_moves_a_different_local_one(tmp_path, r
     assert [(ref["destination"], ref["update"], ref["reason"]) for ref in fetched["refs"]] == [
         ("refs/tags/v0", "new", None), ("refs/tags/v1", "rejected", "would clobber existing tag")]
     assert ids(bob, "v1") == ids(bob) and ids(bob, "v0") == ids(alice)
+
+
+def test_records_read_one_span_each_and_decoded_in_parallel_clone_every_version_and_a_flip_stores_nothing(
+        tmp_path, remote, alice, monkeypatch):
+    """Records are decoded and verified on worker threads: with every record its own span, the
+    clone is still byte-identical (deltas after their bases), and a flipped byte in the last
+    record read stores nothing."""
+    from modelvc.transfer import ranges
+
+    monkeypatch.setattr(ranges, "SPAN_BYTES", 1)
+    monkeypatch.setattr(ranges, "GAP_BYTES", 0)
+    v1 = write_model(alice.cwd / "model.safetensors")
+    commit_file(alice, "model.safetensors", v1, "v1")
+    v2 = write_model(alice.cwd / "model.safetensors", changed=3)
+    commit_file(alice, "model.safetensors", v2, "v2")
+    alice("push", "-u", "origin", "main", "-q")
+    fetched = clone(tmp_path, remote, "bob").json("fsck", "--read-data")
+    assert fetched["ok"] is True
+    bob = Mvc(tmp_path / "bob")
+    assert (bob.cwd / "model.safetensors").read_bytes() == v2
+    bob("checkout", "HEAD~1", "-q")
+    assert (bob.cwd / "model.safetensors").read_bytes() == v1
+    packs = sorted((remote / "packs").glob("pack-*.pack"), key=lambda path: path.stat().st_size)
+    data = bytearray(packs[-1].read_bytes())
+    data[-1] ^= 0x01  # the last record of the biggest pack: read late
+    packs[-1].write_bytes(bytes(data))
+    carol = new_repo(tmp_path / "carol")
+    carol("remote", "add", "origin", str(remote))
+    before = store_snapshot(carol.cwd)
+    refused = carol("fetch", ok=False)
+    assert refused.exit_code == 7 and f"in packs/{packs[-1].name} on the remote {remote}" in refused.stderr
+    assert store_snapshot(carol.cwd) == before

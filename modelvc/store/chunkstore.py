@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -190,7 +190,7 @@ class ChunkStore:
         from modelvc.store.codecs import decode_chunk
         from modelvc.store.delta import decode_delta
 
-        chain = _chain_records(index, chunk_id, location, known)
+        chain = chain_records(index, chunk_id, location, known)
         data: bytes | memoryview
         bottom_id, bottom = chain[-1]
         if bottom.base is not None:  # a delta of a chunk in `known`
@@ -280,10 +280,10 @@ def _looping(chunk_id: ChunkId) -> CorruptChunkError:
     return CorruptChunkError(f"chunk {chunk_id.hex()[:10]} is a delta with a missing or looping chain of bases")
 
 
-def _chain_records(index: ChunkIndex, chunk_id: ChunkId, location: Location,
-                   known: dict[bytes, bytes | memoryview]) -> list[tuple[ChunkId, Location]]:
+def chain_records(index: ChunkIndex, chunk_id: ChunkId, location: Location,
+                  known: Container[bytes]) -> list[tuple[ChunkId, Location]]:
     """The records to read for a chunk, from it down to a full record or a delta of a chunk
-    in `known`, each link's base the next.
+    in `known`, each link's base the next (push picks the records it sends the same way).
 
     While gc rechains deltas (rechain.py) a chunk may have two records, its old delta and its
     new one, whose bases point opposite ways along the chain: when the records first found

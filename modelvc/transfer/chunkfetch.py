@@ -19,8 +19,11 @@ from modelvc.repo import Repo
 from modelvc.store import layout
 from modelvc.store.codecs import CODEC_DELTA, decode_chunk
 from modelvc.store.delta import decode_delta
+from modelvc.store.parallel import ordered_map
 from modelvc.transfer.connect import Connection
 from modelvc.transfer.ranges import Wanted, read_records
+
+DECODING_BYTES = 256 << 20  # raw bytes decoded at once at most, beside those kept as bases
 
 
 @dataclass
@@ -65,38 +68,61 @@ def _verified_records(repo: Repo, conn: Connection, wanted: list[Wanted], bases:
                       progress: Progress) -> Iterator[tuple]:
     """(chunk id, codec, raw length, payload, base) of every wanted record, each decoded and
     hashed first (a delta after its base); CorruptChunkError names the first that fails, and
-    the caller's writer then drops what it had not sealed."""
+    the caller's writer then drops what it had not sealed.
+
+    Decoding and hashing run on the repository's worker threads (zstd and blake3 release the
+    GIL) while later packs are still downloading; records come out in the order they were read.
+    Deltas wait until every record has been read, then go in rounds: each round decodes, in
+    parallel, the deltas whose base is at hand, so a delta never runs before its base.
+    """
+    pool = repo.chunks.pool
     raw_of: dict[bytes, bytes | memoryview] = {}  # fetched chunks that fetched deltas build on
     deltas: list[tuple[Wanted, memoryview]] = []
-    for record, payload in read_records(conn.backend, wanted, conn.remote.url):
-        progress.advance(len(payload))
-        if record.location.codec == CODEC_DELTA:
-            deltas.append((record, payload))
-            continue
-        raw = _checked(record, conn, decode_chunk, record.location.codec, payload, record.location.raw_len)
+
+    def fulls() -> Iterator[tuple[Wanted, memoryview]]:
+        for record, payload in read_records(conn.backend, wanted, conn.remote.url):
+            progress.advance(len(payload))
+            if record.location.codec == CODEC_DELTA:
+                deltas.append((record, payload))
+            else:
+                yield record, payload
+
+    def check_full(item: tuple[Wanted, memoryview]) -> tuple[Wanted, memoryview, bytes | memoryview]:
+        record, payload = item
+        return record, payload, _checked(record, conn, decode_chunk, record.location.codec, payload,
+                                         record.location.raw_len)
+
+    for record, payload, raw in ordered_map(check_full, fulls(), weight=_raw_len, max_weight=DECODING_BYTES,
+                                            pool=pool):
         if record.record_id in bases:
             raw_of[record.record_id] = raw
         yield _row(record, payload)
-    while deltas:  # a delta whose base is a delta comes after it
-        waiting = []
+
+    def check_delta(item: tuple[Wanted, memoryview]) -> tuple[Wanted, memoryview, bytes | memoryview]:
+        record, payload = item
+        base_id = record.location.base
+        assert base_id is not None
+        base = raw_of[base_id] if base_id in raw_of else repo.chunks.read(base_id)  # read here: in parallel
+        return record, payload, _checked(record, conn, decode_delta, payload, record.location.raw_len, base)
+
+    while deltas:  # a delta whose base is a delta comes in a later round
+        ready: list[tuple[Wanted, memoryview]] = []
+        waiting: list[tuple[Wanted, memoryview]] = []
         pending_ids = {record.record_id for record, _ in deltas}
         for record, payload in deltas:
-            base_id = record.location.base
-            assert base_id is not None
-            if base_id in raw_of:
-                base = raw_of[base_id]
-            elif base_id in pending_ids:
-                waiting.append((record, payload))
-                continue
-            else:
-                base = repo.chunks.read(base_id)
-            raw = _checked(record, conn, decode_delta, payload, record.location.raw_len, base)
+            (waiting if record.location.base in pending_ids else ready).append((record, payload))
+        if not ready:
+            raise CorruptChunkError(f"delta chunks on the remote {conn.remote.url} form a loop of bases")
+        for record, payload, raw in ordered_map(check_delta, ready, weight=_raw_len, max_weight=DECODING_BYTES,
+                                                pool=pool):
             if record.record_id in bases:
                 raw_of[record.record_id] = raw
             yield _row(record, payload)
-        if len(waiting) == len(deltas):
-            raise CorruptChunkError(f"delta chunks on the remote {conn.remote.url} form a loop of bases")
         deltas = waiting
+
+
+def _raw_len(item: tuple) -> int:
+    return item[0].location.raw_len
 
 
 def _checked(record: Wanted, conn: Connection, decode: Callable, *args: object) -> bytes | memoryview:

@@ -19,10 +19,12 @@ from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.store import layout
 from modelvc.store.backend import DirectoryBackend
+from modelvc.store.chunkstore import chain_records
 from modelvc.store.codecs import CODEC_ZSTD
 from modelvc.store.objects import ZSTD_LEVEL
 from modelvc.store.packs import Location, PackWriter
 from modelvc.transfer.connect import Connection
+from modelvc.transfer.view import RemoteView
 
 CHUNK_PACK_BYTES = 32 << 20
 META_PACK_BYTES = 1 << 40  # one metadata pack per push
@@ -30,22 +32,35 @@ META_PACK_BYTES = 1 << 40  # one metadata pack per push
 
 def chunks_to_send(repo: Repo, conn: Connection, chunk_ids: set[bytes]) -> list[tuple[bytes, Location]]:
     """The chunks the remote lacks, with the base of every delta the remote lacks too (and its
-    base...), in the order of the local packs."""
-    local, remote = repo.chunks, conn.view
+    base...), in the order of the local packs.
+
+    Records are picked the way the reader picks them (`chain_records`): while gc rechains, a
+    chunk can have two delta records whose bases point opposite ways, and taking one record per
+    chunk blindly could send two deltas that are each other's base. A chain stops at a chunk
+    already chosen or on the remote, so what is sent always reads down to a whole record.
+    """
+    index, remote = repo.chunks.index, conn.view
     chosen: dict[bytes, Location] = {}
-    pending = [chunk_id for chunk_id in chunk_ids if not remote.has_chunk(chunk_id)]
-    while pending:
-        chunk_id = pending.pop()
-        if chunk_id in chosen:
+    settled = _ChosenOrRemote(chosen, remote)
+    for chunk_id in sorted(chunk_ids):
+        if chunk_id in settled:
             continue
-        location = local.index.locate(chunk_id)
+        location = index.locate(chunk_id)
         if location is None:
             raise MissingChunkError(f"chunk {chunk_id.hex()[:10]} is missing from the local store: nothing was pushed",
                                     hint="run 'mvc fsck' to see which versions it breaks")
-        chosen[chunk_id] = location
-        if location.base is not None and location.base not in chosen and not remote.has_chunk(location.base):
-            pending.append(location.base)
+        chosen.update(chain_records(index, chunk_id, location, settled))
     return sorted(chosen.items(), key=lambda item: (item[1].pack, item[1].offset))
+
+
+class _ChosenOrRemote:
+    """The chunks a new chain may end on: those already chosen, and those on the remote."""
+
+    def __init__(self, chosen: dict[bytes, Location], remote: RemoteView) -> None:
+        self.chosen, self.remote = chosen, remote
+
+    def __contains__(self, chunk_id: object) -> bool:
+        return chunk_id in self.chosen or (isinstance(chunk_id, bytes) and self.remote.has_chunk(chunk_id))
 
 
 class Uploader:
