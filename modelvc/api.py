@@ -108,19 +108,25 @@ class Repo(base.Repo):
     # -- history ---------------------------------------------------------------------------
     def commit(self, message: str, metrics: Mapping[str, float] | None = None,
                params: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None, *,
-               all: bool = False, allow_empty: bool = False, metrics_files: Sequence[PathArg] = (),
-               params_files: Sequence[PathArg] = (), params_reset: bool = False,
-               metrics_from_trainer: PathArg | bool | None = None) -> CommitResult:
-        """Record the index as a commit (`mvc commit`); with `all`, stage every change to
-        tracked files first, in the same locked step. Metrics must be finite numbers; nested
-        dicts are flattened with dots, as metrics files are."""
-        from modelvc.ops.add import add_tracked
+               add: Sequence[PathArg] = (), all: bool = False, allow_empty: bool = False,
+               metrics_files: Sequence[PathArg] = (), params_files: Sequence[PathArg] = (),
+               params_reset: bool = False, metrics_from_trainer: PathArg | bool | None = None) -> CommitResult:
+        """Record the index as a commit (`mvc commit`). First, in the same locked step, `add`
+        stages those paths (as `add()` with its defaults) and `all` every change to tracked
+        files; the index is then written once, by the commit. Metrics must be finite numbers;
+        nested dicts are flattened with dots, as metrics files are."""
+        from modelvc.ops.add import add as add_paths
+        from modelvc.ops.add import add_tracked, staged_for_commit
         from modelvc.ops.commit import commit, message_from
 
         text = message_from([message])
-        with self.transaction():
+        if isinstance(add, (str, PathLike)):
+            add = [add]
+        with staged_for_commit(self):
+            if add:
+                add_paths(self, self._specs(add), self.root, save_index=False)
             if all:
-                add_tracked(self)
+                add_tracked(self, save_index=False)
             return commit(self, text, dict(metrics or {}), dict(params or {}), dict(meta or {}), allow_empty,
                           metrics_files=list(metrics_files), params_files=list(params_files),
                           trainer_state=metrics_from_trainer, params_reset=params_reset, cwd=self.root)

@@ -86,13 +86,15 @@ def fsync_dir(directory: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, mode: int | None = None,
-                  exclusive: bool = False) -> Iterator[BinaryIO]:
+                  exclusive: bool = False, durable: bool = True) -> Iterator[BinaryIO]:
     """Yield a file that replaces `path` only if the block completes.
 
     temp file in the same directory -> fsync -> rename -> fsync of the directory, so a
     crash leaves either the old content or the new one, never a torn file. `exclusive`
     links instead of renaming: FileExistsError if `path` exists, which is then left as it was
-    (create-only, for writes that must not overwrite).
+    (create-only, for writes that must not overwrite). `durable=False` skips both fsyncs,
+    only for derived files that nothing depends on and whose readers take a torn or missing
+    one as empty (a power loss may leave either): readers still see the old file or the new.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,8 +104,9 @@ def atomic_writer(path: str | os.PathLike, mode: int | None = None,
             with os.fdopen(fd, "wb") as handle:
                 yield handle
                 handle.flush()
-                durable_step("fsync")
-                os.fsync(handle.fileno())
+                if durable:
+                    durable_step("fsync")
+                    os.fsync(handle.fileno())
             if mode is not None:
                 os.chmod(tmp_name, mode)
             durable_step("rename")
@@ -116,7 +119,8 @@ def atomic_writer(path: str | os.PathLike, mode: int | None = None,
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def _new_file_beside(path: Path) -> tuple[int, str]:
@@ -132,8 +136,8 @@ def _new_file_beside(path: Path) -> tuple[int, str]:
             continue
 
 
-def atomic_write(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
-    with atomic_writer(path, mode) as handle:
+def atomic_write(path: str | os.PathLike, data: bytes, mode: int | None = None, durable: bool = True) -> None:
+    with atomic_writer(path, mode, durable=durable) as handle:
         handle.write(data)
 
 

@@ -99,6 +99,9 @@ class Index:
         self.base_tree: ObjectId | None = None
         self.changed_since_base: dict[str, tuple[str, int, int] | None] = {}
         self.digest = b""  # of the file as read or written: tells whether another process rewrote it
+        # Staged by an add that left the save to a commit in the same transaction (one write
+        # of the index per commit): Repo.fresh_index keeps it, the next save clears it.
+        self.unsaved = False
         self._trusted: dict[str, tuple[int, int, int, int]] | None = None  # trusted_stats, until a change
         if load and path.exists():
             self._load()
@@ -213,6 +216,7 @@ class Index:
         `commit_id` only with the tree id of that commit. `keep_base` only by one that called
         note_change before each change it made."""
         self.tree_id, self._trusted = tree_id, None  # the racy limit moves with the file's mtime
+        self.unsaved = False
         self.commit_id = commit_id if tree_id is not None else None
         if tree_id is not None or not keep_base:
             self.base_tree, self.changed_since_base = tree_id, {}

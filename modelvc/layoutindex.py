@@ -51,12 +51,13 @@ class LayoutIndex:
             self._changed = True
 
     def save(self) -> None:
-        """Write the file if anything changed; failing to write it only costs compression."""
+        """Write the file if anything changed; failing to write it only costs compression,
+        and so does losing it to a crash: it is written without fsyncs (two per add saved)."""
         if not self._changed:
             return
         data = {"version": _VERSION, "layouts": {key: list(entry) for key, entry in sorted(self.entries.items())}}
         try:
-            atomic_write(self.path, (json.dumps(data, separators=(",", ":")) + "\n").encode())
+            atomic_write(self.path, (json.dumps(data, separators=(",", ":")) + "\n").encode(), durable=False)
         except OSError:
             return
         self._changed = False

@@ -42,6 +42,7 @@ from modelvc.objects import Commit, Manifest, Signature, StageMove, Tag, Tree, l
 from modelvc.worktree import MVC_DIR
 
 if TYPE_CHECKING:
+    from modelvc.formats import Layout
     from modelvc.index import Index
     from modelvc.lock import RepoLock
     from modelvc.refs import Refs
@@ -65,6 +66,7 @@ DEFAULT_PACK_MAX_BYTES = 256 << 20
 # version reads at full speed whatever the depth; the depth bounds what an older version (and,
 # until gc runs, the newest) costs. 4 is the least depth under issue 14's 0.33 of raw.
 DEFAULT_DELTA_MAX_DEPTH = 4
+STAGED_LAYOUTS_KEPT = 64  # versions whose layout a Repo keeps for the next add (Repo.staged_layouts)
 IDENTITY_UNKNOWN = """Author identity unknown
 
 *** Please tell me who you are.
@@ -114,6 +116,9 @@ class Repo:
         self._index: Index | None = None
         self._index_stamp: Stamp | None = None
         self._checked_trees: set[str] = set()
+        # Layout and chunks of the model files this Repo staged last, by manifest id: the next
+        # add of the same path takes its delta base from here instead of reading it back.
+        self.staged_layouts: dict[str, tuple[Layout, tuple[tuple[str, int], ...]]] = {}
         self._writer = threading.RLock()  # one writing thread at a time within this process
         self._depth = 0  # transactions the writing thread has entered and not left
         self._held: RepoLock | None = None
@@ -244,13 +249,16 @@ class Repo:
         return self._index
 
     def fresh_index(self, rebuild_if_corrupt: bool = False) -> Index:
-        """Re-read the index from disk (writers call this once they hold the lock).
+        """Re-read the index from disk (writers call this once they hold the lock), unless this
+        transaction staged changes whose save it left to its commit (Index.unsaved).
 
         With rebuild_if_corrupt (a forced checkout, which rewrites every entry), an unreadable
         index is started afresh instead of refused: that is how a corrupt index is repaired.
         """
         from modelvc.index import Index
 
+        if self._index is not None and self._index.unsaved and self._depth > 0:
+            return self._index
         try:
             self._index = self._read_index()
         except CorruptIndexError:
@@ -259,6 +267,12 @@ class Repo:
             self._index_stamp = None
             self._index = Index(self.mvc_dir / "index", load=False)
         return self._index
+
+    def save_unsaved_index(self) -> None:
+        """Write the index if this transaction staged changes whose save it left to a commit
+        that did not come (ops/add.py staged_for_commit)."""
+        if self._index is not None and self._index.unsaved:
+            self._index.save(keep_base=True)
 
     def _read_index(self) -> Index:
         """The index. Before the first commit there is nothing to rebuild a corrupt one from
@@ -405,21 +419,24 @@ class Repo:
 
         chunks.packs_sealed = 0
         threshold = self._auto_threshold("gc.auto_packs", "packs were not consolidated")
+        merged = True  # until known otherwise: a failure part-way may have replaced packs
         try:
-            if threshold is not None:
-                auto_consolidate(chunks.pack_set(), threshold)
+            merged = threshold is not None and auto_consolidate(chunks.pack_set(), threshold) is not None
         except (MvcError, OSError) as exc:
             self.warn(f"consolidating packs failed (the command's work is saved; 'mvc gc' retries): {exc}")
         finally:
-            chunks.reload()
+            if merged:  # else the loaded index already holds this writer's packs (add_sealed)
+                chunks.reload()
 
     def _pack_loose_objects(self, objects: ObjectStore) -> None:
         from modelvc.store.consolidate import auto_consolidate
 
         objects.loose_written = 0
         threshold = self._auto_threshold("gc.auto_loose", "loose objects were not packed")
+        packed = True  # until known otherwise: a failure part-way may have written packs
         try:
-            if threshold and objects.count_loose(threshold) > threshold:
+            packed = threshold is not None and 0 < threshold < objects.count_loose(threshold)
+            if packed:
                 objects.pack_loose()
                 packs = self._auto_threshold("gc.auto_packs", "packs were not consolidated")
                 if packs is not None:
@@ -427,7 +444,8 @@ class Repo:
         except (MvcError, OSError) as exc:
             self.warn(f"packing loose objects failed (the command's work is saved; 'mvc gc' retries): {exc}")
         finally:
-            objects.reload()
+            if packed:  # loose objects need no index: nothing to read again otherwise
+                objects.reload()
 
     def _auto_threshold(self, key: str, otherwise: str) -> int | None:
         from modelvc.config import effective
@@ -539,6 +557,14 @@ class Repo:
                 check_paths(paths, f"tree {short(tree_id)}", git_ok=True)
             self._checked_trees.add(tree_id)
         return tree
+
+    def note_staged_layout(self, file_id: ObjectId, layout: Layout, chunks: tuple[tuple[str, int], ...]) -> None:
+        """Remember a model file version just staged (its manifest written), the last
+        STAGED_LAYOUTS_KEPT of them: the base of its path's next version."""
+        self.staged_layouts.pop(file_id, None)
+        self.staged_layouts[file_id] = (layout, chunks)
+        while len(self.staged_layouts) > STAGED_LAYOUTS_KEPT:
+            del self.staged_layouts[next(iter(self.staged_layouts))]
 
     def note_checked_tree(self, tree_id: ObjectId) -> None:
         """A tree made here from paths checked already (the index's): read_tree need not check

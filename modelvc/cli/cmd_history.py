@@ -90,13 +90,13 @@ def commit_command(ctx, messages, message_file, metrics, params, meta, metrics_f
     metric_values = parse_pairs(list(metrics), "--metric", numeric=True)
     param_values = parse_pairs(list(params), "--param")
     meta_values = parse_pairs(list(meta), "--meta")
-    repo = open_repo(ctx)
-    with repo.transaction():  # with -a, no other writer comes between staging and committing
-        if stage_all:
-            from modelvc.ops.add import add_tracked
+    from modelvc.ops.add import add_tracked, staged_for_commit
 
+    repo = open_repo(ctx)
+    with staged_for_commit(repo):  # with -a, no other writer comes between staging and committing
+        if stage_all:
             with progress_bar() as bar:
-                add_tracked(repo, bar)
+                add_tracked(repo, bar, save_index=False)
         result = commit(repo, message, metric_values, param_values, meta_values, allow_empty,
                         metrics_files=metrics_files, params_files=params_files,
                         trainer_state=True if trainer_state == "" else trainer_state,

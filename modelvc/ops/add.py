@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 from modelvc.errors import UsageError
 from modelvc.formats import Layout
 from modelvc.ignore import IgnoreRules
-from modelvc.index import IndexEntry, mode_of, stat_entry
+from modelvc.index import Index, IndexEntry, mode_of, stat_entry
 from modelvc.layoutindex import LayoutIndex, fingerprint
 from modelvc.objects import Manifest, TreeEntry
 from modelvc.ops.gitside import GitignoreUpdate
@@ -56,13 +58,15 @@ class AddResult:
 
 
 def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progress = NO_PROGRESS,
-        force: bool = False, gitignore: bool | None = None, dereference: bool = False) -> AddResult:
+        force: bool = False, gitignore: bool | None = None, dereference: bool = False,
+        save_index: bool = True) -> AddResult:
     """Stage what the user's paths match (files, directories, globs).
 
     `force` takes paths .mvcignore ignores. In a git work tree, what is stored is added to
     .gitignore unless `gitignore` is False (None: the core.gitignore setting). A symbolic link
     is staged as a link (its target string), unless `dereference`: then the bytes it points to
-    are staged as a regular file, and stay so for later adds and commit -a."""
+    are staged as a regular file, and stay so for later adds and commit -a. `save_index=False`
+    only inside staged_for_commit, which sees that the index is written."""
     from modelvc.config import effective
     from modelvc.ops.gitside import ignore_stored, split_for_git
 
@@ -73,7 +77,7 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
         found = expand_specs(repo.root, specs, cwd or Path.cwd(), index.paths(), force=force,
                              trusted=None if dereference else index.trusted_stats())
         split = split_for_git(repo.root, found.paths, found.named, set(index.paths()))
-        result = _stage(repo, split.store, progress, dereference, found.stats)
+        result = _stage(repo, split.store, progress, dereference, found.stats, save_index)
         result.unchanged += len(found.unchanged)
         result.left_to_git, result.versioned_twice = split.left_to_git, split.versioned_twice
     if gitignore and split.in_git_tree:
@@ -83,22 +87,35 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
     return result
 
 
-def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS) -> AddResult:
+def add_tracked(repo: Repo, progress: Progress = NO_PROGRESS, save_index: bool = True) -> AddResult:
     """Stage every change to tracked files, deletions included (commit --all): one walk takes
-    their stats, and only files whose stat differs from the index's are read."""
+    their stats, and only files whose stat differs from the index's are read. `save_index` as
+    for add."""
     with repo.transaction():
         index = repo.fresh_index()
         tracked = index.tracked()
         walk = walk_against(repo.root, tracked, index.trusted_stats(), IgnoreRules.load(repo.root),
                             untracked=False)
         result = _stage(repo, sorted(walk.differing.keys() | walk.unseen(tracked)), progress,
-                        stats=walk.differing)
+                        stats=walk.differing, save_index=save_index)
         result.unchanged += len(walk.matched)
         return result
 
 
+@contextmanager
+def staged_for_commit(repo: Repo) -> Iterator[None]:
+    """A transaction in which add and add_tracked (given save_index=False) stage for the
+    commit made in it, whose save is then the only write of the index. If the block fails
+    before that save, the staging is saved on the way out, as the add alone would have."""
+    with repo.transaction():
+        try:
+            yield
+        finally:
+            repo.save_unsaved_index()
+
+
 def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool = False,
-           stats: dict[str, os.stat_result] | None = None) -> AddResult:
+           stats: dict[str, os.stat_result] | None = None, save_index: bool = True) -> AddResult:
     """Store and stage `paths`; the caller holds the lock and has just re-read the index.
 
     `stats` holds lstats a walk just took, so no file is stat'ed twice; a path whose stat
@@ -138,7 +155,7 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
                 work.append((path, st))
     if not work:
         if result.removed:
-            index.save(keep_base=True)
+            _save_staged(index, save_index)
         return result
     progress.start("Adding", sum(st.st_size for _, st in work))
     layouts = LayoutIndex(repo.mvc_dir)
@@ -147,11 +164,13 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
     # Chunks are sealed in packs (a file that changed while it was read has stopped the whole
     # add before this point: nothing is staged, and its chunks are left for gc); now the
     # manifests (one batch: one pack sealed before the index names them), and the index last.
+    bases = []
     with repo.objects.batch():
         for path, st, manifest, layout in staged:
             file_id = repo.objects.put(manifest)
             if layout is not None and manifest.size > SMALL_FILE_BYTES:  # only big files take deltas
                 layouts.note(fingerprint(layout), file_id, path)
+                bases.append((file_id, layout, manifest.chunks))
             index.note_change(path)
             indexed = index.entry(path)
             index.put(stat_entry(path, file_id, manifest.size, mode_of(st), st, indexed,
@@ -160,9 +179,18 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
                 result.staged.append(path)
             else:
                 result.unchanged += 1
-    index.save(keep_base=True)
+    for base in bases:  # their manifests are written: the next add of their paths reads none back
+        repo.note_staged_layout(*base)
+    _save_staged(index, save_index)
     layouts.save()  # derived: written last, and only a hint for later adds
     return result
+
+
+def _save_staged(index: Index, now: bool) -> None:
+    if now:
+        index.save(keep_base=True)
+    else:
+        index.unsaved = True
 
 
 def _store(repo: Repo, work: list[tuple[str, os.stat_result]], followed: set[str], progress: Progress,
@@ -217,7 +245,7 @@ def previous_version(repo: Repo, entry: IndexEntry | TreeEntry | None) -> Previo
     """The stored version a new one of the same path may be delta-encoded against."""
     if entry is None or not _deltas_on(repo):
         return None
-    found = _stored_version(repo, entry.manifest_id, entry.path)
+    found = repo.staged_layouts.get(entry.manifest_id) or _stored_version(repo, entry.manifest_id, entry.path)
     return PreviousVersion(*found) if found is not None else None
 
 

@@ -30,6 +30,8 @@ V1 = {"model.safetensors": safetensors_bytes(1), "a.bin": random_bytes(40_000, 1
 V2 = {"model.safetensors": safetensors_bytes(2), "a.bin": random_bytes(40_000, 3),
       "sub/c.bin": V1["sub/c.bin"], "d.bin": random_bytes(9_000, 4)}
 STAGED = {**V2, "a.bin": random_bytes(40_000, 5), "e.bin": random_bytes(3_000, 6)}
+# tracked files edited and none added: what `commit -a` stages is the whole working tree
+EDITED = {**V2, "a.bin": random_bytes(40_000, 5), "model.safetensors": safetensors_bytes(3)}
 # enough new files that their manifests go into a metadata pack, not loose files
 MANY = {**STAGED, **{f"many/{n}.bin": random_bytes(500, 10 + n) for n in range(4)}}
 
@@ -121,6 +123,8 @@ CASES = [
          [["commit", "--allow-empty", "-m", "after commit"]]),
     Case("commit-packing-loose", staged_past_auto_loose, ["commit", "-m", "v3"], True, False,
          [["commit", "--allow-empty", "-m", "after commit"]]),
+    Case("commit-all", lambda b: _edited(two_versions(b), EDITED), ["commit", "-a", "-m", "v3"], True, False,
+         [["commit", "-a", "--allow-empty", "-m", "after commit"]]),
     Case("checkout", two_versions, ["checkout", "v1"], False, True, [["checkout", "v1"]]),
     Case("rollback", two_versions, ["rollback"], True, True, [["rollback"]]),
     Case("gc", with_garbage, ["gc", "--grace", "0"], False, False, [["gc", "--grace", "0"]]),
