@@ -26,10 +26,10 @@ def join_chains(repo: Repo, onto: ObjectId | None, ours: ObjectId | None) -> Obj
     When one chain contains the other, that head is returned and nothing is written. The new
     records are written in one batch; the caller holds the writer lock.
     """
-    mine_ids = _ids(repo, ours)
+    mine_ids = chain_ids(repo, ours)
     if onto is None or onto in mine_ids:
         return ours  # ours already holds their chain (or there is none)
-    theirs = set(_ids(repo, onto))
+    theirs = set(chain_ids(repo, onto))
     if ours is None or ours in theirs:
         return onto  # theirs holds ours
     mine: list[Record] = []
@@ -44,8 +44,8 @@ def join_chains(repo: Repo, onto: ObjectId | None, ours: ObjectId | None) -> Obj
     return head
 
 
-def _ids(repo: Repo, head: ObjectId | None) -> list[ObjectId]:
-    """The chain's ids from `head`, newest first."""
+def chain_ids(repo: Repo, head: ObjectId | None) -> list[ObjectId]:
+    """The chain's ids from `head`, newest first (push: is the remote's head in ours?)."""
     found = []
     while head is not None:
         found.append(head)

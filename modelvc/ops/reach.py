@@ -20,7 +20,7 @@ from modelvc.ids import ZERO_ID, ChunkId, ObjectId, short
 from modelvc.repo import Repo
 
 # Refs outside branches and tags whose objects gc keeps and fsck verifies: the note chain and stages.
-REGISTRY_NAMESPACES = ("refs/notes/", "refs/stages/")
+REGISTRY_NAMESPACES = ("refs/notes/", "refs/stages/", "refs/remote-registry/")  # the last: fetched, refsel.py
 
 _Stored = TypeVar("_Stored", objmod.Manifest, objmod.Tree, objmod.Commit, objmod.Tag)
 

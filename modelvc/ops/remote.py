@@ -102,7 +102,8 @@ def rename_remote(repo: Repo, old: str, new: str) -> Remote:
 
 
 def _move_tracking_refs(repo: Repo, old: str, new: str | None) -> None:
-    """Rename (or, to None, delete) the remote-tracking refs refs/remotes/OLD/* and the cache of
+    """Rename (or, to None, delete) the remote-tracking refs refs/remotes/OLD/* (and
+    refs/remote-registry/OLD/*) and the cache of
     the remote's pack indexes, as git's `remote rename` and `remote remove` do."""
     from modelvc.transfer.view import drop_cache, rename_cache
 
@@ -114,6 +115,11 @@ def _move_tracking_refs(repo: Repo, old: str, new: str | None) -> None:
             repo.refs.update(f"refs/remotes/{new}/{name[len(prefix):]}", commit, None,
                              f"remote: renamed refs/remotes/{name} to refs/remotes/{new}/{name[len(prefix):]}")
         repo.refs.delete(f"refs/remotes/{name}", commit, f"remote: {'renamed' if new else 'removed'} {old}")
+    registry = f"refs/remote-registry/{old}/"  # its note chain and stages (transfer/refsel.py)
+    for name, head in repo.refs.under(registry).items():
+        if new is not None:
+            repo.refs.update(f"refs/remote-registry/{new}/{name}", head, None, f"remote: renamed {registry}{name}")
+        repo.refs.delete(registry + name, head, f"remote: {'renamed' if new else 'removed'} {old}")
     if new is None:
         drop_cache(repo.mvc_dir, old)
     else:

@@ -8,6 +8,10 @@ closure is stored. A fetch killed part-way and run again reads only what is stil
 From a partial clone's remote (`remote.NAME.partial`) a fetch brings the metadata only: checkout
 fetches the chunks of what it writes (lazy.py). `all_data` completes the store instead: every
 chunk of everything reachable, after which the remote is no longer marked partial.
+The remote's note chain and stages are kept as `refs/remote-registry/NAME/...`, and the local
+refs/notes/commits and refs/stages/X follow them at once: fast-forwarded, or joined
+(chainjoin.py) when both sides added records, so the next push is a fast-forward. Notes and moves
+are a set of self-contained records: joining them is always right, nothing is lost.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from modelvc import objects as objmod
 from modelvc.errors import MissingObjectError
 from modelvc.ids import short
+from modelvc.ops.chainjoin import chain_ids, join_chains
 from modelvc.ops.remote import get_remote, set_partial
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
@@ -22,7 +27,7 @@ from modelvc.transfer.chunkfetch import fetch_chunks
 from modelvc.transfer.closure import closure
 from modelvc.transfer.connect import connected
 from modelvc.transfer.objectfetch import fetch_missing_objects, read_loose_object
-from modelvc.transfer.refsel import HEADS, TAGS, tracking_name
+from modelvc.transfer.refsel import HEADS, REGISTRY_NAMESPACES, TAGS, tracking_name
 from modelvc.transfer.result import RefUpdate, TransferResult
 from modelvc.transfer.upstream import default_remote
 
@@ -60,6 +65,8 @@ def fetch(repo: Repo, remote_name: str | None = None, progress: Progress = NO_PR
             result.chunks += fetch_chunks(repo, conn, _reachable_chunks(repo), progress).chunks
             set_partial(repo, remote.name, False)
             repo.promisor = None
+        result.refs += [update for name, head in sorted(tips.items()) if name.startswith(REGISTRY_NAMESPACES)
+                        if (update := _follow_registry(repo, name, head)) is not None]
         result.traffic = conn.backend.traffic
     return result
 
@@ -83,6 +90,8 @@ def _update_local(repo: Repo, remote: str, name: str, commit: str) -> RefUpdate 
     if name.startswith(TAGS) and current is not None:
         update.status, update.reason = "rejected", "would clobber existing tag"
         return update
+    if name.startswith(REGISTRY_NAMESPACES) and current is not None and current in chain_ids(repo, commit):
+        update.status = "fast-forward"
     if name.startswith(HEADS) and current is not None and repo.objects.has(current):
         from modelvc.ops.reach import commit_ancestors
 
@@ -90,3 +99,15 @@ def _update_local(repo: Repo, remote: str, name: str, commit: str) -> RefUpdate 
             update.status = "fast-forward"
     repo.refs.update(local, commit, current, f"fetch: {'storing head' if current is None else 'fast-forward'}")
     return update
+
+
+def _follow_registry(repo: Repo, name: str, theirs: str) -> RefUpdate | None:
+    """Move the local note chain or stage to hold the remote's: a fast-forward, or the join of
+    both chains (the local records written again on top of the remote's, last)."""
+    ours = repo.refs.read(name)
+    head = join_chains(repo, theirs, ours)
+    if head is None or head == ours:
+        return None
+    status = "new" if ours is None else "fast-forward" if head == theirs else "joined"
+    repo.refs.update(name, head, ours, f"fetch: {status}")
+    return RefUpdate(name, name, ours, head, status)

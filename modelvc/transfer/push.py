@@ -5,11 +5,16 @@ What the remote lacks is computed here, from its refs and the cached indexes of 
 by a conditional write on the version tag read at the start (If-Match; If-None-Match for a new
 ref): a ref only ever points at a complete closure, and of two pushes racing for one ref exactly
 one wins; the other is told to fetch first and keeps all its own commits.
+
+Every push also sends the registry: the note chain and every stage whose head the remote lacks
+(the registry is part of the model's history; git pushes notes only when asked). A remote chain
+that ours does not contain is rejected "fetch first" (fetch joins the chains), unless --force.
 """
 
 from __future__ import annotations
 
 from modelvc.errors import PushRejectedError, UsageError
+from modelvc.ops.chainjoin import chain_ids
 from modelvc.ops.reach import commit_ancestors
 from modelvc.ops.remote import get_remote
 from modelvc.progress import NO_PROGRESS, Progress
@@ -18,7 +23,7 @@ from modelvc.store import layout
 from modelvc.transfer.closure import closure
 from modelvc.transfer.connect import Connection, connected
 from modelvc.transfer.outgoing import Uploader, chunks_to_send
-from modelvc.transfer.refsel import HEADS, TAGS, RefSpec, push_specs, tracking_name
+from modelvc.transfer.refsel import HEADS, REGISTRY_NAMESPACES, TAGS, RefSpec, push_specs, tracking_name
 from modelvc.transfer.result import RefUpdate, TransferResult
 from modelvc.transfer.upstream import Upstream, default_remote, set_upstream, upstream_of
 from modelvc.transfer.view import cache_dir
@@ -49,6 +54,7 @@ def push(repo: Repo, remote_name: str | None = None, refs: list[str] | None = No
     with connected(repo, remote) as conn:
         conn.view.load()
         result.refs = [_decide(repo, conn, spec, force) for spec in specs]
+        result.refs += [update for update in _registry_updates(repo, conn, force) if update.status != "up to date"]
         moving = [update for update in result.refs if update.moved]
         found = closure([update.new for update in moving], repo.objects.get, conn.view.has_object)
         chosen = chunks_to_send(repo, conn, found.chunks)
@@ -87,6 +93,22 @@ def _decide(repo: Repo, conn: Connection, spec: RefSpec, force: bool) -> RefUpda
     return update
 
 
+def _registry_updates(repo: Repo, conn: Connection, force: bool) -> list[RefUpdate]:
+    """The note chain and the stages, each a fast-forward when ours holds the remote's chain."""
+    updates = []
+    for namespace in REGISTRY_NAMESPACES:
+        for name, head in repo.refs.under(namespace).items():
+            there = conn.view.refs.get(namespace + name)
+            old = there.commit if there else None
+            update = RefUpdate(namespace + name, namespace + name, old, head, "new" if old is None else "fast-forward")
+            if old == head:
+                update.status = "up to date"
+            elif old is not None and old not in chain_ids(repo, head):
+                update.status, update.reason = ("forced", None) if force else ("rejected", "fetch first")
+            updates.append(update)
+    return updates
+
+
 def _upload(repo: Repo, conn: Connection, chosen: list, object_ids: list[str], result: TransferResult,
             progress: Progress) -> None:
     uploader = Uploader(conn, cache_dir(repo.mvc_dir, conn.remote.name) / "outgoing", progress)
@@ -112,7 +134,7 @@ def _record_locally(repo: Repo, remote: str, result: TransferResult, upstream_br
     """The remote-tracking refs of the branches that moved, and the upstream `-u` asked for."""
     with repo.transaction():
         for update in result.refs:
-            if update.status == "rejected" or not update.destination.startswith(HEADS):
+            if update.status == "rejected" or not update.destination.startswith((HEADS, *REGISTRY_NAMESPACES)):
                 continue
             tracking = tracking_name(remote, update.destination)
             current = repo.refs.read(tracking)

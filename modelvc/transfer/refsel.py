@@ -1,8 +1,11 @@
 """Which refs travel, and under which names: the one place that knows the shared namespaces.
 
-Branches and tags are shared with remotes (more namespaces, such as notes, are one entry in
-SHARED_NAMESPACES and one in `tracking_name`). A remote's branch `refs/heads/X` is kept locally as
-the remote-tracking ref `refs/remotes/NAME/X`; a tag keeps its own name, as in git.
+Branches, tags and the registry (the note chain refs/notes/commits and the stages
+refs/stages/X) are shared with remotes. A remote's branch `refs/heads/X` is kept locally as the
+remote-tracking ref `refs/remotes/NAME/X`; a tag keeps its own name, as in git. A remote's note
+chain and stages are kept under `refs/remote-registry/NAME/` (notes/commits, stages/X): outside
+refs/remotes/, so they are no branch to `branch -r`, clone or `log --all`, and a remote stage
+never makes a stage name ambiguous.
 """
 
 from __future__ import annotations
@@ -15,18 +18,26 @@ from modelvc.refname import is_valid_ref_name
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
 REMOTES = "refs/remotes/"
-SHARED_NAMESPACES = (HEADS, TAGS)
+NOTES = "refs/notes/"
+STAGES = "refs/stages/"
+REMOTE_REGISTRY = "refs/remote-registry/"
+REGISTRY_NAMESPACES = (NOTES, STAGES)
+BRANCHES_AND_TAGS = (HEADS, TAGS)
+SHARED_NAMESPACES = BRANCHES_AND_TAGS + REGISTRY_NAMESPACES
 
 
 def tracking_name(remote: str, refname: str) -> str:
-    """Where a remote's ref is kept locally: refs/remotes/NAME/X for a branch, the tag itself."""
+    """Where a remote's ref is kept locally: refs/remotes/NAME/X for a branch, the tag itself,
+    refs/remote-registry/NAME/notes/commits and .../stages/X for the registry."""
     if refname.startswith(HEADS):
         return f"{REMOTES}{remote}/{refname[len(HEADS):]}"
+    if refname.startswith(REGISTRY_NAMESPACES):
+        return f"{REMOTE_REGISTRY}{remote}/{refname[len('refs/'):]}"
     return refname
 
 
 def short_name(refname: str) -> str:
-    for prefix in (HEADS, TAGS, REMOTES):
+    for prefix in (HEADS, TAGS, REMOTES, REMOTE_REGISTRY):
         if refname.startswith(prefix):
             return refname[len(prefix):]
     return refname
@@ -67,14 +78,14 @@ def push_specs(local: dict[str, str], names: list[str], *, current: str | None, 
 
 def _local_ref(name: str, local: dict[str, str]) -> str:
     for candidate in (name, f"{HEADS}{name}", f"{TAGS}{name}"):
-        if candidate.startswith(SHARED_NAMESPACES) and candidate in local:
+        if candidate.startswith(BRANCHES_AND_TAGS) and candidate in local:
             return candidate
     raise UnknownRevisionError(f"src refspec {name} does not match any",
                                hint="name a local branch or tag ('mvc branch', 'mvc tag')")
 
 
 def _remote_name(destination: str, source: str) -> str:
-    if destination.startswith(SHARED_NAMESPACES):
+    if destination.startswith(BRANCHES_AND_TAGS):
         full = destination
     else:
         full = (TAGS if source.startswith(TAGS) else HEADS) + destination

@@ -9,10 +9,13 @@ from modelvc.ids import short
 from modelvc.transfer.counting import Traffic
 from modelvc.transfer.refsel import short_name
 
+_KINDS = (("refs/tags/", "tag"), ("refs/notes/", "notes"), ("refs/stages/", "stage"))
+
 
 @dataclass
 class RefUpdate:
-    """One ref's fate, as git prints it: status is "new", "fast-forward", "forced", "up to date"
+    """One ref's fate, as git prints it: status is "new", "fast-forward", "forced", "up to date",
+    "joined" (a local note chain or stage that fetch joined with the remote's: chainjoin.py)
     or "rejected" (with `reason`: "non-fast-forward", "fetch first", "already exists")."""
 
     source: str
@@ -24,17 +27,19 @@ class RefUpdate:
 
     @property
     def moved(self) -> bool:
-        return self.status in ("new", "fast-forward", "forced")
+        return self.status in ("new", "fast-forward", "forced", "joined")
 
     def line(self) -> str:
         names = f"{short_name(self.source)} -> {short_name(self.destination)}"
         if self.status == "new":
-            kind = "tag" if self.destination.startswith("refs/tags/") else "branch"
+            kind = next((kind for prefix, kind in _KINDS if self.source.startswith(prefix)), "branch")
             return f" * [new {kind}]      {names}"
         if self.status == "rejected":
             return f" ! [rejected]        {names} ({self.reason})"
         if self.status == "up to date":
             return f" = [up to date]      {names}"
+        if self.status == "joined":
+            return f" + {short(self.old or '')}...{short(self.new)} {names} (joined)"
         separator = "..." if self.status == "forced" else ".."
         flag = "+" if self.status == "forced" else " "
         return f" {flag} {short(self.old or '')}{separator}{short(self.new)} {names}" + \
