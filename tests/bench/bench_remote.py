@@ -87,9 +87,11 @@ def write_one_tensor_version(source: Path, target: Path, dtype: str, seed: int) 
     return name
 
 
-def mvc_tool(mvc: str, base: Path, url: str, options: list[str], credentials: dict[str, str]) -> Tool:
+def mvc_tool(mvc: str, base: Path, url: str, options: list[str], credentials: dict[str, str],
+             partial: bool = False) -> Tool:
     """mvc: the repository pushes to URL after each commit; the clone is `mvc clone URL` (options:
-    the remote's endpoint and addressing, given to `remote add` and `clone`)."""
+    the remote's endpoint and addressing, given to `remote add` and `clone`), with `partial`
+    `mvc clone --partial` (the latest version's chunks only; checkout of v1 fetches its own)."""
     env = tool_env(base, credentials)
     work, clone_dir = base / "work", base / "clone"
     work.mkdir(parents=True)
@@ -116,7 +118,8 @@ def mvc_tool(mvc: str, base: Path, url: str, options: list[str], credentials: di
         return run(["push", "--json", *(["-u"] if number == 1 else []), "origin", "main"], work)
 
     def clone() -> tuple[Run, Path]:
-        return run(["clone", "--json", url, str(clone_dir), *options], base), clone_dir / TRACKED
+        how = ["--partial"] if partial else []
+        return run(["clone", "--json", *how, url, str(clone_dir), *options], base), clone_dir / TRACKED
 
     def checkout_v1() -> tuple[Run, Path]:
         return run(["checkout", commit_ids[1]], clone_dir), clone_dir / TRACKED
@@ -146,6 +149,8 @@ def main() -> None:
     parser.add_argument("--restic", help="the restic command (default: on PATH)")
     parser.add_argument("--azure", action="store_true",
                         help="against Azurite instead (mvc only; bytes and requests: mvc's own --json)")
+    parser.add_argument("--partial", action="store_true",
+                        help="mvc clones with --partial (only the latest version's chunks, as dvc pull fetches)")
     parser.add_argument("--workdir", type=Path, help="default: a new directory under /tmp")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
@@ -202,7 +207,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     try:
         runs: dict[str, RemoteRun | None] = {}
         command = {"restic": find_tool("restic", args.restic), "dvc": find_tool("dvc", args.dvc), "mvc": mvc}
-        makers = {"mvc": lambda base: mvc_tool(mvc, base, url, options, server.env),
+        makers = {"mvc": lambda base: mvc_tool(mvc, base, url, options, server.env, args.partial),
                   "restic": lambda base: restic_tool(command["restic"], base, server.endpoint, bucket, server.env),
                   "dvc": lambda base: dvc_tool(command["dvc"], base, server.endpoint, bucket, server.env)}
         for name in ["mvc"] if args.azure else args.tools.split(","):
