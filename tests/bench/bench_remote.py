@@ -2,7 +2,7 @@
 
 Run by hand from the repository root (SeaweedFS's `weed` comes with the test extra):
 
-    python tests/bench/bench_remote.py [--size-mb 512] [--quick] [--tools mvc,restic,dvc]
+    python tests/bench/bench_remote.py [--size-mb 512] [--quick] [--partial] [--tools mvc,restic,dvc]
                                        [--dvc PATH] [--restic PATH] [--keep] [--workdir DIR]
 
 The versions are bench_series.py's (modelvc.samples.checkpoint_series, seeded), written first,
