@@ -33,7 +33,7 @@ class RefUpdate:
         names = f"{short_name(self.source)} -> {short_name(self.destination)}"
         if self.status == "new":
             kind = next((kind for prefix, kind in _KINDS if self.source.startswith(prefix)), "branch")
-            return f" * [new {kind}]      {names}"
+            return f" * {f'[new {kind}]':<18}{names}"  # git pads the summary to one column
         if self.status == "rejected":
             return f" ! [rejected]        {names} ({self.reason})"
         if self.status == "up to date":
