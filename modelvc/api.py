@@ -329,11 +329,12 @@ class Repo(base.Repo):
 
         return fetch(self, remote, all_data=all_data)
 
-    def pull(self, remote: str | None = None, *, force: bool = False) -> TransferResult:
-        """Fetch, then fast-forward the current branch and its files (`mvc pull`)."""
+    def pull(self, remote: str | None = None, branch: str | None = None, *, force: bool = False) -> TransferResult:
+        """Fetch, then fast-forward the current branch and its files to its upstream, or to
+        `branch` of `remote` (`mvc pull [REMOTE [BRANCH]]`)."""
         from modelvc.transfer.pull import pull
 
-        return pull(self, remote, force=force)
+        return pull(self, remote, force=force, branch=branch)
 
     @classmethod
     def clone(cls, url: str, path: PathArg, *, branch: str | None = None, endpoint: str | None = None,
