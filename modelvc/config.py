@@ -240,6 +240,21 @@ def unset_value(data: dict[str, Any], key: str) -> bool:
     return True
 
 
+def move_subsection(path: Path, section: str, old: str, new: str | None) -> None:
+    """Move `SECTION.OLD.*` to `SECTION.NEW.*` in the config file at `path`, or drop it (None),
+    as git's `branch -m` and `branch -d` do with a branch's settings (the caller holds the lock)."""
+    data = read_config_file(path, missing_ok=False)
+    found = data.get(section)
+    if not isinstance(found, dict) or old not in found:
+        return
+    entry = found.pop(old)
+    if new is not None:
+        found[new] = entry
+    if not found:
+        del data[section]
+    write_config_file(path, data)
+
+
 def flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     """(dotted key, value) for every leaf, sorted by key."""
     rows: list[tuple[str, Any]] = []

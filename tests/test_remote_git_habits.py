@@ -131,8 +131,8 @@ def test_pull_without_an_upstream_is_refused_and_pull_remote_branch_works(tmp_pa
     refused = bob("pull", ok=False)
     assert (refused.exit_code, refused.stderr) == (2, (
         "error: There is no tracking information for the current branch.\n"
-        "hint: name what to pull ('mvc pull origin mine'), or set the upstream: "
-        "'mvc config branch.mine.remote origin' and 'mvc config branch.mine.merge mine'\n"))
+        "hint: name what to pull ('mvc pull origin mine'), or make the branch track one "
+        "('mvc branch -u origin/mine')\n"))
     assert not (bob.cwd / ".mvc" / "refs" / "remotes").exists()  # nothing was fetched
     pulled = bob.json("pull", "origin", "main")
     assert pulled["fast_forward"] is True and (bob.cwd / "a.bin").read_bytes() == b"one" * 100
@@ -214,3 +214,54 @@ def test_push_head_push_u_of_other_branches_and_a_detached_head(tmp_path, remote
         assert (refused.exit_code, refused.stderr) == (2, detached)
     alice("push", "-q", "origin", "HEAD:saved")
     assert remote_ref(remote, "saved") == one and alice.json("log", "origin/saved")[0]["id"] == one
+
+
+def test_branches_made_from_a_remote_branch_track_it_and_checkout_guesses_one(tmp_path, remote, alice):
+    commit_file(alice, "a.bin", b"one" * 100, "one")
+    alice("branch", "feature")
+    alice("push", "-q", "-u", "origin", "main", "feature")
+    Mvc(tmp_path)("clone", "-q", str(remote), "bob")
+    bob = Mvc(tmp_path / "bob")
+    # no local 'feature': the one remote branch of that name becomes a local branch tracking it
+    assert bob("checkout", "feature").stdout == ("branch 'feature' set up to track 'origin/feature'.\n"
+                                                 "Switched to a new branch 'feature'\n")
+    assert bob.json("status")["upstream"] == "origin/feature"
+    assert bob("checkout", "-b", "f2", "origin/feature").stdout.startswith(
+        "branch 'f2' set up to track 'origin/feature'.\nSwitched to a new branch 'f2'\n")
+    assert bob("branch", "f3", "refs/remotes/origin/feature").stdout.startswith(
+        "branch 'f3' set up to track 'origin/feature'.\nCreated branch f3 at ")
+    assert bob("branch", "local", "main").stdout.startswith("Created branch local at ")  # a local start: no upstream
+    assert set(config_of(bob)["branch"]) == {"main", "feature", "f2", "f3"}
+    refused = bob("checkout", "nosuch", ok=False)
+    assert refused.exit_code == 4 and refused.stderr.startswith("error: unknown revision 'nosuch'\n")
+    # the upstream follows a renamed branch and goes with a deleted one, as in git
+    bob("branch", "-m", "f3", "f5")
+    bob("checkout", "-q", "main")
+    bob("branch", "-D", "f2")
+    assert config_of(bob)["branch"]["f5"] == {"remote": "origin", "merge": "refs/heads/feature"}
+    assert set(config_of(bob)["branch"]) == {"main", "feature", "f5"}
+
+
+def test_branch_set_upstream_to_and_unset_upstream(tmp_path, remote, alice):
+    commit_file(alice, "a.bin", b"one" * 100, "one")
+    alice("push", "-q", "origin", "main")
+    alice("branch", "side")
+    assert alice("branch", "-u", "origin/main").stdout == "branch 'main' set up to track 'origin/main'.\n"
+    assert alice("branch", "--set-upstream-to", "origin/main", "side").stdout == (
+        "branch 'side' set up to track 'origin/main'.\n")
+    assert config_of(alice)["branch"]["side"] == {"remote": "origin", "merge": "refs/heads/main"}
+    assert alice.json("status")["upstream"] == "origin/main"
+    for args, code, message in [
+            (("-u", "nosuch"), 4, "error: the requested upstream branch 'nosuch' does not exist\nhint: 'mvc fetch' "
+                                  "brings the remote's branches, 'mvc branch -r' lists them\n"),
+            (("-u", "side"), 2, "error: the requested upstream 'side' is not a remote-tracking branch\n"
+                                "hint: name one: 'mvc branch -r' lists them (origin/main)\n"),
+            (("-u", "origin/main", "nosuch"), 4, "error: branch 'nosuch' does not exist\n")]:
+        refused = alice("branch", *args, ok=False)
+        assert (refused.exit_code, refused.stderr) == (code, message)
+    assert alice("branch", "--unset-upstream", "side").stdout == ""
+    assert set(config_of(alice)["branch"]) == {"main"}
+    refused = alice("branch", "--unset-upstream", "side", ok=False)
+    assert (refused.exit_code, refused.stderr) == (2, "error: branch 'side' has no upstream information\n")
+    alice("branch", "--unset-upstream")
+    assert "branch" not in config_of(alice) and alice.json("status")["upstream"] is None

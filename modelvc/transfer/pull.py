@@ -31,9 +31,8 @@ def pull(repo: Repo, remote_name: str | None = None, force: bool = False,
         upstream = Upstream(remote_name or default_remote(repo), f"{HEADS}{branch or head.branch}")
     elif upstream is None:
         raise UsageError("There is no tracking information for the current branch.",
-                         hint=f"name what to pull ('mvc pull origin {head.branch}'), or set the upstream: "
-                              f"'mvc config branch.{head.branch}.remote origin' and "
-                              f"'mvc config branch.{head.branch}.merge {head.branch}'")
+                         hint=f"name what to pull ('mvc pull origin {head.branch}'), or make the branch track "
+                              f"one ('mvc branch -u origin/{head.branch}')")
     result = fetch(repo, upstream.remote, progress)
     result.operation, result.branch = "pull", head.branch
     with repo.transaction():
