@@ -265,3 +265,23 @@ def test_branch_set_upstream_to_and_unset_upstream(tmp_path, remote, alice):
     assert (refused.exit_code, refused.stderr) == (2, "error: branch 'side' has no upstream information\n")
     alice("branch", "--unset-upstream")
     assert "branch" not in config_of(alice) and alice.json("status")["upstream"] is None
+
+
+def test_branch_vv_shows_each_upstream_with_ahead_and_behind(tmp_path, remote, alice):
+    commit_file(alice, "a.bin", b"one" * 100, "one")
+    alice("push", "-q", "-u", "origin", "main")
+    one = alice.json("log")[0]["id"]
+    alice("branch", "side")
+    alice("config", "branch.side.remote", "origin")
+    alice("config", "branch.side.merge", "never-pushed")
+    commit_file(alice, "a.bin", b"two" * 100, "two")
+    two = alice.json("log")[0]["id"]
+    assert alice("branch", "-vv").stdout.splitlines() == [
+        f"* {'main':<20} {two[:10]} [origin/main: ahead 1] two",
+        f"  {'side':<20} {one[:10]} [origin/never-pushed: gone] one"]
+    alice("push", "-q")
+    alice("rollback", "-q", "--hard", "HEAD~1")
+    assert alice("branch", "-vv").stdout.splitlines()[0] == f"* {'main':<20} {one[:10]} [origin/main: behind 1] one"
+    assert alice("branch", "-v").stdout.splitlines()[0] == f"* {'main':<20} {one[:10]} one"  # as without -v
+    commit_file(alice, "a.bin", b"three" * 100, "three")
+    assert "[origin/main: ahead 1, behind 1] three" in alice("branch", "-vv").stdout

@@ -147,10 +147,11 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
 @click.option("-u", "--set-upstream-to", "upstream", metavar="UPSTREAM",
               help="Make NAME (default: the current branch) track the remote-tracking branch UPSTREAM.")
 @click.option("--unset-upstream", is_flag=True, help="Forget the upstream of NAME (default: the current branch).")
+@click.option("-v", "--verbose", count=True, help="Twice (-vv): each branch's upstream, ahead and behind.")
 @click.option("--json", "as_json", is_flag=True, help="Print branches as JSON.")
 @click.pass_context
 def branch_command(ctx, name, start, delete, force_delete, rename, remotes, all_branches, upstream, unset_upstream,
-                   as_json) -> None:
+                   verbose, as_json) -> None:
     """List branches, create NAME at START (default HEAD), delete (-d, -D) or rename (-m) one.
 
     \b
@@ -198,11 +199,26 @@ def branch_command(ctx, name, start, delete, force_delete, rename, remotes, all_
     if as_json:
         emit_json([info.to_dict() for info in infos])
         return
-    local = set(repo.refs.branches()) if all_branches else set()
+    local = set(repo.refs.branches()) if all_branches or verbose > 1 else set()
     for info in infos:
         marker = "*" if info.current else " "
         shown = f"remotes/{info.name}" if all_branches and info.name not in local else info.name
-        click.echo(f"{marker} {shown:<20} {short(info.commit)} {info.subject}")
+        tracking = tracking_text(repo, info.name, info.commit) if verbose > 1 and info.name in local else ""
+        click.echo(f"{marker} {shown:<20} {short(info.commit)} {tracking}{info.subject}")
+
+
+def tracking_text(repo, branch: str, commit: str) -> str:
+    """git's `branch -vv` note: '[origin/main: ahead 1, behind 2] ', '[origin/main] ', or ''."""
+    from modelvc.transfer.upstream import divergence, upstream_of
+
+    found = divergence(repo, branch, commit)
+    if found is None:
+        upstream = upstream_of(repo.config, branch)
+        return f"[{upstream.short}: gone] " if upstream is not None else ""
+    upstream, ahead, behind = found
+    counts = ", ".join(text for text in (f"ahead {ahead}" if ahead else "", f"behind {behind}" if behind else "")
+                       if text)
+    return f"[{upstream.short}{': ' + counts if counts else ''}] "
 
 
 @click.command("tag")

@@ -84,3 +84,16 @@ def guess_remote_branch(repo: Repo, name: str) -> str | None:
         return None
     found = [remote for remote in remotes_in(repo.config) if repo.refs.read(f"{REMOTES}{remote}/{name}")]
     return f"{found[0]}/{name}" if len(found) == 1 else None
+
+
+def divergence(repo: Repo, branch: str | None, commit: str | None) -> tuple[Upstream, int, int] | None:
+    """(upstream, ahead, behind): how many commits the branch and its fetched upstream each have
+    that the other lacks; None without an upstream, a fetched one or a commit (status, branch -vv)."""
+    from modelvc.ops.reach import commit_ancestors
+
+    upstream = upstream_of(repo.config, branch)
+    tip = repo.refs.read(upstream.tracking) if upstream is not None else None
+    if upstream is None or tip is None or commit is None:
+        return None
+    mine, theirs = commit_ancestors(repo, [commit]), commit_ancestors(repo, [tip])
+    return upstream, len(mine - theirs), len(theirs - mine)
