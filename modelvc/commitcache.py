@@ -6,7 +6,8 @@ metrics/params/meta as compact JSON), beside the commit's canonical encoding for
 commit is shown. The file is derived data: missing, unreadable, of another schema or failing its
 checksum it is ignored and the objects answer, only slower. The checksum (blake3 over every
 row, in id order) is checked each time the rows are loaded, which costs one hash of a few
-megabytes; fsck checks each row against its object. A walk over the whole history adds the
+megabytes; fsck checks each row against its object (through the row's own body, which must hash
+to the commit's id). A walk over the whole history adds the
 commits the cache lacks (an older mvc's, or ones just made); gc rewrites the file, when there
 is one, from the reachable commits. SQLite writes added rows in place (its journal keeps the file whole); gc's
 rewrite goes through the atomic-write helper like every other file.
