@@ -210,6 +210,15 @@ class Index:
             before = self.entry(path)
             self.changed_since_base[path] = None if before is None else (before.manifest_id, before.size, before.mode)
 
+    def changed_from_base(self) -> set[str]:
+        """The paths whose (manifest id, size, mode) differ from base_tree's (see note_change)."""
+        changed = set()
+        for path, before in self.changed_since_base.items():
+            now = self.entry(path)
+            if before != (None if now is None else (now.manifest_id, now.size, now.mode)):
+                changed.add(path)
+        return changed
+
     def save(self, tree_id: ObjectId | None = None, keep_base: bool = False,
              commit_id: ObjectId | None = None) -> None:
         """Write every entry; `tree_id` only by a caller that knows the entries make that tree,

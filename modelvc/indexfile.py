@@ -14,6 +14,8 @@ import json
 import sys
 from array import array
 from collections.abc import Iterator, Mapping, MutableSequence, Sequence
+from itertools import repeat
+from operator import and_, or_, rshift
 from typing import Any
 
 from modelvc.ids import hash_bytes_raw, is_full_id
@@ -64,8 +66,11 @@ class IdColumn(MutableSequence[str]):
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __iter__(self) -> Iterator[str]:
-        text = self.raw.hex()
-        return (text[i:i + 64] for i in range(0, len(text), 64))
+        return iter(self.hex_list())
+
+    def hex_list(self) -> list[str]:
+        """Every id as hex text, by C-level calls only (the hex of all, split every 64 digits)."""
+        return self.raw.hex(" ", ID_BYTES).split(" ") if self.raw else []
 
 
 def encode_index(entries: Mapping[str, Any], tree_id: str | None, commit_id: str | None = None) -> bytes:
@@ -84,10 +89,12 @@ def encode_columns(columns: tuple[Sequence, ...], tree_id: str | None, commit_id
     that knows no "commit" ignores it)."""
     paths, ids, sizes, modes, mtimes, inos, unsynced, dereference = columns
     boots = sorted(set(unsynced) - {""})
-    if boots or any(dereference):
-        boot_number = {boot: number + 1 for number, boot in enumerate(boots)}
-        flags = [(boot_number.get(boot, 0) << BOOT_SHIFT) | (FLAG_DEREFERENCE if linked else 0)
-                 for boot, linked in zip(unsynced, dereference, strict=True)]
+    if boots or any(dereference):  # by C-level maps: after a checkout every entry names its boot
+        boot_bits = {"": 0} | {boot: (number + 1) << BOOT_SHIFT for number, boot in enumerate(boots)}
+        linked = map(FLAG_DEREFERENCE.__mul__, map(bool, dereference))
+        flags = list(map(or_, map(boot_bits.__getitem__, unsynced), linked))
+        if len(flags) != len(paths):
+            raise ValueError("the index's columns differ in length")
     else:
         flags = [0] * len(paths)
     path_bytes = "\0".join(paths).encode("utf-8")
@@ -155,8 +162,8 @@ def decode_index(raw: bytes) -> tuple[tuple[Any, ...], str | None, str | None]:
     if max(flags, default=0) >> BOOT_SHIFT >= len(boot_names):
         raise ValueError("an entry names a boot id the index does not list")
     if any(flags):
-        unsynced = [boot_names[flag >> BOOT_SHIFT] for flag in flags]
-        dereference = [bool(flag & FLAG_DEREFERENCE) for flag in flags]
+        unsynced = list(map(boot_names.__getitem__, map(rshift, flags, repeat(BOOT_SHIFT))))
+        dereference = list(map(bool, map(and_, flags, repeat(FLAG_DEREFERENCE))))
     else:
         unsynced, dereference = [""] * count, [False] * count
     return (paths, ids, sizes, modes, mtimes.tolist(), inos, unsynced, dereference), tree_id, commit_id
