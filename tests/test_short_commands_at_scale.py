@@ -148,3 +148,27 @@ def test_a_big_object_is_stored_at_the_fast_level_and_reads_back_whole(mvc, work
     fresh = Repo(work)
     assert fresh.objects.read_verified(big_id) == data
     assert fresh.objects.read_verified(small_id) == small
+
+
+def test_entries_are_found_by_bisection_and_an_index_out_of_order_is_read_all_the_same(tmp_path):
+    from modelvc.index import IndexEntry
+    from modelvc.indexfile import encode_columns
+
+    names = ["a", "b-x", "b/c", "b0"]
+    entries = [IndexEntry(p, hash_bytes(p.encode()), n, MODE_FILE, n, n) for n, p in enumerate(names)]
+    columns = ([e.path for e in entries], [e.manifest_id for e in entries], [e.size for e in entries],
+               [e.mode for e in entries], [e.mtime_ns for e in entries], [e.ino for e in entries],
+               [""] * 4, [False] * 4)
+    path = tmp_path / "index"
+    path.write_bytes(encode_columns(columns, None))
+    index = Index(path)
+    assert index._entries is None  # noqa: SLF001 - read as columns
+    assert [index.entry(e.path) for e in entries] == entries
+    assert index.entry("b/") is None and index.entry("0") is None and index.entry("c") is None
+    assert "b/c" in index.tracked() and "b/" not in index.tracked() and len(index.tracked()) == 4
+
+    shuffled = tuple([column[i] for i in (3, 0, 2, 1)] for column in columns)
+    path.write_bytes(encode_columns(shuffled, None))  # not as mvc writes it
+    index = Index(path)
+    assert [index.entry(e.path) for e in entries] == entries
+    assert "b/c" in index.tracked() and "c" not in index.tracked()
