@@ -9,7 +9,7 @@ the chunk index and packs hold (a manifest's encoding writes it as hex, read bac
 from __future__ import annotations
 
 import re
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 ObjectId: TypeAlias = str
 ChunkId: TypeAlias = bytes
@@ -31,6 +31,11 @@ def hash_bytes(data: bytes | memoryview) -> str:
 
 def hash_bytes_raw(data: bytes | memoryview) -> bytes:
     return _blake3()(data).digest()
+
+
+def blake3_hasher() -> Any:
+    """A blake3 hasher to update part by part (the digest of parts joined, without joining them)."""
+    return _blake3()()
 
 
 _hasher = None

@@ -8,20 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelvc.errors import UsageError
-from modelvc.formats import Layout
 from modelvc.ignore import IgnoreRules
 from modelvc.index import Index, IndexEntry, mode_of, stat_entry
-from modelvc.layoutindex import LayoutIndex, fingerprint
 from modelvc.objects import Manifest, TreeEntry
 from modelvc.ops.gitside import GitignoreUpdate
 from modelvc.ops.pathspec import expand, expand_specs
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
-from modelvc.store.filedata import PreviousVersion
-from modelvc.store.smallfiles import SMALL_FILE_BYTES
 from modelvc.worktree import (
     directories_unchanged,
     is_utf8_name,
@@ -30,6 +26,12 @@ from modelvc.worktree import (
     stat_path,
     walk_against,
 )
+
+if TYPE_CHECKING:  # what storing files needs is imported only when a file is stored: `add .` with
+    # nothing changed, and status, never load the chunker, codecs and format readers
+    from modelvc.formats import Layout
+    from modelvc.layoutindex import LayoutIndex
+    from modelvc.store.filedata import PreviousVersion
 
 
 @dataclass
@@ -157,6 +159,9 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
         if result.removed:
             _save_staged(index, save_index)
         return result
+    from modelvc.layoutindex import LayoutIndex, fingerprint
+    from modelvc.store.smallfiles import SMALL_FILE_BYTES
+
     progress.start("Adding", sum(st.st_size for _, st in work))
     layouts = LayoutIndex(repo.mvc_dir)
     staged = _store(repo, work, followed, progress, result, layouts)
@@ -187,7 +192,11 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
 
 
 def _save_staged(index: Index, now: bool) -> None:
-    if now:
+    """When only stat fields changed (files touched, found the same when read), the entries
+    still make the tree the index recorded: it is kept, so status and commit need not read it."""
+    if now and index.tree_id is not None and index.base_tree == index.tree_id and not index.changed_from_base():
+        index.save(index.tree_id, commit_id=index.commit_id)
+    elif now:
         index.save(keep_base=True)
     else:
         index.unsaved = True
@@ -243,6 +252,8 @@ def _is_link(repo: Repo, path: str) -> bool:
 
 def previous_version(repo: Repo, entry: IndexEntry | TreeEntry | None) -> PreviousVersion | None:
     """The stored version a new one of the same path may be delta-encoded against."""
+    from modelvc.store.filedata import PreviousVersion
+
     if entry is None or not _deltas_on(repo):
         return None
     found = repo.staged_layouts.get(entry.manifest_id) or _stored_version(repo, entry.manifest_id, entry.path)
@@ -261,6 +272,8 @@ def cross_path_version(repo: Repo, working_path: str, layouts: LayoutIndex) -> P
         return None
     from modelvc.formats import FileSource
     from modelvc.formats.detect import read_layout
+    from modelvc.layoutindex import fingerprint
+    from modelvc.store.filedata import PreviousVersion
 
     try:
         with FileSource(working_path) as source:

@@ -86,10 +86,6 @@ def check_staged(repo: Repo, entries: list[IndexEntry]) -> None:
                 hint=f"stage it again with 'mvc add {shlex.quote(entry.path)}'")
 
 
-def _key(entry: TreeEntry | IndexEntry | None) -> tuple[str, int, int] | None:
-    return None if entry is None else (entry.manifest_id, entry.size, entry.mode)
-
-
 def _changed_paths(old: tuple[TreeEntry, ...], new: tuple[TreeEntry, ...]) -> set[str]:
     """Paths whose entry differs between two trees, by one set operation over both."""
     before = {(e.path, e.manifest_id, e.size, e.mode) for e in old}
@@ -139,8 +135,7 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
         head = repo.refs.head()
         head_tree = repo.read_commit(head.commit).tree if head.commit else None
         if head_tree is not None and index.base_tree == head_tree:  # only what `add` changed
-            changed_paths = {path for path, before in index.changed_since_base.items()
-                             if before != _key(index.entry(path))}
+            changed_paths = index.changed_from_base()
         else:
             changed_paths = _changed_paths(repo.tree_of(head.commit).entries, tree_from_index(repo).entries)
         changed = len(changed_paths)
