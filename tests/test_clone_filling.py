@@ -86,6 +86,8 @@ def test_clones_partial_and_full_are_byte_identical(tmp_path, kind, request, mon
         assert sorted(p.name for p in bob.cwd.iterdir()) == [".mvc", "model.safetensors"]
         assert (bob.cwd / "model.safetensors").read_bytes() == versions["v3"]
         assert bob.json("status")["clean"] is True
+        # a full clone fills its files as a partial one does, then fetches the rest
+        assert (bob.json("fsck")["on_remote"] is None) == (not how)
         bob("checkout", "-q", "HEAD~2")  # c1, with the nested model: a directory made, a lazy fetch
         assert (bob.cwd / "model.safetensors").read_bytes() == versions["v1"]
         assert (bob.cwd / NESTED).read_bytes() == versions["nested"]

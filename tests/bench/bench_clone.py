@@ -22,6 +22,7 @@ of the process (`mvc --version`).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -51,12 +52,14 @@ def timed(func) -> tuple[float, object]:
     return time.perf_counter() - start, value
 
 
-def clone(mvc: str, url: str, options: list[str], target: Path, env: dict[str, str], partial: bool) -> float:
+def clone(mvc: str, url: str, options: list[str], target: Path, env: dict[str, str],
+          partial: bool) -> tuple[float, dict]:
+    """Seconds taken, and the clone's --json."""
     shutil.rmtree(target, ignore_errors=True)
     start = time.perf_counter()
-    subprocess.run([*mvc.split(), "clone", "-q", *(["--partial"] if partial else []), url, str(target), *options],
-                   check=True, env=env, cwd=target.parent)
-    return time.perf_counter() - start
+    done = subprocess.run([*mvc.split(), "clone", "--json", *(["--partial"] if partial else []), url, str(target),
+                           *options], check=True, env=env, cwd=target.parent, capture_output=True, text=True)
+    return time.perf_counter() - start, json.loads(done.stdout)
 
 
 def floors(clone_dir: Path, env: dict[str, str]) -> list[tuple[str, float, str]]:
@@ -148,15 +151,20 @@ def main() -> None:
         env = {**os.environ, **server.env}
         url, options = f"s3://{server.extra['bucket']}/mvc", ["--endpoint", server.endpoint, "--path-style"]
         times: dict[str, list[float]] = {command: [] for command in commands}
+        reports: dict[str, dict] = {}
         for _ in range(args.repeat):
             for number, command in enumerate(commands):
-                times[command].append(clone(command, url, options, scratch / f"clone{number}", env, not args.full))
+                seconds, reports[command] = clone(command, url, options, scratch / f"clone{number}", env,
+                                                  not args.full)
+                times[command].append(seconds)
         startup = min(timed(lambda: subprocess.run([*commands[0].split(), "--version"], check=True,
                                                    capture_output=True))[0] for _ in range(3))
         print(f"\nclone{' --partial' if not args.full else ''} of the latest, {args.repeat} runs each, "
               f"load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
         for command, values in times.items():
-            print(f"  {command}: " + ", ".join(f"{value:.2f}" for value in values) + f" s (best {min(values):.2f})")
+            print(f"  {command}: " + ", ".join(f"{value:.2f}" for value in values) + f" s (best {min(values):.2f}); "
+                  f"received {mb(reports[command]['received_bytes'])} in {reports[command]['request_count']} "
+                  "requests")
         print(f"  start-up (mvc --version): {startup:.2f} s")
         if not args.no_floors:
             print("floors:")
