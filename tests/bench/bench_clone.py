@@ -2,12 +2,15 @@
 
 Run by hand from the repository root, after `bench_remote.py --partial --keep --workdir DIR`:
 
-    python tests/bench/bench_clone.py DIR [--mvc CMD ...] [--repeat 3] [--full]
+    python tests/bench/bench_clone.py DIR [--mvc CMD ...] [--repeat 3] [--full] [--dvc]
 
 SeaweedFS is started again on DIR/seaweedfs/data (mvc's repository is under the prefix `mvc`).
 Each mvc command given (default: the one beside this Python) clones the latest version
-(`--partial` unless `--full`) `--repeat` times, interleaved, each timed as a process. Beside
-them, the floors of the same work on this machine, each timed in this process:
+(`--partial` unless `--full`) `--repeat` times, interleaved, each timed as a process; with
+`--dvc`, bench_remote's DVC repository (DIR/dvc/work) is cloned the same way between them
+(`git clone` + `dvc pull`, timed as bench_remote times them; the endpoint, whose port changed,
+set with `dvc remote modify --local` untimed). Beside them, the floors of the same work on this
+machine, each timed in this process:
 
     GET ranges    the records the clone reads, by mvc's own coalesced ranged reads (ranges.py)
     GET whole     the same packs read whole, in parallel
@@ -44,6 +47,7 @@ from modelvc.store.codecs import CODEC_DELTA, decode_chunk  # noqa: E402
 from modelvc.store.delta import decode_delta  # noqa: E402
 
 TRACKED = "model.safetensors"
+DVC = "/work/venvs/dvc/bin/dvc"
 
 
 def timed(func) -> tuple[float, object]:
@@ -60,6 +64,23 @@ def clone(mvc: str, url: str, options: list[str], target: Path, env: dict[str, s
     done = subprocess.run([*mvc.split(), "clone", "--json", *(["--partial"] if partial else []), url, str(target),
                            *options], check=True, env=env, cwd=target.parent, capture_output=True, text=True)
     return time.perf_counter() - start, json.loads(done.stdout)
+
+
+def dvc_clone(dvc: str, work: Path, target: Path, endpoint: str, env: dict[str, str]) -> float:
+    """`git clone` + `dvc pull` of the kept DVC repository, cold (a fresh home and cache)."""
+    shutil.rmtree(target, ignore_errors=True)
+    home = target.parent / "dvc-home"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**env, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"), "XDG_CONFIG_HOME": str(home / "config"),
+           "DVC_NO_ANALYTICS": "1"}
+    start = time.perf_counter()
+    subprocess.run(["git", "clone", "-q", str(work), str(target)], check=True, env=env)
+    took = time.perf_counter() - start
+    subprocess.run([dvc, "remote", "modify", "--local", "origin", "endpointurl", endpoint], check=True, env=env,
+                   cwd=target)
+    start = time.perf_counter()
+    subprocess.run([dvc, "pull", "-q"], check=True, env=env, cwd=target)
+    return took + time.perf_counter() - start
 
 
 def floors(clone_dir: Path, env: dict[str, str]) -> list[tuple[str, float, str]]:
@@ -141,6 +162,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="a full clone rather than --partial")
     parser.add_argument("--no-floors", action="store_true")
+    parser.add_argument("--dvc", nargs="?", const=DVC, help=f"also clone the DVC repository (default: {DVC})")
     args = parser.parse_args()
     commands = args.mvc or [find_mvc()]
     scratch = args.workdir / "clonebench"
@@ -157,14 +179,22 @@ def main() -> None:
                 seconds, reports[command] = clone(command, url, options, scratch / f"clone{number}", env,
                                                   not args.full)
                 times[command].append(seconds)
+            if args.dvc:
+                times.setdefault("dvc", []).append(dvc_clone(args.dvc, args.workdir / "dvc" / "work",
+                                                             scratch / "dvc-clone", server.endpoint, env))
         startup = min(timed(lambda: subprocess.run([*commands[0].split(), "--version"], check=True,
                                                    capture_output=True))[0] for _ in range(3))
         print(f"\nclone{' --partial' if not args.full else ''} of the latest, {args.repeat} runs each, "
               f"load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
         for command, values in times.items():
-            print(f"  {command}: " + ", ".join(f"{value:.2f}" for value in values) + f" s (best {min(values):.2f}); "
-                  f"received {mb(reports[command]['received_bytes'])} in {reports[command]['request_count']} "
-                  "requests")
+            report = reports.get(command)
+            print(f"  {command}: " + ", ".join(f"{value:.2f}" for value in values) + f" s (best {min(values):.2f})"
+                  + (f"; received {mb(report['received_bytes'])} in {report['request_count']} requests"
+                     if report else ""))
+        if "dvc" in times:
+            for command in commands:
+                ratios = [ours / theirs for ours, theirs in zip(times[command], times["dvc"], strict=True)]
+                print(f"  {command} / dvc, run by run: " + ", ".join(f"{ratio:.2f}" for ratio in ratios))
         print(f"  start-up (mvc --version): {startup:.2f} s")
         if not args.no_floors:
             print("floors:")
