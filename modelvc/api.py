@@ -212,12 +212,17 @@ class Repo(base.Repo):
         return rollback(self, rev, hard, force)
 
     def branch(self, name: str | None = None, start: str | None = None, *, delete: bool = False,
-               force_delete: bool = False, move: bool = False) -> NameInfo | list[NameInfo]:
+               force_delete: bool = False, move: bool = False, set_upstream_to: str | None = None,
+               unset_upstream: bool = False) -> NameInfo | list[NameInfo]:
         """List branches (no name), create NAME at START, delete (`delete`, `force_delete`) or
-        rename (`move`: NAME to START, or the current branch to NAME), as `mvc branch`."""
+        rename (`move`: NAME to START, or the current branch to NAME), as `mvc branch`; make NAME
+        (default: the current branch) track a remote-tracking branch (`set_upstream_to`, `-u`) or
+        nothing (`unset_upstream`)."""
         from modelvc.errors import UsageError
-        from modelvc.ops.names import create_branch, delete_branch, list_branches, rename_branch
+        from modelvc.ops.names import create_branch, delete_branch, list_branches, rename_branch, set_branch_upstream
 
+        if set_upstream_to is not None or unset_upstream:
+            return set_branch_upstream(self, name, None if unset_upstream else set_upstream_to)
         if delete or force_delete:
             if name is None or start:
                 raise UsageError("branch delete takes exactly one branch name")
@@ -329,11 +334,12 @@ class Repo(base.Repo):
 
         return fetch(self, remote, all_data=all_data)
 
-    def pull(self, remote: str | None = None, *, force: bool = False) -> TransferResult:
-        """Fetch, then fast-forward the current branch and its files (`mvc pull`)."""
+    def pull(self, remote: str | None = None, branch: str | None = None, *, force: bool = False) -> TransferResult:
+        """Fetch, then fast-forward the current branch and its files to its upstream, or to
+        `branch` of `remote` (`mvc pull [REMOTE [BRANCH]]`)."""
         from modelvc.transfer.pull import pull
 
-        return pull(self, remote, force=force)
+        return pull(self, remote, force=force, branch=branch)
 
     @classmethod
     def clone(cls, url: str, path: PathArg, *, branch: str | None = None, endpoint: str | None = None,

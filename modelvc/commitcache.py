@@ -6,7 +6,8 @@ metrics/params/meta as compact JSON), beside the commit's canonical encoding for
 commit is shown. The file is derived data: missing, unreadable, of another schema or failing its
 checksum it is ignored and the objects answer, only slower. The checksum (blake3 over every
 row, in id order) is checked each time the rows are loaded, which costs one hash of a few
-megabytes; fsck checks each row against its object. A walk over the whole history adds the
+megabytes; fsck checks each row against its object (through the row's own body, which must hash
+to the commit's id). A walk over the whole history adds the
 commits the cache lacks (an older mvc's, or ones just made); gc rewrites the file, when there
 is one, from the reachable commits. SQLite writes added rows in place (its journal keeps the file whole); gc's
 rewrite goes through the atomic-write helper like every other file.
@@ -17,19 +18,20 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelvc import objects as objmod
 from modelvc.errors import CorruptObjectError, IntegrityError
 from modelvc.fsutil import atomic_write
 from modelvc.ids import hash_bytes
 from modelvc.objects import Commit
-from modelvc.ops.annotate import all_annotations
-from modelvc.ops.query import CommitValues, commit_values
 from modelvc.repo import Repo
+
+if TYPE_CHECKING:
+    from modelvc.ops.query import CommitValues
 
 CACHE_FILE = "commit-graph.sqlite"
 _SCHEMA_VERSION = 1
@@ -105,7 +107,13 @@ class CommitReader:
         self._added: dict[str, Row] = {}
         self._commits: dict[str, Commit] = {}
         self._values: dict[str, CommitValues] = {}
-        self._annotations = all_annotations(repo)  # values added later join the commits' own (not cached)
+        # imported here: fsck imports this module to check the cache, and needs neither
+        from modelvc.ops.annotate import all_annotations
+        from modelvc.ops.query import CommitValues, commit_values
+
+        annotations = all_annotations(self.repo)  # values added later join the commits' own (not cached)
+        self._values_of = lambda commit_id, own: commit_values(
+            commit_id, CommitValues(own["metrics"], own["params"], own["meta"]), annotations)
         if bulk:
             self._rows = self._read_cache()
 
@@ -145,8 +153,7 @@ class CommitReader:
         found = self._values.get(commit_id)
         if found is None:
             own = json.loads(self._row(commit_id)[3])
-            found = self._values[commit_id] = commit_values(
-                commit_id, CommitValues(own["metrics"], own["params"], own["meta"]), self._annotations)
+            found = self._values[commit_id] = self._values_of(commit_id, own)
         return found
 
     def commit(self, commit_id: str) -> Commit:
@@ -203,6 +210,8 @@ def _database_bytes(repo: Repo, rows: list[Row]) -> bytes:
         if hasattr(sqlite3.Connection, "serialize"):
             target = ":memory:"
         else:
+            import tempfile  # here: fsck imports this module, only gc on Python 3.10 needs it
+
             target = str(Path(stack.enter_context(tempfile.TemporaryDirectory(dir=repo.mvc_dir, prefix=".cg-")))
                          / CACHE_FILE)
         connection = sqlite3.connect(target, isolation_level=None)
@@ -226,8 +235,9 @@ class CacheCheck:
     problems: list[str]
 
 
-def check(repo: Repo) -> CacheCheck | None:
-    """Whether the cache is whole and each row is what its commit object says; None without one."""
+def check(repo: Repo, present: Collection[str] = ()) -> CacheCheck | None:
+    """Whether the cache is whole and each row is what its commit object says; None without one.
+    `present`: commits known to be in the store (fsck's walk read them), not looked up again."""
     path = cache_path(repo)
     if not path.exists():
         return None
@@ -241,17 +251,22 @@ def check(repo: Repo) -> CacheCheck | None:
     except sqlite3.Error as exc:
         return CacheCheck(0, [f"{CACHE_FILE} is unreadable ({exc}): {hint}"])
     problems = [] if stored == checksum(rows) else [f"{CACHE_FILE} fails its checksum: {hint}"]
-    wrong = [row[0] for row in rows if not _agrees(repo, row)]
+    wrong = [row[0] for row in rows if not _agrees(repo, row, present)]
     if wrong:
         problems.append(f"{CACHE_FILE} has {len(wrong)} row(s) that disagree with the commit objects "
                         f"(first {wrong[0][:10]}): {hint}")
     return CacheCheck(len(rows), problems)
 
 
-def _agrees(repo: Repo, row: Row) -> bool:
-    try:
-        body = bytes(repo.objects.read_verified(row[0]))
-        commit = objmod.decode(body, row[0])
-    except IntegrityError:  # missing or damaged: reported by the object walk
+def _agrees(repo: Repo, row: Row, present: Collection[str]) -> bool:
+    """The row's body is its commit's canonical encoding when it hashes to the commit's id (ids
+    are content hashes), so the stored object need not be read again: fsck's walk verifies it.
+    A row for an object the store lacks disagrees."""
+    commit_id, body = row[0], row[4]
+    if hash_bytes(body) != commit_id or (commit_id not in present and not repo.objects.has(commit_id)):
         return False
-    return isinstance(commit, Commit) and row_of(row[0], commit, body) == row
+    try:
+        commit = objmod.decode(body, commit_id)
+    except IntegrityError:
+        return False
+    return isinstance(commit, Commit) and row_of(commit_id, commit, body) == row

@@ -1,8 +1,10 @@
 """Settings: the repository's `.mvc/config` and the user's global file, by dotted key.
 
 A dotted key names a path into the JSON of either file: `gc.reflogExpire` is
-config["gc"]["reflogExpire"]. The repository's value wins over the global one. The global file is
-$XDG_CONFIG_HOME/mvc/config when XDG_CONFIG_HOME is set, else ~/.mvcconfig (one file, as JSON).
+config["gc"]["reflogExpire"], and `branch.release/v1.2.remote` is
+config["branch"]["release/v1.2"]["remote"] (git's rule: the first and the last dot split it).
+The repository's value wins over the global one. The global file is $XDG_CONFIG_HOME/mvc/config
+when XDG_CONFIG_HOME is set, else ~/.mvcconfig (one file, as JSON).
 """
 
 from __future__ import annotations
@@ -100,10 +102,21 @@ def write_config_file(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
+def key_path(key: str) -> list[str]:
+    """The names a dotted key nests by, by git's rule: the first and the last dot separate the
+    section, the subsection and the key, so `branch.release/v1.2.remote` is
+    ["branch", "release/v1.2", "remote"] (a subsection may hold dots; a section and a key never)."""
+    section, _, rest = key.partition(".")
+    subsection, dot, name = rest.rpartition(".")
+    if not dot:
+        return key.split(".")
+    return [section, subsection, name]
+
+
 def lookup(data: dict[str, Any], key: str) -> Any:
     """The value at a dotted key, or None."""
     node: Any = data
-    for part in key.split("."):
+    for part in key_path(key):
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
@@ -143,14 +156,49 @@ REMOTE_KEYS: dict[str, Key] = {
 }
 
 
+def _remote_name(value: str) -> str:
+    from modelvc.errors import RefError
+    from modelvc.remotes import check_remote_name
+
+    try:
+        check_remote_name(value)
+    except RefError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+def _merge_ref(value: str) -> str:
+    """The upstream branch's name on the remote, kept in full (refs/heads/main) as git keeps it."""
+    from modelvc.refname import is_valid_ref_name
+
+    full = value if value.startswith("refs/heads/") else f"refs/heads/{value}"
+    if not is_valid_ref_name(full[len("refs/heads/"):]):
+        raise ValueError("not a branch name")
+    return full
+
+
+# The upstream of each branch, branch.<name>.<setting> (modelvc/transfer/upstream.py).
+BRANCH_KEYS: dict[str, Key] = {
+    "remote": Key(_remote_name, None, "the remote the branch pulls from and pushes to"),
+    "merge": Key(_merge_ref, None, "the branch's name on that remote (main or refs/heads/main)"),
+}
+
+
 def settable(key: str) -> Key:
-    parts = key.split(".")
+    parts = key_path(key)
     if len(parts) == 3 and parts[0] == "remote" and parts[1] and parts[2] in REMOTE_KEYS:
         return REMOTE_KEYS[parts[2]]
+    if len(parts) == 3 and parts[0] == "branch" and parts[1] and parts[2] in BRANCH_KEYS:
+        from modelvc.refname import is_valid_ref_name
+
+        if not is_valid_ref_name(parts[1]):
+            raise ConfigError(f"invalid branch name '{parts[1]}' in config key '{key}'")
+        return BRANCH_KEYS[parts[2]]
     if key not in KEYS:
         raise ConfigError(f"unknown config key '{key}'",
                           hint="the keys are: " + ", ".join(sorted(KEYS)) + ", remote.<name>.{"
-                               + ",".join(REMOTE_KEYS) + "} (see docs/cli.md)")
+                               + ",".join(REMOTE_KEYS) + "}, branch.<name>.{" + ",".join(BRANCH_KEYS)
+                               + "} (see docs/cli.md)")
     return KEYS[key]
 
 
@@ -161,7 +209,7 @@ def set_value(data: dict[str, Any], key: str, text: str) -> Any:
         value = spec.parse(text)
     except ValueError as exc:
         raise ConfigError(f"bad value '{text}' for config key '{key}': {exc}") from None
-    *parents, last = key.split(".")
+    *parents, last = key_path(key)
     node = data
     for part in parents:
         child = node.get(part)
@@ -175,7 +223,7 @@ def set_value(data: dict[str, Any], key: str, text: str) -> Any:
 def unset_value(data: dict[str, Any], key: str) -> bool:
     """Remove a key (and parents it leaves empty); False when it was not set."""
     settable(key)
-    *parents, last = key.split(".")
+    *parents, last = key_path(key)
     chain = [data]
     for part in parents:
         child = chain[-1].get(part)
@@ -190,6 +238,21 @@ def unset_value(data: dict[str, Any], key: str) -> bool:
             break
         del node[part]
     return True
+
+
+def move_subsection(path: Path, section: str, old: str, new: str | None) -> None:
+    """Move `SECTION.OLD.*` to `SECTION.NEW.*` in the config file at `path`, or drop it (None),
+    as git's `branch -m` and `branch -d` do with a branch's settings (the caller holds the lock)."""
+    data = read_config_file(path, missing_ok=False)
+    found = data.get(section)
+    if not isinstance(found, dict) or old not in found:
+        return
+    entry = found.pop(old)
+    if new is not None:
+        found[new] = entry
+    if not found:
+        del data[section]
+    write_config_file(path, data)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from modelvc.errors import UsageError
+from modelvc.errors import RefError, UsageError
+from modelvc.refname import check_ref_name
 
 if TYPE_CHECKING:
     from modelvc.store.backend import Backend
@@ -68,6 +69,13 @@ class Remote:
         return {"name": self.name, "url": self.url, "endpoint": self.endpoint, "region": self.region,
                 "path_style": self.path_style, "conditional_writes": self.conditional_writes,
                 "allow_unconditional_push": self.allow_unconditional_push, "partial": self.partial}
+
+
+def check_remote_name(name: str) -> None:
+    """A remote's name becomes refs/remotes/<name>/ and a config key: a ref name without '.'."""
+    check_ref_name(name, "remote")
+    if "." in name or "/" in name:
+        raise RefError(f"invalid remote name '{name}': it contains '{'.' if '.' in name else '/'}'")
 
 
 def remotes_in(config: dict[str, Any]) -> dict[str, Remote]:

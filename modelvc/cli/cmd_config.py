@@ -18,9 +18,11 @@ from modelvc.cli.output import emit_json, open_repo
 def config_command(ctx, key, value, global_, list_, unset, as_json) -> None:
     """Get, set, unset or list settings: 'mvc config user.name', 'mvc config user.name "A U"'.
 
-    KEY is dotted: gc.reflogExpire is "reflogExpire" inside "gc" in the JSON file. Keys:
+    KEY is dotted: gc.reflogExpire is "reflogExpire" inside "gc" in the JSON file; the first
+    and last dots split a key with a name in it (branch.release/v1.2.remote). Keys:
     user.name, user.email, core.gitignore, gc.reflogExpire, gc.reflogExpireUnreachable,
-    pack_max_bytes, delta_max_depth, gc.auto_packs, gc.auto_loose (see docs/cli.md). The repository's file is
+    pack_max_bytes, delta_max_depth, gc.auto_packs, gc.auto_loose, remote.NAME.*,
+    branch.NAME.remote, branch.NAME.merge (see docs/cli.md). The repository's file is
     .mvc/config; --global uses $XDG_CONFIG_HOME/mvc/config, else ~/.mvcconfig. Getting a
     key reads the repository's file, then the global one. A key that is not set exits 1 with
     no output (so does --unset of one), as git does; an unknown key or bad value exits 14.

@@ -72,8 +72,9 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
             result = restore_paths(repo, rev, specs, force, cwd_of(ctx), bar)
             message = f"Restored {len(result.restored_paths or [])} path(s) from {rev}"
         elif len(args) == 1:
-            result = checkout(repo, args[0], force, bar)
-            message = (f"Switched to branch '{result.branch}'" if result.branch
+            result = checkout(repo, args[0], force, bar)  # a remote's branch of that name: a new branch tracking it
+            message = (f"Switched to a new branch '{result.branch}'" if result.created_branch
+                       else f"Switched to branch '{result.branch}'" if result.branch
                        else f"HEAD is now at {short(result.commit)} (detached)")
         else:
             raise click.UsageError("checkout needs a branch or revision (see 'mvc checkout --help')")
@@ -82,10 +83,21 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
         return
     if quiet:
         return
+    if result.created_branch and result.branch:
+        echo_tracking(repo, result.branch)
     click.echo(message)
     summary = move_summary(result.move)
     if summary:
         click.echo(summary)
+
+
+def echo_tracking(repo, branch: str) -> None:
+    """git's line for a new branch made at a remote-tracking branch, which now tracks it."""
+    from modelvc.transfer.upstream import upstream_of
+
+    upstream = upstream_of(repo.config, branch)
+    if upstream is not None:
+        click.echo(f"branch '{branch}' set up to track '{upstream.short}'.")
 
 
 @click.command("rollback")
@@ -132,19 +144,33 @@ def rollback_command(ctx, rev, hard, force, as_json, quiet) -> None:
               help="Rename branch NAME to START ('-m NEW': the current branch), with its reflog.")
 @click.option("-r", "--remotes", is_flag=True, help="List the remote-tracking branches (origin/main).")
 @click.option("-a", "--all", "all_branches", is_flag=True, help="List local and remote-tracking branches.")
+@click.option("-u", "--set-upstream-to", "upstream", metavar="UPSTREAM",
+              help="Make NAME (default: the current branch) track the remote-tracking branch UPSTREAM.")
+@click.option("--unset-upstream", is_flag=True, help="Forget the upstream of NAME (default: the current branch).")
+@click.option("-v", "--verbose", count=True, help="Twice (-vv): each branch's upstream, ahead and behind.")
 @click.option("--json", "as_json", is_flag=True, help="Print branches as JSON.")
 @click.pass_context
-def branch_command(ctx, name, start, delete, force_delete, rename, remotes, all_branches, as_json) -> None:
+def branch_command(ctx, name, start, delete, force_delete, rename, remotes, all_branches, upstream, unset_upstream,
+                   verbose, as_json) -> None:
     """List branches, create NAME at START (default HEAD), delete (-d, -D) or rename (-m) one.
 
     \b
     mvc branch -d NAME       refuses (exit 10) when no other branch, tag or HEAD reaches NAME
     mvc branch -D NAME       deletes it anyway (its commits stay in the reflogs until they expire)
     mvc branch -m OLD NEW    renames OLD, its reflog too; HEAD follows when OLD is current
+    mvc branch -u origin/main [NAME]   NAME tracks origin/main (pull, push and status use it)
+    A branch made at a remote-tracking branch (mvc branch x origin/x) tracks it.
     """
-    from modelvc.ops.names import create_branch, delete_branch, list_branches, rename_branch
+    from modelvc.ops.names import create_branch, delete_branch, list_branches, rename_branch, set_branch_upstream
 
     repo = open_repo(ctx)
+    if upstream is not None or unset_upstream:
+        if start or (upstream is not None and unset_upstream):
+            raise click.UsageError("branch -u UPSTREAM and --unset-upstream take at most one branch NAME")
+        info = set_branch_upstream(repo, name, upstream)
+        if upstream is not None:
+            echo_tracking(repo, info.name)
+        return
     if delete or force_delete:
         if name is None or start:
             raise click.UsageError("branch -d takes exactly one branch name")
@@ -166,17 +192,33 @@ def branch_command(ctx, name, start, delete, force_delete, rename, remotes, all_
         if as_json:
             emit_json(info.to_dict())
         else:
+            echo_tracking(repo, name)
             click.echo(f"Created branch {name} at {short(info.commit)}")
         return
     infos = list_branches(repo, local=not remotes or all_branches, remote=remotes or all_branches)
     if as_json:
         emit_json([info.to_dict() for info in infos])
         return
-    local = set(repo.refs.branches()) if all_branches else set()
+    local = set(repo.refs.branches()) if all_branches or verbose > 1 else set()
     for info in infos:
         marker = "*" if info.current else " "
         shown = f"remotes/{info.name}" if all_branches and info.name not in local else info.name
-        click.echo(f"{marker} {shown:<20} {short(info.commit)} {info.subject}")
+        tracking = tracking_text(repo, info.name, info.commit) if verbose > 1 and info.name in local else ""
+        click.echo(f"{marker} {shown:<20} {short(info.commit)} {tracking}{info.subject}")
+
+
+def tracking_text(repo, branch: str, commit: str) -> str:
+    """git's `branch -vv` note: '[origin/main: ahead 1, behind 2] ', '[origin/main] ', or ''."""
+    from modelvc.transfer.upstream import divergence, upstream_of
+
+    found = divergence(repo, branch, commit)
+    if found is None:
+        upstream = upstream_of(repo.config, branch)
+        return f"[{upstream.short}: gone] " if upstream is not None else ""
+    upstream, ahead, behind = found
+    counts = ", ".join(text for text in (f"ahead {ahead}" if ahead else "", f"behind {behind}" if behind else "")
+                       if text)
+    return f"[{upstream.short}{': ' + counts if counts else ''}] "
 
 
 @click.command("tag")

@@ -41,7 +41,8 @@ def push_command(ctx, remote, refs, set_upstream, all_branches, tags, force, dry
     """Send the remote what it lacks of REFS (default: the current branch, to its upstream),
     then move the remote refs. Refused when a remote branch has commits you lack (fetch first)."""
     from modelvc.errors import PushRejectedError
-    from modelvc.transfer.push import push
+    from modelvc.transfer.push import push, upstreams_to_set
+    from modelvc.transfer.upstream import Upstream
 
     repo = open_repo(ctx)
     with progress_bar(quiet or as_json) as bar:
@@ -53,9 +54,11 @@ def push_command(ctx, remote, refs, set_upstream, all_branches, tags, force, dry
                 emit_json(exc.result.to_dict())
             raise
     _report(result, quiet, as_json, "To")
-    if set_upstream and not quiet and not as_json:
-        branch = repo.refs.head().branch
-        click.echo(f"branch '{branch}' set up to track '{result.remote}/{branch}'.", err=True)
+    if set_upstream and not dry_run and not quiet and not as_json:
+        for update in upstreams_to_set(result):
+            tracking = Upstream(result.remote, update.destination).short
+            click.echo(f"branch '{update.source.removeprefix('refs/heads/')}' set up to track '{tracking}'.",
+                       err=True)
 
 
 @click.command("fetch")
@@ -77,17 +80,19 @@ def fetch_command(ctx, remote, all_data, quiet, as_json) -> None:
 
 @click.command("pull")
 @click.argument("remote", required=False)
+@click.argument("branch", required=False)
 @click.option("-f", "--force", is_flag=True, help="Overwrite local changes in files the fast-forward changes.")
 @quiet_option
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def pull_command(ctx, remote, force, quiet, as_json) -> None:
-    """Fetch, then fast-forward the current branch and its files to its upstream."""
+def pull_command(ctx, remote, branch, force, quiet, as_json) -> None:
+    """Fetch, then fast-forward the current branch and its files to its upstream (or to BRANCH
+    of REMOTE)."""
     from modelvc.ids import short
     from modelvc.transfer.pull import pull
 
     with progress_bar(quiet or as_json) as bar:
-        result = pull(open_repo(ctx), remote, force=force, progress=bar)
+        result = pull(open_repo(ctx), remote, force=force, progress=bar, branch=branch)
     _report(result, quiet, as_json, "From")
     if not quiet and not as_json:
         click.echo(f"Fast-forward to {short(result.commit or '')}" if result.fast_forward else "Already up to date.")
@@ -113,10 +118,11 @@ def clone_command(ctx, url, directory, branch, endpoint, region, path_style, par
 
     from modelvc.cli.output import lock_timeout
     from modelvc.store.parallel import worker_count
-    from modelvc.transfer.clone import clone, default_directory
+    from modelvc.transfer.clone import clone, clone_target, default_directory
 
     cwd = cwd_of(ctx)
     target = Path(directory or default_directory(url))
+    clone_target(target, cwd)  # refused before "Cloning into", as git refuses it
     if not quiet and not as_json:
         click.echo(f"Cloning into '{target}'...", err=True)
     with progress_bar(quiet or as_json) as bar:

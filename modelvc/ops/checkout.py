@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelvc.errors import AlreadyExistsError
+from modelvc.errors import AlreadyExistsError, UnknownRevisionError
 from modelvc.ids import short
 from modelvc.ops.materialize import MoveResult, move_tree
+from modelvc.ops.names import track_start
 from modelvc.ops.pathspec import expand
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.refname import check_ref_name, is_valid_ref_name
@@ -41,7 +42,10 @@ def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_
             target, branch = repo.resolve(rev), head.branch
         else:
             branch_tip = _branch_tip(repo, rev)
-            target, branch = (branch_tip, rev) if branch_tip is not None else (repo.resolve(rev), None)
+            found = branch_tip if branch_tip is not None else _resolve_or_guess(repo, rev)
+            if found is None:  # git's guess: the one remote's branch of that name, tracked by a new branch
+                return checkout_new_branch(repo, rev, _remote_branch_guess(repo, rev), force, progress)
+            target, branch = found, (rev if branch_tip is not None else None)
         move = move_tree(repo, repo.tree_of(head.commit), repo.tree_of(target), force, progress)
         source = head.branch or (short(head.commit) if head.commit else "unborn")
         if branch is not None:
@@ -49,6 +53,22 @@ def checkout(repo: Repo, rev: str, force: bool = False, progress: Progress = NO_
             return CheckoutResult(target, branch, move=move)
         repo.refs.set_head_detached(target, f"checkout: moving from {source} to {short(target)}")
         return CheckoutResult(target, None, move=move)
+
+
+def _resolve_or_guess(repo: Repo, rev: str) -> str | None:
+    """The commit `rev` names; None when it names none but one remote has a branch of that name."""
+    try:
+        return repo.resolve(rev)
+    except UnknownRevisionError:
+        if _remote_branch_guess(repo, rev) is None:
+            raise
+        return None
+
+
+def _remote_branch_guess(repo: Repo, name: str) -> str | None:
+    from modelvc.transfer.upstream import guess_remote_branch  # only when a name matched nothing
+
+    return guess_remote_branch(repo, name)
 
 
 def _branch_tip(repo: Repo, name: str) -> str | None:
@@ -84,6 +104,7 @@ def checkout_new_branch(repo: Repo, name: str, start: str | None = None, force: 
             return CheckoutResult("", name, created_branch=True)
         move = move_tree(repo, repo.tree_of(head.commit), repo.tree_of(target), force, progress)
         repo.refs.update(f"refs/heads/{name}", target, None, f"branch: created from {start or 'HEAD'}")
+        track_start(repo, name, start)
         source = head.branch or short(head.commit or "")
         repo.refs.set_head_branch(name, f"checkout: moving from {source} to {name}")
         return CheckoutResult(target, name, created_branch=True, move=move)

@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelvc.commitcache import CACHE_FILE
-from modelvc.commitcache import check as check_commit_cache
 from modelvc.errors import CorruptRefError, IntegrityError, MissingChunkError, UnsafePathError
 from modelvc.ids import ChunkId, ObjectId, is_full_id
 from modelvc.ops.links import stored_link_target
@@ -99,7 +97,7 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     result.problems += unsafe.problems(reach)
     result.commits = len(reach.commits)
     result.objects = len(reach.object_ids)
-    result.problems += _head_problems(repo) + _reflog_problems(repo) + _commit_cache_problems(repo)
+    result.problems += _head_problems(repo) + _reflog_problems(repo) + _commit_cache_problems(repo, reach)
     if unreadable:
         result.problems += _pack_index_problems(repo, reach, unreadable)
         result.notes.append("chunks were not verified: a pack index is unreadable")
@@ -120,9 +118,12 @@ def fsck(repo: Repo, read_data: bool = False, progress: Progress = NO_PROGRESS) 
     return result
 
 
-def _commit_cache_problems(repo: Repo) -> list[Problem]:
+def _commit_cache_problems(repo: Repo, reach: Reachable) -> list[Problem]:
     """The commit-metadata cache must agree with the objects (it is derived from them)."""
-    found = check_commit_cache(repo)
+    from modelvc.commitcache import CACHE_FILE
+    from modelvc.commitcache import check as check_commit_cache
+
+    found = check_commit_cache(repo, reach.commits)
     return [Problem("corrupt", CACHE_FILE, problem) for problem in found.problems] if found else []
 
 
@@ -248,9 +249,14 @@ class _UnsafePaths:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self.found: list[tuple[str, str, str, str]] = []  # (tree id, object id, path, detail)
+        # The last tree's paths and their problems: most commits keep the paths of the one before
+        self._last: tuple[tuple[str, ...], list[tuple[str, str]]] = ((), [])
 
     def check(self, tree_id: ObjectId, tree: Tree) -> None:
-        for path, reason in tree_problems((e.path for e in tree.entries), git_ok=True):
+        paths = tuple([e.path for e in tree.entries])
+        if paths != self._last[0]:
+            self._last = (paths, tree_problems(paths, git_ok=True))
+        for path, reason in self._last[1]:
             self.found.append((tree_id, tree_id, path, f"tree {tree_id[:10]} has an unsafe path {path!r}: it {reason}"))
         for entry in tree.entries:
             if entry.is_link:

@@ -19,11 +19,12 @@ from modelvc.errors import IntegrityError
 from modelvc.leftovers import remove_leftovers
 from modelvc.ops.objectgc import collect_objects, finish_upgrade
 from modelvc.ops.reach import Reachable, walk
+from modelvc.ops.stats import store_size
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.safefs import sweep_tree
 from modelvc.store import layout
-from modelvc.store.backend import NotFoundInBackend, total_size
+from modelvc.store.backend import NotFoundInBackend
 from modelvc.store.badchunks import save_bad_records
 from modelvc.store.consolidate import Consolidation
 from modelvc.store.rechain import Rechaining
@@ -65,14 +66,6 @@ class GcResult:
                 "deleted_stale_temp_count": self.stale_temps_removed, "before_bytes": self.bytes_before,
                 "after_bytes": self.bytes_after, "freed_bytes": self.bytes_freed,
                 "upgraded_format_version": self.upgraded_to, "rechained_chunk_count": self.chunks_rechained}
-
-
-def store_size(repo: Repo) -> int:
-    """Bytes of every object and pack file, whatever their state (not the combined index: it is
-    derived data, which gc may write where it frees nothing)."""
-    backend = repo.chunks.backend
-    keys = backend.list(layout.OBJECTS) + backend.list(layout.PACKS)
-    return total_size(backend, [key for key in keys if key != layout.combined_key()])
 
 
 def gc(repo: Repo, grace_seconds: float = GRACE_SECONDS, progress: Progress = NO_PROGRESS,

@@ -25,7 +25,7 @@ class LogEntry:
     """One commit of the log, with the branch and tag names that point at it."""
     id: str
     commit: Commit
-    names: list[str] = field(default_factory=list)  # branches and tags pointing here, "HEAD -> main"
+    names: list[str] = field(default_factory=list)  # refs pointing here: "HEAD -> main", "origin/main"
     annotations: Annotations = NO_ANNOTATIONS  # what notes added to it later (ops/annotate.py)
 
     def to_dict(self) -> dict[str, Any]:
@@ -33,13 +33,15 @@ class LogEntry:
 
 
 def decorations(repo: Repo) -> dict[str, list[str]]:
-    """Commit id -> names pointing at it ("HEAD -> main", "tag: v1", "stage: production"), as git
-    log decorates."""
+    """Commit id -> names pointing at it ("HEAD -> main", "origin/main", "tag: v1", "stage:
+    production"), as git log decorates."""
     names: dict[str, list[str]] = {}
     head = repo.refs.head()
     for branch, commit_id in repo.refs.branches().items():
         label = f"HEAD -> {branch}" if branch == head.branch else branch
         names.setdefault(commit_id, []).append(label)
+    for tracking, commit_id in repo.refs.remote_branches().items():
+        names.setdefault(commit_id, []).append(tracking)
     for tag, object_id in repo.refs.tags().items():
         try:
             names.setdefault(repo.peel(object_id), []).append(f"tag: {tag}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelvc.config import move_subsection
 from modelvc.errors import AlreadyExistsError, RefError, UnknownRevisionError
 from modelvc.objects import Tag
 from modelvc.refname import check_ref_name
@@ -45,6 +46,7 @@ def create_branch(repo: Repo, name: str, start: str | None = None) -> NameInfo:
             raise AlreadyExistsError(f"a branch named '{name}' already exists")
         commit_id = repo.resolve(start or "HEAD")
         repo.refs.update(f"refs/heads/{name}", commit_id, None, f"branch: created from {start or 'HEAD'}")
+        track_start(repo, name, start)
     return NameInfo(name, commit_id, repo.read_commit(commit_id).subject)
 
 
@@ -68,6 +70,7 @@ def delete_branch(repo: Repo, name: str, force: bool = False) -> NameInfo:
                 raise NotFullyMergedError(f"the branch '{name}' is not fully merged",
                                           hint=f"If you are sure you want to delete it, run 'mvc branch -D {name}'")
         repo.refs.delete(f"refs/heads/{name}", commit_id, "branch: deleted")
+        move_subsection(repo.mvc_dir / "config", "branch", name, None)  # its upstream goes too, as in git
     return NameInfo(name, commit_id, "")
 
 
@@ -84,7 +87,51 @@ def rename_branch(repo: Repo, old: str | None, new: str) -> NameInfo:
         if repo.refs.read(f"refs/heads/{new}") is not None:
             raise AlreadyExistsError(f"a branch named '{new}' already exists")
         commit_id = repo.refs.rename_branch(old, new, f"Branch: renamed refs/heads/{old} to refs/heads/{new}")
+        move_subsection(repo.mvc_dir / "config", "branch", old, new)  # its upstream follows, as in git
     return NameInfo(new, commit_id, repo.read_commit(commit_id).subject, repo.refs.head().branch == new)
+
+
+def track_start(repo: Repo, branch: str, start: str | None) -> None:
+    """Make a branch made at a remote-tracking branch track it, as git does (`origin/x`)."""
+    from modelvc.transfer.upstream import set_upstream, upstream_of_start
+
+    upstream = upstream_of_start(repo, start)
+    if upstream is not None:
+        set_upstream(repo, branch, upstream)
+
+
+def set_branch_upstream(repo: Repo, branch: str | None, upstream: str | None) -> NameInfo:
+    """`branch -u UPSTREAM [BRANCH]`: make BRANCH (default: the current one) track the
+    remote-tracking branch UPSTREAM (origin/main); None (`--unset-upstream`) forgets its upstream."""
+    from modelvc.errors import UsageError
+    from modelvc.transfer.upstream import set_upstream, upstream_of, upstream_of_start
+
+    with repo.transaction():
+        branch = branch or repo.refs.head().branch
+        if branch is None:
+            raise UsageError("HEAD does not point to any branch",
+                             hint="name the branch: 'mvc branch -u origin/main BRANCH'")
+        commit_id = repo.refs.read(f"refs/heads/{branch}")
+        if commit_id is None:
+            raise UnknownRevisionError(f"branch '{branch}' does not exist")
+        info = NameInfo(branch, commit_id, repo.read_commit(commit_id).subject, repo.refs.head().branch == branch)
+        if upstream is None:
+            if upstream_of(repo.config, branch) is None:
+                raise UsageError(f"branch '{branch}' has no upstream information")
+            move_subsection(repo.mvc_dir / "config", "branch", branch, None)
+            return info
+        found = upstream_of_start(repo, upstream)
+        if found is None:
+            try:
+                repo.resolve(upstream)
+            except UnknownRevisionError:
+                raise UnknownRevisionError(f"the requested upstream branch '{upstream}' does not exist",
+                                           hint="'mvc fetch' brings the remote's branches, 'mvc branch -r' "
+                                                "lists them") from None
+            raise UsageError(f"the requested upstream '{upstream}' is not a remote-tracking branch",
+                             hint="name one: 'mvc branch -r' lists them (origin/main)")
+        set_upstream(repo, branch, found)
+    return info
 
 
 def list_tags(repo: Repo) -> list[NameInfo]:

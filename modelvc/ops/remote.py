@@ -18,9 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from modelvc.config import read_config_file, write_config_file
-from modelvc.errors import ConfigError, RefError, RemoteExistsError, RemoteUnreachableError, UnknownRemoteError
-from modelvc.refname import check_ref_name
-from modelvc.remotes import Remote, check_endpoint, normalized_url, open_backend, parse_url, remotes_in
+from modelvc.errors import ConfigError, RemoteExistsError, RemoteUnreachableError, UnknownRemoteError
+from modelvc.remotes import (
+    Remote,
+    check_endpoint,
+    check_remote_name,
+    normalized_url,
+    open_backend,
+    parse_url,
+    remotes_in,
+)
 from modelvc.repo import Repo
 
 PROBE_PREFIX = "mvc-probe-"  # top level: a directory remote keeps no empty folder of it
@@ -33,17 +40,12 @@ def list_remotes(repo: Repo) -> list[Remote]:
 
 def get_remote(repo: Repo, name: str) -> Remote:
     """The remote `name`, or git's "No such remote" (what push and fetch will start from)."""
-    found = remotes_in(repo.config).get(name)
-    if found is None:
-        raise UnknownRemoteError(f"No such remote: '{name}'")
-    return found
-
-
-def check_remote_name(name: str) -> None:
-    """A remote's name becomes refs/remotes/<name>/ and a config key: a ref name without '.'."""
-    check_ref_name(name, "remote")
-    if "." in name or "/" in name:
-        raise RefError(f"invalid remote name '{name}': it contains '{'.' if '.' in name else '/'}'")
+    configured = remotes_in(repo.config)
+    if name not in configured:
+        raise UnknownRemoteError(f"No such remote: '{name}'",
+                                 hint="the remotes are: " + ", ".join(configured) if configured else
+                                 "no remote is configured: 'mvc remote add origin URL'")
+    return configured[name]
 
 
 def add_remote(repo: Repo, name: str, url: str, *, cwd: Path, endpoint: str | None = None,
@@ -75,7 +77,8 @@ def set_partial(repo: Repo, name: str, partial: bool) -> None:
 
 
 def remove_remote(repo: Repo, name: str) -> Remote:
-    """Forget a remote and its settings (its remote-tracking refs go with it once fetch makes some)."""
+    """Forget a remote, its settings, its remote-tracking refs and the upstreams of the branches
+    that track it (git's `branch.X.remote` and `branch.X.merge` go too)."""
     with repo.transaction(), _config(repo) as config:
         remote = remotes_in(config).get(name)
         if remote is None:
@@ -83,6 +86,7 @@ def remove_remote(repo: Repo, name: str) -> Remote:
         del config["remote"][name]
         if not config["remote"]:
             del config["remote"]
+        _repoint_upstreams(config, name, None)
         _move_tracking_refs(repo, name, None)
     return remote
 
@@ -97,8 +101,29 @@ def rename_remote(repo: Repo, old: str, new: str) -> Remote:
         if new in found:
             raise RemoteExistsError(f"remote {new} already exists.")
         config["remote"][new] = config["remote"].pop(old)
+        _repoint_upstreams(config, old, new)
         _move_tracking_refs(repo, old, new)
     return replace(found[old], name=new)
+
+
+def _repoint_upstreams(config: dict[str, Any], old: str, new: str | None) -> None:
+    """Make the branches whose upstream is on remote `old` track `new` instead, or (None) drop
+    their upstream, as git's `remote rename` and `remote remove` do."""
+    section = config.get("branch")
+    if not isinstance(section, dict):
+        return
+    for branch, entry in list(section.items()):
+        if not isinstance(entry, dict) or entry.get("remote") != old:
+            continue
+        if new is not None:
+            entry["remote"] = new
+            continue
+        entry.pop("remote")
+        entry.pop("merge", None)
+        if not entry:
+            del section[branch]
+    if not section:
+        del config["branch"]
 
 
 def _move_tracking_refs(repo: Repo, old: str, new: str | None) -> None:

@@ -62,8 +62,6 @@ class StatsResult:
 
 def stats(repo: Repo) -> StatsResult:
     """Sizes over every commit reachable from refs and reflogs, and what each keeps alive."""
-    from modelvc.ops.gc import store_size
-
     with repo.objects.bulk_verified():  # every object is read anyway: by whole packs
         from_refs = walk(repo, lambda *args: None, verify=False, reflogs=False)
         refs_commits, refs_chunks = set(from_refs.commits), dict(from_refs.chunks)
@@ -105,6 +103,15 @@ def stats(repo: Repo) -> StatsResult:
     result.objects = repo.objects.count()
     result.metadata_packs = len(layout.complete_packs(backend, layout.META_PREFIX))
     return result
+
+
+def store_size(repo: Repo) -> int:
+    """Bytes of every object and pack file, whatever their state (not the combined index: it is
+    derived data, which gc may write where it frees nothing). Here, not in gc: stats would import
+    all of gc for it."""
+    backend = repo.chunks.backend
+    keys = backend.list(layout.OBJECTS) + backend.list(layout.PACKS)
+    return total_size(backend, [key for key in keys if key != layout.combined_key()])
 
 
 def _share(commits: int, lengths: dict[bytes, int], chunks: set[bytes], payload: dict[bytes, int]) -> dict[str, int]:

@@ -78,16 +78,12 @@ def status(repo: Repo, progress: Progress = NO_PROGRESS, untracked: bool = True)
 
 def _compare_with_upstream(repo: Repo, result: StatusResult) -> None:
     """How many commits the branch and its fetched upstream each have that the other lacks."""
-    from modelvc.transfer.upstream import upstream_of
+    from modelvc.transfer.upstream import divergence
 
-    upstream = upstream_of(repo.config, result.branch)
-    tip = repo.refs.read(upstream.tracking) if upstream is not None else None
-    if upstream is None or tip is None or result.head is None:
-        return
-    from modelvc.ops.reach import commit_ancestors
-
-    mine, theirs = commit_ancestors(repo, [result.head]), commit_ancestors(repo, [tip])
-    result.upstream, result.ahead, result.behind = upstream.short, len(mine - theirs), len(theirs - mine)
+    found = divergence(repo, result.branch, result.head)
+    if found is not None:
+        upstream, result.ahead, result.behind = found
+        result.upstream = upstream.short
 
 
 def staged_changes(head_entries: dict[str, TreeEntry], entries: dict[str, IndexEntry]) -> list[tuple[str, str]]:

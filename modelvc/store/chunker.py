@@ -44,11 +44,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelvc.errors import ConfigError, FormatVersionError, MvcError
-from modelvc.formats import Layout, Segment
-from modelvc.formats.dtypes import float_itemsize
+
+if TYPE_CHECKING:  # the formats are imported where files are cut, not by every reader of ChunkParams (fsck)
+    from modelvc.formats import Layout, Segment
 
 SCHEME = "mvc-model-1"
 PLAIN_SCHEME = "fastcdc-1"  # format version 1: FastCDC over every file, no layouts
@@ -239,6 +240,8 @@ def _check_layout(layout: Layout, size: int) -> None:
 
 
 def _segment_itemsize(segment: Segment) -> int | None:
+    from modelvc.formats.dtypes import float_itemsize
+
     return float_itemsize(segment.dtype) if segment.kind == "tensor" else None
 
 

@@ -22,6 +22,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -267,7 +268,7 @@ class ObjectStore:
         header_size = RECORD_HEADER.size
         unpack_header = RECORD_HEADER.unpack_from
         by_offset = sorted(IDX_ROW.iter_unpack(rows[IDX_HEADER_SIZE:IDX_HEADER_SIZE + count * IDX_ROW.size]),
-                           key=lambda row: row[1])
+                           key=itemgetter(1))
         for raw_id, offset, payload_len, raw_len, codec, _, base in by_offset:
             start = offset + header_size
             if start + payload_len > len(pack):

@@ -280,6 +280,10 @@ class PackWriter:
 def header_mismatch(header: tuple, location: Location, chunk_id: ChunkId | None = None) -> str | None:
     """The first field of an unpacked RECORD_HEADER that disagrees with the index row, or None."""
     magic, codec, _, raw_len, payload_len, record_id, base = header
+    if magic == RECORD_MAGIC and codec == location.codec and raw_len == location.raw_len \
+            and payload_len == location.payload_len and base == (location.base or NO_BASE) \
+            and (chunk_id is None or record_id == chunk_id):
+        return None  # first, without building the list below: fsck checks every record's header
     expected = (("magic", magic, RECORD_MAGIC), ("codec", codec, location.codec),
                 ("raw length", raw_len, location.raw_len), ("payload length", payload_len, location.payload_len),
                 ("base id", base, location.base or NO_BASE),

@@ -41,6 +41,14 @@ def default_directory(url: str) -> str:
     return name
 
 
+def clone_target(directory: Path, cwd: Path) -> Path:
+    """Where a clone goes: a directory that does not exist or is empty (git's refusal otherwise)."""
+    target = (cwd / directory).resolve()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise RepositoryExistsError(f"destination path '{directory}' already exists and is not an empty directory.")
+    return target
+
+
 def clone(url: str, directory: Path, *, cwd: Path, branch: str | None = None, endpoint: str | None = None,
           region: str | None = None, path_style: bool | None = None, repo_class: type[Repo] = Repo,
           progress: Progress = NO_PROGRESS, partial: bool = False, **options) -> tuple[Repo, TransferResult]:
@@ -49,9 +57,7 @@ def clone(url: str, directory: Path, *, cwd: Path, branch: str | None = None, en
     from modelvc.ops.remote import add_remote, set_partial
     from modelvc.transfer.lazy import install_promisor
 
-    target = (cwd / directory).resolve()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise RepositoryExistsError(f"destination path '{directory}' already exists and is not an empty directory.")
+    target = clone_target(directory, cwd)
     created = not target.exists()
     repo = None
     try:

@@ -25,7 +25,7 @@ from modelvc.transfer.connect import Connection, connected
 from modelvc.transfer.outgoing import Uploader, chunks_to_send
 from modelvc.transfer.refsel import HEADS, REGISTRY_NAMESPACES, TAGS, RefSpec, push_specs, tracking_name
 from modelvc.transfer.result import RefUpdate, TransferResult
-from modelvc.transfer.upstream import Upstream, default_remote, set_upstream, upstream_of
+from modelvc.transfer.upstream import DEFAULT_REMOTE, Upstream, default_remote, set_upstream, upstream_of
 from modelvc.transfer.view import cache_dir
 
 NON_FF_HINT = ("Updates were rejected because a pushed branch tip is behind its remote counterpart "
@@ -36,7 +36,11 @@ NON_FF_HINT = ("Updates were rejected because a pushed branch tip is behind its 
 def push(repo: Repo, remote_name: str | None = None, refs: list[str] | None = None, *, set_upstream_ref: bool = False,
          all_branches: bool = False, tags: bool = False, force: bool = False, dry_run: bool = False,
          progress: Progress = NO_PROGRESS) -> TransferResult:
-    """Push `refs` (default: the current branch to its upstream) to the remote."""
+    """Push `refs` (default: the current branch to its upstream) to the remote.
+
+    As git's push.default=simple: with nothing named, a branch without an upstream is refused
+    when pushing to origin (which remote and branch it belongs to is the user's to say, once,
+    with -u); to another remote it goes under its own name."""
     remote = get_remote(repo, remote_name or default_remote(repo))
     if remote.conditional_writes is False and not remote.allow_unconditional_push:
         raise UsageError(f"remote '{remote.name}' has no conditional writes: a push there could lose another's "
@@ -47,9 +51,14 @@ def push(repo: Repo, remote_name: str | None = None, refs: list[str] | None = No
     upstream = upstream_of(repo.config, head.branch)
     local = {f"{HEADS}{name}": commit for name, commit in repo.refs.branches().items()}
     local |= {f"{TAGS}{name}": commit for name, commit in repo.refs.tags().items()}
+    if not refs and not all_branches and not tags and current in local and upstream is None \
+            and remote.name == DEFAULT_REMOTE:
+        raise UsageError(f"The current branch {head.branch} has no upstream branch.",
+                         hint="To push the current branch and set the remote as upstream, use "
+                              f"'mvc push --set-upstream {remote.name} {head.branch}'")
     specs = push_specs(local, list(refs or []), current=current,
                        upstream=upstream.merge if upstream and upstream.remote == remote.name else None,
-                       all_branches=all_branches, tags=tags)
+                       all_branches=all_branches, tags=tags, detached=head.commit if current is None else None)
     result = TransferResult("push", remote.name, remote.url, dry_run=dry_run)
     with connected(repo, remote) as conn:
         conn.view.load()
@@ -65,7 +74,7 @@ def push(repo: Repo, remote_name: str | None = None, refs: list[str] | None = No
                 _swap(conn, update)
         result.traffic = conn.backend.traffic
     if not dry_run:
-        _record_locally(repo, remote.name, result, head.branch if set_upstream_ref else None)
+        _record_locally(repo, remote.name, result, set_upstream_ref)
     if result.rejected:
         lines = "\n".join(update.line() for update in result.rejected)
         raise PushRejectedError(f"failed to push some refs to '{remote.url}'\n{lines}", hint=NON_FF_HINT,
@@ -130,8 +139,15 @@ def _swap(conn: Connection, update: RefUpdate) -> None:
         update.status, update.reason = "rejected", "fetch first"
 
 
-def _record_locally(repo: Repo, remote: str, result: TransferResult, upstream_branch: str | None) -> None:
-    """The remote-tracking refs of the branches that moved, and the upstream `-u` asked for."""
+def upstreams_to_set(result: TransferResult) -> list[RefUpdate]:
+    """The branches `-u` makes track where they went: every branch pushed or found up to date
+    (git's rule), the current one or not."""
+    return [update for update in result.refs if update.source.startswith(HEADS)
+            and update.destination.startswith(HEADS) and update.status != "rejected"]
+
+
+def _record_locally(repo: Repo, remote: str, result: TransferResult, set_upstreams: bool) -> None:
+    """The remote-tracking refs of the branches that moved, and the upstreams `-u` asked for."""
     with repo.transaction():
         for update in result.refs:
             if update.status == "rejected" or not update.destination.startswith((HEADS, *REGISTRY_NAMESPACES)):
@@ -140,7 +156,5 @@ def _record_locally(repo: Repo, remote: str, result: TransferResult, upstream_br
             current = repo.refs.read(tracking)
             if current != update.new:
                 repo.refs.update(tracking, update.new, current, "update by push")
-        if upstream_branch is not None:
-            for update in result.refs:
-                if update.source == f"{HEADS}{upstream_branch}" and update.status != "rejected":
-                    set_upstream(repo, upstream_branch, Upstream(remote, update.destination))
+        for update in upstreams_to_set(result) if set_upstreams else []:
+            set_upstream(repo, update.source[len(HEADS):], Upstream(remote, update.destination))

@@ -45,35 +45,51 @@ def short_name(refname: str) -> str:
 
 @dataclass(frozen=True)
 class RefSpec:
-    """One ref to push: the local ref (None: the commit itself) and its name on the remote."""
+    """One ref to push: the local ref and its name on the remote."""
 
-    source: str  # refs/heads/main, refs/tags/v1
+    source: str  # refs/heads/main, refs/tags/v1, or HEAD: a detached HEAD's commit
     destination: str
     commit: str
 
 
 def push_specs(local: dict[str, str], names: list[str], *, current: str | None, upstream: str | None,
-               all_branches: bool, tags: bool) -> list[RefSpec]:
+               all_branches: bool, tags: bool, detached: str | None = None) -> list[RefSpec]:
     """The refs a push sends. `local`: full ref name -> id of every local branch and tag;
-    `names`: what the command line gave (NAME, SRC:DST, full names); `current`: the current
-    branch's ref, pushed to `upstream` (its merge ref, else its own name) when nothing is named."""
+    `names`: what the command line gave (NAME, SRC:DST, full names, HEAD: the current branch);
+    `current`: the current branch's ref, pushed to `upstream` (its merge ref, else its own name)
+    when nothing is named; `detached`: the commit of a detached HEAD, pushed by HEAD:DST."""
     specs: dict[str, RefSpec] = {}
     for name in names:
         source, _, destination = name.partition(":")
-        full = _local_ref(source, local)
-        spec = RefSpec(full, _remote_name(destination, full) if destination else full, local[full])
+        if not source:
+            raise UsageError(f"cannot delete the remote ref '{destination}': nothing on a remote is deleted yet")
+        if source == "HEAD" and detached is not None:
+            if not destination:
+                raise _detached_error()
+            spec = RefSpec(source, _remote_name(destination, HEADS), detached)
+        else:
+            full = current if source == "HEAD" and current in local else _local_ref(source, local)
+            spec = RefSpec(full, _remote_name(destination, full) if destination else full, local[full])
         specs[spec.destination] = spec
     if all_branches:
         specs.update({ref: RefSpec(ref, ref, commit) for ref, commit in local.items() if ref.startswith(HEADS)})
     if tags:
         specs.update({ref: RefSpec(ref, ref, commit) for ref, commit in local.items() if ref.startswith(TAGS)})
     if not names and not all_branches and not tags:
+        if detached is not None:
+            raise _detached_error()
         if current is None or current not in local:
             raise UsageError("You are not currently on a branch with commits to push.",
                              hint="name what to push: 'mvc push origin BRANCH'")
         destination = upstream or current
         specs[destination] = RefSpec(current, destination, local[current])
     return sorted(specs.values(), key=lambda spec: spec.destination)
+
+
+def _detached_error() -> UsageError:
+    return UsageError("You are not currently on a branch.",
+                      hint="To push the history leading to the current (detached HEAD) state now, use "
+                           "'mvc push origin HEAD:<name-of-remote-branch>'")
 
 
 def _local_ref(name: str, local: dict[str, str]) -> str:
