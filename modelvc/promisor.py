@@ -8,10 +8,15 @@ themselves, so materialize and fsck ask it, and the store stays ignorant of remo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from modelvc.progress import Progress
+
+# Told each fetched chunk's id and raw bytes once they are verified (on a worker thread), so a
+# checkout writes them into its working files while the fetch goes on (ops/filling.py).
+ChunkSink = Callable[[bytes, "bytes | memoryview"], None]
 
 
 @dataclass
@@ -37,8 +42,9 @@ class ChunkPromisor(Protocol):
     def has_chunk(self, chunk_id: bytes) -> bool:
         """Whether the cached indexes of the remote list the chunk (offline: no request)."""
 
-    def fetch_chunks(self, chunk_ids: set[bytes], progress: Progress) -> FetchedChunks:
-        """Store every chunk of `chunk_ids` the local store lacks, in one bulk plan."""
+    def fetch_chunks(self, chunk_ids: set[bytes], progress: Progress, sink: ChunkSink | None = None) -> FetchedChunks:
+        """Store every chunk of `chunk_ids` the local store lacks, in one bulk plan, handing
+        each to `sink` once verified."""
 
 
 def partial_remote(config: dict[str, Any]) -> str | None:

@@ -27,6 +27,7 @@ from modelvc.worktree import directories_unchanged, is_protected, link_on_the_wa
 
 if TYPE_CHECKING:
     from modelvc.objects import Manifest
+    from modelvc.ops.filling import FilesBeingFilled, FilledFile
     from modelvc.promisor import FetchedChunks
     from modelvc.store.filedata import LocalCopy
 
@@ -101,21 +102,22 @@ def refuse_conflicts(conflicts: list[str], action: str) -> None:
 
 
 def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress = NO_PROGRESS,
-                replacing: WorkingFile | None = None) -> tuple[os.stat_result, bool]:
+                replacing: WorkingFile | None = None, filled: FilledFile | None = None) -> tuple[os.stat_result, bool]:
     """Write one file (or link) in place; returns its lstat and whether it was left unsynced.
 
     It is created exclusively under a temporary name in its directory, opened without
     following links (see modelvc/safefs.py), and renamed over the target, so what was there
     (a link included) is replaced, never written through. Chunks that `replacing` (the file
     now at that path) already holds are copied from it, verified, rather than decoded from the
-    store. The bytes are not fsynced where the kernel gives a boot id (see modelvc/index.py):
-    waiting for the disk would cost most of a checkout's time, and the store keeps the
-    durable copy.
+    store; `filled`, its temporary file already holding the chunks a fetch brought (filling.py),
+    is completed instead of a new one. The bytes are not fsynced where the kernel gives a boot
+    id (see modelvc/index.py): waiting for the disk would cost most of a checkout's time, and
+    the store keeps the durable copy.
     """
     from modelvc.store.filedata import write_file
 
     directory, _, name = entry.path.rpartition("/")
-    dir_fd = dirs.open(directory, True, entry.path)
+    dir_fd = dirs.open(directory, True, entry.path) if filled is None else filled.dir_fd
     with contextlib.suppress(FileNotFoundError):
         if statmod.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
             raise LocalChangesError(f"cannot write {entry.path}: a directory is in the way", [entry.path])
@@ -123,10 +125,13 @@ def write_entry(repo: Repo, entry: TreeEntry, dirs: TreeDirs, progress: Progress
         return _write_link(repo, entry, dir_fd, name), False
     manifest = repo.read_manifest(entry.manifest_id)
     unsynced = current_boot_id() is not None
-    tmp, fd = new_file(dir_fd)
+    tmp, fd = new_file(dir_fd) if filled is None else (filled.tmp, filled.fd)
+    done = frozenset(filled.done) if filled is not None else frozenset()
     try:
         with naming(repo.root / entry.path), os.fdopen(fd, "wb") as handle:
-            write_file(manifest, handle, repo.chunks, progress.advance, _local_copy(repo, entry.path, replacing))
+            progress.advance(sum(manifest.chunks[index][1] for index in done))
+            write_file(manifest, handle, repo.chunks, progress.advance,
+                       _local_copy(repo, entry.path, replacing) if len(done) < len(manifest.chunks) else None, done)
             handle.flush()
             os.fchmod(handle.fileno(), 0o755 if entry.mode == MODE_EXEC else 0o644)
             if not unsynced:
@@ -196,6 +201,7 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     (modelvc/ops/batchwrite.py), the others one by one.
     """
     from modelvc.ops.batchwrite import SmallFile, is_small, read_manifests, write_small_files
+    from modelvc.ops.filling import FilesBeingFilled
 
     index = repo.index
     old, new = current.as_map(), target.as_map()
@@ -221,10 +227,9 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
     unchanged = [e for e in to_write if same_content(files.get(e.path), e)]
     changed = [e for e in to_write if not same_content(files.get(e.path), e)]
     manifests = read_manifests(repo, changed)
-    result.fetched = fetch_absent_chunks(repo, [*manifests.values(), *_link_manifests(repo, changed)], progress)
-    _check_link_targets(repo, to_write)
     small = [e for e in changed if not e.is_link and is_small(manifests[e.manifest_id])]
     one_by_one = [e for e in changed if e.is_link or not is_small(manifests[e.manifest_id])]
+    fillable = [(e, manifests[e.manifest_id]) for e in one_by_one if not e.is_link]
     unsynced = current_boot_id() is not None
 
     def record(entry: TreeEntry, st: os.stat_result, written_unsynced: bool = unsynced) -> None:
@@ -232,9 +237,13 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
         index.entries[entry.path] = stat_entry(entry.path, entry.manifest_id, entry.size, entry.mode, st,
                                                index.entries.get(entry.path), written_unsynced)
 
-    progress.start("Checking out", sum(e.size for e in to_write))
-    try:
-        with TreeDirs(repo.root) as dirs:
+    with TreeDirs(repo.root) as dirs, FilesBeingFilled(dirs) as filling:
+        # a partial clone's absent chunks first, written into the files as they come (filling.py)
+        result.fetched = fetch_absent_chunks(repo, [*manifests.values(), *_link_manifests(repo, changed)], progress,
+                                             filling, fillable)
+        _check_link_targets(repo, to_write)
+        progress.start("Checking out", sum(e.size for e in to_write))
+        try:
             # Removals first, so a path that changes from a file to a directory (or back) is free.
             for path in to_remove:
                 if stat_path(repo.root, path) is not None and dirs.unlink(path):
@@ -253,25 +262,35 @@ def move_tree(repo: Repo, current: Tree, target: Tree, force: bool,
             replaced = [SmallFile.of(e, manifests[e.manifest_id], _stands(files.get(e.path))) for e in small]
             write_small_files(repo, replaced, dirs, unsynced, record, progress.advance)
             for entry in sorted(one_by_one, key=lambda e: e.path):
-                st, written_unsynced = write_entry(repo, entry, dirs, progress, files.get(entry.path))
+                st, written_unsynced = write_entry(repo, entry, dirs, progress, files.get(entry.path),
+                                                   filling.hand_over(entry.path))
                 record(entry, st, written_unsynced)
-    finally:
-        index.save()
-        progress.finish()
+        finally:
+            index.save()
+            progress.finish()
     result.written.sort()
     return result
 
 
-def fetch_absent_chunks(repo: Repo, manifests: Iterable[Manifest],
-                        progress: Progress = NO_PROGRESS) -> FetchedChunks | None:
+def fetch_absent_chunks(repo: Repo, manifests: Iterable[Manifest], progress: Progress = NO_PROGRESS,
+                        filling: FilesBeingFilled | None = None,
+                        fillable: Iterable[tuple[TreeEntry, Manifest]] = ()) -> FetchedChunks | None:
     """In a partial clone, fetch every chunk of `manifests` the store lacks, in one bulk plan,
-    before anything is written (so a corrupt remote leaves the working tree untouched)."""
+    before any working file is replaced (so a corrupt remote leaves the working tree untouched).
+    The `fillable` files that lack a chunk are started in `filling`, which the fetch fills."""
     if repo.promisor is None:
         return None
     store = repo.chunks
     absent = {chunk_id for manifest in manifests for chunk_hex, _ in manifest.chunks
               if not store.has_good(chunk_id := bytes.fromhex(chunk_hex))}
-    return repo.promisor.fetch_chunks(absent, progress) if absent else None
+    if not absent:
+        return None
+    if filling is None:
+        return repo.promisor.fetch_chunks(absent, progress)
+    for entry, manifest in fillable:
+        if any(bytes.fromhex(chunk_hex) in absent for chunk_hex, _ in manifest.chunks):
+            filling.open(entry, manifest)
+    return repo.promisor.fetch_chunks(absent, progress, filling.take)
 
 
 def _link_manifests(repo: Repo, entries: list[TreeEntry]) -> list[Manifest]:

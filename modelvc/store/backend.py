@@ -39,7 +39,7 @@ from modelvc.fsutil import atomic_writer, durable_step, fsync_dir, is_atomic_tem
 
 # For annotations inside backend classes, where `list` is the method of that name.
 KeyList = list[str]
-ValueList = list[bytes]
+ValueList = list[bytes | memoryview]  # read_ranges: an object store's buffers are not copied
 
 
 class NotFoundInBackend(KeyError):

@@ -261,11 +261,13 @@ class LocalCopy:
 
 
 def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
-               advance: Advance | None = None, local: LocalCopy | None = None) -> None:
+               advance: Advance | None = None, local: LocalCopy | None = None,
+               done: frozenset[int] = frozenset()) -> None:
     """Write a file's bytes: chunks decoded and verified in parallel, written in order.
 
     Into a regular file, workers write each chunk at its offset themselves (no copy through
-    the calling thread), taking it from `local` where that still holds it.
+    the calling thread), taking it from `local` where that still holds it. `done`: the
+    indexes of chunks already at their offsets in it (ops/filling.py), left as they are.
     """
     fd = _positional_fd(handle)
     if fd is None:
@@ -273,8 +275,8 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
         return
     base = handle.tell()
     offsets = manifest.chunk_offsets()
-    indexes = list(range(len(manifest.chunks)))
-    groups = batches(indexes, [length for _, length in manifest.chunks])
+    indexes = [index for index in range(len(manifest.chunks)) if index not in done]
+    groups = batches(indexes, [manifest.chunks[index][1] for index in indexes])
     with _opened(local) as (local_fd, local_offsets):
 
         def fetch_and_write(group: list[int]) -> int:
@@ -285,7 +287,7 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
                 offset = local_offsets.get(chunk_id)
                 local_data = None if offset is None else _read_verified(local_fd, offset, length, chunk_id)
                 data = store.read(chunk_id) if local_data is None else local_data
-                _pwrite_all(fd, data, base + offsets[index])
+                pwrite_all(fd, data, base + offsets[index])
                 written += length
             return written
 
@@ -338,7 +340,7 @@ def _positional_fd(handle: BinaryIO) -> int | None:
         return None
 
 
-def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)

@@ -4,7 +4,8 @@ ranged reads coalesced per pack (never one request per chunk), verified, and sto
 A delta chunk comes with any base the local store lacks. Each chunk is decoded and hashed
 before it is written: a record whose bytes do not match its id is an IntegrityError naming the
 remote pack, and nothing of the fetch is stored. Lazy checkout can call `fetch_chunks` with the
-chunks of the files it needs.
+chunks of the files it needs, and a `sink` that writes each verified chunk into those files at
+once (ops/filling.py): one decode and one hash per chunk, the file writes overlapping the download.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from modelvc.errors import CorruptChunkError, MissingChunkError
 from modelvc.ids import hash_bytes_raw
 from modelvc.progress import NO_PROGRESS, Progress
+from modelvc.promisor import ChunkSink
 from modelvc.repo import Repo
 from modelvc.store import layout
 from modelvc.store.codecs import CODEC_DELTA, decode_chunk
@@ -32,8 +34,10 @@ class ChunkFetch:
     stored_bytes: int = 0
 
 
-def fetch_chunks(repo: Repo, conn: Connection, chunk_ids: set[bytes], progress: Progress = NO_PROGRESS) -> ChunkFetch:
-    """Store every chunk of `chunk_ids` the local store lacks, from the remote."""
+def fetch_chunks(repo: Repo, conn: Connection, chunk_ids: set[bytes], progress: Progress = NO_PROGRESS,
+                 sink: ChunkSink | None = None) -> ChunkFetch:
+    """Store every chunk of `chunk_ids` the local store lacks, from the remote; `sink` is given
+    each one's raw bytes once verified (on a worker thread)."""
     local, remote = repo.chunks, conn.view.chunks
     wanted: dict[bytes, Wanted] = {}
     pending = [chunk_id for chunk_id in chunk_ids if not local.has_good(chunk_id)]
@@ -55,7 +59,7 @@ def fetch_chunks(repo: Repo, conn: Connection, chunk_ids: set[bytes], progress: 
     progress.start("Fetching", sum(record.location.payload_len for record in wanted.values()))
     try:
         with local.writer() as writer:
-            for row in _verified_records(repo, conn, list(wanted.values()), bases, progress):
+            for row in _verified_records(repo, conn, list(wanted.values()), bases, progress, sink):
                 writer.append_many([row])
                 result.chunks += 1
                 result.stored_bytes += len(row[3])
@@ -65,7 +69,7 @@ def fetch_chunks(repo: Repo, conn: Connection, chunk_ids: set[bytes], progress: 
 
 
 def _verified_records(repo: Repo, conn: Connection, wanted: list[Wanted], bases: set[bytes],
-                      progress: Progress) -> Iterator[tuple]:
+                      progress: Progress, sink: ChunkSink | None) -> Iterator[tuple]:
     """(chunk id, codec, raw length, payload, base) of every wanted record, each decoded and
     hashed first (a delta after its base); CorruptChunkError names the first that fails, and
     the caller's writer then drops what it had not sealed.
@@ -89,8 +93,10 @@ def _verified_records(repo: Repo, conn: Connection, wanted: list[Wanted], bases:
 
     def check_full(item: tuple[Wanted, memoryview]) -> tuple[Wanted, memoryview, bytes | memoryview]:
         record, payload = item
-        return record, payload, _checked(record, conn, decode_chunk, record.location.codec, payload,
-                                         record.location.raw_len)
+        raw = _checked(record, conn, decode_chunk, record.location.codec, payload, record.location.raw_len)
+        if sink is not None:
+            sink(record.record_id, raw)
+        return record, payload, raw
 
     for record, payload, raw in ordered_map(check_full, fulls(), weight=_raw_len, max_weight=DECODING_BYTES,
                                             pool=pool):
@@ -103,7 +109,10 @@ def _verified_records(repo: Repo, conn: Connection, wanted: list[Wanted], bases:
         base_id = record.location.base
         assert base_id is not None
         base = raw_of[base_id] if base_id in raw_of else repo.chunks.read(base_id)  # read here: in parallel
-        return record, payload, _checked(record, conn, decode_delta, payload, record.location.raw_len, base)
+        raw = _checked(record, conn, decode_delta, payload, record.location.raw_len, base)
+        if sink is not None:
+            sink(record.record_id, raw)
+        return record, payload, raw
 
     while deltas:  # a delta whose base is a delta comes in a later round
         ready: list[tuple[Wanted, memoryview]] = []

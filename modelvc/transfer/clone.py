@@ -5,6 +5,10 @@ keeps no HEAD key: it is shared by many writers, none of whom owns a default). A
 fails leaves no trace of the directory it created. A `partial` clone fetches every metadata
 object but only the chunks of the files it checks out, and marks origin as the promisor of the
 rest (`remote.origin.partial`; lazy.py).
+
+Every clone starts as a partial one, so the files it checks out are written from the chunks as
+they arrive (ops/filling.py: one decode and one hash each); a full clone then fetches the rest
+(`fetch --all-data`, which clears the mark). Killed between the two, it is a sound partial clone.
 """
 
 from __future__ import annotations
@@ -59,9 +63,8 @@ def clone(url: str, directory: Path, *, cwd: Path, branch: str | None = None, en
     try:
         repo = repo_class.init(target, **options)
         add_remote(repo, DEFAULT_REMOTE, url, cwd=cwd, endpoint=endpoint, region=region, path_style=path_style)
-        if partial:
-            set_partial(repo, DEFAULT_REMOTE, True)
-            install_promisor(repo)
+        set_partial(repo, DEFAULT_REMOTE, True)
+        install_promisor(repo)
         result = fetch(repo, DEFAULT_REMOTE, progress)
         result.operation, result.directory = "clone", str(target)
         branches = sorted(name[len(HEADS):] for name in _remote_branches(repo))
@@ -86,6 +89,13 @@ def clone(url: str, directory: Path, *, cwd: Path, branch: str | None = None, en
                 set_upstream(repo, chosen, Upstream(DEFAULT_REMOTE, f"{HEADS}{chosen}"))
                 result.commit = commit
             repo.refs.set_head_branch(chosen, f"clone: from {url}")
+        if not partial:
+            rest = fetch(repo, DEFAULT_REMOTE, progress, all_data=True)
+            result.chunks += rest.chunks
+            result.refs += rest.refs  # moved on the remote since the first fetch
+            result.traffic.bytes_received += rest.traffic.bytes_received
+            result.traffic.requests += rest.traffic.requests
+        result.partial = partial
         return repo, result
     except BaseException:
         if repo is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from modelvc.errors import RemoteUnreachableError
 from modelvc.ops.remote import get_remote
 from modelvc.progress import NO_PROGRESS, Progress
-from modelvc.promisor import FetchedChunks, partial_remote
+from modelvc.promisor import ChunkSink, FetchedChunks, partial_remote
 from modelvc.repo import Repo
 from modelvc.store.chunkindex import ChunkIndex
 from modelvc.transfer.chunkfetch import fetch_chunks
@@ -41,12 +41,13 @@ class RemotePromisor:
                 self._listed = cached_chunk_index(self.repo.mvc_dir, self.name)
         return self._listed.contains(chunk_id)
 
-    def fetch_chunks(self, chunk_ids: set[bytes], progress: Progress = NO_PROGRESS) -> FetchedChunks:
+    def fetch_chunks(self, chunk_ids: set[bytes], progress: Progress = NO_PROGRESS,
+                     sink: ChunkSink | None = None) -> FetchedChunks:
         remote = get_remote(self.repo, self.name)
         with connected(self.repo, remote) as conn, self.repo.transaction():
             conn.view.refresh_packs()
             self._listed = None
-            fetched = fetch_chunks(self.repo, conn, chunk_ids, progress)
+            fetched = fetch_chunks(self.repo, conn, chunk_ids, progress, sink)
             traffic = conn.backend.traffic
         return FetchedChunks(self.name, fetched.chunks, traffic.bytes_received, traffic.requests)
 
