@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Collection, Container, Iterator
@@ -78,39 +79,61 @@ def walk_against(root: Path, tracked: Container[str], trusted: dict[str, tuple[i
     # and one dict lookup: everything else (kind, protected and temporary names, ignore rules)
     # is asked only of entries that fail it. pathlib, or slicing and replacing each full path,
     # per entry cost status half its time.
-    stack = [(os.path.join(root, start) if start else str(root), start + "/" if start else "")]
-    while stack:
-        directory, base = stack.pop()
-        try:
-            entries = os.scandir(directory)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:  # gone since the directory was read
-                    continue
-                rel = base + entry.name
-                if vouched(rel) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode & kind_bits):
-                    matched(rel)
-                    continue
-                name = entry.name
-                if name in PROTECTED_NAMES or (name[0] == "." and is_temp_name(name)):
-                    continue
-                kind = stat.S_IFMT(st.st_mode)
-                if kind == stat.S_IFDIR:
-                    if not ignored(rel, True):
-                        stack.append((entry.path, rel + "/"))
-                elif kind == stat.S_IFREG or kind == stat.S_IFLNK:
-                    if rel in tracked:
-                        if kind == stat.S_IFLNK and _same_link(vouched(rel), st):
+    # Each directory is opened by its path from the root and listed by descriptor, so an
+    # entry's lstat resolves its name alone, not every directory above it again (10% of a walk
+    # of 50,000 files in 50 directories); one descriptor is open at a time beside the root's.
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    stack = [(start or ".", start + "/" if start else "")]
+    try:
+        while stack:
+            directory, base = stack.pop()
+            fd = _open_directory(directory, root_fd)
+            if fd is None:
+                continue
+            try:
+                with os.scandir(fd) as entries:
+                    for entry in entries:
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:  # gone since the directory was read
+                            continue
+                        rel = base + entry.name
+                        if vouched(rel) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode & kind_bits):
                             matched(rel)
-                        else:
-                            differing[rel] = st
-                    elif want_untracked and not ignored(rel, False):
-                        found[rel] = st
+                            continue
+                        name = entry.name
+                        if name in PROTECTED_NAMES or (name[0] == "." and is_temp_name(name)):
+                            continue
+                        kind = stat.S_IFMT(st.st_mode)
+                        if kind == stat.S_IFDIR:
+                            if not ignored(rel, True):
+                                stack.append((rel, rel + "/"))
+                        elif kind == stat.S_IFREG or kind == stat.S_IFLNK:
+                            if rel in tracked:
+                                if kind == stat.S_IFLNK and _same_link(vouched(rel), st):
+                                    matched(rel)
+                                else:
+                                    differing[rel] = st
+                            elif want_untracked and not ignored(rel, False):
+                                found[rel] = st
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)
     return walk
+
+
+def _open_directory(directory: str, root_fd: int) -> int | None:
+    """A descriptor of a directory (a path from the root); None if it is gone, not a
+    directory (a link to one included) or unreadable."""
+    try:
+        return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a directory replaced by a link since it was listed
+            return None
+        raise
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:

@@ -176,3 +176,26 @@ def test_a_file_swapped_for_a_link_before_it_is_read_is_never_read_through(tmp_p
         ingest_file(tmp_path / "w.bin", ChunkParams.for_format(2), None, None, shown_as="w.bin")
     assert ingest_file(tmp_path / "w.bin", ChunkParams.for_format(2), None, None,
                        follow_links=True).manifest.size == len(b"secret")
+
+
+def test_a_directory_swapped_for_a_link_during_a_walk_is_never_walked_through(tmp_path):
+    from modelvc.ignore import IgnoreRules
+    from modelvc.worktree import walk_against
+
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    write(root / "models" / "a.bin", b"a")
+    write(elsewhere / "secret.bin", b"not in the tree")
+    rules = IgnoreRules.load(root)
+
+    def swapped(path: str, dir_is: bool) -> bool:  # the ignore check runs between list and descent
+        if path == "models":
+            (root / "models" / "a.bin").unlink()
+            (root / "models").rmdir()
+            os.symlink(elsewhere, root / "models")
+        return rules.ignored(path, dir_is)
+
+    rules_swapping = IgnoreRules.load(root)
+    rules_swapping.ignored = swapped  # type: ignore[method-assign]
+    walk = walk_against(root, (), {}, rules_swapping)
+    assert walk.untracked == {}
+    assert sorted(walk_against(root, (), {}, rules).untracked) == ["models"]  # now a link, as a link
