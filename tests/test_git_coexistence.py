@@ -37,6 +37,14 @@ def test_init_adds_the_store_to_gitignore_once(code_repo, mvc_runner):
     assert git(code_repo, "status", "--porcelain") == "?? .gitignore\n"
 
 
+def test_init_quiet_prints_nothing_and_still_ignores_the_store(code_repo, mvc_runner):
+    result = mvc_runner("init", "-q")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert (code_repo / ".mvc" / "HEAD").is_file()
+    assert (code_repo / ".gitignore").read_bytes() == b"/.mvc/\n"
+    assert mvc_runner("init", "-q", ok=False).exit_code == 3  # an existing repository is refused, quiet or not
+
+
 def test_init_keeps_an_existing_gitignore_and_says_so_in_json(code_repo, mvc_runner):
     write(code_repo / ".gitignore", b"__pycache__/\n*.pyc")
     data = json.loads(mvc_runner("init", "--json").stdout)

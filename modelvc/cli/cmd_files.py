@@ -14,8 +14,9 @@ from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progres
 @click.command("init")
 @click.argument("path", required=False, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@quiet_option
 @click.pass_context
-def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
+def init_command(ctx: click.Context, path: str | None, as_json: bool, quiet: bool) -> None:
     """Create an empty repository in PATH (default: the current directory).
 
     Refuses (exit 3) when a repository already exists there: nothing is overwritten.
@@ -32,8 +33,9 @@ def init_command(ctx: click.Context, path: str | None, as_json: bool) -> None:
         emit_json({"root": str(repo.root), "mvc_dir": str(repo.mvc_dir), "format_version": FORMAT_VERSION,
                    "gitignore": update.to_dict() if update is not None else None})
         return
-    click.echo(f"Initialized empty modelvc repository in {repo.mvc_dir}")
-    echo_gitignore(update)
+    if not quiet:
+        click.echo(f"Initialized empty modelvc repository in {repo.mvc_dir}")
+        echo_gitignore(update)
 
 
 def echo_gitignore(update) -> None:
