@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from modelvc.cli.main import cli
 
+pytest_plugins = ["synchelp"]  # the remote and alice fixtures of the sync tests
+
 TEST_AUTHOR = {"MVC_AUTHOR_NAME": "Test Author", "MVC_AUTHOR_EMAIL": "test@example.com"}
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import Mvc
 from modelfiles import write_safetensors
 
@@ -52,3 +53,19 @@ def store_snapshot(root: Path) -> dict[str, bytes]:
                 path = Path(dirpath) / name
                 found[str(path.relative_to(root))] = path.read_bytes()
     return found
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    """An empty directory remote (tests/conftest.py makes this module a plugin)."""
+    path = tmp_path / "remote"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def alice(tmp_path: Path, remote: Path) -> Mvc:
+    """A new repository whose origin is `remote`."""
+    mvc = new_repo(tmp_path / "alice")
+    mvc("remote", "add", "origin", str(remote))
+    return mvc

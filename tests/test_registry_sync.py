@@ -16,13 +16,6 @@ HINT = ("hint: Updates were rejected because a pushed branch tip is behind its r
 
 
 @pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    path = tmp_path / "remote"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def alice(tmp_path: Path, remote: Path) -> Mvc:
     """Two commits on main, pushed; v1 in production."""
     mvc = new_repo(tmp_path / "alice")

@@ -12,20 +12,6 @@ from conftest import Mvc
 from synchelp import commit_file, new_repo
 
 
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    path = tmp_path / "remote"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def alice(tmp_path: Path, remote: Path) -> Mvc:
-    mvc = new_repo(tmp_path / "alice")
-    mvc("remote", "add", "origin", str(remote))
-    return mvc
-
-
 def oneline(mvc: Mvc, *args: str) -> list[str]:
     return mvc("log", "--oneline", *args).stdout.splitlines()
 

@@ -6,23 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from conftest import Mvc
 from synchelp import TENSOR_VALUES, commit_file, new_repo, store_snapshot, write_model
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    path = tmp_path / "remote"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def alice(tmp_path: Path, remote: Path) -> Mvc:
-    mvc = new_repo(tmp_path / "alice")
-    mvc("remote", "add", "origin", str(remote))
-    return mvc
 
 
 def clone(tmp_path: Path, remote: Path, name: str, *args: str) -> Mvc:
