@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
+from modelvc.cli.output import counted, cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
 
 JSON_HELP = "Print a summary as JSON: refs, objects, chunks, bytes sent and received, requests."
 
@@ -22,8 +22,9 @@ def _report(result, quiet: bool, as_json: bool, heading: str) -> None:
             click.echo(line, err=True)
     traffic = result.traffic
     moved = traffic.bytes_sent if result.operation == "push" else traffic.bytes_received
-    click.echo(f"{result.objects} objects, {result.chunks} chunks, {human_size(moved)} "
-               f"{'sent' if result.operation == 'push' else 'received'} in {traffic.requests} requests", err=True)
+    click.echo(f"{counted(result.objects, 'object')}, {counted(result.chunks, 'chunk')}, {human_size(moved)} "
+               f"{'sent' if result.operation == 'push' else 'received'} in {counted(traffic.requests, 'request')}",
+               err=True)
 
 
 @click.command("push")
