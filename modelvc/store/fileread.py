@@ -140,8 +140,9 @@ def _load_cachestat() -> Callable[[int, int, int], int | None] | None:
 
     def cachestat(fd: int, offset: int, length: int) -> int | None:
         answer = counts()
-        if syscall(_CACHESTAT_SYSCALL, ctypes.c_int(fd), ctypes.byref(span(offset, length)),
-                    ctypes.byref(answer), ctypes.c_uint(0)) != 0:
+        # syscall(2) takes longs: each argument is passed as one, whatever the kernel reads of it
+        if syscall(ctypes.c_long(_CACHESTAT_SYSCALL), ctypes.c_long(fd), ctypes.byref(span(offset, length)),
+                   ctypes.byref(answer), ctypes.c_long(0)) != 0:
             return None
         return int(answer[0])
 
