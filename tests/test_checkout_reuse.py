@@ -139,23 +139,11 @@ def bf16_versions(mvc, work):
     return versions
 
 
-def store_reads(monkeypatch) -> list[bytes]:
-    reads: list[bytes] = []
-    original = ChunkStore.read
-
-    def counted(self, chunk_id, known=None):
-        reads.append(chunk_id)
-        return original(self, chunk_id, known)
-
-    monkeypatch.setattr(ChunkStore, "read", counted)
-    return reads
-
-
-def test_a_cold_old_file_gives_way_to_the_smaller_records_of_the_store(mvc, work, bf16_versions, monkeypatch):
+def test_a_cold_old_file_gives_way_to_the_smaller_records_of_the_store(mvc, work, bf16_versions, store_reads):
     path = work / "model.safetensors"
     if not cold(path):
         pytest.skip("this file system keeps the file's pages in memory")
-    reads = store_reads(monkeypatch)
+    reads = store_reads
     mvc("checkout", "HEAD~1")
     assert path.read_bytes() == bf16_versions[0]
     repo = Repo.discover(work)
@@ -163,10 +151,10 @@ def test_a_cold_old_file_gives_way_to_the_smaller_records_of_the_store(mvc, work
     assert sorted(reads) == sorted(bytes.fromhex(chunk_id) for chunk_id, _ in v1.chunks)
 
 
-def test_an_old_file_in_the_page_cache_is_copied_from(mvc, work, bf16_versions, monkeypatch):
+def test_an_old_file_in_the_page_cache_is_copied_from(mvc, work, bf16_versions, store_reads):
     path = work / "model.safetensors"
     warm(path)
-    reads = store_reads(monkeypatch)
+    reads = store_reads
     mvc("checkout", "HEAD~1")
     assert path.read_bytes() == bf16_versions[0]
     repo = Repo.discover(work)
