@@ -33,7 +33,7 @@ OUTPUT_SHAPES = {
     "runs": "run",
     "push": "push", "fetch": "fetch", "pull": "pull", "clone": "clone",
     "annotate": "note", "annotate --list": "note", "promote": "stage_move", "promote --delete": "stage_move",
-    "history": "stage_move", "stages": "stage_move",
+    "history": "stage_move", "stages": "stage_move", "remote show": "remote_shown",
 }
 USER_KEYED = {"config KEY", "config --list"}  # {user's dotted key: value}, see test_config_prints_the_users_dotted_keys
 
@@ -53,6 +53,7 @@ NESTED = {
     ("logged", "annotations"): "annotations", ("show", "annotations"): "annotations",
     ("diff_side", "annotations"): "annotations", ("annotations", "notes"): "note",
     ("note", "author"): "signature", ("stage_move", "author"): "signature",
+    ("remote_shown", "remote_branches"): "remote_branch", ("remote_shown", "pulled_by"): "pull_setting",
 }
 
 STATUSES = {"added", "modified", "deleted", "renamed", "mode", "dtype", "shape", "uncompared", "unchanged"}
@@ -251,6 +252,7 @@ def outputs(tmp_path_factory) -> dict[str, object]:
         remote = tmp_path_factory.mktemp("vocabulary-remote")
         mvc("remote", "add", "origin", str(remote))
         out["push"] = mvc.json("push", "-u", "origin", "side")
+        out["remote show"] = mvc.json("remote", "show", "origin")
         elsewhere = tmp_path_factory.mktemp("vocabulary-clone")
         out["clone"] = Mvc(elsewhere).json("clone", str(remote), "copy")
         out["fetch"] = Mvc(elsewhere / "copy").json("fetch")

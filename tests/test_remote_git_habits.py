@@ -5,6 +5,7 @@ remote, no such branch, a clone into a full directory) with their messages and e
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -301,3 +302,29 @@ def test_fetch_of_named_branches_and_tags_brings_only_those(tmp_path, remote, al
     assert remote_branches(bob) == ["origin/dev", "origin/main"] and bob("tag").stdout.split()[0] == "v1"
     bob("checkout", "-q", "origin/dev")
     assert (bob.cwd / "b.bin").read_bytes() == b"dev" * 100
+
+
+def test_remote_show_tells_what_is_known_without_asking_the_remote(tmp_path, remote, alice):
+    assert alice("remote", "show", "origin").stdout == (
+        f"* remote origin\n  Fetch URL: {remote}\n  Push  URL: {remote}\n  Remote branches: none fetched yet\n")
+    commit_file(alice, "a.bin", b"one" * 100, "one")
+    alice("push", "-q", "-u", "origin", "main")
+    alice("checkout", "-q", "-b", "feature/x")
+    alice("push", "-q", "-u", "origin", "feature/x")
+    alice("checkout", "-q", "-b", "local-only")
+    shutil.rmtree(remote)  # nothing is asked of the remote
+    assert alice("remote", "show", "origin").stdout == (
+        f"* remote origin\n  Fetch URL: {remote}\n  Push  URL: {remote}\n"
+        "  Remote branches, as last fetched:\n    feature/x\n    main\n"
+        "  Local branches configured for 'mvc pull':\n"
+        "    feature/x merges with remote feature/x\n"
+        "    main      merges with remote main\n")
+    shown = alice.json("remote", "show", "origin")
+    head = alice.json("log")[0]["id"]
+    assert shown["url"] == str(remote)
+    assert shown["remote_branches"] == [{"name": "feature/x", "commit": head}, {"name": "main", "commit": head}]
+    assert shown["pulled_by"] == [{"branch": "feature/x", "remote_branch": "feature/x"},
+                                  {"branch": "main", "remote_branch": "main"}]
+    refused = alice("remote", "show", "nosuch", ok=False)
+    assert (refused.exit_code, refused.stderr) == (2, "error: No such remote: 'nosuch'\n"
+                                                      "hint: the remotes are: origin\n")

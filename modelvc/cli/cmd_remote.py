@@ -107,6 +107,37 @@ def get_url_command(ctx, name) -> None:
     click.echo(get_remote(open_repo(ctx), name).url)
 
 
+@remote_command.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the remote's settings and branches as JSON.")
+@click.pass_context
+def show_command(ctx, name, as_json) -> None:
+    """Show the remote NAME: its URL and settings, the branches last fetched from it and the
+    local branches that pull from it (without contacting it, as 'git remote show -n')."""
+    from modelvc.ops.remote import show_remote
+
+    shown = show_remote(open_repo(ctx), name)
+    if as_json:
+        emit_json(shown.to_dict())
+        return
+    remote = shown.remote
+    click.echo(f"* remote {remote.name}")
+    click.echo(f"  Fetch URL: {remote.url}")
+    click.echo(f"  Push  URL: {remote.url}")
+    for label, value in (("Endpoint", remote.endpoint), ("Region", remote.region),
+                         ("Partial clone", "yes" if remote.partial else None)):
+        if value is not None:
+            click.echo(f"  {label}: {value}")
+    click.echo("  Remote branches, as last fetched:" if shown.tracking else "  Remote branches: none fetched yet")
+    for branch in shown.tracking:
+        click.echo(f"    {branch}")
+    if shown.pulled_by:
+        click.echo(f"  Local {'branch' if len(shown.pulled_by) == 1 else 'branches'} configured for 'mvc pull':")
+        width = max(map(len, shown.pulled_by))
+        for branch, merge in shown.pulled_by.items():
+            click.echo(f"    {branch:<{width}} merges with remote {merge}")
+
+
 def _warn_if_unconditional(remote) -> None:
     if remote.conditional_writes is False:
         click.echo(f"warning: remote '{remote.name}' does not refuse a second create-only write "

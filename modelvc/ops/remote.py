@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,35 @@ def get_remote(repo: Repo, name: str) -> Remote:
                                  hint="the remotes are: " + ", ".join(configured) if configured else
                                  "no remote is configured: 'mvc remote add origin URL'")
     return configured[name]
+
+
+@dataclass(frozen=True)
+class RemoteShown:
+    """`remote show NAME` without asking the remote (git's `remote show -n`): its settings,
+    the branches last fetched from it, and the local branches that pull from it."""
+
+    remote: Remote
+    tracking: dict[str, str]  # branch name on the remote -> commit, as last fetched
+    pulled_by: dict[str, str]  # local branch -> the remote branch it merges
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.remote.to_dict() | {
+            "remote_branches": [{"name": name, "commit": commit} for name, commit in self.tracking.items()],
+            "pulled_by": [{"branch": branch, "remote_branch": merge} for branch, merge in self.pulled_by.items()]}
+
+
+def show_remote(repo: Repo, name: str) -> RemoteShown:
+    """What the repository knows of the remote `name`, from its config and refs alone."""
+    from modelvc.transfer.refsel import HEADS
+    from modelvc.transfer.upstream import upstream_of
+
+    remote = get_remote(repo, name)
+    prefix = f"{name}/"
+    tracking = {branch[len(prefix):]: commit for branch, commit in sorted(repo.refs.remote_branches().items())
+                if branch.startswith(prefix)}
+    pulled_by = {branch: upstream.merge[len(HEADS):] for branch in sorted(repo.refs.branches())
+                 if (upstream := upstream_of(repo.config, branch)) is not None and upstream.remote == name}
+    return RemoteShown(remote, tracking, pulled_by)
 
 
 def add_remote(repo: Repo, name: str, url: str, *, cwd: Path, endpoint: str | None = None,
