@@ -274,9 +274,10 @@ class Repo:
 
     def save_unsaved_index(self) -> None:
         """Write the index if this transaction staged changes whose save it left to a commit
-        that did not come (ops/add.py staged_for_commit)."""
+        that did not come (ops/add.py staged_for_commit): a `commit -a` that found nothing to
+        commit but touched files keeps the tree id the index records, as `add` would."""
         if self._index is not None and self._index.unsaved:
-            self._index.save(keep_base=True)
+            self._index.save_staged()
 
     def _read_index(self) -> Index:
         """The index. Before the first commit there is nothing to rebuild a corrupt one from

@@ -172,3 +172,59 @@ def test_entries_are_found_by_bisection_and_an_index_out_of_order_is_read_all_th
     index = Index(path)
     assert [index.entry(e.path) for e in entries] == entries
     assert "b/c" in index.tracked() and "c" not in index.tracked()
+
+
+NOTHING_TO_COMMIT = ("error: nothing to commit: the index matches HEAD\n"
+                     "hint: stage changes with 'mvc add', or use --allow-empty\n")
+
+
+def test_commit_a_of_touched_files_only_keeps_the_tree_the_index_records(mvc, work, monkeypatch):
+    for name in ("a.bin", "b.bin"):
+        write(work / "d" / name, random_bytes(300, seed=ord(name[0])))
+    mvc("add", ".")
+    mvc("commit", "-m", "one")
+    repo = Repo(work)
+    head = repo.head_commit()
+    os.utime(work / "d" / "a.bin", ns=(OLD, OLD))
+    result = mvc("commit", "-a", "-m", "nothing", ok=False)
+    assert (result.exit_code, result.stdout, result.stderr) == (9, "", NOTHING_TO_COMMIT)
+    index = Index(work / ".mvc" / "index")
+    assert (index.tree_id, index.commit_id) == (repo.read_commit(head).tree, head)  # kept, as `add` keeps it
+    assert index.entry("d/a.bin").mtime_ns == OLD  # with the stat the walk took
+
+    read_trees = []
+    real = Repo.tree_of
+    monkeypatch.setattr(Repo, "tree_of", lambda self, c: read_trees.append(c) or real(self, c))
+    assert mvc("commit", "-a", "-m", "nothing", ok=False).stderr == NOTHING_TO_COMMIT
+    assert read_trees == []
+
+
+def test_commit_with_nothing_to_commit_reads_no_tree_where_the_index_records_none(mvc, work, monkeypatch):
+    for name in ("a.bin", "b.bin"):
+        write(work / name, random_bytes(300, seed=ord(name[0])))
+        os.utime(work / name, ns=(OLD, OLD))  # never racy: `commit -a` finds nothing to restat
+    mvc("add", ".")
+    mvc("commit", "-m", "one")
+    repo = Repo(work)
+    head = repo.head_commit()
+    tree = repo.read_commit(head).tree
+    index = Index(work / ".mvc" / "index")
+    index.save()  # as a checkout saves it: entries whose tree is not recorded
+    read_trees = []
+    real = Repo.tree_of
+    monkeypatch.setattr(Repo, "tree_of", lambda self, c: read_trees.append(c) or real(self, c))
+    before = index_file(work)
+    for args in (("commit", "-a", "-m", "nothing"), ("commit", "-m", "nothing")):
+        result = mvc(*args, ok=False)
+        assert (result.exit_code, result.stderr) == (9, NOTHING_TO_COMMIT)
+    assert read_trees == []  # the index's tree, encoded, has HEAD's tree id
+    assert index_file(work) == before  # a refused commit writes nothing
+    assert mvc("status", "--porcelain").stdout == ""
+    assert (Index(work / ".mvc" / "index").tree_id, Index(work / ".mvc" / "index").commit_id) == (tree, head)
+    Index(work / ".mvc" / "index").save()
+    assert mvc("commit", "--allow-empty", "-m", "empty").exit_code == 0
+    write(work / "a.bin", random_bytes(300, seed=9))
+    mvc("add", "a.bin")
+    Index(work / ".mvc" / "index").save()
+    assert mvc.json("commit", "-m", "two")["change_count"] == 1  # a real change is still counted, the long way
+    assert mvc("status", "--porcelain").stdout == ""

@@ -192,12 +192,9 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
 
 
 def _save_staged(index: Index, now: bool) -> None:
-    """When only stat fields changed (files touched, found the same when read), the entries
-    still make the tree the index recorded: it is kept, so status and commit need not read it."""
-    if now and index.tree_id is not None and index.base_tree == index.tree_id and not index.changed_from_base():
-        index.save(index.tree_id, commit_id=index.commit_id)
-    elif now:
-        index.save(keep_base=True)
+    """Save now, or leave the save to the commit in the same transaction (staged_for_commit)."""
+    if now:
+        index.save_staged()
     else:
         index.unsaved = True
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from modelvc.errors import CorruptIndexError, NothingToCommitError, UsageError
 from modelvc.gitinfo import code_version
-from modelvc.ids import short
+from modelvc.ids import hash_bytes, short
 from modelvc.index import IndexEntry
 from modelvc.metricsfiles import TRAINER_STATE, FilePath, parse_document, read_values, trainer_state_metrics
 from modelvc.objects import Commit, TreeEntry, encode_tree
@@ -134,8 +134,11 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
         index = repo.index  # the lock holder's: read afresh, or as `commit -a` just staged it
         head = repo.refs.head()
         head_tree = repo.read_commit(head.commit).tree if head.commit else None
+        tree_data = None
         if head_tree is not None and index.base_tree == head_tree:  # only what `add` changed
             changed_paths = index.changed_from_base()
+        elif head_tree is not None and hash_bytes(tree_data := encode_tree(*index.tree_columns())) == head_tree:
+            changed_paths = set()  # the index makes HEAD's tree: known without reading that tree
         else:
             changed_paths = _changed_paths(repo.tree_of(head.commit).entries, tree_from_index(repo).entries)
         changed = len(changed_paths)
@@ -151,7 +154,7 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
         parents = (head.commit,) if head.commit else ()
         parent_params = repo.read_commit(head.commit).params if head.commit else {}
         with repo.objects.batch():  # tree and commit written together, before the ref
-            tree_id = repo.objects.put_encoded(encode_tree(*index.tree_columns()))
+            tree_id = repo.objects.put_encoded(tree_data or encode_tree(*index.tree_columns()))
             new = Commit(tree_id, parents, author, message, recorded, values.params_over(parent_params),
                          dict(meta or {}), code)
             commit_id = repo.objects.put(new)
