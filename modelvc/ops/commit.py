@@ -14,7 +14,6 @@ from modelvc.ids import ObjectId, hash_bytes, short
 from modelvc.index import Index, IndexEntry
 from modelvc.metricsfiles import TRAINER_STATE, FilePath, parse_document, read_values, trainer_state_metrics
 from modelvc.objects import Commit, TreeEntry, encode_tree, patch_tree
-from modelvc.ops.workstate import tree_from_index
 from modelvc.repo import Repo
 from modelvc.vocabulary import commit_dict
 
@@ -166,6 +165,8 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
         elif head_tree is not None and hash_bytes(tree_data := encode_tree(*index.tree_columns())) == head_tree:
             changed_paths = set()  # the index makes HEAD's tree: known without reading that tree
         else:
+            from modelvc.ops.workstate import tree_from_index
+
             changed_paths = _changed_paths(repo.tree_of(head.commit).entries, tree_from_index(repo).entries)
         changed = len(changed_paths)
         check_staged(repo, [entry for path in sorted(changed_paths) if (entry := index.entry(path)) is not None])
@@ -174,6 +175,8 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
                                        hint="stage changes with 'mvc add', or use --allow-empty")
         recorded = values.metrics
         if trainer_state is True:  # the lowest precedence, as a Trainer directory's
+            from modelvc.ops.workstate import tree_from_index
+
             old = repo.tree_of(head.commit).as_map()
             new_map = tree_from_index(repo).as_map()
             recorded = dict(sorted((committed_trainer_metrics(repo, old, new_map) | recorded).items()))
