@@ -364,14 +364,15 @@ def patch_tree(old: bytes, changes: Sequence[tuple[TreeEntry, TreeEntry | None]]
             edits.append((start - 1, end, b""))
         else:  # the only entry
             return None
-    parts: list[bytes] = []
+    view = memoryview(old)  # the unchanged runs are copied once, by the join
+    parts: list[bytes | memoryview] = []
     done = 0
     for start, end, text in sorted(edits):
         if start < done:
             return None
-        parts += [old[done:start], text]
+        parts += [view[done:start], text]
         done = end
-    parts.append(old[done:])
+    parts.append(view[done:])
     return b"".join(parts)
 
 
