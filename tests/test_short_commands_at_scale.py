@@ -290,3 +290,17 @@ def test_commit_a_of_a_few_changed_files_edits_heads_tree_into_the_one_the_index
     assert mvc.json("commit", "-m", "three")["change_count"] == 1
     assert encoded == [1]  # a new path: the tree encoded from the index
     assert mvc("fsck").exit_code == 0
+
+
+
+def test_a_commit_a_refused_after_staging_keeps_the_staging_and_what_it_names(mvc, work):
+    for number in range(4):
+        write(work / f"f{number}.bin", random_bytes(300, seed=number))
+    mvc("add", ".")
+    mvc("commit", "-m", "one")
+    write(work / "f3.bin", random_bytes(300, seed=20))
+    result = mvc("commit", "-a", "-m", "three", "--metrics-file", "missing.json", ok=False)
+    assert result.exit_code == 17  # refused after staging: the staging is saved, with what it names
+    assert mvc("status", "--porcelain").stdout == "M  f3.bin\n"
+    assert mvc("fsck").exit_code == 0
+    assert mvc.json("commit", "-m", "three")["change_count"] == 1
