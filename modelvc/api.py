@@ -327,12 +327,13 @@ class Repo(base.Repo):
         return push(self, remote, list(refs), set_upstream_ref=set_upstream, all_branches=all, tags=tags,
                     force=force, dry_run=dry_run)
 
-    def fetch(self, remote: str | None = None, *, all_data: bool = False) -> TransferResult:
-        """Download the remote's branches (as refs/remotes/REMOTE/...) and tags (`mvc fetch`);
-        from a partial clone's remote the metadata only, unless `all_data` (`--all-data`)."""
+    def fetch(self, remote: str | None = None, *names: str, all_data: bool = False) -> TransferResult:
+        """Download the remote's branches (as refs/remotes/REMOTE/...) and tags, or only the
+        branches or tags `names` (`mvc fetch [REMOTE [BRANCH...]]`); from a partial clone's remote
+        the metadata only, unless `all_data` (`--all-data`)."""
         from modelvc.transfer.fetch import fetch
 
-        return fetch(self, remote, all_data=all_data)
+        return fetch(self, remote, all_data=all_data, names=names)
 
     def pull(self, remote: str | None = None, branch: str | None = None, *, force: bool = False) -> TransferResult:
         """Fetch, then fast-forward the current branch and its files to its upstream, or to

@@ -81,6 +81,22 @@ def mvc_runner(work: Path) -> Mvc:
     return Mvc(work)
 
 
+@pytest.fixture
+def store_reads(monkeypatch) -> list[bytes]:
+    """The chunk ids ChunkStore.read is asked for from here on, in order."""
+    from modelvc.store.chunkstore import ChunkStore
+
+    reads: list[bytes] = []
+    original = ChunkStore.read
+
+    def counted(self, chunk_id, known=None):
+        reads.append(chunk_id)
+        return original(self, chunk_id, known)
+
+    monkeypatch.setattr(ChunkStore, "read", counted)
+    return reads
+
+
 def index_as_json(work: Path) -> dict:
     """The index as its version 1 JSON held it ("file" for the manifest id, optional fields
     only when set): what tests inspect, and, written back with json.dumps, an index mvc still

@@ -28,7 +28,7 @@ def test_checkout_of_a_name_both_tag_and_branch_switches_to_the_branch(mvc, work
     v1, v2, _ = three_versions(mvc, work)
     switched = mvc("checkout", "foo")
     assert switched.stderr == WARNING
-    assert switched.stdout == "Switched to branch 'foo'\n1 file(s) written\n"
+    assert switched.stdout == "Switched to branch 'foo'\n1 file written\n"
     assert (work / "model.bin").read_bytes() == b"version 2\n" * 1000
     assert (work / ".mvc" / "HEAD").read_text() == "ref: refs/heads/foo\n"
     assert mvc.json("status")["branch"] == "foo"

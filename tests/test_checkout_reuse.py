@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 
+import numpy as np
+import pytest
 from conftest import random_bytes, write
+from modelfiles import bf16_bytes, write_safetensors
 
 from modelvc.objects import Manifest
 from modelvc.repo import Repo
 from modelvc.store.chunker import ChunkParams
 from modelvc.store.chunkstore import ChunkStore
 from modelvc.store.filedata import LocalCopy, ingest_file, write_file
+from modelvc.store.fileread import cached_pages, pages_spanned
 
 V1 = random_bytes(3_000_000, seed=7)  # incompressible: stored raw, so a flipped pack byte reaches the hash
 V2 = b"new head" + V1[100:] + random_bytes(50_000, seed=8)
@@ -86,3 +91,105 @@ def test_write_file_checks_every_chunk_taken_from_a_local_copy(tmp_path):
         with open(out, "wb") as handle:
             write_file(manifest, handle, store, local=local)
         assert out.read_bytes() == V1
+
+
+# Where the old file is cold, a chunk whose record is smaller than the chunk is read from the
+# store (less to read from the disk); where it is in the page cache, it is copied from it.
+
+def bf16_model(path, seed: int, retrained: str | None = None) -> None:
+    """Two 2 MiB bf16 tensors (4 chunks of 1 MiB, stored at about 0.6 of raw); `retrained`
+    is drawn anew with another seed."""
+    tensors = {}
+    for name in ("a", "b"):
+        values = np.random.default_rng(seed + (100 if name == retrained else 0) + ord(name)).standard_normal(1 << 20)
+        tensors[name] = ("BF16", (1 << 20,), bf16_bytes(values.astype(np.float32) * 0.02))
+    write_safetensors(path, tensors)
+
+
+def cold(path) -> bool:
+    """Drop a file's pages from the page cache; whether the kernel says they are gone."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        return cached_pages(fd, 0, os.fstat(fd).st_size) == 0
+    finally:
+        os.close(fd)
+
+
+def warm(path) -> None:
+    path.read_bytes()
+
+
+@pytest.fixture
+def bf16_versions(mvc, work):
+    """v1 and v2 (tensor b retrained) committed; the working file holds v2. Returns (v1, v2)."""
+    fd = os.open(work, os.O_RDONLY)
+    try:
+        if cached_pages(fd, 0, 1) is None:
+            pytest.skip("the kernel does not count cached pages (cachestat, Linux 6.5)")
+    finally:
+        os.close(fd)
+    versions = []
+    for message, retrained in (("v1", None), ("v2", "b")):
+        bf16_model(work / "model.safetensors", 1, retrained)
+        versions.append((work / "model.safetensors").read_bytes())
+        mvc("add", "model.safetensors")
+        mvc("commit", "-m", message)
+    return versions
+
+
+def test_a_cold_old_file_gives_way_to_the_smaller_records_of_the_store(mvc, work, bf16_versions, store_reads):
+    path = work / "model.safetensors"
+    if not cold(path):
+        pytest.skip("this file system keeps the file's pages in memory")
+    reads = store_reads
+    mvc("checkout", "HEAD~1")
+    assert path.read_bytes() == bf16_versions[0]
+    repo = Repo.discover(work)
+    v1 = repo.read_manifest(repo.tree_of(repo.resolve("HEAD")).entries[0].manifest_id)
+    assert sorted(reads) == sorted(bytes.fromhex(chunk_id) for chunk_id, _ in v1.chunks)
+
+
+def test_an_old_file_in_the_page_cache_is_copied_from(mvc, work, bf16_versions, store_reads):
+    path = work / "model.safetensors"
+    warm(path)
+    reads = store_reads
+    mvc("checkout", "HEAD~1")
+    assert path.read_bytes() == bf16_versions[0]
+    repo = Repo.discover(work)
+    v1, v2 = (repo.read_manifest(repo.tree_of(repo.resolve(rev)).entries[0].manifest_id) for rev in ("HEAD", "main"))
+    only_in_v1 = {bytes.fromhex(chunk_id) for chunk_id, _ in v1.chunks} - {bytes.fromhex(c) for c, _ in v2.chunks}
+    assert only_in_v1 and set(reads) == only_in_v1
+
+
+def test_a_chunk_the_store_cannot_give_intact_is_taken_from_the_cold_old_file(mvc, work, bf16_versions):
+    repo, chunk_id, _ = shared_chunk(work)
+    break_in_pack(work, repo, chunk_id)
+    path = work / "model.safetensors"
+    if not cold(path):
+        pytest.skip("this file system keeps the file's pages in memory")
+    mvc("checkout", "HEAD~1")
+    assert path.read_bytes() == bf16_versions[0]
+    assert mvc("fsck", ok=False).exit_code == 7  # the damage is still reported
+
+
+def test_cached_pages_counts_the_pages_of_a_range(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(random_bytes(5 * mmap.PAGESIZE, seed=3))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if cached_pages(fd, 0, 1) is None:
+            pytest.skip("the kernel does not count cached pages (cachestat, Linux 6.5)")
+        assert pages_spanned(10, mmap.PAGESIZE) == 2 and pages_spanned(0, mmap.PAGESIZE) == 1
+        assert pages_spanned(7, 0) == 0
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        if cached_pages(fd, 0, 5 * mmap.PAGESIZE) != 0:
+            pytest.skip("this file system keeps the file's pages in memory")
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead beyond the page read
+        os.pread(fd, 1, 2 * mmap.PAGESIZE)
+        assert cached_pages(fd, 2 * mmap.PAGESIZE, mmap.PAGESIZE) == 1
+        assert cached_pages(fd, 0, 2 * mmap.PAGESIZE) == 0
+    finally:
+        os.close(fd)

@@ -18,7 +18,6 @@ from synchelp import commit_file, new_repo, store_snapshot, write_model
 from modelvc import api
 from modelvc.fsutil import CRASH_ENV
 from modelvc.store.backend import DirectoryBackend
-from modelvc.store.chunkstore import ChunkStore
 from modelvc.store.packs import RECORD_HEADER, scan_pack
 from tests.reliability.harness import KILLED, mvc_env
 
@@ -99,18 +98,11 @@ def test_clones_partial_and_full_are_byte_identical(tmp_path, kind, request, mon
         assert bob.json("status")["clean"] is True and bob("fsck").exit_code == 0
 
 
-def test_fetched_chunks_are_never_read_back_from_the_store(tmp_path, remote, monkeypatch):
+def test_fetched_chunks_are_never_read_back_from_the_store(tmp_path, remote, store_reads):
     """One decode and one hash per fetched chunk: the working file is written from the fetch,
     and only the chunks that were already local are read from the store."""
     url, versions = remote
-    reads: list[bytes] = []
-    original = ChunkStore.read
-
-    def counted(self, chunk_id, known=None):
-        reads.append(chunk_id)
-        return original(self, chunk_id, known)
-
-    monkeypatch.setattr(ChunkStore, "read", counted)
+    reads = store_reads
     with api.Repo.clone(url[0], tmp_path / "carol", partial=True) as carol:
         assert (tmp_path / "carol" / "model.safetensors").read_bytes() == versions["v3"]
         assert reads == []

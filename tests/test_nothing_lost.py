@@ -189,7 +189,7 @@ def test_a_mistaken_big_commit_is_freed_today(mvc, work):
     assert stats["held_by_reflogs_only"]["commit_count"] == 1
     assert stats["held_by_reflogs_only"]["chunk_bytes"] == 10 << 20
     assert stats["held_by_reflogs_only"]["stored_bytes"] >= 10 << 20  # random bytes do not compress
-    assert "held only by reflogs     1 commit(s)" in mvc("stats").stdout
+    assert "held only by reflogs     1 commit," in mvc("stats").stdout
     before = store_bytes(work)
     kept = mvc.json("gc", "--prune=now")  # the reflogs still hold it (its loose objects get packed)
     assert (kept["deleted_chunk_count"], kept["deleted_object_count"]) == (0, 0)

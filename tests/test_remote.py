@@ -59,7 +59,9 @@ def test_duplicate_and_unknown_names_as_git(mvc, work, directory_remote):
              (("remote", "remove", "upstream"), 2, "error: No such remote: 'upstream'\n"),
              (("remote", "rm", "upstream"), 2, "error: No such remote: 'upstream'\n"),
              (("remote", "rename", "upstream", "x"), 2, "error: No such remote: 'upstream'\n"),
-             (("remote", "set-url", "upstream", "/x"), 2, "error: No such remote 'upstream'\n")]
+             (("remote", "set-url", "upstream", "/x"), 2, "error: No such remote 'upstream'\n"),
+             (("remote", "get-url", "upstream"), 2,
+              "error: No such remote: 'upstream'\nhint: the remotes are: origin\n")]
     for args, code, message in cases:
         result = mvc(*args, ok=False)
         assert (result.exit_code, result.stderr) == (code, message), args
@@ -86,6 +88,7 @@ def test_rename_remove_and_set_url(mvc, work, directory_remote):
     assert config_of(work)["remote"] == {"upstream": {"url": "s3://bucket/models", "endpoint": "http://127.0.0.1:9",
                                                       "region": "eu-west-1", "pathStyle": True}}
     mvc("remote", "set-url", "upstream", "s3://other/prefix", "--no-check")
+    assert mvc("remote", "get-url", "upstream").stdout == "s3://other/prefix\n"
     assert config_of(work)["remote"]["upstream"] == {"url": "s3://other/prefix", "endpoint": "http://127.0.0.1:9",
                                                      "region": "eu-west-1", "pathStyle": True}
     mvc("remote", "add", "local", "/nowhere", "--no-check")

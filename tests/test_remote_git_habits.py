@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import Mvc
-from synchelp import commit_file, new_repo
+from synchelp import commit_file, new_repo, store_snapshot
+
+import modelvc
 
 
 def oneline(mvc: Mvc, *args: str) -> list[str]:
@@ -19,6 +21,10 @@ def oneline(mvc: Mvc, *args: str) -> list[str]:
 def remote_ref(remote: Path, name: str) -> str | None:
     path = remote / "refs" / "heads" / name
     return path.read_text().strip() if path.is_file() else None
+
+
+def remote_branches(mvc: Mvc) -> list[str]:
+    return [line.split()[0] for line in mvc("branch", "-r").stdout.splitlines()]
 
 
 def config_of(mvc: Mvc) -> dict:
@@ -271,3 +277,27 @@ def test_branch_vv_shows_each_upstream_with_ahead_and_behind(tmp_path, remote, a
     assert alice("branch", "-v").stdout.splitlines()[0] == f"* {'main':<20} {one[:10]} one"  # as without -v
     commit_file(alice, "a.bin", b"three" * 100, "three")
     assert "[origin/main: ahead 1, behind 1] three" in alice("branch", "-vv").stdout
+
+
+def test_fetch_of_named_branches_and_tags_brings_only_those(tmp_path, remote, alice):
+    commit_file(alice, "a.bin", b"one" * 100, "one")
+    alice("tag", "v1")
+    alice("checkout", "-q", "-b", "dev")
+    commit_file(alice, "b.bin", b"dev" * 100, "dev")
+    alice("push", "-q", "origin", "main", "dev", "--tags")
+    bob = new_repo(tmp_path / "bob")
+    bob("remote", "add", "origin", str(remote))
+    before = store_snapshot(bob.cwd)
+    refused = bob("fetch", "origin", "main", "nosuch", ok=False)
+    assert (refused.exit_code, refused.stderr) == (4, "error: couldn't find remote ref nosuch\n")
+    assert store_snapshot(bob.cwd) == before
+    fetched = bob.json("fetch", "origin", "main")
+    assert [(ref["source"], ref["destination"]) for ref in fetched["refs"]] == [
+        ("refs/heads/main", "refs/remotes/origin/main")]
+    assert remote_branches(bob) == ["origin/main"] and bob("tag").stdout == ""
+    with modelvc.Repo.open(bob.cwd) as repo:  # the library's fetch takes the names alike
+        assert [ref.destination for ref in repo.fetch("origin", "v1", "dev").refs] == [
+            "refs/remotes/origin/dev", "refs/tags/v1"]
+    assert remote_branches(bob) == ["origin/dev", "origin/main"] and bob("tag").stdout.split()[0] == "v1"
+    bob("checkout", "-q", "origin/dev")
+    assert (bob.cwd / "b.bin").read_bytes() == b"dev" * 100

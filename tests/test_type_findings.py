@@ -13,6 +13,6 @@ def test_fsck_reports_a_corrupt_branch_other_than_heads(mvc, work):
     (work / ".mvc" / "refs" / "heads" / "other").write_bytes(b"garbage\n")
     result = mvc("fsck", ok=False)
     assert result.exit_code == 7, result.output
-    assert result.stdout == "checked 1 commits, 3 objects, 1 chunks (1000 B)\n"
+    assert result.stdout == "checked 1 commit, 3 objects, 1 chunk (1000 B)\n"
     assert result.stderr == ("corrupt refs/heads/other: ref refs/heads/other is corrupt: "
-                             "it holds 'garbage' instead of a commit id\nerror: 1 problem(s) found\n")
+                             "it holds 'garbage' instead of a commit id\nerror: 1 problem found\n")

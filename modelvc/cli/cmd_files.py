@@ -8,7 +8,7 @@ import click
 
 from modelvc import ids
 from modelvc.cli.cmd_completion import complete_paths
-from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
+from modelvc.cli.output import counted, cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
 
 
 @click.command("init")
@@ -90,13 +90,13 @@ def add_command(ctx: click.Context, paths: tuple[str, ...], force: bool, gitigno
     for path in result.removed:
         click.echo(f"remove '{path}'")
     if result.staged:
-        click.echo(f"{len(result.staged)} file(s) staged: {human_size(result.new_raw_bytes)} new data, "
+        click.echo(f"{counted(len(result.staged), 'file')} staged: {human_size(result.new_raw_bytes)} new data, "
                    f"stored as {human_size(result.new_stored_bytes)}")
     if result.left_to_git:
-        click.echo(f"{len(result.left_to_git)} file(s) left to git, which tracks them or owns them "
+        click.echo(f"{counted(len(result.left_to_git), 'file')} left to git, which tracks them or owns them "
                    "(name one to store it in mvc as well)")
     if result.gitignore is not None and result.gitignore.added:
-        click.echo(f"Added {len(result.gitignore.added)} path(s) to {result.gitignore.path}")
+        click.echo(f"Added {counted(len(result.gitignore.added), 'path')} to {result.gitignore.path}")
 
 
 @click.command("rm")
@@ -144,16 +144,13 @@ def status_command(ctx: click.Context, short: bool, porcelain: bool, as_json: bo
 
 def upstream_line(upstream: str, ahead: int, behind: int) -> str:
     """git's words for a branch against its upstream."""
-    def commits(count: int) -> str:
-        return f"{count} commit{'' if count == 1 else 's'}"
-
     if ahead and behind:
         return (f"Your branch and '{upstream}' have diverged,\nand have {ahead} and {behind} different commits "
                 "each, respectively.")
     if ahead:
-        return f"Your branch is ahead of '{upstream}' by {commits(ahead)}."
+        return f"Your branch is ahead of '{upstream}' by {counted(ahead, 'commit')}."
     if behind:
-        return f"Your branch is behind '{upstream}' by {commits(behind)}, and can be fast-forwarded."
+        return f"Your branch is behind '{upstream}' by {counted(behind, 'commit')}, and can be fast-forwarded."
     return f"Your branch is up to date with '{upstream}'."
 
 

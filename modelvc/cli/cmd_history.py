@@ -10,6 +10,7 @@ from modelvc.cli.cmd_completion import complete_revs, complete_revs_and_paths
 from modelvc.cli.cmd_query import paths_of, query_of, query_options
 from modelvc.cli.output import (
     PathsAfterDashDash,
+    counted,
     cwd_of,
     emit_json,
     format_time,
@@ -109,7 +110,7 @@ def commit_command(ctx, messages, message_file, metrics, params, meta, metrics_f
         root = "" if result.parents else " (root-commit)"
         where = result.branch or "detached HEAD"
         click.echo(f"[{where}{root} {short(result.id)}] {result.commit.subject}")
-        click.echo(f" {result.files_changed} file(s) changed")
+        click.echo(f" {counted(result.files_changed, 'file')} changed")
 
 
 @click.command("log", cls=PathsAfterDashDash)
@@ -343,7 +344,8 @@ def render_file_result(result, as_json: bool) -> None:
     if result.commit is None:
         click.echo(f"{result.path} (working tree): {human_size(result.size)}")
     else:
-        click.echo(f"{result.path} at {short(result.commit)}: {human_size(result.size)}, {result.chunks} chunk(s)")
+        click.echo(f"{result.path} at {short(result.commit)}: {human_size(result.size)}, "
+                   f"{counted(result.chunks, 'chunk')}")
     summary = result.model
     if summary is None:
         return
@@ -454,7 +456,7 @@ def render_diff(result, stat: bool, show_all: bool = False) -> None:
     if stat:
         changed = sum(1 for f in result.files)
         new_bytes = sum((f.new_size or 0) - f.shared_bytes for f in result.files if f.status != "deleted")
-        click.echo(f" {changed} file(s) changed, {human_size(new_bytes)} of new content")
+        click.echo(f" {counted(changed, 'file')} changed, {human_size(new_bytes)} of new content")
         return
     old_added, new_added = result.old_annotations, result.new_annotations
     for title, rows in (("metrics", result.metrics), ("params", result.params)):

@@ -5,21 +5,30 @@ from __future__ import annotations
 import click
 
 from modelvc.cli.cmd_completion import complete_branches, complete_revs, complete_revs_and_paths
-from modelvc.cli.output import PathsAfterDashDash, cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
+from modelvc.cli.output import (
+    PathsAfterDashDash,
+    counted,
+    cwd_of,
+    emit_json,
+    human_size,
+    open_repo,
+    progress_bar,
+    quiet_option,
+)
 from modelvc.ids import short
 
 
 def move_summary(move) -> str:
     parts = []
     if move.written:
-        parts.append(f"{len(move.written)} file(s) written")
+        parts.append(f"{counted(len(move.written), 'file')} written")
     if move.removed:
         parts.append(f"{len(move.removed)} removed")
     if move.kept_local:
         parts.append(f"local changes kept in: {', '.join(move.kept_local)}")
     if move.fetched is not None:
-        parts.append(f"{move.fetched.chunks} chunks ({human_size(move.fetched.bytes_received)}) fetched from "
-                     f"{move.fetched.remote} in {move.fetched.requests} requests")
+        parts.append(f"{counted(move.fetched.chunks, 'chunk')} ({human_size(move.fetched.bytes_received)}) fetched "
+                     f"from {move.fetched.remote} in {counted(move.fetched.requests, 'request')}")
     return "; ".join(parts)
 
 
@@ -70,7 +79,7 @@ def checkout_command(ctx, args, new_branch, force, as_json, quiet) -> None:
             if not specs:
                 raise click.UsageError("checkout REV -- PATH... needs at least one path")
             result = restore_paths(repo, rev, specs, force, cwd_of(ctx), bar)
-            message = f"Restored {len(result.restored_paths or [])} path(s) from {rev}"
+            message = f"Restored {counted(len(result.restored_paths or []), 'path')} from {rev}"
         elif len(args) == 1:
             result = checkout(repo, args[0], force, bar)  # a remote's branch of that name: a new branch tracking it
             message = (f"Switched to a new branch '{result.branch}'" if result.created_branch

@@ -97,6 +97,16 @@ def set_url_command(ctx, name, url, no_check) -> None:
     _warn_if_unconditional(set_remote_url(open_repo(ctx), name, url, cwd=cwd_of(ctx), check=not no_check))
 
 
+@remote_command.command("get-url")
+@click.argument("name")
+@click.pass_context
+def get_url_command(ctx, name) -> None:
+    """Print the URL of the remote NAME (for scripts, as 'git remote get-url')."""
+    from modelvc.ops.remote import get_remote
+
+    click.echo(get_remote(open_repo(ctx), name).url)
+
+
 def _warn_if_unconditional(remote) -> None:
     if remote.conditional_writes is False:
         click.echo(f"warning: remote '{remote.name}' does not refuse a second create-only write "

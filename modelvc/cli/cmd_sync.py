@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelvc.cli.output import cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
+from modelvc.cli.output import counted, cwd_of, emit_json, human_size, open_repo, progress_bar, quiet_option
 
 JSON_HELP = "Print a summary as JSON: refs, objects, chunks, bytes sent and received, requests."
 
@@ -22,8 +22,9 @@ def _report(result, quiet: bool, as_json: bool, heading: str) -> None:
             click.echo(line, err=True)
     traffic = result.traffic
     moved = traffic.bytes_sent if result.operation == "push" else traffic.bytes_received
-    click.echo(f"{result.objects} objects, {result.chunks} chunks, {human_size(moved)} "
-               f"{'sent' if result.operation == 'push' else 'received'} in {traffic.requests} requests", err=True)
+    click.echo(f"{counted(result.objects, 'object')}, {counted(result.chunks, 'chunk')}, {human_size(moved)} "
+               f"{'sent' if result.operation == 'push' else 'received'} in {counted(traffic.requests, 'request')}",
+               err=True)
 
 
 @click.command("push")
@@ -63,18 +64,20 @@ def push_command(ctx, remote, refs, set_upstream, all_branches, tags, force, dry
 
 @click.command("fetch")
 @click.argument("remote", required=False)
+@click.argument("names", nargs=-1, metavar="[BRANCH]...")
 @click.option("--all-data", is_flag=True,
               help="In a partial clone: fetch every chunk of every version too; the clone is then complete.")
 @quiet_option
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def fetch_command(ctx, remote, all_data, quiet, as_json) -> None:
-    """Download the remote's branches (as origin/BRANCH) and tags, with what they need (from a
-    partial clone's remote: the metadata only, unless --all-data)."""
+def fetch_command(ctx, remote, names, all_data, quiet, as_json) -> None:
+    """Download the remote's branches (as origin/BRANCH) and tags, or only the BRANCHes (or tags)
+    named, with what they need (from a partial clone's remote: the metadata only, unless
+    --all-data)."""
     from modelvc.transfer.fetch import fetch
 
     with progress_bar(quiet or as_json) as bar:
-        result = fetch(open_repo(ctx), remote, progress=bar, all_data=all_data)
+        result = fetch(open_repo(ctx), remote, progress=bar, all_data=all_data, names=names)
     _report(result, quiet, as_json, "From")
 
 

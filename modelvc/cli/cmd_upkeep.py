@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelvc.cli.output import emit_json, human_size, open_repo, progress_bar
+from modelvc.cli.output import counted, emit_json, human_size, open_repo, progress_bar
 from modelvc.errors import IntegrityError
 from modelvc.ids import is_full_id, short
 
@@ -35,11 +35,11 @@ def fsck_command(ctx, read_data, as_json) -> None:
                 click.echo(f"  breaks {path} in {where}", err=True)
         for note in result.notes:
             click.echo(f"note: {note}")
-        click.echo(f"checked {result.commits} commits, {result.objects} objects, {result.chunks} chunks "
-                   f"({human_size(result.chunk_bytes)})")
+        click.echo(f"checked {counted(result.commits, 'commit')}, {counted(result.objects, 'object')}, "
+                   f"{counted(result.chunks, 'chunk')} ({human_size(result.chunk_bytes)})")
     if not result.ok:
         if not as_json:
-            click.echo(f"error: {len(result.problems)} problem(s) found", err=True)
+            click.echo(f"error: {counted(len(result.problems), 'problem')} found", err=True)
         ctx.exit(IntegrityError.exit_code)
 
 
@@ -72,17 +72,18 @@ def gc_command(ctx, prune, grace, as_json) -> None:
     if as_json:
         emit_json(result.to_dict())
         return
-    click.echo(f"expired {result.reflog_entries_expired} reflog entries; "
-               f"removed {result.objects_removed} objects, {result.chunks_removed} chunks, "
-               f"{result.incomplete_removed} incomplete packs; rewrote {result.packs_rewritten} packs "
-               f"into {result.packs_written}; "
+    click.echo(f"expired {counted(result.reflog_entries_expired, 'reflog entry', 'reflog entries')}; "
+               f"removed {counted(result.objects_removed, 'object')}, {counted(result.chunks_removed, 'chunk')}, "
+               f"{counted(result.incomplete_removed, 'incomplete pack')}; "
+               f"rewrote {counted(result.packs_rewritten, 'pack')} into {result.packs_written}; "
                f"freed {human_size(result.bytes_freed)}")
     if result.upgraded_to is not None:
         click.echo(f"upgraded the repository to format {result.upgraded_to}")
 
 
 def share_text(share: dict) -> str:
-    return (f"{share['commit_count']} commit(s), {share['chunk_count']} chunks ({human_size(share['chunk_bytes'])}, "
+    return (f"{counted(share['commit_count'], 'commit')}, {counted(share['chunk_count'], 'chunk')} "
+            f"({human_size(share['chunk_bytes'])}, "
             f"stored as {human_size(share['stored_bytes'])})")
 
 
@@ -101,7 +102,7 @@ def stats_command(ctx, as_json) -> None:
             ("tracked (all versions)", human_size(result.tracked_bytes)),
             ("unique file versions", human_size(result.unique_file_bytes)),
             ("unique chunks", f"{result.unique_chunks} ({human_size(result.unique_chunk_bytes)})"),
-            ("stored", f"{human_size(result.stored_bytes)} in {result.packs} pack(s) + objects"),
+            ("stored", f"{human_size(result.stored_bytes)} in {counted(result.packs, 'pack')} + objects"),
             ("stored / tracked", f"{result.ratio:.3f}"),
             ("chunks by codec", ", ".join(f"{k}: {v}" for k, v in result.codecs.items()) or "-"),
             ("delta blocks", f"{result.delta_chunks} ({human_size(result.delta_raw_bytes)} stored as "

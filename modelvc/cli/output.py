@@ -69,6 +69,11 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 file', '2 files': a count in git's words, never 'file(s)'."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def human_size(count: int | None) -> str:
     if count is None:
         return "-"

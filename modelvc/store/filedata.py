@@ -22,7 +22,15 @@ from modelvc.ids import ChunkId, hash_bytes_raw
 from modelvc.objects import Manifest
 from modelvc.store.chunker import CdcRegion, ChunkParams, ChunkSpan, cdc_window_spans, plan_regions
 from modelvc.store.chunkstore import ChunkStore, ChunkWriter
-from modelvc.store.fileread import DescriptorSource, check_unchanged, read_ahead, read_exact, stable_file
+from modelvc.store.fileread import (
+    DescriptorSource,
+    cached_pages,
+    check_unchanged,
+    pages_spanned,
+    read_ahead,
+    read_exact,
+    stable_file,
+)
 from modelvc.store.parallel import ordered_map
 
 if TYPE_CHECKING:
@@ -247,9 +255,8 @@ class LocalCopy:
     """A file on disk believed to hold `manifest`: a source of chunks that skips the store.
 
     Switching between nearby versions rewrites a file most of whose chunks the old file
-    already holds; reading them from there costs a copy instead of a decode. Nothing is
-    trusted: each reused chunk is hashed like a stored one, and read from the store
-    instead when the file no longer holds it.
+    already holds. Nothing is trusted: each reused chunk is hashed like a stored one, and read
+    from the store instead when the file no longer holds it.
     """
 
     path: Path
@@ -258,6 +265,54 @@ class LocalCopy:
     def offsets_by_id(self) -> dict[bytes, int]:
         return {bytes.fromhex(chunk_id): offset
                 for (chunk_id, _), offset in zip(self.manifest.chunks, self.manifest.chunk_offsets(), strict=True)}
+
+
+# A record at least this fraction of its chunk saves no disk reads over the old file's copy.
+STORED_AS_BIG_AS_RAW = 0.9
+
+
+class _OldFile:
+    """The open local copy, and which source of each chunk costs less.
+
+    A chunk in the page cache is copied from the old file (a memory copy). One that is not
+    would be read from the disk either way: from the old file at its full size, or from the
+    store at its record's, 0.6 of it for bf16, plus the decoding. Where the disk is the
+    bottleneck the smaller read wins, so the store is read unless its record saves nothing
+    (stored raw) or needs its bases decoded too (a delta); without the kernel's page-cache
+    count (cachestat, Linux 6.5) the old file is read, as it is always the source that needs
+    no decoding. A chunk the store cannot give intact is taken from the old file whatever it
+    costs.
+    """
+
+    def __init__(self, fd: int, offsets: dict[bytes, int], store: ChunkStore) -> None:
+        self.fd = fd
+        self.offsets = offsets
+        self.store = store
+
+    def read(self, chunk_id: ChunkId, length: int) -> bytes | memoryview:
+        from modelvc.errors import IntegrityError
+
+        offset = self.offsets.get(chunk_id)
+        if offset is None:
+            return self.store.read(chunk_id)
+        if self._copy_costs_less(chunk_id, offset, length):
+            data = _read_verified(self.fd, offset, length, chunk_id)
+            return self.store.read(chunk_id) if data is None else data
+        try:
+            return self.store.read(chunk_id)
+        except IntegrityError:
+            data = _read_verified(self.fd, offset, length, chunk_id)
+            if data is None:
+                raise
+            return data
+
+    def _copy_costs_less(self, chunk_id: ChunkId, offset: int, length: int) -> bool:
+        cached = cached_pages(self.fd, offset, length)
+        if cached is None or cached >= pages_spanned(offset, length):
+            return True
+        location = self.store.index.locate(chunk_id)
+        return (location is None or location.base is not None
+                or location.payload_len >= STORED_AS_BIG_AS_RAW * location.raw_len)
 
 
 def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
@@ -277,16 +332,14 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
     offsets = manifest.chunk_offsets()
     indexes = [index for index in range(len(manifest.chunks)) if index not in done]
     groups = batches(indexes, [manifest.chunks[index][1] for index in indexes])
-    with _opened(local) as (local_fd, local_offsets):
+    with _opened(local, store) as old_file:
 
         def fetch_and_write(group: list[int]) -> int:
             written = 0
             for index in group:
                 chunk_id_hex, length = manifest.chunks[index]
                 chunk_id = bytes.fromhex(chunk_id_hex)
-                offset = local_offsets.get(chunk_id)
-                local_data = None if offset is None else _read_verified(local_fd, offset, length, chunk_id)
-                data = store.read(chunk_id) if local_data is None else local_data
+                data = store.read(chunk_id) if old_file is None else old_file.read(chunk_id, length)
                 pwrite_all(fd, data, base + offsets[index])
                 written += length
             return written
@@ -302,8 +355,8 @@ def write_file(manifest: Manifest, handle: BinaryIO, store: ChunkStore,
 
 
 @contextmanager
-def _opened(local: LocalCopy | None) -> Iterator[tuple[int, dict[bytes, int]]]:
-    """The local copy's descriptor and chunk offsets; none at all when it cannot be opened."""
+def _opened(local: LocalCopy | None, store: ChunkStore) -> Iterator[_OldFile | None]:
+    """The local copy, open; None when there is none or it cannot be opened."""
     fd = -1
     if local is not None:
         try:
@@ -311,7 +364,7 @@ def _opened(local: LocalCopy | None) -> Iterator[tuple[int, dict[bytes, int]]]:
         except OSError:
             local = None
     try:
-        yield fd, (local.offsets_by_id() if local is not None else {})
+        yield _OldFile(fd, local.offsets_by_id(), store) if local is not None else None
     finally:
         if fd >= 0:
             os.close(fd)

@@ -10,9 +10,11 @@ read or a vanished file is a FileChangedError.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -103,6 +105,53 @@ def read_ahead(fd: int, offset: int, length: int) -> None:
     """Ask the kernel to read a range ahead (a no-op when it is in the page cache)."""
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+
+
+_cachestat: Callable[[int, int, int], int | None] | None | bool = False
+_CACHESTAT_SYSCALL = 451  # the same number on every Linux architecture (6.5 and later)
+
+
+def cached_pages(fd: int, offset: int, length: int) -> int | None:
+    """How many of the pages holding a range of a file are in the page cache, or None where
+    the kernel cannot tell (cachestat(2) is Linux 6.5 and later)."""
+    global _cachestat
+    if _cachestat is False:
+        _cachestat = _load_cachestat()
+    return _cachestat(fd, offset, length) if callable(_cachestat) else None
+
+
+def pages_spanned(offset: int, length: int) -> int:
+    page = mmap.PAGESIZE
+    return (offset + length + page - 1) // page - offset // page if length > 0 else 0
+
+
+def _load_cachestat() -> Callable[[int, int, int], int | None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError):
+        return None
+    syscall.restype = ctypes.c_long
+    span = ctypes.c_uint64 * 2  # struct cachestat_range: off, len
+    counts = ctypes.c_uint64 * 5  # struct cachestat: nr_cache, nr_dirty, nr_writeback, nr_evicted, ...
+
+    def cachestat(fd: int, offset: int, length: int) -> int | None:
+        answer = counts()
+        # syscall(2) takes longs: each argument is passed as one, whatever the kernel reads of it
+        if syscall(ctypes.c_long(_CACHESTAT_SYSCALL), ctypes.c_long(fd), ctypes.byref(span(offset, length)),
+                   ctypes.byref(answer), ctypes.c_long(0)) != 0:
+            return None
+        return int(answer[0])
+
+    probe = os.open(os.devnull, os.O_RDONLY)
+    try:
+        works = cachestat(probe, 0, 1) is not None  # ENOSYS before Linux 6.5, or where a sandbox forbids it
+    finally:
+        os.close(probe)
+    return cachestat if works else None
 
 
 def check_unchanged(path: str | Path, before: os.stat_result, shown: str, follow_links: bool = False) -> None:

@@ -3,7 +3,8 @@
 Order: the metadata objects the local store lacks (ranged reads of the remote's metadata packs),
 then the chunks the new file versions need (chunkfetch.py), then the objects themselves, then
 the remote-tracking refs `refs/remotes/NAME/BRANCH` and new tags, each only once its whole
-closure is stored. A fetch killed part-way and run again reads only what is still missing.
+closure is stored (only the branches or tags named, when some are: `fetch origin main`). A
+fetch killed part-way and run again reads only what is still missing.
 
 From a partial clone's remote (`remote.NAME.partial`) a fetch brings the metadata only: checkout
 fetches the chunks of what it writes (lazy.py). `all_data` completes the store instead: every
@@ -16,8 +17,10 @@ are a set of self-contained records: joining them is always right, nothing is lo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from modelvc import objects as objmod
-from modelvc.errors import MissingObjectError
+from modelvc.errors import MissingObjectError, UnknownRevisionError
 from modelvc.ids import short
 from modelvc.ops.chainjoin import chain_ids, join_chains
 from modelvc.ops.remote import get_remote, set_partial
@@ -33,8 +36,9 @@ from modelvc.transfer.upstream import default_remote
 
 
 def fetch(repo: Repo, remote_name: str | None = None, progress: Progress = NO_PROGRESS,
-          all_data: bool = False) -> TransferResult:
-    """Fetch every branch and tag of the remote (default: the current branch's, else origin)."""
+          all_data: bool = False, names: Sequence[str] = ()) -> TransferResult:
+    """Fetch every branch and tag of the remote (default: the current branch's, else origin),
+    or only the branches (else tags) `names` names, as `git fetch origin main` does."""
     remote = get_remote(repo, remote_name or default_remote(repo))
     result = TransferResult("fetch", remote.name, remote.url, partial=remote.partial and not all_data)
     with connected(repo, remote) as conn, repo.transaction():
@@ -51,7 +55,7 @@ def fetch(repo: Repo, remote_name: str | None = None, progress: Progress = NO_PR
             raise MissingObjectError(f"object {short(object_id)} is on neither the remote {remote.url} nor the "
                                      "local store", hint="nothing was stored; the remote needs repair")
 
-        tips = {ref.name: ref.commit for ref in view.refs.values()}
+        tips = _named(names, {ref.name: ref.commit for ref in view.refs.values()})
         found = closure(tips.values(), load, lambda object_id: object_id not in fetched and repo.objects.has(object_id))
         if not result.partial:
             result.chunks = fetch_chunks(repo, conn, found.chunks, progress).chunks
@@ -69,6 +73,19 @@ def fetch(repo: Repo, remote_name: str | None = None, progress: Progress = NO_PR
                         if (update := _follow_registry(repo, name, head)) is not None]
         result.traffic = conn.backend.traffic
     return result
+
+
+def _named(names: Sequence[str], tips: dict[str, str]) -> dict[str, str]:
+    """The remote's refs a fetch brings: all of them, or the branch (else the tag) of each name."""
+    if not names:
+        return tips
+    chosen = {}
+    for name in names:
+        full = next((full for full in (f"{HEADS}{name}", f"{TAGS}{name}", name) if full in tips), None)
+        if full is None or full.startswith(REGISTRY_NAMESPACES):
+            raise UnknownRevisionError(f"couldn't find remote ref {name}")
+        chosen[full] = tips[full]
+    return chosen
 
 
 def _reachable_chunks(repo: Repo) -> set[bytes]:

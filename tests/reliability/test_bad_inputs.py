@@ -238,9 +238,9 @@ def test_malformed_model_file_is_stored_exactly_and_read_as_plain_bytes(mvc, wor
     data = MALFORMED[name]
     (work / path).write_bytes(data)
     added = mvc("add", path)
-    assert added.stdout.startswith(f"add '{path}'\n1 file(s) staged: {len(data)} B new data, stored as ")
+    assert added.stdout.startswith(f"add '{path}'\n1 file staged: {len(data)} B new data, stored as ")
     commit = mvc("commit", "-q", "-m", "malformed").stdout.strip()
-    assert mvc("show", f"HEAD:{path}").stdout == f"{path} at {commit}: {len(data)} B, 1 chunk(s)\n"
+    assert mvc("show", f"HEAD:{path}").stdout == f"{path} at {commit}: {len(data)} B, 1 chunk\n"
     if good is not None:
         assert mvc("diff", "HEAD~1", "HEAD").stdout == (
             f"modified  {path}  {len(good)} B -> {len(data)} B  (shares 0 B, 0% with the old version)\n"

@@ -390,7 +390,7 @@ def test_a_damaged_head_is_a_corrupt_ref_exit_7_found_by_fsck(repo_v1, content):
     hint = "hint: it should hold 'ref: refs/heads/<branch>' or a commit id\n"
     expect(mvc("status", ok=False), 7, f"error: {message}\n{hint}")
     fsck = mvc("fsck", ok=False)
-    expect(fsck, 7, f"corrupt HEAD: {message}\nerror: 1 problem(s) found\n")
+    expect(fsck, 7, f"corrupt HEAD: {message}\nerror: 1 problem found\n")
     head.write_bytes(b"ref: refs/heads/main\n")
     committed(mvc, work, {"v1": {"model.bin": random_bytes(50_000, seed=1)}})
 
@@ -405,7 +405,7 @@ def test_a_non_utf8_ref_is_a_corrupt_ref_exit_7_found_by_fsck_and_gc_refuses(rep
     message = f"ref {ref} is corrupt: it holds {shown!r} instead of a commit id"
     hint = "hint: run 'mvc fsck', then point it at a good commit from 'mvc reflog'\n"
     expect(mvc("branch" if "heads" in ref else "tag", ok=False), 7, f"error: {message}\n{hint}")
-    expect(mvc("fsck", ok=False), 7, f"corrupt {ref}: {message}\nerror: 1 problem(s) found\n")
+    expect(mvc("fsck", ok=False), 7, f"corrupt {ref}: {message}\nerror: 1 problem found\n")
     gc = mvc("gc", ok=False)
     assert gc.exit_code == 7 and gc.stderr.startswith("error: gc refused:"), gc.stderr
     path.write_bytes(good)
@@ -436,7 +436,7 @@ def test_a_damaged_config_key_is_a_config_error_exit_14_found_by_fsck(repo_v1, c
     write(work / "model.bin", random_bytes(50_000, seed=2))
     expect(mvc("add", "model.bin", ok=False), 14, f"error: {message}\n{hint}")
     mvc("log")  # reading history needs none of these keys
-    expect(mvc("fsck", ok=False), 7, f"corrupt config: {message}\nerror: 1 problem(s) found\n")
+    expect(mvc("fsck", ok=False), 7, f"corrupt config: {message}\nerror: 1 problem found\n")
     (work / ".mvc" / "config").write_bytes(original)
     committed(mvc, work, {"v1": {"model.bin": random_bytes(50_000, seed=1)}})
 
