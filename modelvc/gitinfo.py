@@ -101,7 +101,12 @@ def _umask() -> int:
     return mask
 
 
-def git_config(root: Path, key: str) -> str | None:
-    out = run_git(root, "config", "--get", key)
-    value = out.decode(errors="replace").strip() if out else ""
-    return value or None
+def git_identity(root: Path) -> tuple[str | None, str | None]:
+    """git's user.name and user.email, each as `git config --get` gives it (of several values
+    the last: the repository's over the global file's), from one git process for both."""
+    out = run_git(root, "config", "-z", "--get-regexp", r"^user\.(name|email)$")
+    values: dict[str, str] = {}
+    for item in out.decode(errors="replace").split("\0") if out else ():
+        key, _, value = item.partition("\n")  # a key set without a value has no newline
+        values[key] = value.strip()
+    return values.get("user.name") or None, values.get("user.email") or None

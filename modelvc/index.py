@@ -241,6 +241,15 @@ class Index:
         self.digest = _digest(data)
         self.mtime_ns = os.stat(self.path).st_mtime_ns
 
+    def save_staged(self) -> None:
+        """Save what `add` staged (having called note_change before each change). When only stat
+        fields changed (files touched, found the same when read), the entries still make the
+        tree the index recorded: it is kept, so status and commit need not read it."""
+        if self.tree_id is not None and self.base_tree == self.tree_id and not self.changed_from_base():
+            self.save(self.tree_id, commit_id=self.commit_id)
+        else:
+            self.save(keep_base=True)
+
     def is_unchanged(self, entry: IndexEntry, st: os.stat_result) -> bool:
         return entry.matches_stat(st, self.mtime_ns)
 

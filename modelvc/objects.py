@@ -338,6 +338,49 @@ def encode_tree(paths: Sequence[str], manifest_ids: Iterable[str], sizes: Iterab
     return ('{"entries":[' + "".join(parts) + '}],"type":"tree"}').encode("utf-8")
 
 
+_TREE_START, _TREE_END = len(b'{"entries":['), len(b'],"type":"tree"}')
+
+
+def patch_tree(old: bytes, changes: Sequence[tuple[TreeEntry, TreeEntry | None]]) -> bytes | None:
+    """What encode_tree gives for the tree `old` encodes with some entries replaced or removed
+    ((entry in `old`, its replacement or None) each), by editing `old`: one search of it per
+    change instead of encoding every entry again. None when it cannot (an entry is not there,
+    or removals meet around one comma): then encode the tree.
+
+    An entry's text begins '{"file":"', which no string inside a tree can hold (its quotes
+    would be escaped), so a match is a whole entry."""
+    edits: list[tuple[int, int, bytes]] = []
+    for before, after in changes:
+        text = _entry_text(before)
+        start = old.find(text)
+        if start < 0:
+            return None
+        end = start + len(text)
+        if after is not None:
+            edits.append((start, end, _entry_text(after)))
+        elif old[end:end + 1] == b",":
+            edits.append((start, end + 1, b""))
+        elif old[start - 1:start] == b",":
+            edits.append((start - 1, end, b""))
+        else:  # the only entry
+            return None
+    view = memoryview(old)  # the unchanged runs are copied once, by the join
+    parts: list[bytes | memoryview] = []
+    done = 0
+    for start, end, text in sorted(edits):
+        if start < done:
+            return None
+        parts += [view[done:start], text]
+        done = end
+    parts.append(view[done:])
+    return b"".join(parts)
+
+
+def _entry_text(entry: TreeEntry) -> bytes:
+    """One entry as encode_tree writes it inside a tree."""
+    return encode_tree([entry.path], [entry.manifest_id], [entry.size], [entry.mode])[_TREE_START:-_TREE_END]
+
+
 def _as_json_writes_it(text: str) -> bool:
     """Whether json.dumps(ensure_ascii=False) writes each string of `text` as it is between
     quotes: it escapes only quotes, backslashes and control characters below 0x20 (a text

@@ -117,6 +117,7 @@ class Repo:
         self._index: Index | None = None
         self._index_stamp: Stamp | None = None
         self._checked_trees: set[str] = set()
+        self._git_user: tuple[str | None, str | None] | None = None  # git's user.name and user.email, once asked
         # Layout and chunks of the model files this Repo staged last, by manifest id: the next
         # add of the same path takes its delta base from here instead of reading it back.
         self.staged_layouts: dict[str, tuple[Layout, tuple[tuple[str, int], ...]]] = {}
@@ -273,9 +274,10 @@ class Repo:
 
     def save_unsaved_index(self) -> None:
         """Write the index if this transaction staged changes whose save it left to a commit
-        that did not come (ops/add.py staged_for_commit)."""
+        that did not come (ops/add.py staged_for_commit): a `commit -a` that found nothing to
+        commit but touched files keeps the tree id the index records, as `add` would."""
         if self._index is not None and self._index.unsaved:
-            self._index.save(keep_base=True)
+            self._index.save_staged()
 
     def _read_index(self) -> Index:
         """The index. Before the first commit there is nothing to rebuild a corrupt one from
@@ -482,10 +484,11 @@ class Repo:
         name = os.environ.get("MVC_AUTHOR_NAME") or effective(self.config, "user.name")
         email = os.environ.get("MVC_AUTHOR_EMAIL") or effective(self.config, "user.email")
         if not (name and email):
-            from modelvc.gitinfo import git_config
+            if self._git_user is None:  # one git process for both keys, once: a commit asks twice (its reflog line)
+                from modelvc.gitinfo import git_identity
 
-            name = name or git_config(self.root, "user.name")
-            email = email or git_config(self.root, "user.email")
+                self._git_user = git_identity(self.root)
+            name, email = name or self._git_user[0], email or self._git_user[1]
         if name and email:
             return name, email
         if required:

@@ -10,8 +10,9 @@ there. The index never holds one.
 from __future__ import annotations
 
 import operator
+from bisect import bisect_left
 from collections.abc import Iterable
-from itertools import islice
+from itertools import compress, islice
 
 from modelvc.errors import UnsafePathError
 from modelvc.worktree import MVC_DIR
@@ -85,28 +86,39 @@ def check_link_target(target: str, where: str) -> None:
         raise UnsafePathError(f"{where} is a symbolic link with an invalid target {target!r}")
 
 
-_UNSAFE_IN_JOINED = ("\0\0", "\0/", "/\0", "//", "\0.\0", "\0./", "/./", "/.\0", "\0..\0", "\0../", "/../",
-                     "/..\0", "\0.mvc\0", "\0.mvc/", "/.mvc/", "/.mvc\0", "\0.git\0", "\0.git/", "/.git/", "/.git\0")
-
-
-_EMPTY_COMPONENT = ("\0\0", "\0/", "/\0", "//")
+# Components no path may have, in the joined paths with every "/" made a NUL (any case: see
+# check_paths): an empty one is two NULs in a row.
+_UNSAFE_COMPONENTS = ("\0.\0", "\0..\0", "\0.mvc\0", "\0.git\0")
 
 
 def paths_look_safe(paths: list[str]) -> bool:
     """True when `paths` surely pass check_paths (without .git): a few searches of the paths
     joined, not a loop over them, for the index's tens of thousands. False means: run
     check_paths for the exact problem (there may be none)."""
+    if not paths:
+        return True
     try:
         joined = "\0" + "\0".join(paths).lower() + "\0"
         if not joined.isascii():
             joined.encode("utf-8")
     except (TypeError, UnicodeEncodeError):
         return False
-    if joined.count("\0") != len(paths) + 1 or any(part in joined for part in _EMPTY_COMPONENT) or (
-            ("\0." in joined or "/." in joined) and any(part in joined for part in _UNSAFE_IN_JOINED)):
-        return not paths  # each search of a 50,000-path text takes ~2 ms: the rest only after a dot
-    if not all(map(operator.lt, paths, islice(paths, 1, None))) and len(set(paths)) != len(paths):
-        return False  # strictly ascending (an index's, a tree's) is unique, known without a set
+    if joined.count("\0") != len(paths) + 1:  # a NUL inside a path
+        return False
+    components = joined.replace("/", "\0")  # one search for an empty component, not four
+    if "\0\0" in components or ("\0." in components and any(part in components for part in _UNSAFE_COMPONENTS)):
+        return False  # each search of a 50,000-path text takes ~1.5 ms: the rest only after a dot
+    if all(map(operator.lt, paths, islice(paths, 1, None))):
+        # Strictly ascending (an index's, a tree's): unique, and a path that is also a directory
+        # is followed at once by a path that begins with it (all between it and "it/..." do).
+        for path in compress(paths, map(str.startswith, islice(paths, 1, None), paths)):
+            below = path + "/"
+            at = bisect_left(paths, below)
+            if at < len(paths) and paths[at].startswith(below):
+                return False
+        return True
+    if len(set(paths)) != len(paths):
+        return False
     directories = {path.rpartition("/")[0] for path in paths}
     ancestors = set(directories)
     for directory in directories:

@@ -98,6 +98,42 @@ def test_identity_comes_from_config_then_git_then_fails_like_git(mvc, work, home
     assert mvc.json("show")["author"]["name"] == "Env Name"
 
 
+def test_identity_from_git_is_what_git_config_get_gives_each_key_from_one_git_process(mvc, work, home, monkeypatch):
+    from modelvc import gitinfo
+
+    monkeypatch.delenv("MVC_AUTHOR_NAME")
+    monkeypatch.delenv("MVC_AUTHOR_EMAIL")
+    asked = []
+    real = gitinfo.run_git
+    monkeypatch.setattr(gitinfo, "run_git", lambda cwd, *args, **kw: asked.append(args) or real(cwd, *args, **kw))
+    gitconfig = home / "gitconfig"
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    gitconfig.write_text("[user]\n\tname = Only Name\n")
+    result = _commit(mvc, work, "a.bin")  # one key is not an identity
+    assert result.exit_code == 15
+    assert result.stderr == f"error: {IDENTITY_UNKNOWN}\nhint: or set MVC_AUTHOR_NAME and MVC_AUTHOR_EMAIL\n"
+    mvc("config", "user.email", "mvc@example.com")  # the other from mvc's config
+    asked.clear()
+    assert _commit(mvc, work, "a.bin").exit_code == 0
+    assert _author(mvc) == ("Only Name", "mvc@example.com")
+    assert [args for args in asked if "config" in args] == [
+        ("config", "-z", "--get-regexp", r"^user\.(name|email)$")]  # the commit and its reflog line: one process
+    mvc("config", "--unset", "user.email")
+    # Of several values the last, whatever the case of the section and key; a key without a
+    # value is none, and a subsection's key is another key.
+    gitconfig.write_text("[user]\n\tname\n\temail = first@example.com\n[user]\n\temail = last@example.com\n"
+                         "[User]\n\tNAME = Last Name\n[user \"work\"]\n\tname = Sub Name\n")
+    assert _commit(mvc, work, "b.bin").exit_code == 0
+    assert _author(mvc) == ("Last Name", "last@example.com")
+    git(work, "init", "-q")  # a repository's own config wins over the global one
+    git(work, "config", "user.email", "local@example.com")
+    assert _commit(mvc, work, "c.bin").exit_code == 0
+    assert _author(mvc) == ("Last Name", "local@example.com")
+    gitconfig.write_text("[user]\n\tname\n")
+    git(work, "config", "--unset", "user.email")
+    assert _commit(mvc, work, "d.bin").exit_code == 15  # a value-less name is no name
+
+
 def test_rollback_without_identity_changes_nothing(mvc, work, home, monkeypatch):
     for data in (b"one", b"two"):
         write(work / "m.bin", data)

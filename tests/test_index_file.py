@@ -156,6 +156,8 @@ def test_an_unsafe_path_in_an_index_file_is_refused(tmp_path, paths, problem):
     [], ["a"], ["a/b", "a/c", "b"], ["a-b", "a/b", "a.b"], ["x/.gitignore", "x/.mvcignore", "x/...", "x/.g"],
     [".", "a"], ["a/./b"], ["a/"], [""], ["a\0b"], ["a", "a"], ["a", "a/b/c"], ["a/b", "a/b/c/d"], ["x/.Git/y"],
     ["x/.mvc"], ["\udcff.bin"], ["/a"], ["a//b"], ["a/.."], ["../a"],
+    ["a", "a.txt", "a/b"], ["a", "a-b", "a-b/c", "a.d", "a/x/y"], ["a", "a.txt"], ["a", "ab/c"],
+    ["d/a", "d/a b", "d/a/c"],
     ["a/.hidden/b", "a/..b", "a./b", "b.", ".c"], ["./a"], ["a/b/"], [".mvc"], ["A/.MvC/x"], ["x/.git"], ["a", ""],
 ])
 def test_the_quick_path_check_never_passes_what_check_paths_refuses(paths):

@@ -14,8 +14,6 @@ from modelvc.errors import UsageError
 from modelvc.ignore import IgnoreRules
 from modelvc.index import Index, IndexEntry, mode_of, stat_entry
 from modelvc.objects import Manifest, TreeEntry
-from modelvc.ops.gitside import GitignoreUpdate
-from modelvc.ops.pathspec import expand, expand_specs
 from modelvc.progress import NO_PROGRESS, Progress
 from modelvc.repo import Repo
 from modelvc.worktree import (
@@ -28,9 +26,11 @@ from modelvc.worktree import (
 )
 
 if TYPE_CHECKING:  # what storing files needs is imported only when a file is stored: `add .` with
-    # nothing changed, and status, never load the chunker, codecs and format readers
+    # nothing changed, and status, never load the chunker, codecs and format readers (nor
+    # commit -a the path specs and git's side)
     from modelvc.formats import Layout
     from modelvc.layoutindex import LayoutIndex
+    from modelvc.ops.gitside import GitignoreUpdate
     from modelvc.store.filedata import PreviousVersion
 
 
@@ -71,6 +71,7 @@ def add(repo: Repo, specs: list[str], cwd: Path | None = None, progress: Progres
     only inside staged_for_commit, which sees that the index is written."""
     from modelvc.config import effective
     from modelvc.ops.gitside import ignore_stored, split_for_git
+    from modelvc.ops.pathspec import expand_specs
 
     if gitignore is None:
         gitignore = bool(effective(repo.config, "core.gitignore"))
@@ -192,12 +193,9 @@ def _stage(repo: Repo, paths: list[str], progress: Progress, dereference: bool =
 
 
 def _save_staged(index: Index, now: bool) -> None:
-    """When only stat fields changed (files touched, found the same when read), the entries
-    still make the tree the index recorded: it is kept, so status and commit need not read it."""
-    if now and index.tree_id is not None and index.base_tree == index.tree_id and not index.changed_from_base():
-        index.save(index.tree_id, commit_id=index.commit_id)
-    elif now:
-        index.save(keep_base=True)
+    """Save now, or leave the save to the commit in the same transaction (staged_for_commit)."""
+    if now:
+        index.save_staged()
     else:
         index.unsaved = True
 
@@ -322,6 +320,7 @@ def rm(repo: Repo, specs: list[str], cached: bool, force: bool = False, cwd: Pat
     As git's rm: nothing is done when it would lose content no commit holds (see refuse_rm).
     """
     from modelvc.ops.materialize import refuse_links_in_the_way
+    from modelvc.ops.pathspec import expand
     from modelvc.safefs import TreeDirs
 
     cwd = cwd or Path.cwd()

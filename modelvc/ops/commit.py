@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelvc.errors import CorruptIndexError, NothingToCommitError, UsageError
+from modelvc.errors import CorruptIndexError, MvcError, NothingToCommitError, UsageError
 from modelvc.gitinfo import code_version
-from modelvc.ids import short
-from modelvc.index import IndexEntry
+from modelvc.ids import ObjectId, hash_bytes, short
+from modelvc.index import Index, IndexEntry
 from modelvc.metricsfiles import TRAINER_STATE, FilePath, parse_document, read_values, trainer_state_metrics
-from modelvc.objects import Commit, TreeEntry, encode_tree
-from modelvc.ops.workstate import tree_from_index
+from modelvc.objects import Commit, TreeEntry, encode_tree, patch_tree
 from modelvc.repo import Repo
 from modelvc.vocabulary import commit_dict
 
@@ -93,6 +92,32 @@ def _changed_paths(old: tuple[TreeEntry, ...], new: tuple[TreeEntry, ...]) -> se
     return {key[0] for key in before ^ after}
 
 
+# Up to this many changed entries, the new tree is HEAD's edited (one search of its encoding
+# each, about 1 ms at 50,000 entries) rather than encoded from the index (35 ms).
+PATCH_MAX_CHANGES = 16
+
+
+def _new_tree(repo: Repo, index: Index, head_tree: ObjectId | None, changed_paths: set[str]) -> bytes:
+    """The encoding of the tree the index makes: when a few entries of HEAD's tree (the index's
+    base) were replaced or removed, that tree edited; else encoded from every entry."""
+    if head_tree is not None and index.base_tree == head_tree and 0 < len(changed_paths) <= PATCH_MAX_CHANGES:
+        changes: list[tuple[TreeEntry, TreeEntry | None]] = []
+        for path in sorted(changed_paths):
+            before, now = index.changed_since_base[path], index.entry(path)
+            if before is None:  # a new path: where it goes is not looked for
+                break
+            changes.append((TreeEntry(path, *before),
+                            None if now is None else TreeEntry(path, now.manifest_id, now.size, now.mode)))
+        else:
+            try:
+                patched = patch_tree(repo.objects.read_verified(head_tree), changes)
+            except MvcError:  # HEAD's tree unreadable: the index alone makes the new one
+                patched = None
+            if patched is not None:
+                return patched
+    return encode_tree(*index.tree_columns())
+
+
 def committed_trainer_metrics(repo: Repo, old: dict[str, TreeEntry], new: dict[str, TreeEntry]) -> dict[str, Any]:
     """The Trainer metrics of the trainer_state.json this commit adds or changes, as staged; of
     several (a whole output directory added), the one with the highest step."""
@@ -134,9 +159,14 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
         index = repo.index  # the lock holder's: read afresh, or as `commit -a` just staged it
         head = repo.refs.head()
         head_tree = repo.read_commit(head.commit).tree if head.commit else None
+        tree_data = None
         if head_tree is not None and index.base_tree == head_tree:  # only what `add` changed
             changed_paths = index.changed_from_base()
+        elif head_tree is not None and hash_bytes(tree_data := encode_tree(*index.tree_columns())) == head_tree:
+            changed_paths = set()  # the index makes HEAD's tree: known without reading that tree
         else:
+            from modelvc.ops.workstate import tree_from_index
+
             changed_paths = _changed_paths(repo.tree_of(head.commit).entries, tree_from_index(repo).entries)
         changed = len(changed_paths)
         check_staged(repo, [entry for path in sorted(changed_paths) if (entry := index.entry(path)) is not None])
@@ -145,13 +175,17 @@ def commit(repo: Repo, message: str, metrics: dict[str, Any] | None = None, para
                                        hint="stage changes with 'mvc add', or use --allow-empty")
         recorded = values.metrics
         if trainer_state is True:  # the lowest precedence, as a Trainer directory's
+            from modelvc.ops.workstate import tree_from_index
+
             old = repo.tree_of(head.commit).as_map()
             new_map = tree_from_index(repo).as_map()
             recorded = dict(sorted((committed_trainer_metrics(repo, old, new_map) | recorded).items()))
         parents = (head.commit,) if head.commit else ()
         parent_params = repo.read_commit(head.commit).params if head.commit else {}
+        if tree_data is None:
+            tree_data = _new_tree(repo, index, head_tree, changed_paths)
         with repo.objects.batch():  # tree and commit written together, before the ref
-            tree_id = repo.objects.put_encoded(encode_tree(*index.tree_columns()))
+            tree_id = repo.objects.put_encoded(tree_data)
             new = Commit(tree_id, parents, author, message, recorded, values.params_over(parent_params),
                          dict(meta or {}), code)
             commit_id = repo.objects.put(new)
