@@ -416,8 +416,8 @@ class Repo:
         chunks, objects = self._chunks, self._objects
         if chunks is not None and chunks.packs_sealed:
             self._consolidate_chunk_packs(chunks)
-        if objects is not None and objects.packed and objects.loose_written:
-            self._pack_loose_objects(objects)
+        if objects is not None and objects.packed and (objects.loose_written or objects.packs_sealed):
+            self._tidy_metadata(objects)
 
     def _consolidate_chunk_packs(self, chunks: ChunkStore) -> None:
         from modelvc.store.consolidate import auto_consolidate
@@ -433,23 +433,29 @@ class Repo:
             if merged:  # else the loaded index already holds this writer's packs (add_sealed)
                 chunks.reload()
 
-    def _pack_loose_objects(self, objects: ObjectStore) -> None:
+    def _tidy_metadata(self, objects: ObjectStore) -> None:
+        """Pack the loose metadata objects past gc.auto_loose of them, then merge the metadata
+        packs past gc.auto_packs: batches of objects (an add of several files) seal packs of
+        their own, which would otherwise pile up, each index read by every command."""
         from modelvc.store.consolidate import auto_consolidate
 
-        objects.loose_written = 0
-        threshold = self._auto_threshold("gc.auto_loose", "loose objects were not packed")
-        packed = True  # until known otherwise: a failure part-way may have written packs
+        wrote_loose, sealed = objects.loose_written, objects.packs_sealed
+        objects.loose_written = objects.packs_sealed = 0
+        changed = True  # until known otherwise: a failure part-way may have written packs
         try:
-            packed = threshold is not None and 0 < threshold < objects.count_loose(threshold)
+            loose = self._auto_threshold("gc.auto_loose", "loose objects were not packed") if wrote_loose else None
+            packed = loose is not None and 0 < loose < objects.count_loose(loose)
             if packed:
                 objects.pack_loose()
+            merged = False
+            if packed or sealed:
                 packs = self._auto_threshold("gc.auto_packs", "packs were not consolidated")
-                if packs is not None:
-                    auto_consolidate(objects.pack_set(), packs)
+                merged = packs is not None and auto_consolidate(objects.pack_set(), packs) is not None
+            changed = packed or merged  # loose objects need no index: nothing to read again otherwise
         except (MvcError, OSError) as exc:
-            self.warn(f"packing loose objects failed (the command's work is saved; 'mvc gc' retries): {exc}")
+            self.warn(f"packing metadata objects failed (the command's work is saved; 'mvc gc' retries): {exc}")
         finally:
-            if packed:  # loose objects need no index: nothing to read again otherwise
+            if changed:
                 objects.reload()
 
     def _auto_threshold(self, key: str, otherwise: str) -> int | None:

@@ -78,6 +78,7 @@ class ObjectStore:
         self._local = threading.local()  # each thread's zstd decompressor, made once
         self._verified: dict[str, bytes] | None = None  # set by `bulk_verified`
         self.loose_written = 0  # loose objects this process wrote: the auto-packing's cue
+        self.packs_sealed = 0  # metadata packs its batches sealed: the auto-consolidation's cue
 
     # -- the packs' index -----------------------------------------------------------------
     @property
@@ -175,6 +176,7 @@ class ObjectStore:
             writer.abort()
             self.reload()
             raise
+        self.packs_sealed += len(sealed)
         with self._index_lock:  # the new packs join the loaded index, unless others changed too
             if self._index is not None and not self._index.add_sealed(sealed):
                 self._index = None

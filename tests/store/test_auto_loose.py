@@ -113,3 +113,23 @@ def test_bulk_reading_verifies_each_record_and_leaves_out_the_damaged_one(mvc, w
         held = dict(repo.objects._verified_records(name))
         assert sorted(held) == sorted(ids[1:]) and len(ids) == 7
         assert all(repo.objects.read_verified(object_id) == data for object_id, data in held.items())
+
+
+def test_metadata_packs_sealed_by_batches_are_merged_past_gc_auto_packs(mvc, work):
+    """An add of three files seals a metadata pack of its manifests: without gc.auto_loose ever
+    being reached, those packs are merged once more than gc.auto_packs of them stand."""
+    mvc("config", "gc.auto_packs", "3")
+    names = ["a.txt", "b.txt", "c.txt"]
+    counts = []
+    for number in range(6):
+        for name in names:
+            (work / name).write_bytes(f"{name} {number}\n".encode())
+        mvc("add", *names)
+        counts.append(len(meta_packs(work)) // 2)  # each pack has its index
+    assert loose_objects(work) == []  # only batches of three: nothing went loose
+    assert counts == [1, 2, 3, 1, 2, 3]  # the add that sealed the fourth merged them
+    manifests = every_object(work)
+    assert len(manifests) == 18
+    with Repo(work) as repo:  # every manifest reads back from the merged packs
+        assert all(repo.objects.get(object_id) is not None for object_id in manifests)
+    assert mvc.json("fsck")["ok"] is True
