@@ -69,9 +69,7 @@ def show_remote(repo: Repo, name: str) -> RemoteShown:
     from modelvc.transfer.upstream import upstream_of
 
     remote = get_remote(repo, name)
-    prefix = f"{name}/"
-    tracking = {branch[len(prefix):]: commit for branch, commit in sorted(repo.refs.remote_branches().items())
-                if branch.startswith(prefix)}
+    tracking = dict(sorted(repo.refs.under(f"refs/remotes/{name}/").items()))
     pulled_by = {branch: upstream.merge[len(HEADS):] for branch in sorted(repo.refs.branches())
                  if (upstream := upstream_of(repo.config, branch)) is not None and upstream.remote == name}
     return RemoteShown(remote, tracking, pulled_by)
